@@ -1,0 +1,1 @@
+//! Criterion benchmarks for tidings live in `benches/`; this library is empty.

@@ -1,0 +1,321 @@
+//! Webhook endpoints (subscriptions): what the caller specifies ([`EndpointSpec`]), partial
+//! changes ([`EndpointUpdate`]), and what the store returns ([`Endpoint`]).
+//!
+//! Every field is validated at the door ([`validate`]); an invalid spec is an
+//! [`crate::Error::InvalidInput`] and changes nothing. Secrets, auth tokens and custom header
+//! values are redacted in every `Debug` output.
+
+mod repo;
+mod validate;
+
+pub(crate) use repo::*;
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::time::Duration;
+
+use time::OffsetDateTime;
+
+use crate::retry::RetryPolicy;
+use crate::signing::Secret;
+
+/// How requests to an endpoint authenticate themselves, besides the signature.
+#[derive(Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Auth {
+    /// `Authorization: Bearer <token>`.
+    Bearer(String),
+    /// `<header>: <value>`.
+    ApiKey {
+        /// Header name, e.g. `X-Api-Key`.
+        header: String,
+        /// Header value.
+        value: String,
+    },
+}
+
+impl fmt::Debug for Auth {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Auth::Bearer(_) => f.write_str("Bearer(<redacted>)"),
+            Auth::ApiKey { header, .. } => write!(f, "ApiKey {{ header: {header:?}, value: <redacted> }}"),
+        }
+    }
+}
+
+/// Everything needed to create an endpoint. Start from [`EndpointSpec::new`], which carries the
+/// defaults of design.md section 6.
+///
+/// ```
+/// let spec = tidings::EndpointSpec {
+///     events: vec!["order.*".into()],
+///     name: Some("Orders".into()),
+///     ..tidings::EndpointSpec::new("https://example.com/hook")
+/// };
+/// # let _ = spec;
+/// ```
+#[derive(Clone, PartialEq)]
+pub struct EndpointSpec {
+    /// `http` or `https` URL (no user info: use `auth`).
+    pub url: String,
+    /// A human name.
+    pub name: Option<String>,
+    /// Event type patterns: exact (`order.created`), prefix (`order.*`) or all (`*`, which does
+    /// not include `tidings.*` system events). Default `["*"]`.
+    pub events: Vec<String>,
+    /// `None`: every tenant's events and tenant-less ones; `Some(t)`: only t's.
+    pub tenant: Option<String>,
+    /// `whsec_<base64 of 24–64 bytes>`; generated when `None`.
+    pub secret: Option<String>,
+    /// Bearer token or API key sent with every request.
+    pub auth: Option<Auth>,
+    /// Extra request headers.
+    pub headers: BTreeMap<String, String>,
+    /// Per-request timeout (default 15 s; connecting is capped at 5 s).
+    pub timeout: Duration,
+    /// Attempts, backoff and jitter.
+    pub retry: RetryPolicy,
+    /// Requests per second (token bucket shared by every delivering process); `None`: unlimited.
+    pub rate_limit: Option<f64>,
+    /// Bucket size for `rate_limit` (default 1).
+    pub burst: Option<u32>,
+    /// Most requests in flight to this endpoint at once (default 4).
+    pub max_in_flight: u32,
+    /// Per-stream FIFO: the next event of a stream is sent only after the previous one
+    /// succeeded or finally failed.
+    pub ordered: bool,
+    /// Verify the server's TLS certificate (default true).
+    pub verify_tls: bool,
+    /// PEM certificates of a private CA to trust for this endpoint.
+    pub ca_cert: Option<String>,
+    /// Also send `sha256=<hex>` of the body under this header (e.g. `X-Hub-Signature-256`).
+    pub signature_header: Option<String>,
+    /// Payload templates by event type pattern (JSON text with `{{placeholders}}`); events
+    /// without a template get the default envelope.
+    pub templates: BTreeMap<String, String>,
+    /// Send a `tidings.ping` this often while the endpoint is idle.
+    pub keepalive: Option<Duration>,
+    /// Non-2xx statuses that fail a delivery at once instead of retrying (410 always does).
+    pub final_statuses: Vec<u16>,
+    /// Whether it receives deliveries (default true).
+    pub enabled: bool,
+}
+
+impl EndpointSpec {
+    /// A spec for `url` with every default.
+    pub fn new(url: impl Into<String>) -> Self {
+        EndpointSpec {
+            url: url.into(),
+            name: None,
+            events: vec!["*".to_string()],
+            tenant: None,
+            secret: None,
+            auth: None,
+            headers: BTreeMap::new(),
+            timeout: Duration::from_secs(15),
+            retry: RetryPolicy::default(),
+            rate_limit: None,
+            burst: None,
+            max_in_flight: 4,
+            ordered: false,
+            verify_tls: true,
+            ca_cert: None,
+            signature_header: None,
+            templates: BTreeMap::new(),
+            keepalive: None,
+            final_statuses: Vec::new(),
+            enabled: true,
+        }
+    }
+}
+
+impl fmt::Debug for EndpointSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("EndpointSpec")
+            .field("url", &self.url)
+            .field("name", &self.name)
+            .field("events", &self.events)
+            .field("tenant", &self.tenant)
+            .field("secret", &self.secret.as_ref().map(|_| "<redacted>"))
+            .field("auth", &self.auth)
+            .field("headers", &redacted_headers(&self.headers))
+            .field("timeout", &self.timeout)
+            .field("retry", &self.retry)
+            .field("rate_limit", &self.rate_limit)
+            .field("burst", &self.burst)
+            .field("max_in_flight", &self.max_in_flight)
+            .field("ordered", &self.ordered)
+            .field("verify_tls", &self.verify_tls)
+            .field("ca_cert", &self.ca_cert.is_some())
+            .field("signature_header", &self.signature_header)
+            .field("templates", &self.templates.keys().collect::<Vec<_>>())
+            .field("keepalive", &self.keepalive)
+            .field("final_statuses", &self.final_statuses)
+            .field("enabled", &self.enabled)
+            .finish()
+    }
+}
+
+fn redacted_headers(headers: &BTreeMap<String, String>) -> Vec<(&str, &str)> {
+    headers.keys().map(|k| (k.as_str(), "<redacted>")).collect()
+}
+
+/// A partial change to an endpoint: `None` leaves a field as it is; for optional fields,
+/// `Some(None)` clears it.
+#[derive(Clone, Default, PartialEq)]
+#[allow(clippy::option_option)]
+pub struct EndpointUpdate {
+    /// New URL.
+    pub url: Option<String>,
+    /// New name (or cleared).
+    pub name: Option<Option<String>>,
+    /// New patterns.
+    pub events: Option<Vec<String>>,
+    /// New tenant scope (or unscoped).
+    pub tenant: Option<Option<String>>,
+    /// New auth (or none).
+    pub auth: Option<Option<Auth>>,
+    /// New extra headers (replacing all of them).
+    pub headers: Option<BTreeMap<String, String>>,
+    /// New timeout.
+    pub timeout: Option<Duration>,
+    /// New attempt limit.
+    pub max_attempts: Option<u32>,
+    /// New first retry delay.
+    pub initial_delay: Option<Duration>,
+    /// New longest retry delay.
+    pub max_delay: Option<Duration>,
+    /// New backoff multiplier.
+    pub multiplier: Option<f64>,
+    /// New jitter fraction.
+    pub jitter: Option<f64>,
+    /// New rate limit (or unlimited).
+    pub rate_limit: Option<Option<f64>>,
+    /// New burst (or default).
+    pub burst: Option<Option<u32>>,
+    /// New in-flight limit.
+    pub max_in_flight: Option<u32>,
+    /// Per-stream ordering on or off.
+    pub ordered: Option<bool>,
+    /// TLS verification on or off.
+    pub verify_tls: Option<bool>,
+    /// New private CA (or none).
+    pub ca_cert: Option<Option<String>>,
+    /// New `sha256=` header name (or none).
+    pub signature_header: Option<Option<String>>,
+    /// New templates (replacing all of them).
+    pub templates: Option<BTreeMap<String, String>>,
+    /// New keepalive interval (or none).
+    pub keepalive: Option<Option<Duration>>,
+    /// New final statuses.
+    pub final_statuses: Option<Vec<u16>>,
+    /// Enable (with catch-up) or disable.
+    pub enabled: Option<bool>,
+}
+
+impl fmt::Debug for EndpointUpdate {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("EndpointUpdate")
+            .field("url", &self.url)
+            .field("events", &self.events)
+            .field("auth", &self.auth)
+            .field("headers", &self.headers.as_ref().map(redacted_headers))
+            .field("enabled", &self.enabled)
+            .finish_non_exhaustive()
+    }
+}
+
+impl EndpointUpdate {
+    /// Applies the changes to a spec.
+    pub(crate) fn apply_to(&self, spec: &mut EndpointSpec) {
+        fn set<T: Clone>(target: &mut T, value: &Option<T>) {
+            if let Some(v) = value {
+                *target = v.clone();
+            }
+        }
+        set(&mut spec.url, &self.url);
+        set(&mut spec.name, &self.name);
+        set(&mut spec.events, &self.events);
+        set(&mut spec.tenant, &self.tenant);
+        set(&mut spec.auth, &self.auth);
+        set(&mut spec.headers, &self.headers);
+        set(&mut spec.timeout, &self.timeout);
+        set(&mut spec.retry.max_attempts, &self.max_attempts);
+        set(&mut spec.retry.initial_delay, &self.initial_delay);
+        set(&mut spec.retry.max_delay, &self.max_delay);
+        set(&mut spec.retry.multiplier, &self.multiplier);
+        set(&mut spec.retry.jitter, &self.jitter);
+        set(&mut spec.rate_limit, &self.rate_limit);
+        set(&mut spec.burst, &self.burst);
+        set(&mut spec.max_in_flight, &self.max_in_flight);
+        set(&mut spec.ordered, &self.ordered);
+        set(&mut spec.verify_tls, &self.verify_tls);
+        set(&mut spec.ca_cert, &self.ca_cert);
+        set(&mut spec.signature_header, &self.signature_header);
+        set(&mut spec.templates, &self.templates);
+        set(&mut spec.keepalive, &self.keepalive);
+        set(&mut spec.final_statuses, &self.final_statuses);
+        set(&mut spec.enabled, &self.enabled);
+    }
+}
+
+/// Health of an endpoint as the delivery engine sees it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EndpointHealth {
+    /// Failed attempts in a row.
+    pub consecutive_failures: u32,
+    /// Whether the failures crossed the unhealthy threshold.
+    pub unhealthy: bool,
+    /// The last successful delivery.
+    pub last_success_at: Option<OffsetDateTime>,
+}
+
+/// An endpoint as stored.
+#[derive(Clone, PartialEq)]
+pub struct Endpoint {
+    /// Public id (UUID text).
+    pub id: String,
+    /// The current secret (signing); redacted in `Debug`.
+    pub secret: Secret,
+    /// Every setting, as created or last updated (`spec.secret` is `None`: see `secret`).
+    pub spec: EndpointSpec,
+    /// Why it was disabled (by an operator or automatically).
+    pub disabled_reason: Option<String>,
+    /// Delivery health.
+    pub health: EndpointHealth,
+    /// When it was created.
+    pub created_at: OffsetDateTime,
+    /// When it was last changed.
+    pub updated_at: OffsetDateTime,
+}
+
+impl Endpoint {
+    /// The URL.
+    pub fn url(&self) -> &str {
+        &self.spec.url
+    }
+
+    /// Whether it receives deliveries.
+    pub fn enabled(&self) -> bool {
+        self.spec.enabled
+    }
+
+    /// The event patterns.
+    pub fn events(&self) -> &[String] {
+        &self.spec.events
+    }
+}
+
+impl fmt::Debug for Endpoint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Endpoint")
+            .field("id", &self.id)
+            .field("secret", &self.secret)
+            .field("spec", &self.spec)
+            .field("disabled_reason", &self.disabled_reason)
+            .field("health", &self.health)
+            .field("created_at", &self.created_at)
+            .field("updated_at", &self.updated_at)
+            .finish()
+    }
+}

@@ -1,0 +1,235 @@
+//! Validation of endpoint specs: every field of design.md section 3 checked before anything is
+//! written. Error reasons name the rule, never a secret or header value.
+
+use std::time::Duration;
+
+use base64::Engine as _;
+
+use super::{Auth, EndpointSpec};
+use crate::error::{Error, Result};
+use crate::event::validate_tenant;
+use crate::pattern::PatternSet;
+use crate::signing::Secret;
+use crate::template::TemplateSet;
+
+/// Headers tidings sets itself; an endpoint may not override them.
+const RESERVED_HEADERS: &[&str] = &[
+    "host",
+    "content-type",
+    "content-length",
+    "transfer-encoding",
+    "connection",
+    "keep-alive",
+    "te",
+    "upgrade",
+    "user-agent",
+    "webhook-id",
+    "webhook-timestamp",
+    "webhook-signature",
+];
+
+/// A spec that passed validation, with its parsed parts.
+pub(crate) struct Checked {
+    pub secret: Option<Secret>,
+}
+
+/// Checks every field of `spec`.
+pub(crate) fn check(spec: &EndpointSpec) -> Result<Checked> {
+    check_url(&spec.url)?;
+    if let Some(name) = &spec.name
+        && (name.is_empty() || name.chars().count() > 200 || name.chars().any(char::is_control))
+    {
+        return Err(Error::invalid("name", "must be 1 to 200 characters without control characters"));
+    }
+    PatternSet::parse(&spec.events)?;
+    if let Some(tenant) = &spec.tenant {
+        validate_tenant(tenant)?;
+    }
+    let secret = spec.secret.as_deref().map(Secret::parse).transpose()?;
+    if let Some(auth) = &spec.auth {
+        check_auth(auth)?;
+    }
+    if spec.headers.len() > 64 {
+        return Err(Error::invalid("headers", "at most 64 custom headers"));
+    }
+    for (name, value) in &spec.headers {
+        check_header_name("headers", name)?;
+        if value.len() > 8192 || value.chars().any(|c| c.is_control() && c != '\t') {
+            return Err(Error::invalid(
+                "headers",
+                format!("the value of {name:?} must be at most 8 KiB without control characters"),
+            ));
+        }
+    }
+    if spec.timeout < Duration::from_millis(10) || spec.timeout > Duration::from_secs(300) {
+        return Err(Error::invalid("timeout", "must be between 10 ms and 5 minutes"));
+    }
+    spec.retry.validate()?;
+    if let Some(rate) = spec.rate_limit
+        && !(rate.is_finite() && rate > 0.0 && rate <= 100_000.0)
+    {
+        return Err(Error::invalid("rate_limit", "must be more than 0 and at most 100000 requests per second"));
+    }
+    if let Some(burst) = spec.burst {
+        if spec.rate_limit.is_none() {
+            return Err(Error::invalid("burst", "needs a rate_limit"));
+        }
+        if burst == 0 || burst > 100_000 {
+            return Err(Error::invalid("burst", "must be between 1 and 100000"));
+        }
+    }
+    if spec.max_in_flight == 0 || spec.max_in_flight > 1024 {
+        return Err(Error::invalid("max_in_flight", "must be between 1 and 1024"));
+    }
+    if let Some(pem) = &spec.ca_cert {
+        check_ca_cert(pem)?;
+    }
+    if let Some(header) = &spec.signature_header {
+        check_header_name("signature_header", header)?;
+        if spec.headers.keys().any(|h| h.eq_ignore_ascii_case(header)) {
+            return Err(Error::invalid("signature_header", "is also set as a custom header"));
+        }
+    }
+    TemplateSet::parse(&spec.templates)?;
+    if let Some(every) = spec.keepalive
+        && (every < Duration::from_secs(1) || every > Duration::from_secs(86_400))
+    {
+        return Err(Error::invalid("keepalive", "must be between 1 second and 1 day"));
+    }
+    for status in &spec.final_statuses {
+        if !(300..=599).contains(status) {
+            return Err(Error::invalid("final_statuses", "must be HTTP statuses between 300 and 599"));
+        }
+    }
+    Ok(Checked { secret })
+}
+
+fn check_url(raw: &str) -> Result<()> {
+    if raw.len() > 2048 {
+        return Err(Error::invalid("url", "must be at most 2048 bytes"));
+    }
+    let url = url::Url::parse(raw).map_err(|e| Error::invalid("url", format!("not a valid URL ({e})")))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(Error::invalid("url", "the scheme must be http or https"));
+    }
+    if url.host_str().is_none_or(str::is_empty) {
+        return Err(Error::invalid("url", "a host is required"));
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(Error::invalid("url", "must not carry credentials; use auth instead"));
+    }
+    Ok(())
+}
+
+fn check_auth(auth: &Auth) -> Result<()> {
+    match auth {
+        Auth::Bearer(token) => {
+            if token.is_empty() || token.len() > 4096 || token.chars().any(|c| c.is_control() || c == ' ') {
+                return Err(Error::invalid(
+                    "auth",
+                    "a bearer token must be 1 to 4096 bytes without spaces or control characters",
+                ));
+            }
+        }
+        Auth::ApiKey { header, value } => {
+            check_header_name("auth", header)?;
+            if value.is_empty() || value.len() > 4096 || value.chars().any(char::is_control) {
+                return Err(Error::invalid("auth", "an API key must be 1 to 4096 bytes without control characters"));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A header name must be an HTTP token and not one tidings sets itself.
+fn check_header_name(field: &str, name: &str) -> Result<()> {
+    let token = |c: char| c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c);
+    if name.is_empty() || name.len() > 256 || !name.chars().all(token) {
+        return Err(Error::invalid(field, format!("{name:?} is not a valid header name")));
+    }
+    if RESERVED_HEADERS.iter().any(|r| r.eq_ignore_ascii_case(name)) {
+        return Err(Error::invalid(field, format!("the header {name:?} is set by tidings")));
+    }
+    Ok(())
+}
+
+/// A CA bundle must hold at least one well-formed PEM certificate block and nothing else
+/// that looks like a private key.
+fn check_ca_cert(pem: &str) -> Result<()> {
+    const BEGIN: &str = "-----BEGIN CERTIFICATE-----";
+    const END: &str = "-----END CERTIFICATE-----";
+    if pem.len() > 1024 * 1024 {
+        return Err(Error::invalid("ca_cert", "must be at most 1 MiB"));
+    }
+    if pem.contains("PRIVATE KEY") {
+        return Err(Error::invalid("ca_cert", "holds a private key; give only certificates"));
+    }
+    let mut rest = pem;
+    let mut found = 0;
+    while let Some(start) = rest.find(BEGIN) {
+        let after = &rest[start + BEGIN.len()..];
+        let end = after.find(END).ok_or_else(|| Error::invalid("ca_cert", "a certificate block is not terminated"))?;
+        let body: String = after[..end].chars().filter(|c| !c.is_whitespace()).collect();
+        let der = base64::engine::general_purpose::STANDARD
+            .decode(body.as_bytes())
+            .map_err(|_| Error::invalid("ca_cert", "a certificate block is not valid base64"))?;
+        if der.first() != Some(&0x30) {
+            return Err(Error::invalid("ca_cert", "a certificate block is not DER"));
+        }
+        found += 1;
+        rest = &after[end + END.len()..];
+    }
+    if found == 0 {
+        return Err(Error::invalid("ca_cert", "no PEM certificate found"));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn field_of(spec: &EndpointSpec) -> String {
+        match check(spec) {
+            Err(Error::InvalidInput { field, .. }) => field,
+            Err(other) => format!("other error {other}"),
+            Ok(_) => "ok".into(),
+        }
+    }
+
+    #[test]
+    fn defaults_are_valid() {
+        assert_eq!(field_of(&EndpointSpec::new("https://example.com/hook")), "ok");
+    }
+
+    #[test]
+    fn each_bad_field_is_named() {
+        let base = || EndpointSpec::new("https://example.com/hook");
+        let cases: Vec<(EndpointSpec, &str)> = vec![
+            (EndpointSpec::new("ftp://example.com"), "url"),
+            (EndpointSpec::new("not a url"), "url"),
+            (EndpointSpec::new("https://user:pw@example.com"), "url"),
+            (EndpointSpec { events: vec![], ..base() }, "events"),
+            (EndpointSpec { events: vec!["or*der".into()], ..base() }, "events"),
+            (EndpointSpec { secret: Some("nope".into()), ..base() }, "secret"),
+            (EndpointSpec { rate_limit: Some(0.0), ..base() }, "rate_limit"),
+            (EndpointSpec { rate_limit: Some(f64::NAN), ..base() }, "rate_limit"),
+            (EndpointSpec { burst: Some(3), ..base() }, "burst"),
+            (EndpointSpec { max_in_flight: 0, ..base() }, "max_in_flight"),
+            (EndpointSpec { timeout: Duration::ZERO, ..base() }, "timeout"),
+            (EndpointSpec { auth: Some(Auth::Bearer(String::new())), ..base() }, "auth"),
+            (EndpointSpec { headers: [("Content-Type".into(), "x".into())].into(), ..base() }, "headers"),
+            (EndpointSpec { headers: [("X-A".into(), "a\r\nb".into())].into(), ..base() }, "headers"),
+            (EndpointSpec { signature_header: Some("bad header".into()), ..base() }, "signature_header"),
+            (EndpointSpec { ca_cert: Some("hello".into()), ..base() }, "ca_cert"),
+            (EndpointSpec { templates: [("*".into(), "{not json".into())].into(), ..base() }, "template"),
+            (EndpointSpec { keepalive: Some(Duration::from_millis(5)), ..base() }, "keepalive"),
+            (EndpointSpec { final_statuses: vec![200], ..base() }, "final_statuses"),
+            (EndpointSpec { name: Some(String::new()), ..base() }, "name"),
+            (EndpointSpec { tenant: Some(String::new()), ..base() }, "tenant"),
+        ];
+        for (spec, field) in cases {
+            assert_eq!(field_of(&spec), field, "{spec:?}");
+        }
+    }
+}

@@ -1,0 +1,187 @@
+//! The one public error type of the crate.
+//!
+//! Every fallible operation returns [`Result<T>`]. The variants are the error kinds of the
+//! design (section 7) that the bindings map one to one (Python exception classes, one sealed
+//! Kotlin exception), so a caller can act on the kind: retry a [`Error::Concurrency`] after
+//! re-reading the stream, back off on [`Error::Busy`], fix its input on [`Error::InvalidInput`].
+//!
+//! Messages never carry secrets, event bodies or request bodies: they name the field, the id or
+//! the rule that failed.
+
+use std::fmt;
+
+/// Result alias used across the crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// What a stream was expected to look like when appending to it.
+///
+/// `Exact(0)` means the same as `NoStream`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[non_exhaustive]
+pub enum ExpectedVersion {
+    /// Append whatever the stream's current version is.
+    #[default]
+    Any,
+    /// The stream must not exist yet.
+    NoStream,
+    /// The stream must already have at least one event.
+    StreamExists,
+    /// The stream's current version must be exactly this (0: the stream must not exist).
+    Exact(u64),
+}
+
+impl fmt::Display for ExpectedVersion {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ExpectedVersion::Any => f.write_str("any version"),
+            ExpectedVersion::NoStream | ExpectedVersion::Exact(0) => f.write_str("no stream"),
+            ExpectedVersion::StreamExists => f.write_str("an existing stream"),
+            ExpectedVersion::Exact(v) => write!(f, "version {v}"),
+        }
+    }
+}
+
+/// Why a webhook signature was rejected by [`crate::verify`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum SignatureFailure {
+    /// A required header (`webhook-id`, `webhook-timestamp`, `webhook-signature`) is missing.
+    MissingHeader,
+    /// A header is present but not in the expected form.
+    MalformedHeader,
+    /// The timestamp is older than the tolerance allows.
+    TimestampTooOld,
+    /// The timestamp is further in the future than the tolerance allows.
+    TimestampInFuture,
+    /// No signature in the header matches any of the given secrets.
+    NoMatch,
+    /// A secret given to `verify` is not of the `whsec_<base64>` form.
+    InvalidSecret,
+}
+
+impl fmt::Display for SignatureFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            SignatureFailure::MissingHeader => "a required webhook header is missing",
+            SignatureFailure::MalformedHeader => "a webhook header is malformed",
+            SignatureFailure::TimestampTooOld => "the webhook timestamp is too old",
+            SignatureFailure::TimestampInFuture => "the webhook timestamp is too far in the future",
+            SignatureFailure::NoMatch => "no signature matches",
+            SignatureFailure::InvalidSecret => "a verification secret is malformed",
+        })
+    }
+}
+
+/// Everything that can go wrong in tidings.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The stream's version was not what the caller expected. Nothing was written.
+    #[error("concurrency conflict on stream {stream:?}: expected {expected}, actual version {actual}")]
+    Concurrency {
+        /// The stream appended to.
+        stream: String,
+        /// What the caller expected.
+        expected: ExpectedVersion,
+        /// The stream's actual current version (0 when the stream does not exist).
+        actual: u64,
+    },
+
+    /// An event id already exists with different content (stream, type, data or metadata).
+    #[error("event id {event_id} already exists with different content")]
+    IdempotencyConflict {
+        /// The event id that was reused.
+        event_id: String,
+    },
+
+    /// The named thing does not exist (or was deleted).
+    #[error("{kind} {id:?} not found")]
+    NotFound {
+        /// What was looked for: `"endpoint"`, `"delivery"`, `"event"`, `"stream"`, ...
+        kind: &'static str,
+        /// The id or name that was looked for.
+        id: String,
+    },
+
+    /// The input breaks a rule; nothing was written.
+    #[error("invalid {field}: {reason}")]
+    InvalidInput {
+        /// The field or argument at fault.
+        field: String,
+        /// The rule it broke (never the secret value itself).
+        reason: String,
+    },
+
+    /// A webhook signature did not verify.
+    #[error("signature rejected: {0}")]
+    Signature(SignatureFailure),
+
+    /// A tenant's event rate is over its enforced limit; the append was refused.
+    #[error("tenant {tenant:?} is over its limit of {limit} events per minute")]
+    RateLimited {
+        /// The tenant over its limit.
+        tenant: String,
+        /// The limit in events per minute.
+        limit: u64,
+    },
+
+    /// The store (or the delivery engine) was closed.
+    #[error("the store is closed")]
+    Closed,
+
+    /// The database stayed locked (by another connection or process) past the busy timeout.
+    #[error("the database is busy (locked past the busy timeout)")]
+    Busy,
+
+    /// This thread already holds an open transaction on this store; use that transaction
+    /// instead of starting a second one (which would deadlock).
+    #[error("this thread already holds an open transaction on this store; use it instead")]
+    TransactionOpen,
+
+    /// SQLite failed, the file is not a tidings database, or its schema is newer than this
+    /// library.
+    #[error("storage error: {0}")]
+    Storage(String),
+
+    /// Sending a webhook failed in a way the caller must see (synchronous `call`/`send_test`,
+    /// egress refused, ...).
+    #[error("delivery error ({kind}): {reason}")]
+    Delivery {
+        /// A short machine-readable kind: `timeout`, `connect`, `tls`, `egress_refused`, ...
+        kind: String,
+        /// What happened.
+        reason: String,
+    },
+}
+
+impl Error {
+    /// Shorthand for [`Error::InvalidInput`].
+    pub fn invalid(field: impl Into<String>, reason: impl Into<String>) -> Self {
+        Error::InvalidInput { field: field.into(), reason: reason.into() }
+    }
+
+    /// Shorthand for [`Error::NotFound`].
+    pub fn not_found(kind: &'static str, id: impl Into<String>) -> Self {
+        Error::NotFound { kind, id: id.into() }
+    }
+}
+
+impl From<rusqlite::Error> for Error {
+    fn from(err: rusqlite::Error) -> Self {
+        use rusqlite::ffi::ErrorCode;
+        match &err {
+            rusqlite::Error::SqliteFailure(e, _)
+                if matches!(e.code, ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) =>
+            {
+                Error::Busy
+            }
+            _ => Error::Storage(err.to_string()),
+        }
+    }
+}
+
+impl From<serde_json::Error> for Error {
+    fn from(err: serde_json::Error) -> Self {
+        Error::invalid("json", err.to_string())
+    }
+}

@@ -1,0 +1,221 @@
+//! Events as the caller writes them ([`NewEvent`]) and as the log returns them
+//! ([`RecordedEvent`]), with the validation rules every append applies at the door.
+
+use serde_json::{Map, Value};
+use time::OffsetDateTime;
+
+use crate::error::{Error, Result};
+use crate::pattern;
+
+/// Longest stream name accepted, in bytes.
+pub const MAX_STREAM_LEN: usize = 256;
+/// Longest tenant id accepted, in bytes.
+pub const MAX_TENANT_LEN: usize = 128;
+
+/// An event to append.
+///
+/// ```
+/// use serde_json::json;
+/// let event = tidings::NewEvent::new("order.created", json!({"total": 9.99}))
+///     .with_metadata(json!({"actor": "alice"}))
+///     .with_tenant("acme");
+/// # let _ = event;
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewEvent {
+    /// The event id; `None` lets the store assign a UUIDv7. A caller-supplied id makes the
+    /// append idempotent: re-appending the same id with the same content returns the original.
+    pub id: Option<String>,
+    /// Dotted type, e.g. `order.created`. The `tidings.` prefix is reserved.
+    pub event_type: String,
+    /// The payload, any JSON value.
+    pub data: Value,
+    /// A JSON object: correlation and causation ids, actor, ...
+    pub metadata: Value,
+    /// The tenant; a stream's tenant is fixed by its first event.
+    pub tenant: Option<String>,
+}
+
+impl NewEvent {
+    /// An event of `event_type` carrying `data`, with empty metadata and no tenant.
+    pub fn new(event_type: impl Into<String>, data: Value) -> Self {
+        NewEvent { id: None, event_type: event_type.into(), data, metadata: Value::Object(Map::new()), tenant: None }
+    }
+
+    /// An event whose data is given as JSON text (the bindings' form); invalid JSON is an
+    /// [`Error::InvalidInput`] on the field `data`.
+    pub fn from_json(event_type: impl Into<String>, data_json: &str) -> Result<Self> {
+        let data =
+            serde_json::from_str(data_json).map_err(|e| Error::invalid("data", format!("not valid JSON: {e}")))?;
+        Ok(NewEvent::new(event_type, data))
+    }
+
+    /// Sets the caller-chosen id (a UUID).
+    pub fn with_id(mut self, id: impl Into<String>) -> Self {
+        self.id = Some(id.into());
+        self
+    }
+
+    /// Sets the metadata (must be a JSON object).
+    pub fn with_metadata(mut self, metadata: Value) -> Self {
+        self.metadata = metadata;
+        self
+    }
+
+    /// Sets the tenant.
+    pub fn with_tenant(mut self, tenant: impl Into<String>) -> Self {
+        self.tenant = Some(tenant.into());
+        self
+    }
+}
+
+/// An event as stored in the log.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RecordedEvent {
+    /// The event id (UUID text); also the `webhook-id` of every delivery of it.
+    pub id: String,
+    /// The stream it belongs to.
+    pub stream: String,
+    /// Its version in the stream: 1, 2, ...
+    pub version: u64,
+    /// Its global position: gap-free, in commit order.
+    pub position: u64,
+    /// Dotted type.
+    pub event_type: String,
+    /// The payload.
+    pub data: Value,
+    /// The metadata object.
+    pub metadata: Value,
+    /// The tenant, if any.
+    pub tenant: Option<String>,
+    /// When the store recorded it (UTC).
+    pub recorded_at: OffsetDateTime,
+}
+
+/// An event checked and serialised, ready to insert.
+#[derive(Debug)]
+pub(crate) struct ValidEvent {
+    pub id: String,
+    pub caller_id: bool,
+    pub event_type: String,
+    pub data: String,
+    pub metadata: String,
+    pub tenant: Option<String>,
+}
+
+/// Checks a stream name: 1 to [`MAX_STREAM_LEN`] bytes, no control characters.
+pub(crate) fn validate_stream(stream: &str) -> Result<()> {
+    if stream.is_empty() || stream.len() > MAX_STREAM_LEN {
+        return Err(Error::invalid("stream", format!("must be 1 to {MAX_STREAM_LEN} bytes")));
+    }
+    if stream.chars().any(char::is_control) {
+        return Err(Error::invalid("stream", "must not contain control characters"));
+    }
+    Ok(())
+}
+
+/// Checks a tenant id: 1 to [`MAX_TENANT_LEN`] bytes, no control characters.
+pub(crate) fn validate_tenant(tenant: &str) -> Result<()> {
+    if tenant.is_empty() || tenant.len() > MAX_TENANT_LEN {
+        return Err(Error::invalid("tenant", format!("must be 1 to {MAX_TENANT_LEN} bytes")));
+    }
+    if tenant.chars().any(char::is_control) {
+        return Err(Error::invalid("tenant", "must not contain control characters"));
+    }
+    Ok(())
+}
+
+/// Checks and normalises a caller-supplied event id (any UUID, stored in lower-case hyphenated form).
+pub(crate) fn normalize_event_id(id: &str) -> Result<String> {
+    uuid::Uuid::try_parse(id)
+        .map(|u| u.hyphenated().to_string())
+        .map_err(|_| Error::invalid("id", "an event id must be a UUID"))
+}
+
+/// A fresh time-ordered event id.
+pub(crate) fn new_event_id() -> String {
+    uuid::Uuid::now_v7().hyphenated().to_string()
+}
+
+impl NewEvent {
+    /// Validates an application event and serialises its JSON. `allow_system` is only set by
+    /// the engine when it appends `tidings.*` events.
+    pub(crate) fn validate(&self, max_size: usize, allow_system: bool) -> Result<ValidEvent> {
+        pattern::validate_event_type(&self.event_type)?;
+        if !allow_system && pattern::is_system_type(&self.event_type) {
+            return Err(Error::invalid("type", "the prefix \"tidings.\" is reserved for system events"));
+        }
+        if !self.metadata.is_object() {
+            return Err(Error::invalid("metadata", "must be a JSON object"));
+        }
+        if let Some(tenant) = &self.tenant {
+            validate_tenant(tenant)?;
+        }
+        let (id, caller_id) = match &self.id {
+            Some(id) => (normalize_event_id(id)?, true),
+            None => (new_event_id(), false),
+        };
+        let data = serde_json::to_string(&self.data)?;
+        let metadata = serde_json::to_string(&self.metadata)?;
+        let size = data.len() + metadata.len();
+        if size > max_size {
+            return Err(Error::invalid(
+                "data",
+                format!("the event is {size} bytes, more than max_event_size ({max_size} bytes)"),
+            ));
+        }
+        Ok(ValidEvent {
+            id,
+            caller_id,
+            event_type: self.event_type.clone(),
+            data,
+            metadata,
+            tenant: self.tenant.clone(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn refuses_bad_events() {
+        let ok = NewEvent::new("order.created", json!({}));
+        assert!(ok.validate(1024, false).is_ok());
+        for (event, field) in [
+            (NewEvent::new("", json!({})), "type"),
+            (NewEvent::new("tidings.endpoint.disabled", json!({})), "type"),
+            (NewEvent::new("a".repeat(201), json!({})), "type"),
+            (NewEvent::new("order.created", json!({})).with_metadata(json!([1])), "metadata"),
+            (NewEvent::new("order.created", json!({})).with_id("not-a-uuid"), "id"),
+            (NewEvent::new("order.created", json!({"x": "y".repeat(2000)})), "data"),
+            (NewEvent::new("order.created", json!({})).with_tenant(""), "tenant"),
+        ] {
+            match event.validate(1024, false) {
+                Err(Error::InvalidInput { field: f, .. }) => assert_eq!(f, field),
+                other => panic!("expected invalid {field}, got {other:?}"),
+            }
+        }
+        assert!(NewEvent::new("tidings.endpoint.disabled", json!({})).validate(1024, true).is_ok());
+    }
+
+    #[test]
+    fn invalid_json_text_is_refused() {
+        assert!(matches!(NewEvent::from_json("a.b", "{nope"), Err(Error::InvalidInput { .. })));
+        assert_eq!(NewEvent::from_json("a.b", "[1,2]").map(|e| e.data).ok(), Some(json!([1, 2])));
+    }
+
+    #[test]
+    fn normalizes_caller_ids_and_generates_v7() -> Result<()> {
+        assert_eq!(normalize_event_id("0190C5E1-7B7A-7CC3-9D2E-1B2C3D4E5F60")?, "0190c5e1-7b7a-7cc3-9d2e-1b2c3d4e5f60");
+        let a = new_event_id();
+        let parsed = uuid::Uuid::parse_str(&a).map_err(|e| Error::Storage(e.to_string()))?;
+        assert_eq!(parsed.get_version_num(), 7);
+        validate_stream("order-42")?;
+        assert!(validate_stream("a\nb").is_err());
+        assert!(validate_stream(&"s".repeat(MAX_STREAM_LEN + 1)).is_err());
+        Ok(())
+    }
+}

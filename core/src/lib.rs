@@ -1,0 +1,75 @@
+//! # tidings
+//!
+//! An embedded, SQLite-backed event log with a transactional outbox and a webhook delivery
+//! engine. The application's own rows and its events are written in **one SQLite
+//! transaction**: each event goes to an append-only log (streams, versions, global positions)
+//! and, for every matching webhook endpoint, to an outbox row. Nothing is sent that was not
+//! committed; nothing committed is lost.
+//!
+//! ```
+//! # fn main() -> tidings::Result<()> {
+//! use serde_json::json;
+//! use tidings::{EndpointSpec, ExpectedVersion, NewEvent, Store};
+//!
+//! let dir = tempfile::tempdir().map_err(|e| tidings::Error::Storage(e.to_string()))?;
+//! let store = Store::open(dir.path().join("app.db"), Default::default())?;
+//! store.execute("CREATE TABLE orders (id INTEGER PRIMARY KEY, total REAL)", [])?;
+//!
+//! // A webhook endpoint for every order event (a secret is generated).
+//! let endpoint = store.create_endpoint(&EndpointSpec {
+//!     events: vec!["order.*".into()],
+//!     ..EndpointSpec::new("https://example.com/hooks/orders")
+//! })?;
+//!
+//! // The app row, the event and its outbox row commit together, or not at all.
+//! store.transaction(|tx| {
+//!     tx.execute("INSERT INTO orders (id, total) VALUES (?1, ?2)", (42, 9.99))?;
+//!     tx.append("order-42", &[NewEvent::new("order.created", json!({"total": 9.99}))],
+//!               ExpectedVersion::NoStream)?;
+//!     Ok::<_, tidings::Error>(())
+//! })?;
+//!
+//! let queued = store.deliveries(&tidings::DeliveryFilter {
+//!     endpoint_id: Some(endpoint.id.clone()),
+//!     ..Default::default()
+//! })?;
+//! assert_eq!(queued.len(), 1);
+//! assert_eq!(queued[0].state, tidings::DeliveryState::Pending);
+//! # Ok(()) }
+//! ```
+#![warn(missing_docs)]
+
+mod clock;
+mod consumers;
+mod db;
+pub mod egress;
+mod endpoint;
+mod error;
+mod event;
+mod log;
+mod options;
+mod outbox;
+pub mod pattern;
+mod retention;
+pub mod retry;
+mod schema;
+pub mod signing;
+mod store;
+pub mod template;
+mod transaction;
+
+pub use rusqlite;
+
+pub use consumers::Snapshot;
+pub use endpoint::{Auth, Endpoint, EndpointHealth, EndpointSpec, EndpointUpdate};
+pub use error::{Error, ExpectedVersion, Result, SignatureFailure};
+pub use event::{NewEvent, RecordedEvent};
+pub use log::{ReadAllOptions, ReadStreamOptions};
+pub use options::{Durability, StoreOptions};
+pub use outbox::{Delivery, DeliveryFilter, DeliveryState};
+pub use retention::RetentionRule;
+pub use retry::RetryPolicy;
+pub use schema::SCHEMA_VERSION;
+pub use signing::{Secret, Verified, verify};
+pub use store::Store;
+pub use transaction::Transaction;

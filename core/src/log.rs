@@ -1,0 +1,330 @@
+//! The event log: appending to streams (idempotency, expected versions, tenants, positions,
+//! fan-out into the outbox) and reading streams and the global log.
+//!
+//! Rules (design.md section 2): idempotency is checked before the expected version; the
+//! `tidings.` type prefix is reserved; a stream's tenant is fixed by its first event; positions
+//! are handed out from `tidings_meta`, so they are gap-free in commit order and never reused,
+//! even after the newest events are deleted.
+
+use rusqlite::{Connection, OptionalExtension, Row, params};
+use serde_json::Value;
+
+use crate::clock;
+use crate::error::{Error, ExpectedVersion, Result};
+use crate::event::{self, NewEvent, RecordedEvent, ValidEvent};
+use crate::outbox;
+use crate::pattern::PatternSet;
+use crate::schema::{self, KEY_LAST_POSITION};
+use crate::store::Shared;
+
+/// Which events [`crate::Store::read_all`] returns.
+#[derive(Debug, Clone, Default)]
+pub struct ReadAllOptions {
+    /// First position returned (default 1, the start of the log).
+    pub from_position: u64,
+    /// Most events returned (default: all).
+    pub limit: Option<usize>,
+    /// Only events whose type matches one of these patterns (`order.*`, exact types, `*`).
+    pub types: Option<Vec<String>>,
+    /// Only this tenant's events.
+    pub tenant: Option<String>,
+    /// Block up to this long until at least one matching event at or past `from_position`
+    /// exists (long-poll). Commits in this process wake the wait at once, other processes'
+    /// within the store's `poll_interval`.
+    pub wait: Option<std::time::Duration>,
+}
+
+/// How [`crate::Store::read_stream`] reads one stream.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ReadStreamOptions {
+    /// First version returned (forwards) or highest version returned (backwards); default:
+    /// the first (forwards) or the last (backwards).
+    pub from_version: Option<u64>,
+    /// Most events returned.
+    pub limit: Option<usize>,
+    /// Newest first.
+    pub backwards: bool,
+}
+
+struct StreamRow {
+    id: i64,
+    tenant: Option<String>,
+    version: u64,
+}
+
+fn find_stream(conn: &Connection, name: &str) -> Result<Option<StreamRow>> {
+    Ok(conn
+        .prepare_cached("SELECT id, tenant, version FROM tidings_streams WHERE name = ?1")?
+        .query_row([name], |r| Ok(StreamRow { id: r.get(0)?, tenant: r.get(1)?, version: r.get(2)? }))
+        .optional()?)
+}
+
+pub(crate) const EVENT_COLUMNS: &str =
+    "e.position, e.id, s.name, e.version, e.type, e.data, e.metadata, e.tenant, e.recorded_at";
+
+pub(crate) fn event_from_row(row: &Row<'_>) -> rusqlite::Result<RecordedEvent> {
+    let data: String = row.get(5)?;
+    let metadata: String = row.get(6)?;
+    Ok(RecordedEvent {
+        position: row.get(0)?,
+        id: row.get(1)?,
+        stream: row.get(2)?,
+        version: row.get(3)?,
+        event_type: row.get(4)?,
+        data: serde_json::from_str(&data).unwrap_or(Value::Null),
+        metadata: serde_json::from_str(&metadata).unwrap_or(Value::Null),
+        tenant: row.get(7)?,
+        recorded_at: clock::from_micros(row.get(8)?),
+    })
+}
+
+/// Appends `events` to `stream` inside the caller's write transaction.
+pub(crate) fn append(
+    conn: &Connection,
+    shared: &Shared,
+    stream: &str,
+    events: &[NewEvent],
+    expected: ExpectedVersion,
+    allow_system: bool,
+) -> Result<Vec<RecordedEvent>> {
+    event::validate_stream(stream)?;
+    if events.is_empty() {
+        return Err(Error::invalid("events", "at least one event is required"));
+    }
+    let valid = events
+        .iter()
+        .map(|e| e.validate(shared.options.max_event_size, allow_system))
+        .collect::<Result<Vec<ValidEvent>>>()?;
+    let tenant = valid[0].tenant.clone();
+    if valid.iter().any(|v| v.tenant != tenant) {
+        return Err(Error::invalid("tenant", "all events of one append must have the same tenant"));
+    }
+    if let Some(originals) = idempotent_replay(conn, stream, &valid)? {
+        return Ok(originals);
+    }
+    let existing = find_stream(conn, stream)?;
+    let actual = existing.as_ref().map_or(0, |s| s.version);
+    let expected_ok = match expected {
+        ExpectedVersion::Any => true,
+        ExpectedVersion::NoStream => actual == 0,
+        ExpectedVersion::StreamExists => actual > 0,
+        ExpectedVersion::Exact(v) => actual == v,
+    };
+    if !expected_ok {
+        return Err(Error::Concurrency { stream: stream.to_string(), expected, actual });
+    }
+    let stream_id = match &existing {
+        Some(row) => {
+            if row.tenant != tenant {
+                return Err(Error::invalid(
+                    "tenant",
+                    "the stream belongs to a different tenant (fixed by its first event)",
+                ));
+            }
+            row.id
+        }
+        None => {
+            conn.prepare_cached("INSERT INTO tidings_streams (name, tenant, version) VALUES (?1, ?2, 0)")?
+                .execute(params![stream, tenant])?;
+            conn.last_insert_rowid()
+        }
+    };
+
+    let now = clock::now_micros();
+    let last_position = schema::meta_int(conn, KEY_LAST_POSITION)? as u64;
+    let mut matcher = shared.matcher();
+    matcher.refresh(conn)?;
+    let mut recorded = Vec::with_capacity(valid.len());
+    {
+        let mut insert = conn.prepare_cached(
+            "INSERT INTO tidings_events (position, id, stream_id, version, type, data, metadata, tenant, recorded_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+        )?;
+        for (i, (v, input)) in valid.iter().zip(events).enumerate() {
+            let position = last_position + 1 + i as u64;
+            let version = actual + 1 + i as u64;
+            insert.execute(params![
+                position,
+                v.id,
+                stream_id,
+                version,
+                v.event_type,
+                v.data,
+                v.metadata,
+                v.tenant,
+                now
+            ])?;
+            let targets = matcher.targets(&v.event_type, v.tenant.as_deref());
+            outbox::insert_deliveries(conn, position, stream_id, &targets, now)?;
+            recorded.push(RecordedEvent {
+                id: v.id.clone(),
+                stream: stream.to_string(),
+                version,
+                position,
+                event_type: v.event_type.clone(),
+                data: input.data.clone(),
+                metadata: input.metadata.clone(),
+                tenant: v.tenant.clone(),
+                recorded_at: clock::from_micros(now),
+            });
+        }
+    }
+    drop(matcher);
+    let n = valid.len() as u64;
+    conn.prepare_cached("UPDATE tidings_streams SET version = ?2 WHERE id = ?1")?
+        .execute(params![stream_id, actual + n])?;
+    schema::set_meta_int(conn, KEY_LAST_POSITION, (last_position + n) as i64)?;
+    tracing::trace!(stream, events = n, first_position = last_position + 1, "appended");
+    Ok(recorded)
+}
+
+/// When the events carry caller ids that already exist: returns the original records if it is
+/// the same append again, or an [`Error::IdempotencyConflict`] when the content differs.
+fn idempotent_replay(conn: &Connection, stream: &str, valid: &[ValidEvent]) -> Result<Option<Vec<RecordedEvent>>> {
+    if !valid.iter().any(|v| v.caller_id) {
+        return Ok(None);
+    }
+    let mut lookup = conn.prepare_cached(&format!(
+        "SELECT {EVENT_COLUMNS}, e.data, e.metadata FROM tidings_events e JOIN tidings_streams s ON s.id = e.stream_id WHERE e.id = ?1"
+    ))?;
+    let mut originals = Vec::new();
+    let mut missing = None;
+    for v in valid {
+        let found = if v.caller_id {
+            lookup
+                .query_row([&v.id], |r| Ok((event_from_row(r)?, r.get::<_, String>(9)?, r.get::<_, String>(10)?)))
+                .optional()?
+        } else {
+            None
+        };
+        match found {
+            Some((original, data, metadata)) => {
+                let same = original.stream == stream
+                    && original.event_type == v.event_type
+                    && data == v.data
+                    && metadata == v.metadata
+                    && original.tenant == v.tenant;
+                if !same {
+                    return Err(Error::IdempotencyConflict { event_id: v.id.clone() });
+                }
+                originals.push(original);
+            }
+            None => missing = Some(v.id.clone()),
+        }
+    }
+    match (originals.first(), missing) {
+        (None, _) => Ok(None),
+        (Some(_), None) => Ok(Some(originals)),
+        // Appends are atomic, so a retried batch exists whole or not at all.
+        (Some(first), Some(_)) => Err(Error::IdempotencyConflict { event_id: first.id.clone() }),
+    }
+}
+
+/// The current version of a stream (`None` when it does not exist).
+pub(crate) fn stream_version(conn: &Connection, stream: &str) -> Result<Option<u64>> {
+    Ok(find_stream(conn, stream)?.map(|s| s.version))
+}
+
+/// Reads one stream.
+pub(crate) fn read_stream(conn: &Connection, stream: &str, opts: &ReadStreamOptions) -> Result<Vec<RecordedEvent>> {
+    let Some(row) = find_stream(conn, stream)? else { return Ok(Vec::new()) };
+    let limit = opts.limit.map_or(-1, |l| l.min(i64::MAX as usize) as i64);
+    let sql = if opts.backwards {
+        format!(
+            "SELECT {EVENT_COLUMNS} FROM tidings_events e JOIN tidings_streams s ON s.id = e.stream_id
+             WHERE e.stream_id = ?1 AND e.version <= ?2 ORDER BY e.version DESC LIMIT ?3"
+        )
+    } else {
+        format!(
+            "SELECT {EVENT_COLUMNS} FROM tidings_events e JOIN tidings_streams s ON s.id = e.stream_id
+             WHERE e.stream_id = ?1 AND e.version >= ?2 ORDER BY e.version LIMIT ?3"
+        )
+    };
+    let from = match (opts.from_version, opts.backwards) {
+        (Some(v), _) => v.min(i64::MAX as u64) as i64,
+        (None, true) => i64::MAX,
+        (None, false) => 1,
+    };
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let rows = stmt.query_map(params![row.id, from, limit], event_from_row)?;
+    Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+}
+
+/// Reads the global log once (no waiting): up to `limit` matching events at or after
+/// `from_position`, scanning in batches so filters do not load the whole log.
+pub(crate) fn read_all_once(
+    conn: &Connection,
+    from_position: u64,
+    limit: Option<usize>,
+    types: Option<&PatternSet>,
+    tenant: Option<&str>,
+) -> Result<Vec<RecordedEvent>> {
+    const BATCH: i64 = 512;
+    let want = limit.unwrap_or(usize::MAX);
+    let mut out = Vec::new();
+    let mut next = from_position.max(1) as i64;
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {EVENT_COLUMNS} FROM tidings_events e JOIN tidings_streams s ON s.id = e.stream_id
+         WHERE e.position >= ?1 AND (?2 IS NULL OR e.tenant = ?2) ORDER BY e.position LIMIT ?3"
+    ))?;
+    while out.len() < want {
+        let batch: Vec<RecordedEvent> =
+            stmt.query_map(params![next, tenant, BATCH], event_from_row)?.collect::<rusqlite::Result<_>>()?;
+        let Some(last) = batch.last() else { break };
+        next = last.position as i64 + 1;
+        let full = batch.len() as i64 == BATCH;
+        for e in batch {
+            if types.is_none_or(|t| t.matches(&e.event_type)) {
+                out.push(e);
+                if out.len() == want {
+                    break;
+                }
+            }
+        }
+        if !full {
+            break;
+        }
+    }
+    Ok(out)
+}
+
+/// Deletes a stream: its events, snapshot and name; unfinished deliveries of its events are
+/// cancelled. Other events keep their positions.
+pub(crate) fn delete_stream(conn: &Connection, stream: &str) -> Result<u64> {
+    let row = find_stream(conn, stream)?.ok_or_else(|| Error::not_found("stream", stream))?;
+    let now = clock::now_micros();
+    outbox::cancel_for_events(conn, "stream_id = ?1", params![row.id], now)?;
+    let deleted = conn.prepare_cached("DELETE FROM tidings_events WHERE stream_id = ?1")?.execute([row.id])?;
+    conn.prepare_cached("DELETE FROM tidings_snapshots WHERE stream_id = ?1")?.execute([row.id])?;
+    conn.prepare_cached("DELETE FROM tidings_streams WHERE id = ?1")?.execute([row.id])?;
+    tracing::debug!(stream, events = deleted, "stream deleted");
+    Ok(deleted as u64)
+}
+
+/// Deletes a stream's events below `before_version` (the stream keeps its version); their
+/// unfinished deliveries are cancelled, since a body is rendered from the event at send time.
+pub(crate) fn truncate_stream(conn: &Connection, stream: &str, before_version: u64) -> Result<u64> {
+    let row = find_stream(conn, stream)?.ok_or_else(|| Error::not_found("stream", stream))?;
+    let before = before_version.min(i64::MAX as u64) as i64;
+    let now = clock::now_micros();
+    outbox::cancel_for_events(conn, "stream_id = ?1 AND version < ?2", params![row.id, before], now)?;
+    let deleted = conn
+        .prepare_cached("DELETE FROM tidings_events WHERE stream_id = ?1 AND version < ?2")?
+        .execute(params![row.id, before])?;
+    Ok(deleted as u64)
+}
+
+/// Looks up one event by id.
+pub(crate) fn event_by_id(conn: &Connection, id: &str) -> Result<Option<RecordedEvent>> {
+    Ok(conn
+        .prepare_cached(&format!(
+            "SELECT {EVENT_COLUMNS} FROM tidings_events e JOIN tidings_streams s ON s.id = e.stream_id WHERE e.id = ?1"
+        ))?
+        .query_row([id], event_from_row)
+        .optional()?)
+}
+
+/// The last position handed out (0 for an empty log).
+pub(crate) fn last_position(conn: &Connection) -> Result<u64> {
+    Ok(schema::meta_int(conn, KEY_LAST_POSITION)? as u64)
+}

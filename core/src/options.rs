@@ -1,0 +1,103 @@
+//! Options for opening a [`crate::Store`]: durability, busy timeout, limits and the egress policy.
+//!
+//! Every option has the default of the design (section 6); `StoreOptions::default()` is what
+//! `Store::open(path, Default::default())` uses.
+
+use std::time::Duration;
+
+/// How hard a commit tries to survive power loss.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[non_exhaustive]
+pub enum Durability {
+    /// WAL with `synchronous = NORMAL`: survives any process crash; a power loss may roll back
+    /// the last commits, all together. The delivery engine syncs the WAL before it sends, so no
+    /// webhook announces an event that could still be rolled back.
+    #[default]
+    Normal,
+    /// `synchronous = FULL`: every commit is fsynced before it returns.
+    Full,
+}
+
+impl Durability {
+    /// Parses `"normal"` or `"full"` (the bindings' spelling).
+    pub fn parse(s: &str) -> crate::Result<Durability> {
+        match s.to_ascii_lowercase().as_str() {
+            "normal" => Ok(Durability::Normal),
+            "full" => Ok(Durability::Full),
+            _ => Err(crate::Error::invalid("durability", "expected \"normal\" or \"full\"")),
+        }
+    }
+}
+
+/// Options for [`crate::Store::open`].
+///
+/// ```
+/// use std::time::Duration;
+/// let options = tidings::StoreOptions {
+///     source: "host-1".into(),
+///     busy_timeout: Duration::from_secs(2),
+///     ..Default::default()
+/// };
+/// # let _ = options;
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoreOptions {
+    /// Identifies this producer in every webhook body (`source`); defaults to the host name.
+    pub source: String,
+    /// Commit durability; see [`Durability`].
+    pub durability: Durability,
+    /// How long a write waits for the database lock (held by another thread's transaction or
+    /// another process) before failing with [`crate::Error::Busy`]. Default 5 s.
+    pub busy_timeout: Duration,
+    /// Largest event (data + metadata, serialised) accepted by `append`. Default 1 MiB.
+    pub max_event_size: usize,
+    /// How long the previous secret keeps signing after a rotation. Default 24 h.
+    pub rotation_grace: Duration,
+    /// Upper bound of the WAL file kept after a checkpoint (`journal_size_limit`). Default 64 MiB.
+    pub wal_size_limit: u64,
+    /// How often waits (long-poll reads, the delivery engine) look for commits made by other
+    /// processes. Commits in this process wake them at once. Default 100 ms.
+    pub poll_interval: Duration,
+    /// Largest number of idle read connections kept open. Default 4.
+    pub max_idle_readers: usize,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        StoreOptions {
+            source: default_source(),
+            durability: Durability::Normal,
+            busy_timeout: Duration::from_secs(5),
+            max_event_size: 1024 * 1024,
+            rotation_grace: Duration::from_secs(24 * 3600),
+            wal_size_limit: 64 * 1024 * 1024,
+            poll_interval: Duration::from_millis(100),
+            max_idle_readers: 4,
+        }
+    }
+}
+
+impl StoreOptions {
+    /// Checks every option; called by `Store::open`.
+    pub(crate) fn validate(&self) -> crate::Result<()> {
+        use crate::Error;
+        if self.source.is_empty() || self.source.len() > 200 || self.source.chars().any(char::is_control) {
+            return Err(Error::invalid("source", "must be 1 to 200 characters without control characters"));
+        }
+        if self.busy_timeout > Duration::from_secs(3600) {
+            return Err(Error::invalid("busy_timeout", "must be at most one hour"));
+        }
+        if self.max_event_size < 1024 || self.max_event_size > 64 * 1024 * 1024 {
+            return Err(Error::invalid("max_event_size", "must be between 1 KiB and 64 MiB"));
+        }
+        if self.poll_interval.is_zero() || self.poll_interval > Duration::from_secs(60) {
+            return Err(Error::invalid("poll_interval", "must be between 1 ms and 60 s"));
+        }
+        Ok(())
+    }
+}
+
+fn default_source() -> String {
+    let host = gethostname::gethostname().to_string_lossy().trim().to_string();
+    if host.is_empty() || host.len() > 200 { "tidings".to_string() } else { host }
+}

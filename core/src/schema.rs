@@ -1,0 +1,143 @@
+//! The schema: numbered migrations recorded in `tidings_meta`, and the meta keys.
+//!
+//! tidings never reads or writes `PRAGMA user_version` (it belongs to the application). Its own
+//! schema version is the `schema_version` row of `tidings_meta`. Each migration runs in its own
+//! `BEGIN IMMEDIATE` transaction, so two processes opening a new file at once apply it once, and
+//! a process killed mid-migration leaves the previous version intact.
+
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior};
+
+use crate::error::{Error, Result};
+
+/// The migrations, in order; migration `i` (0-based) brings the schema to version `i + 1`.
+const MIGRATIONS: &[&str] = &[include_str!("sql/0001_initial.sql")];
+
+/// The schema version this library writes.
+pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
+
+/// Meta key: the schema version.
+pub(crate) const KEY_SCHEMA_VERSION: &str = "schema_version";
+/// Meta key: bumped by every endpoint change, so appends in any process rebuild their matcher.
+pub(crate) const KEY_ENDPOINTS_GENERATION: &str = "endpoints_generation";
+/// Meta key: the last global position handed out.
+pub(crate) const KEY_LAST_POSITION: &str = "last_position";
+
+const CREATE_META: &str = "CREATE TABLE IF NOT EXISTS tidings_meta (
+    key   TEXT PRIMARY KEY,
+    value ANY
+) WITHOUT ROWID";
+
+/// Reads the schema version of an open database (`None`: not a tidings database).
+pub fn schema_version(conn: &Connection) -> Result<Option<i64>> {
+    let has_meta: bool = conn.query_row(
+        "SELECT EXISTS (SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = 'tidings_meta')",
+        [],
+        |r| r.get(0),
+    )?;
+    if !has_meta {
+        return Ok(None);
+    }
+    Ok(conn
+        .query_row("SELECT value FROM tidings_meta WHERE key = ?1", [KEY_SCHEMA_VERSION], |r| r.get(0))
+        .optional()?)
+}
+
+/// Brings the database up to [`SCHEMA_VERSION`], one transaction per migration.
+pub(crate) fn migrate(conn: &mut Connection) -> Result<()> {
+    loop {
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        tx.execute_batch(CREATE_META)?;
+        let current = schema_version(&tx)?.unwrap_or(0);
+        if current > SCHEMA_VERSION {
+            return Err(Error::Storage(format!(
+                "the database has tidings schema version {current}, newer than this library's {SCHEMA_VERSION}"
+            )));
+        }
+        if current == SCHEMA_VERSION {
+            tx.commit()?;
+            return Ok(());
+        }
+        let index = usize::try_from(current).map_err(|_| Error::Storage("negative schema version".into()))?;
+        tx.execute_batch(MIGRATIONS[index])?;
+        if current == 0 {
+            tx.execute(
+                "INSERT INTO tidings_meta (key, value) VALUES (?1, 0), (?2, 0)",
+                [KEY_ENDPOINTS_GENERATION, KEY_LAST_POSITION],
+            )?;
+        }
+        tx.execute(
+            "INSERT INTO tidings_meta (key, value) VALUES (?1, ?2)
+             ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            rusqlite::params![KEY_SCHEMA_VERSION, current + 1],
+        )?;
+        tx.commit()?;
+        tracing::debug!(version = current + 1, "tidings schema migrated");
+    }
+}
+
+/// Reads an integer meta value (0 when absent).
+pub(crate) fn meta_int(conn: &Connection, key: &str) -> Result<i64> {
+    Ok(conn
+        .prepare_cached("SELECT value FROM tidings_meta WHERE key = ?1")?
+        .query_row([key], |r| r.get::<_, i64>(0))
+        .optional()?
+        .unwrap_or(0))
+}
+
+/// Writes an integer meta value.
+pub(crate) fn set_meta_int(conn: &Connection, key: &str, value: i64) -> Result<()> {
+    conn.prepare_cached(
+        "INSERT INTO tidings_meta (key, value) VALUES (?1, ?2)
+         ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+    )?
+    .execute(rusqlite::params![key, value])?;
+    Ok(())
+}
+
+/// Bumps the endpoints generation (inside the caller's write transaction).
+pub(crate) fn bump_endpoints_generation(conn: &Connection) -> Result<()> {
+    conn.prepare_cached("UPDATE tidings_meta SET value = value + 1 WHERE key = ?1")?
+        .execute([KEY_ENDPOINTS_GENERATION])?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn migrates_once_and_leaves_user_version_alone() -> Result<()> {
+        let mut conn = Connection::open_in_memory()?;
+        conn.execute_batch("PRAGMA user_version = 7; CREATE TABLE orders (id INTEGER PRIMARY KEY);")?;
+        migrate(&mut conn)?;
+        migrate(&mut conn)?;
+        assert_eq!(schema_version(&conn)?, Some(SCHEMA_VERSION));
+        let uv: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+        assert_eq!(uv, 7);
+        let orders: i64 = conn.query_row("SELECT count(*) FROM orders", [], |r| r.get(0))?;
+        assert_eq!(orders, 0);
+        Ok(())
+    }
+
+    #[test]
+    fn refuses_a_newer_schema() -> Result<()> {
+        let mut conn = Connection::open_in_memory()?;
+        migrate(&mut conn)?;
+        set_meta_int(&conn, KEY_SCHEMA_VERSION, SCHEMA_VERSION + 1)?;
+        assert!(matches!(migrate(&mut conn), Err(Error::Storage(_))));
+        Ok(())
+    }
+
+    #[test]
+    fn only_tidings_tables_are_created() -> Result<()> {
+        let mut conn = Connection::open_in_memory()?;
+        migrate(&mut conn)?;
+        let foreign: i64 = conn.query_row(
+            "SELECT count(*) FROM sqlite_schema WHERE name NOT LIKE 'tidings\\_%' ESCAPE '\\' AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\'",
+            [],
+            |r| r.get(0),
+        )?;
+        assert_eq!(foreign, 0);
+        Ok(())
+    }
+}

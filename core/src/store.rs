@@ -1,0 +1,383 @@
+//! [`Store`]: the handle applications hold. Opening (version check, pragmas, migrations),
+//! transactions, and the store-level form of every operation (each in its own transaction or
+//! on a read connection).
+//!
+//! A `Store` is a cheap clone of an `Arc`; it is `Send + Sync`, so many threads may use one.
+//! Writes serialise on the single writer connection (and, across processes, on SQLite's lock
+//! taken with `BEGIN IMMEDIATE`); reads use a pool of read connections and never wait for
+//! writers. A store write on a thread that holds an open [`Transaction`] fails at once with
+//! [`Error::TransactionOpen`].
+
+use std::path::Path;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use rusqlite::types::Value as SqlValue;
+use rusqlite::{Connection, Params};
+use serde_json::Value;
+
+use crate::consumers::{self, Snapshot};
+use crate::db::{self, CommitSignal, Location, ReaderPool, WriterSlot};
+use crate::endpoint::{self, Endpoint, EndpointSpec, EndpointUpdate};
+use crate::error::{Error, ExpectedVersion, Result};
+use crate::event::{NewEvent, RecordedEvent};
+use crate::log::{self, ReadAllOptions, ReadStreamOptions};
+use crate::options::StoreOptions;
+use crate::outbox::{self, Delivery, DeliveryFilter, DeliveryState, Matcher};
+use crate::pattern::PatternSet;
+use crate::retention::{self, RetentionRule};
+use crate::schema;
+use crate::transaction::{self, Transaction};
+
+/// State shared by every clone of a store and its transactions.
+pub(crate) struct Shared {
+    pub(crate) options: StoreOptions,
+    pub(crate) location: Location,
+    writer: WriterSlot,
+    readers: Option<ReaderPool>,
+    matcher: Mutex<Matcher>,
+    pub(crate) commits: CommitSignal,
+}
+
+impl Shared {
+    pub(crate) fn matcher(&self) -> MutexGuard<'_, Matcher> {
+        self.matcher.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub(crate) fn take_writer(&self) -> Result<Connection> {
+        self.writer.take(self.options.busy_timeout)
+    }
+
+    pub(crate) fn give_back_writer(&self, conn: Connection) {
+        self.writer.give_back(conn);
+    }
+
+    /// Runs `f` on a read connection (the writer, for an in-memory store).
+    pub(crate) fn read<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
+        match &self.readers {
+            Some(pool) => {
+                let conn = pool.take(&self.options)?;
+                let result = f(&conn);
+                pool.give_back(conn, self.options.max_idle_readers);
+                result
+            }
+            None => {
+                let conn = self.take_writer()?;
+                let result = f(&conn);
+                self.give_back_writer(conn);
+                result
+            }
+        }
+    }
+}
+
+/// The handle to one tidings database. See the crate docs for a tour.
+#[derive(Clone)]
+pub struct Store {
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store").field("location", &self.shared.location).finish_non_exhaustive()
+    }
+}
+
+impl Store {
+    /// Opens (or creates) the database at `path`, applying tidings' migrations. The
+    /// application's own tables and `PRAGMA user_version` are left alone.
+    pub fn open(path: impl AsRef<Path>, options: StoreOptions) -> Result<Store> {
+        Store::open_at(Location::File(path.as_ref().to_path_buf()), options)
+    }
+
+    /// Opens a private in-memory store (one connection; gone when the last clone is dropped).
+    pub fn open_in_memory() -> Result<Store> {
+        Store::open_at(Location::Memory, StoreOptions::default())
+    }
+
+    /// Opens a private in-memory store with options.
+    pub fn open_in_memory_with(options: StoreOptions) -> Result<Store> {
+        Store::open_at(Location::Memory, options)
+    }
+
+    fn open_at(location: Location, options: StoreOptions) -> Result<Store> {
+        db::check_sqlite_version(rusqlite::version_number())?;
+        options.validate()?;
+        let mut conn = db::open_writer(&location, &options)?;
+        schema::migrate(&mut conn)?;
+        let readers = match &location {
+            Location::File(path) => Some(ReaderPool::new(path.clone())),
+            Location::Memory => None,
+        };
+        let shared = Shared {
+            options,
+            location,
+            writer: WriterSlot::new(conn),
+            readers,
+            matcher: Mutex::new(Matcher::new()),
+            commits: CommitSignal::default(),
+        };
+        Ok(Store { shared: Arc::new(shared) })
+    }
+
+    pub(crate) fn shared(&self) -> &Arc<Shared> {
+        &self.shared
+    }
+
+    /// The options the store was opened with.
+    pub fn options(&self) -> &StoreOptions {
+        &self.shared.options
+    }
+
+    /// Closes the store: idle connections close now, a connection lent to an open transaction
+    /// when it ends. Later calls on any clone fail with [`Error::Closed`].
+    pub fn close(&self) {
+        self.shared.writer.close();
+        if let Some(pool) = &self.shared.readers {
+            pool.close();
+        }
+        self.shared.commits.notify();
+    }
+
+    /// Begins a write transaction (`BEGIN IMMEDIATE`). Commit it with
+    /// [`Transaction::commit`]; dropping it rolls back.
+    pub fn begin(&self) -> Result<Transaction> {
+        Transaction::begin(Arc::clone(&self.shared))
+    }
+
+    /// Runs `f` in a write transaction: commits if it returns `Ok`, rolls back if it returns
+    /// `Err` or panics.
+    ///
+    /// ```
+    /// # fn main() -> tidings::Result<()> {
+    /// use serde_json::json;
+    /// let store = tidings::Store::open_in_memory()?;
+    /// store.execute("CREATE TABLE orders (id INTEGER PRIMARY KEY, total REAL)", [])?;
+    /// store.transaction(|tx| {
+    ///     tx.execute("INSERT INTO orders (id, total) VALUES (?1, ?2)", (42, 9.99))?;
+    ///     tx.append("order-42", &[tidings::NewEvent::new("order.created", json!({"total": 9.99}))],
+    ///               tidings::ExpectedVersion::Any)?;
+    ///     Ok::<_, tidings::Error>(())
+    /// })?;
+    /// # Ok(()) }
+    /// ```
+    pub fn transaction<T, E>(&self, f: impl FnOnce(&mut Transaction) -> Result<T, E>) -> Result<T, E>
+    where
+        E: From<Error>,
+    {
+        let mut tx = self.begin()?;
+        let value = f(&mut tx)?;
+        tx.commit()?;
+        Ok(value)
+    }
+
+    fn write<T>(&self, f: impl FnOnce(&mut Transaction) -> Result<T>) -> Result<T> {
+        self.transaction(f)
+    }
+
+    /// Appends events to `stream` in their own transaction: ids, versions and positions are
+    /// assigned, and one delivery per matching enabled endpoint is queued.
+    ///
+    /// Idempotency is checked first (an existing caller-chosen id with the same content returns
+    /// the original records; with other content it is [`Error::IdempotencyConflict`]), then
+    /// `expected` ([`Error::Concurrency`] carries the actual version).
+    pub fn append(&self, stream: &str, events: &[NewEvent], expected: ExpectedVersion) -> Result<Vec<RecordedEvent>> {
+        self.write(|tx| tx.append(stream, events, expected))
+    }
+
+    /// Runs one statement of the application's own SQL in its own transaction.
+    pub fn execute(&self, sql: &str, params: impl Params) -> Result<usize> {
+        self.write(|tx| tx.execute(sql, params))
+    }
+
+    /// Runs a query of the application's own SQL on a read connection.
+    pub fn query(&self, sql: &str, params: impl Params) -> Result<Vec<Vec<SqlValue>>> {
+        self.shared.read(|conn| transaction::query_rows(conn, sql, params))
+    }
+
+    /// Reads a stream.
+    pub fn read_stream(&self, stream: &str, options: ReadStreamOptions) -> Result<Vec<RecordedEvent>> {
+        self.shared.read(|conn| log::read_stream(conn, stream, &options))
+    }
+
+    /// Reads the global log in position order, optionally filtered and optionally waiting
+    /// (long-poll) for the first matching event.
+    pub fn read_all(&self, options: ReadAllOptions) -> Result<Vec<RecordedEvent>> {
+        let types = options.types.as_ref().map(PatternSet::parse).transpose()?;
+        if let Some(tenant) = &options.tenant {
+            crate::event::validate_tenant(tenant)?;
+        }
+        let deadline = options.wait.map(|w| std::time::Instant::now() + w);
+        loop {
+            let seen = self.shared.commits.current();
+            let events = self.shared.read(|conn| {
+                log::read_all_once(
+                    conn,
+                    options.from_position,
+                    options.limit,
+                    types.as_ref(),
+                    options.tenant.as_deref(),
+                )
+            })?;
+            let now = std::time::Instant::now();
+            match deadline {
+                Some(deadline) if events.is_empty() && now < deadline => {
+                    let slice = (deadline - now).min(self.shared.options.poll_interval);
+                    self.shared.commits.wait_past(seen, slice);
+                }
+                _ => return Ok(events),
+            }
+        }
+    }
+
+    /// The stream's current version (`None` if it does not exist).
+    pub fn stream_version(&self, stream: &str) -> Result<Option<u64>> {
+        self.shared.read(|conn| log::stream_version(conn, stream))
+    }
+
+    /// One event by id.
+    pub fn event(&self, id: &str) -> Result<RecordedEvent> {
+        let normalized = crate::event::normalize_event_id(id)?;
+        self.shared.read(|conn| log::event_by_id(conn, &normalized))?.ok_or_else(|| Error::not_found("event", id))
+    }
+
+    /// The last position handed out (0 for an empty log).
+    pub fn last_position(&self) -> Result<u64> {
+        self.shared.read(log::last_position)
+    }
+
+    /// Consumer `name`'s recorded position.
+    pub fn checkpoint(&self, name: &str) -> Result<Option<u64>> {
+        self.shared.read(|conn| consumers::checkpoint(conn, name))
+    }
+
+    /// Records consumer `name`'s position in its own transaction (projections that update a read
+    /// model use [`Transaction::set_checkpoint`] instead).
+    pub fn set_checkpoint(&self, name: &str, position: u64) -> Result<()> {
+        self.write(|tx| tx.set_checkpoint(name, position))
+    }
+
+    /// Saves a snapshot of `stream` at `version`.
+    pub fn save_snapshot(&self, stream: &str, version: u64, state: &Value) -> Result<()> {
+        self.write(|tx| tx.save_snapshot(stream, version, state))
+    }
+
+    /// The latest snapshot of `stream`.
+    pub fn load_snapshot(&self, stream: &str) -> Result<Option<Snapshot>> {
+        self.shared.read(|conn| consumers::load_snapshot(conn, stream))
+    }
+
+    /// Deletes a stream: its events (hard delete, for erasure), snapshot and name; unfinished
+    /// deliveries of its events are cancelled. Other events keep their positions. Returns the
+    /// number of events deleted.
+    pub fn delete_stream(&self, stream: &str) -> Result<u64> {
+        self.write(|tx| tx.delete_stream(stream))
+    }
+
+    /// Deletes a stream's events below `before_version`; the stream keeps its version.
+    /// Unfinished deliveries of those events are cancelled.
+    pub fn truncate_stream(&self, stream: &str, before_version: u64) -> Result<u64> {
+        self.write(|tx| tx.truncate_stream(stream, before_version))
+    }
+
+    /// Applies per-type retention rules to the log: deletes events past a rule's `max_age` or
+    /// beyond its `max_count` newest. Events with unfinished deliveries are kept. Returns the
+    /// number of events deleted.
+    pub fn prune_events(&self, rules: &[RetentionRule]) -> Result<u64> {
+        self.write(|tx| retention::prune_events(tx.rusqlite()?, rules, crate::clock::now_micros()))
+    }
+
+    /// Creates a webhook endpoint. A secret is generated when the spec has none.
+    ///
+    /// ```
+    /// # fn main() -> tidings::Result<()> {
+    /// let store = tidings::Store::open_in_memory()?;
+    /// let endpoint = store.create_endpoint(&tidings::EndpointSpec {
+    ///     events: vec!["order.*".into()],
+    ///     ..tidings::EndpointSpec::new("https://example.com/hook")
+    /// })?;
+    /// assert!(endpoint.secret.expose().starts_with("whsec_"));
+    /// # Ok(()) }
+    /// ```
+    pub fn create_endpoint(&self, spec: &EndpointSpec) -> Result<Endpoint> {
+        self.write(|tx| tx.create_endpoint(spec))
+    }
+
+    /// One endpoint by id.
+    pub fn get_endpoint(&self, id: &str) -> Result<Endpoint> {
+        self.shared.read(|conn| endpoint::get(conn, id))
+    }
+
+    /// Every live endpoint (or only those scoped to `tenant`), oldest first.
+    pub fn list_endpoints(&self, tenant: Option<&str>) -> Result<Vec<Endpoint>> {
+        self.shared.read(|conn| endpoint::list(conn, tenant))
+    }
+
+    /// Changes an endpoint (partial update, validated as a whole).
+    pub fn update_endpoint(&self, id: &str, change: &EndpointUpdate) -> Result<Endpoint> {
+        self.write(|tx| tx.update_endpoint(id, change))
+    }
+
+    /// Deletes an endpoint (soft): its unfinished deliveries are cancelled.
+    pub fn delete_endpoint(&self, id: &str) -> Result<()> {
+        self.write(|tx| tx.delete_endpoint(id))
+    }
+
+    /// Enables an endpoint; with `catch_up`, events appended while it was disabled are
+    /// delivered too.
+    pub fn enable_endpoint(&self, id: &str, catch_up: bool) -> Result<Endpoint> {
+        self.write(|tx| tx.enable_endpoint(id, catch_up))
+    }
+
+    /// Disables an endpoint: nothing new is queued for it and waiting deliveries pause.
+    pub fn disable_endpoint(&self, id: &str, reason: Option<&str>) -> Result<Endpoint> {
+        self.write(|tx| tx.disable_endpoint(id, reason))
+    }
+
+    /// Replaces an endpoint's secret with a new random one; the old one keeps signing for the
+    /// rotation grace period.
+    pub fn rotate_secret(&self, id: &str) -> Result<Endpoint> {
+        self.write(|tx| tx.rotate_secret(id, None))
+    }
+
+    /// Replaces an endpoint's secret with the given one (`whsec_...`).
+    pub fn rotate_secret_to(&self, id: &str, secret: &str) -> Result<Endpoint> {
+        self.write(|tx| tx.rotate_secret(id, Some(secret)))
+    }
+
+    /// Lists deliveries, newest first.
+    pub fn deliveries(&self, filter: &DeliveryFilter) -> Result<Vec<Delivery>> {
+        self.shared.read(|conn| outbox::list(conn, filter))
+    }
+
+    /// One delivery by id.
+    pub fn delivery(&self, id: u64) -> Result<Delivery> {
+        self.shared.read(|conn| outbox::get(conn, id))
+    }
+
+    /// Counts of deliveries by state (all endpoints, or one).
+    pub fn delivery_counts(&self, endpoint_id: Option<&str>) -> Result<Vec<(DeliveryState, u64)>> {
+        self.shared.read(|conn| {
+            let seq = endpoint_id.map(|id| endpoint::get_with_seq(conn, id).map(|(seq, _)| seq)).transpose()?;
+            outbox::counts_by_state(conn, seq)
+        })
+    }
+
+    /// Puts one failed or succeeded delivery back to `pending` (a new attempt series; the
+    /// history is kept).
+    pub fn retry(&self, delivery_id: u64) -> Result<Delivery> {
+        self.write(|tx| tx.retry(delivery_id))
+    }
+
+    /// Puts every failed delivery of the endpoint whose event was recorded at or after `since`
+    /// back to `pending`. Returns how many.
+    pub fn recover(&self, endpoint_id: &str, since: time::OffsetDateTime) -> Result<usize> {
+        self.write(|tx| tx.recover(endpoint_id, since))
+    }
+
+    /// Re-delivers every matching event in `[from_position, to_position]` to the endpoint:
+    /// finished deliveries go back to `pending`, missing ones are created, unfinished ones are
+    /// left alone. The `webhook-id` stays the event id. Returns rows created or reset.
+    pub fn replay(&self, endpoint_id: &str, from_position: u64, to_position: Option<u64>) -> Result<usize> {
+        self.write(|tx| tx.replay(endpoint_id, from_position, to_position))
+    }
+}

@@ -1,0 +1,251 @@
+//! [`Transaction`]: one SQLite write transaction (`BEGIN IMMEDIATE`) in which the application's
+//! own SQL, event appends, outbox rows, checkpoints and endpoint changes commit together.
+//!
+//! A transaction owns the store's writer connection while it lives. It commits only through
+//! [`Transaction::commit`]; dropping it (or a panic unwinding through it) rolls back.
+//! It is `Send`, so bindings may move it between threads.
+
+use std::sync::Arc;
+
+use rusqlite::types::Value as SqlValue;
+use rusqlite::{Connection, Params};
+use serde_json::Value;
+
+use crate::consumers;
+use crate::endpoint::{self, Endpoint, EndpointSpec, EndpointUpdate};
+use crate::error::{Error, ExpectedVersion, Result};
+use crate::event::{NewEvent, RecordedEvent};
+use crate::log::{self, ReadStreamOptions};
+use crate::outbox::{self, Delivery};
+use crate::store::Shared;
+
+/// An open write transaction. See the module docs.
+///
+/// ```
+/// # fn main() -> tidings::Result<()> {
+/// let store = tidings::Store::open_in_memory()?;
+/// let mut tx = store.begin()?;
+/// tx.execute("CREATE TABLE orders (id INTEGER PRIMARY KEY, total REAL)", [])?;
+/// tx.execute("INSERT INTO orders (id, total) VALUES (?1, ?2)", (42, 9.99))?;
+/// tx.append("order-42", &[tidings::NewEvent::new("order.created", serde_json::json!({"total": 9.99}))],
+///           tidings::ExpectedVersion::NoStream)?;
+/// tx.commit()?;
+/// assert_eq!(store.stream_version("order-42")?, Some(1));
+/// # Ok(()) }
+/// ```
+pub struct Transaction {
+    shared: Arc<Shared>,
+    conn: Option<Connection>,
+    endpoints_changed: bool,
+}
+
+impl std::fmt::Debug for Transaction {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Transaction").field("open", &self.conn.is_some()).finish()
+    }
+}
+
+impl Transaction {
+    /// Takes the writer and begins. Called by [`crate::Store::begin`].
+    pub(crate) fn begin(shared: Arc<Shared>) -> Result<Transaction> {
+        let conn = shared.take_writer()?;
+        if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
+            shared.give_back_writer(conn);
+            return Err(e.into());
+        }
+        Ok(Transaction { shared, conn: Some(conn), endpoints_changed: false })
+    }
+
+    fn conn(&self) -> Result<&Connection> {
+        self.conn.as_ref().ok_or(Error::Closed)
+    }
+
+    /// The underlying rusqlite connection, inside this transaction: existing rusqlite code that
+    /// takes a `&Connection` (which `rusqlite::Transaction` derefs to) joins the transaction
+    /// unchanged. Do not `COMMIT`, `ROLLBACK` or touch `tidings_` tables through it.
+    pub fn rusqlite(&self) -> Result<&Connection> {
+        self.conn()
+    }
+
+    /// Runs one statement of the application's own SQL; returns the rows changed.
+    pub fn execute(&self, sql: &str, params: impl Params) -> Result<usize> {
+        Ok(self.conn()?.prepare_cached(sql)?.execute(params)?)
+    }
+
+    /// Runs a query of the application's own SQL; returns every row as SQLite values.
+    pub fn query(&self, sql: &str, params: impl Params) -> Result<Vec<Vec<SqlValue>>> {
+        query_rows(self.conn()?, sql, params)
+    }
+
+    /// Appends events to a stream (see [`crate::Store::append`]); the events and their outbox
+    /// rows commit with this transaction. On error nothing of this call was written and the
+    /// transaction stays usable.
+    pub fn append(
+        &mut self,
+        stream: &str,
+        events: &[NewEvent],
+        expected: ExpectedVersion,
+    ) -> Result<Vec<RecordedEvent>> {
+        self.savepoint(|conn, shared| log::append(conn, shared, stream, events, expected, false))
+    }
+
+    /// Appends system (`tidings.*`) events; used by the delivery engine.
+    pub(crate) fn append_system(&mut self, stream: &str, events: &[NewEvent]) -> Result<Vec<RecordedEvent>> {
+        self.savepoint(|conn, shared| log::append(conn, shared, stream, events, ExpectedVersion::Any, true))
+    }
+
+    /// Runs `f` in a savepoint, so a failed operation leaves nothing half-written while the
+    /// transaction goes on.
+    fn savepoint<T>(&mut self, f: impl FnOnce(&Connection, &Shared) -> Result<T>) -> Result<T> {
+        let conn = self.conn.as_ref().ok_or(Error::Closed)?;
+        conn.execute_batch("SAVEPOINT tidings_op")?;
+        match f(conn, &self.shared) {
+            Ok(value) => {
+                conn.execute_batch("RELEASE tidings_op")?;
+                Ok(value)
+            }
+            Err(err) => {
+                conn.execute_batch("ROLLBACK TO tidings_op; RELEASE tidings_op")?;
+                Err(err)
+            }
+        }
+    }
+
+    /// Reads a stream as this transaction sees it.
+    pub fn read_stream(&self, stream: &str, options: ReadStreamOptions) -> Result<Vec<RecordedEvent>> {
+        log::read_stream(self.conn()?, stream, &options)
+    }
+
+    /// The stream's version as this transaction sees it.
+    pub fn stream_version(&self, stream: &str) -> Result<Option<u64>> {
+        log::stream_version(self.conn()?, stream)
+    }
+
+    /// Records consumer `name`'s position, atomically with the rest of the transaction.
+    pub fn set_checkpoint(&mut self, name: &str, position: u64) -> Result<()> {
+        consumers::set_checkpoint(self.conn()?, name, position)
+    }
+
+    /// Consumer `name`'s position as this transaction sees it.
+    pub fn checkpoint(&self, name: &str) -> Result<Option<u64>> {
+        consumers::checkpoint(self.conn()?, name)
+    }
+
+    /// Saves a snapshot of `stream` at `version`.
+    pub fn save_snapshot(&mut self, stream: &str, version: u64, state: &Value) -> Result<()> {
+        consumers::save_snapshot(self.conn()?, stream, version, state)
+    }
+
+    /// Deletes a stream (see [`crate::Store::delete_stream`]).
+    pub fn delete_stream(&mut self, stream: &str) -> Result<u64> {
+        self.savepoint(|conn, _| log::delete_stream(conn, stream))
+    }
+
+    /// Deletes a stream's events below `before_version`.
+    pub fn truncate_stream(&mut self, stream: &str, before_version: u64) -> Result<u64> {
+        self.savepoint(|conn, _| log::truncate_stream(conn, stream, before_version))
+    }
+
+    fn endpoint_op<T>(&mut self, f: impl FnOnce(&Connection, &Shared) -> Result<T>) -> Result<T> {
+        self.endpoints_changed = true;
+        self.savepoint(f)
+    }
+
+    /// Creates an endpoint (see [`crate::Store::create_endpoint`]).
+    pub fn create_endpoint(&mut self, spec: &EndpointSpec) -> Result<Endpoint> {
+        self.endpoint_op(|conn, _| endpoint::create(conn, spec))
+    }
+
+    /// Changes an endpoint.
+    pub fn update_endpoint(&mut self, id: &str, change: &EndpointUpdate) -> Result<Endpoint> {
+        self.endpoint_op(|conn, _| endpoint::update(conn, id, change))
+    }
+
+    /// Deletes an endpoint (soft).
+    pub fn delete_endpoint(&mut self, id: &str) -> Result<()> {
+        self.endpoint_op(|conn, _| endpoint::delete(conn, id))
+    }
+
+    /// Enables an endpoint.
+    pub fn enable_endpoint(&mut self, id: &str, catch_up: bool) -> Result<Endpoint> {
+        self.endpoint_op(|conn, _| endpoint::enable(conn, id, catch_up))
+    }
+
+    /// Disables an endpoint.
+    pub fn disable_endpoint(&mut self, id: &str, reason: Option<&str>) -> Result<Endpoint> {
+        self.endpoint_op(|conn, _| endpoint::disable(conn, id, reason))
+    }
+
+    /// Rotates an endpoint's secret (`None`: generate one).
+    pub fn rotate_secret(&mut self, id: &str, new_secret: Option<&str>) -> Result<Endpoint> {
+        self.savepoint(|conn, shared| endpoint::rotate_secret(conn, id, new_secret, shared.options.rotation_grace))
+    }
+
+    /// Reads an endpoint as this transaction sees it.
+    pub fn get_endpoint(&self, id: &str) -> Result<Endpoint> {
+        endpoint::get(self.conn()?, id)
+    }
+
+    /// Puts a failed or succeeded delivery back to pending.
+    pub fn retry(&mut self, delivery_id: u64) -> Result<Delivery> {
+        self.savepoint(|conn, _| outbox::retry(conn, delivery_id))
+    }
+
+    /// Puts the endpoint's failed deliveries of events recorded since `since` back to pending.
+    pub fn recover(&mut self, endpoint_id: &str, since: time::OffsetDateTime) -> Result<usize> {
+        self.savepoint(|conn, _| endpoint::recover(conn, endpoint_id, since))
+    }
+
+    /// Re-delivers the endpoint's matching events in `[from_position, to_position]`.
+    pub fn replay(&mut self, endpoint_id: &str, from_position: u64, to_position: Option<u64>) -> Result<usize> {
+        self.savepoint(|conn, _| endpoint::replay(conn, endpoint_id, from_position, to_position))
+    }
+
+    /// Commits everything done in this transaction and wakes the delivery engine.
+    pub fn commit(mut self) -> Result<()> {
+        let conn = self.conn.take().ok_or(Error::Closed)?;
+        let result = conn.execute_batch("COMMIT");
+        if result.is_err() {
+            let _ = conn.execute_batch("ROLLBACK");
+            if self.endpoints_changed {
+                self.shared.matcher().invalidate();
+            }
+        }
+        self.shared.give_back_writer(conn);
+        result?;
+        self.shared.commits.notify();
+        Ok(())
+    }
+
+    /// Rolls back everything done in this transaction.
+    pub fn rollback(mut self) -> Result<()> {
+        self.finish_rollback()
+    }
+
+    fn finish_rollback(&mut self) -> Result<()> {
+        let Some(conn) = self.conn.take() else { return Ok(()) };
+        let result = conn.execute_batch("ROLLBACK");
+        if self.endpoints_changed {
+            self.shared.matcher().invalidate();
+        }
+        self.shared.give_back_writer(conn);
+        Ok(result?)
+    }
+}
+
+impl Drop for Transaction {
+    fn drop(&mut self) {
+        if let Err(err) = self.finish_rollback() {
+            tracing::warn!(error = %err, "rollback of a dropped transaction failed");
+        }
+    }
+}
+
+/// Runs a query and collects every row as SQLite values.
+pub(crate) fn query_rows(conn: &Connection, sql: &str, params: impl Params) -> Result<Vec<Vec<SqlValue>>> {
+    let mut stmt = conn.prepare_cached(sql)?;
+    let width = stmt.column_count();
+    let rows = stmt
+        .query_map(params, |row| (0..width).map(|i| row.get::<_, SqlValue>(i)).collect::<rusqlite::Result<Vec<_>>>())?;
+    Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+}
