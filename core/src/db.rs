@@ -202,13 +202,21 @@ impl ReaderPool {
 pub(crate) struct CommitSignal {
     seq: Mutex<u64>,
     changed: Condvar,
+    listeners: Mutex<Vec<crossbeam_channel::Sender<()>>>,
 }
 
 impl CommitSignal {
-    /// Records a commit and wakes every waiter.
+    /// Records a commit and wakes every waiter and listener.
     pub(crate) fn notify(&self) {
         *self.seq.lock().unwrap_or_else(|p| p.into_inner()) += 1;
         self.changed.notify_all();
+        let mut listeners = self.listeners.lock().unwrap_or_else(|p| p.into_inner());
+        listeners.retain(|tx| !matches!(tx.try_send(()), Err(crossbeam_channel::TrySendError::Disconnected(_))));
+    }
+
+    /// Sends `()` on `tx` (without blocking) after every commit, until its receiver is dropped.
+    pub(crate) fn subscribe(&self, tx: crossbeam_channel::Sender<()>) {
+        self.listeners.lock().unwrap_or_else(|p| p.into_inner()).push(tx);
     }
 
     /// The current commit count.

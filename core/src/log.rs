@@ -14,8 +14,12 @@ use crate::error::{Error, ExpectedVersion, Result};
 use crate::event::{self, NewEvent, RecordedEvent, ValidEvent};
 use crate::outbox;
 use crate::pattern::PatternSet;
+use crate::rates;
 use crate::schema::{self, KEY_LAST_POSITION};
 use crate::store::Shared;
+
+/// The stream of `tidings.rate_limit.exceeded` events.
+pub(crate) const SYSTEM_RATE_STREAM: &str = "tidings.rate_limits";
 
 /// Which events [`crate::Store::read_all`] returns.
 #[derive(Debug, Clone, Default)]
@@ -131,6 +135,11 @@ pub(crate) fn append(
     };
 
     let now = clock::now_micros();
+    let n = valid.len() as u64;
+    let rate_warning = match (&tenant, allow_system) {
+        (Some(t), false) => rates::count(conn, &shared.options.tenant_rates, t, n, now)?,
+        _ => false,
+    };
     let last_position = schema::meta_int(conn, KEY_LAST_POSITION)? as u64;
     let mut matcher = shared.matcher();
     matcher.refresh(conn)?;
@@ -170,10 +179,22 @@ pub(crate) fn append(
         }
     }
     drop(matcher);
-    let n = valid.len() as u64;
     conn.prepare_cached("UPDATE tidings_streams SET version = ?2 WHERE id = ?1")?
         .execute(params![stream_id, actual + n])?;
     schema::set_meta_int(conn, KEY_LAST_POSITION, (last_position + n) as i64)?;
+    if rate_warning && let Some(t) = tenant.as_deref() {
+        let stats = rates::stats(conn, &shared.options.tenant_rates, t, now)?;
+        let data = rates::exceeded_event_data(t, stats.limit.unwrap_or(0), stats.current);
+        append(
+            conn,
+            shared,
+            SYSTEM_RATE_STREAM,
+            &[NewEvent::new("tidings.rate_limit.exceeded", data)],
+            ExpectedVersion::Any,
+            true,
+        )?;
+        tracing::warn!(tenant = t, limit = stats.limit, current = stats.current, "tenant over its event rate");
+    }
     tracing::trace!(stream, events = n, first_position = last_position + 1, "appended");
     Ok(recorded)
 }
@@ -321,6 +342,16 @@ pub(crate) fn event_by_id(conn: &Connection, id: &str) -> Result<Option<Recorded
             "SELECT {EVENT_COLUMNS} FROM tidings_events e JOIN tidings_streams s ON s.id = e.stream_id WHERE e.id = ?1"
         ))?
         .query_row([id], event_from_row)
+        .optional()?)
+}
+
+/// One event by position.
+pub(crate) fn event_at(conn: &Connection, position: u64) -> Result<Option<RecordedEvent>> {
+    Ok(conn
+        .prepare_cached(&format!(
+            "SELECT {EVENT_COLUMNS} FROM tidings_events e JOIN tidings_streams s ON s.id = e.stream_id WHERE e.position = ?1"
+        ))?
+        .query_row([position], event_from_row)
         .optional()?)
 }
 

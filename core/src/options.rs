@@ -60,6 +60,12 @@ pub struct StoreOptions {
     pub poll_interval: Duration,
     /// Largest number of idle read connections kept open. Default 4.
     pub max_idle_readers: usize,
+    /// Which addresses webhooks (deliveries, `send_test`, `call`) may be sent to. By default
+    /// loopback, private, link-local, unique-local, multicast and metadata addresses are
+    /// refused, checked on the resolved address at connect time.
+    pub egress: crate::egress::EgressPolicy,
+    /// Per-tenant event rate meters (warn or enforce); empty by default.
+    pub tenant_rates: Vec<crate::rates::TenantRate>,
 }
 
 impl Default for StoreOptions {
@@ -73,6 +79,8 @@ impl Default for StoreOptions {
             wal_size_limit: 64 * 1024 * 1024,
             poll_interval: Duration::from_millis(100),
             max_idle_readers: 4,
+            egress: crate::egress::EgressPolicy::default(),
+            tenant_rates: Vec::new(),
         }
     }
 }
@@ -93,6 +101,7 @@ impl StoreOptions {
         if self.poll_interval.is_zero() || self.poll_interval > Duration::from_secs(60) {
             return Err(Error::invalid("poll_interval", "must be between 1 ms and 60 s"));
         }
+        crate::rates::validate(&self.tenant_rates)?;
         Ok(())
     }
 }

@@ -108,8 +108,8 @@ impl DeliveryState {
 
 /// One delivery: an event on its way to one endpoint.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Delivery {
-    /// Delivery id.
+pub struct DeliveryRecord {
+    /// DeliveryRecord id.
     pub id: u64,
     /// The event's id (`None` once the event was deleted with its stream).
     pub event_id: Option<String>,
@@ -271,21 +271,28 @@ pub(crate) fn cancel_for_events(conn: &Connection, event_filter: &str, args: imp
     Ok(conn.prepare_cached(&sql)?.execute(args)?)
 }
 
-/// Pauses an endpoint's waiting deliveries (its endpoint was disabled). Deliveries in flight
-/// finish their attempt; a failed one is paused then instead of retried.
+/// Pauses an endpoint's unfinished deliveries (its endpoint was disabled). A delivery in
+/// flight keeps its lease: its attempt is still recorded, and it stays paused unless it succeeded.
 pub(crate) fn pause_endpoint(conn: &Connection, seq: i64, now: i64) -> Result<usize> {
     Ok(conn
         .prepare_cached(
-            "UPDATE tidings_deliveries SET state = 3, touched_at = ?2 WHERE endpoint_seq = ?1 AND state IN (0, 2)",
+            "UPDATE tidings_deliveries SET state = 3, touched_at = ?2 WHERE endpoint_seq = ?1 AND state IN (0, 1, 2)",
         )?
         .execute(params![seq, now])?)
 }
 
-/// Resumes an endpoint's paused deliveries, due now.
+/// Resumes an endpoint's paused deliveries: due now, or, for one whose lease is still held by
+/// a request in flight, back to `sending` until that lease ends (no double send).
 pub(crate) fn resume_endpoint(conn: &Connection, seq: i64, now: i64) -> Result<usize> {
     Ok(conn
         .prepare_cached(
-            "UPDATE tidings_deliveries SET state = 0, next_attempt_at = ?2, touched_at = ?2 WHERE endpoint_seq = ?1 AND state = 3",
+            "UPDATE tidings_deliveries SET
+                state = CASE WHEN lease_expires_at > ?2 THEN 1 ELSE 0 END,
+                next_attempt_at = CASE WHEN lease_expires_at > ?2 THEN lease_expires_at ELSE ?2 END,
+                lease_owner = CASE WHEN lease_expires_at > ?2 THEN lease_owner END,
+                lease_expires_at = CASE WHEN lease_expires_at > ?2 THEN lease_expires_at END,
+                touched_at = ?2
+             WHERE endpoint_seq = ?1 AND state = 3",
         )?
         .execute(params![seq, now])?)
 }
@@ -355,9 +362,9 @@ const DELIVERY_COLUMNS: &str =
 const DELIVERY_FROM: &str = "tidings_deliveries d JOIN tidings_endpoints p ON p.seq = d.endpoint_seq
      LEFT JOIN tidings_events e ON e.position = d.event_position";
 
-fn delivery_from_row(r: &Row<'_>) -> rusqlite::Result<Delivery> {
+fn delivery_from_row(r: &Row<'_>) -> rusqlite::Result<DeliveryRecord> {
     let state = DeliveryState::from_code(r.get(5)?);
-    Ok(Delivery {
+    Ok(DeliveryRecord {
         id: r.get(0)?,
         event_id: r.get(1)?,
         event_position: r.get(2)?,
@@ -375,7 +382,7 @@ fn delivery_from_row(r: &Row<'_>) -> rusqlite::Result<Delivery> {
 }
 
 /// Lists deliveries, newest first.
-pub(crate) fn list(conn: &Connection, filter: &DeliveryFilter) -> Result<Vec<Delivery>> {
+pub(crate) fn list(conn: &Connection, filter: &DeliveryFilter) -> Result<Vec<DeliveryRecord>> {
     let limit = filter.limit.clamp(1, 10_000) as i64;
     let sql = format!(
         "SELECT {DELIVERY_COLUMNS} FROM {DELIVERY_FROM}
@@ -393,7 +400,7 @@ pub(crate) fn list(conn: &Connection, filter: &DeliveryFilter) -> Result<Vec<Del
 }
 
 /// One delivery by id.
-pub(crate) fn get(conn: &Connection, id: u64) -> Result<Delivery> {
+pub(crate) fn get(conn: &Connection, id: u64) -> Result<DeliveryRecord> {
     let sql = format!("SELECT {DELIVERY_COLUMNS} FROM {DELIVERY_FROM} WHERE d.id = ?1");
     conn.prepare_cached(&sql)?
         .query_row([id.min(i64::MAX as u64) as i64], delivery_from_row)
@@ -403,7 +410,7 @@ pub(crate) fn get(conn: &Connection, id: u64) -> Result<Delivery> {
 
 /// `retry(delivery)`: a failed or succeeded delivery goes back to `pending` with a new attempt
 /// series (its attempt history is kept). Unfinished or cancelled deliveries are refused.
-pub(crate) fn retry(conn: &Connection, id: u64) -> Result<Delivery> {
+pub(crate) fn retry(conn: &Connection, id: u64) -> Result<DeliveryRecord> {
     let current = get(conn, id)?;
     if current.event_id.is_none() {
         return Err(Error::invalid("delivery", "its event was deleted"));

@@ -92,3 +92,80 @@ pub(crate) fn prune_events(conn: &Connection, rules: &[RetentionRule], now: i64)
     }
     Ok(deleted)
 }
+
+/// Finished delivery records deleted per housekeeping transaction.
+pub(crate) const PRUNE_BATCH: u64 = 1000;
+
+/// Deletes up to `batch` finished deliveries (and their attempts) that are older than
+/// `max_age` or beyond the newest `max_records`, least recently touched first. Unfinished
+/// deliveries are never touched. Returns how many were deleted.
+pub(crate) fn prune_deliveries(
+    conn: &Connection,
+    max_records: u64,
+    max_age: Duration,
+    now: i64,
+    batch: u64,
+) -> Result<u64> {
+    let cutoff = now.saturating_sub(clock::duration_micros(max_age));
+    let finished: u64 = conn
+        .prepare_cached("SELECT count(*) FROM tidings_deliveries WHERE state IN (4, 5, 6)")?
+        .query_row([], |r| r.get(0))?;
+    let excess = finished.saturating_sub(max_records).min(batch);
+    let ids: Vec<i64> = conn
+        .prepare_cached(
+            "SELECT id FROM tidings_deliveries WHERE state IN (4, 5, 6)
+             ORDER BY touched_at LIMIT ?1",
+        )?
+        .query_map([batch as i64], |r| Ok((r.get::<_, i64>(0)?, ())))?
+        .map(|r| r.map(|(id, ())| id))
+        .collect::<rusqlite::Result<_>>()?;
+    // The oldest `excess` go for the count limit; any further ones only if they are too old.
+    let mut doomed = Vec::new();
+    let mut touched = conn.prepare_cached("SELECT touched_at FROM tidings_deliveries WHERE id = ?1")?;
+    for (i, id) in ids.into_iter().enumerate() {
+        if (i as u64) < excess {
+            doomed.push(id);
+            continue;
+        }
+        let at: i64 = touched.query_row([id], |r| r.get(0))?;
+        if at < cutoff {
+            doomed.push(id);
+        } else {
+            break;
+        }
+    }
+    let mut delete_attempts = conn.prepare_cached("DELETE FROM tidings_attempts WHERE delivery_id = ?1")?;
+    let mut delete = conn.prepare_cached("DELETE FROM tidings_deliveries WHERE id = ?1 AND state IN (4, 5, 6)")?;
+    for id in &doomed {
+        delete_attempts.execute([id])?;
+        delete.execute([id])?;
+    }
+    if !doomed.is_empty() {
+        tracing::debug!(pruned = doomed.len(), "finished delivery records pruned");
+    }
+    Ok(doomed.len() as u64)
+}
+
+/// Keeps the WAL bounded and gives pruned pages back: a passive checkpoint, a truncating one
+/// when the WAL outgrew its limit, then an incremental vacuum step.
+pub(crate) fn checkpoint_and_vacuum(shared: &crate::store::Shared) -> Result<()> {
+    if matches!(shared.location, crate::db::Location::Memory) {
+        return Ok(());
+    }
+    let conn = shared.take_writer()?;
+    let result = (|| -> Result<()> {
+        let (_, wal_pages, _): (i64, i64, i64) =
+            conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+        let page_size: i64 = conn.query_row("PRAGMA page_size", [], |r| r.get(0))?;
+        if (wal_pages.max(0) as u64).saturating_mul(page_size as u64) > shared.options.wal_size_limit {
+            conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
+        }
+        let free: i64 = conn.query_row("PRAGMA freelist_count", [], |r| r.get(0))?;
+        if free > 256 {
+            conn.execute_batch("PRAGMA incremental_vacuum(1024)")?;
+        }
+        Ok(())
+    })();
+    shared.give_back_writer(conn);
+    result
+}

@@ -17,12 +17,13 @@ use serde_json::Value;
 
 use crate::consumers::{self, Snapshot};
 use crate::db::{self, CommitSignal, Location, ReaderPool, WriterSlot};
+use crate::delivery::http::HttpSender;
 use crate::endpoint::{self, Endpoint, EndpointSpec, EndpointUpdate};
 use crate::error::{Error, ExpectedVersion, Result};
 use crate::event::{NewEvent, RecordedEvent};
 use crate::log::{self, ReadAllOptions, ReadStreamOptions};
 use crate::options::StoreOptions;
-use crate::outbox::{self, Delivery, DeliveryFilter, DeliveryState, Matcher};
+use crate::outbox::{self, DeliveryFilter, DeliveryRecord, DeliveryState, Matcher};
 use crate::pattern::PatternSet;
 use crate::retention::{self, RetentionRule};
 use crate::schema;
@@ -36,11 +37,30 @@ pub(crate) struct Shared {
     readers: Option<ReaderPool>,
     matcher: Mutex<Matcher>,
     pub(crate) commits: CommitSignal,
+    http: Mutex<Option<(usize, Arc<HttpSender>)>>,
 }
 
 impl Shared {
     pub(crate) fn matcher(&self) -> MutexGuard<'_, Matcher> {
         self.matcher.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The store's HTTP sender (shared by the delivery engine, `send_test` and `call`), made on
+    /// first use with an idle pool of at least `pool` connections per host.
+    pub(crate) fn http_sender(&self, pool: usize) -> Arc<HttpSender> {
+        let mut slot = self.http.lock().unwrap_or_else(|p| p.into_inner());
+        match slot.as_ref() {
+            Some((size, sender)) if *size >= pool => Arc::clone(sender),
+            _ => {
+                let sender = Arc::new(HttpSender::new(
+                    self.options.egress.clone(),
+                    pool.max(4),
+                    format!("tidings/{}", env!("CARGO_PKG_VERSION")),
+                ));
+                *slot = Some((pool.max(4), Arc::clone(&sender)));
+                sender
+            }
+        }
     }
 
     pub(crate) fn take_writer(&self) -> Result<Connection> {
@@ -115,6 +135,7 @@ impl Store {
             readers,
             matcher: Mutex::new(Matcher::new()),
             commits: CommitSignal::default(),
+            http: Mutex::new(None),
         };
         Ok(Store { shared: Arc::new(shared) })
     }
@@ -344,13 +365,21 @@ impl Store {
         self.write(|tx| tx.rotate_secret(id, Some(secret)))
     }
 
+    /// A tenant's event rate meter: events in the current minute, its limit and warnings.
+    pub fn rate_stats(&self, tenant: &str) -> Result<crate::RateStats> {
+        crate::event::validate_tenant(tenant)?;
+        self.shared.read(|conn| {
+            crate::rates::stats(conn, &self.shared.options.tenant_rates, tenant, crate::clock::now_micros())
+        })
+    }
+
     /// Lists deliveries, newest first.
-    pub fn deliveries(&self, filter: &DeliveryFilter) -> Result<Vec<Delivery>> {
+    pub fn deliveries(&self, filter: &DeliveryFilter) -> Result<Vec<DeliveryRecord>> {
         self.shared.read(|conn| outbox::list(conn, filter))
     }
 
     /// One delivery by id.
-    pub fn delivery(&self, id: u64) -> Result<Delivery> {
+    pub fn delivery(&self, id: u64) -> Result<DeliveryRecord> {
         self.shared.read(|conn| outbox::get(conn, id))
     }
 
@@ -364,7 +393,7 @@ impl Store {
 
     /// Puts one failed or succeeded delivery back to `pending` (a new attempt series; the
     /// history is kept).
-    pub fn retry(&self, delivery_id: u64) -> Result<Delivery> {
+    pub fn retry(&self, delivery_id: u64) -> Result<DeliveryRecord> {
         self.write(|tx| tx.retry(delivery_id))
     }
 

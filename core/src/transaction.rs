@@ -16,7 +16,7 @@ use crate::endpoint::{self, Endpoint, EndpointSpec, EndpointUpdate};
 use crate::error::{Error, ExpectedVersion, Result};
 use crate::event::{NewEvent, RecordedEvent};
 use crate::log::{self, ReadStreamOptions};
-use crate::outbox::{self, Delivery};
+use crate::outbox::{self, DeliveryRecord};
 use crate::store::Shared;
 
 /// An open write transaction. See the module docs.
@@ -37,6 +37,10 @@ pub struct Transaction {
     shared: Arc<Shared>,
     conn: Option<Connection>,
     endpoints_changed: bool,
+    /// `synchronous` was raised to FULL for this transaction and must be restored.
+    restore_sync: bool,
+    /// Wake commit waiters (the delivery engine, long-poll reads) on commit.
+    notify: bool,
 }
 
 impl std::fmt::Debug for Transaction {
@@ -48,12 +52,50 @@ impl std::fmt::Debug for Transaction {
 impl Transaction {
     /// Takes the writer and begins. Called by [`crate::Store::begin`].
     pub(crate) fn begin(shared: Arc<Shared>) -> Result<Transaction> {
+        Transaction::begin_with(shared, false)
+    }
+
+    /// Begins a transaction whose commit also makes every earlier commit durable (in `Normal`
+    /// durability the WAL is synced once, at this commit), and which does not wake commit
+    /// waiters unless [`Transaction::wake_on_commit`] is called. Used by the dispatcher.
+    pub(crate) fn begin_durable(shared: Arc<Shared>) -> Result<Transaction> {
+        Transaction::begin_with(shared, true)
+    }
+
+    fn begin_with(shared: Arc<Shared>, durable: bool) -> Result<Transaction> {
         let conn = shared.take_writer()?;
-        if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
-            shared.give_back_writer(conn);
+        let restore_sync = durable && shared.options.durability == crate::Durability::Normal;
+        let begun = if restore_sync {
+            conn.execute_batch("PRAGMA synchronous = FULL; BEGIN IMMEDIATE")
+        } else {
+            conn.execute_batch("BEGIN IMMEDIATE")
+        };
+        let mut tx =
+            Transaction { shared, conn: Some(conn), endpoints_changed: durable, restore_sync, notify: !durable };
+        if let Err(e) = begun {
+            if let Some(conn) = tx.conn.take() {
+                tx.release(conn);
+            }
             return Err(e.into());
         }
-        Ok(Transaction { shared, conn: Some(conn), endpoints_changed: false })
+        Ok(tx)
+    }
+
+    /// Wake commit waiters when this transaction commits.
+    pub(crate) fn wake_on_commit(&mut self) {
+        self.notify = true;
+    }
+
+    /// The connection and the store internals, for engine code running in this transaction.
+    pub(crate) fn parts(&self) -> Result<(&Connection, &Shared)> {
+        Ok((self.conn()?, &self.shared))
+    }
+
+    fn release(&mut self, conn: Connection) {
+        if self.restore_sync {
+            let _ = conn.execute_batch("PRAGMA synchronous = NORMAL");
+        }
+        self.shared.give_back_writer(conn);
     }
 
     fn conn(&self) -> Result<&Connection> {
@@ -87,11 +129,6 @@ impl Transaction {
         expected: ExpectedVersion,
     ) -> Result<Vec<RecordedEvent>> {
         self.savepoint(|conn, shared| log::append(conn, shared, stream, events, expected, false))
-    }
-
-    /// Appends system (`tidings.*`) events; used by the delivery engine.
-    pub(crate) fn append_system(&mut self, stream: &str, events: &[NewEvent]) -> Result<Vec<RecordedEvent>> {
-        self.savepoint(|conn, shared| log::append(conn, shared, stream, events, ExpectedVersion::Any, true))
     }
 
     /// Runs `f` in a savepoint, so a failed operation leaves nothing half-written while the
@@ -187,7 +224,7 @@ impl Transaction {
     }
 
     /// Puts a failed or succeeded delivery back to pending.
-    pub fn retry(&mut self, delivery_id: u64) -> Result<Delivery> {
+    pub fn retry(&mut self, delivery_id: u64) -> Result<DeliveryRecord> {
         self.savepoint(|conn, _| outbox::retry(conn, delivery_id))
     }
 
@@ -211,9 +248,11 @@ impl Transaction {
                 self.shared.matcher().invalidate();
             }
         }
-        self.shared.give_back_writer(conn);
+        self.release(conn);
         result?;
-        self.shared.commits.notify();
+        if self.notify {
+            self.shared.commits.notify();
+        }
         Ok(())
     }
 
@@ -228,7 +267,7 @@ impl Transaction {
         if self.endpoints_changed {
             self.shared.matcher().invalidate();
         }
-        self.shared.give_back_writer(conn);
+        self.release(conn);
         Ok(result?)
     }
 }

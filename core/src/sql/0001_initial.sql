@@ -105,8 +105,9 @@ CREATE TABLE tidings_deliveries (
 );
 CREATE UNIQUE INDEX tidings_deliveries_by_endpoint ON tidings_deliveries (endpoint_seq, event_position);
 CREATE INDEX tidings_deliveries_by_event ON tidings_deliveries (event_position);
--- Due work: only unfinished rows (pending, sending, retrying) are indexed, so it stays small.
-CREATE INDEX tidings_deliveries_due ON tidings_deliveries (next_attempt_at) WHERE state IN (0, 1, 2);
+-- Due work per endpoint: only rows that can be claimed (pending, retrying, and sending ones
+-- whose lease expires at next_attempt_at) are indexed, so it stays small.
+CREATE INDEX tidings_deliveries_due ON tidings_deliveries (endpoint_seq, next_attempt_at) WHERE state IN (0, 1, 2);
 -- Per-stream order for ordered endpoints: unfinished rows only (paused included).
 CREATE INDEX tidings_deliveries_unfinished_by_stream
     ON tidings_deliveries (endpoint_seq, stream_id, event_position) WHERE state IN (0, 1, 2, 3);
@@ -123,4 +124,13 @@ CREATE TABLE tidings_attempts (
     error         TEXT,
     response_body TEXT,
     PRIMARY KEY (delivery_id, number)
+) WITHOUT ROWID;
+
+-- Per-tenant event rate meters: fixed one-minute windows, shared by every process.
+CREATE TABLE tidings_tenant_rates (
+    tenant        TEXT    PRIMARY KEY,
+    window_start  INTEGER NOT NULL,
+    count         INTEGER NOT NULL,
+    warnings      INTEGER NOT NULL DEFAULT 0,
+    warned_window INTEGER
 ) WITHOUT ROWID;

@@ -1,0 +1,244 @@
+//! Claiming due deliveries under a lease, inside the dispatcher's write transaction.
+//!
+//! A row is due when it is pending or retrying and `next_attempt_at` has passed, or when it is
+//! sending and its lease (kept in `next_attempt_at` while claimed) has expired: that is how a
+//! crashed process's work is resumed. Endpoints are visited in turn (no head-of-line blocking):
+//! each gets at most its free in-flight slots (`max_in_flight`, per process) and, when it has a
+//! rate limit, at most the whole tokens of its bucket, which lives in the endpoint row and so
+//! is shared by every process. For `ordered` endpoints the claim query skips a row while an
+//! earlier event of the same stream is unfinished, so a stream has at most one delivery in
+//! flight and its events go out in version order.
+
+use std::collections::HashMap;
+use std::num::NonZeroUsize;
+use std::sync::Arc;
+use std::time::Duration;
+
+use lru::LruCache;
+use rusqlite::{Connection, params};
+
+use super::request::{Job, Target};
+use super::throttle::Bucket;
+use crate::clock;
+use crate::endpoint;
+use crate::error::Result;
+use crate::log;
+
+/// What one process knows about its own work in flight, plus cached endpoint settings.
+pub(crate) struct LocalState {
+    in_flight: HashMap<i64, u32>,
+    total: usize,
+    targets: LruCache<i64, (i64, i64, Arc<Target>)>,
+    turn: usize,
+}
+
+/// How long a cached endpoint's settings are trusted (a rotated secret's grace period ends
+/// without any row change).
+const TARGET_TTL_MICROS: i64 = 30_000_000;
+
+impl LocalState {
+    pub(crate) fn new() -> Self {
+        LocalState {
+            in_flight: HashMap::new(),
+            total: 0,
+            targets: LruCache::new(NonZeroUsize::new(1024).unwrap_or(NonZeroUsize::MIN)),
+            turn: 0,
+        }
+    }
+
+    /// Requests claimed and not yet recorded.
+    pub(crate) fn total(&self) -> usize {
+        self.total
+    }
+
+    pub(crate) fn started(&mut self, seq: i64) {
+        *self.in_flight.entry(seq).or_default() += 1;
+        self.total += 1;
+    }
+
+    pub(crate) fn finished(&mut self, seq: i64) {
+        if let Some(n) = self.in_flight.get_mut(&seq) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                self.in_flight.remove(&seq);
+            }
+        }
+        self.total = self.total.saturating_sub(1);
+    }
+
+    fn target(&mut self, conn: &Connection, seq: i64, id: &str, updated_at: i64, now: i64) -> Result<Arc<Target>> {
+        if let Some((stamp, loaded, target)) = self.targets.get(&seq)
+            && *stamp == updated_at
+            && now - *loaded < TARGET_TTL_MICROS
+        {
+            return Ok(Arc::clone(target));
+        }
+        let (_, ep) = endpoint::get_with_seq(conn, id)?;
+        let secrets = endpoint::active_secrets(conn, seq, now)?;
+        let target = Arc::new(Target::new(seq, &ep, secrets)?);
+        self.targets.put(seq, (updated_at, now, Arc::clone(&target)));
+        Ok(target)
+    }
+}
+
+/// The result of one claim pass.
+pub(crate) struct Claimed {
+    /// Attempts to start now.
+    pub jobs: Vec<Job>,
+    /// The earliest future moment something becomes due (or a bucket refills), microseconds.
+    pub next_due: Option<i64>,
+    /// Rows are due now but were left for lack of capacity or tokens.
+    pub due_left: bool,
+}
+
+struct EndpointRow {
+    seq: i64,
+    id: String,
+    updated_at: i64,
+    max_in_flight: u32,
+    rate_limit: Option<f64>,
+    burst: Option<u32>,
+    bucket_tokens: Option<f64>,
+    bucket_at: Option<i64>,
+    ordered: bool,
+    timeout_us: i64,
+}
+
+const DUE_PLAIN: &str = "SELECT id, event_position, attempts FROM tidings_deliveries
+    WHERE endpoint_seq = ?1 AND state IN (0, 1, 2) AND next_attempt_at <= ?2
+    ORDER BY next_attempt_at, id LIMIT ?3";
+
+const DUE_ORDERED: &str = "SELECT d.id, d.event_position, d.attempts FROM tidings_deliveries d
+    WHERE d.endpoint_seq = ?1 AND d.state IN (0, 1, 2) AND d.next_attempt_at <= ?2
+      AND NOT EXISTS (SELECT 1 FROM tidings_deliveries o
+                      WHERE o.endpoint_seq = d.endpoint_seq AND o.stream_id = d.stream_id
+                        AND o.event_position < d.event_position AND o.state IN (0, 1, 2, 3))
+    ORDER BY d.next_attempt_at, d.id LIMIT ?3";
+
+/// Claims up to `capacity` due deliveries for `owner`.
+pub(crate) fn claim(
+    conn: &Connection,
+    local: &mut LocalState,
+    owner: &str,
+    capacity: usize,
+    lease_grace: Duration,
+    now: i64,
+) -> Result<Claimed> {
+    let mut endpoints: Vec<EndpointRow> = conn
+        .prepare_cached(
+            "SELECT seq, id, updated_at, max_in_flight, rate_limit, burst, bucket_tokens, bucket_at, ordered, timeout_us
+             FROM tidings_endpoints WHERE enabled = 1 AND deleted_at IS NULL ORDER BY seq",
+        )?
+        .query_map([], |r| {
+            Ok(EndpointRow {
+                seq: r.get(0)?,
+                id: r.get(1)?,
+                updated_at: r.get(2)?,
+                max_in_flight: r.get(3)?,
+                rate_limit: r.get(4)?,
+                burst: r.get(5)?,
+                bucket_tokens: r.get(6)?,
+                bucket_at: r.get(7)?,
+                ordered: r.get(8)?,
+                timeout_us: r.get(9)?,
+            })
+        })?
+        .collect::<rusqlite::Result<_>>()?;
+    if !endpoints.is_empty() {
+        let start = local.turn % endpoints.len();
+        endpoints.rotate_left(start);
+        local.turn = local.turn.wrapping_add(1);
+    }
+
+    let mut claimed = Claimed { jobs: Vec::new(), next_due: None, due_left: false };
+    let mut budget = capacity;
+    let earliest = |claimed: &mut Claimed, at: i64| {
+        claimed.next_due = Some(claimed.next_due.map_or(at, |n: i64| n.min(at)));
+    };
+    let mut next_stmt = conn.prepare_cached(
+        "SELECT min(next_attempt_at) FROM tidings_deliveries WHERE endpoint_seq = ?1 AND state IN (0, 1, 2)",
+    )?;
+    for ep in &endpoints {
+        let Some(next): Option<i64> = next_stmt.query_row([ep.seq], |r| r.get(0))? else { continue };
+        if next > now {
+            earliest(&mut claimed, next);
+            continue;
+        }
+        let busy = local.in_flight.get(&ep.seq).copied().unwrap_or(0);
+        let room = ep.max_in_flight.saturating_sub(busy) as usize;
+        if room == 0 || budget == 0 {
+            claimed.due_left = true;
+            continue;
+        }
+        let mut want = room.min(budget);
+        let mut bucket = ep.rate_limit.map(|rate| {
+            let mut b = Bucket::load(rate, ep.burst, ep.bucket_tokens, ep.bucket_at, now);
+            b.refill(now);
+            b
+        });
+        if let Some(b) = &bucket {
+            let available = b.available() as usize;
+            if available == 0 {
+                claimed.due_left = true;
+                earliest(&mut claimed, now + b.micros_until_token());
+                continue;
+            }
+            want = want.min(available);
+        }
+        let rows: Vec<(i64, u64, u32)> = conn
+            .prepare_cached(if ep.ordered { DUE_ORDERED } else { DUE_PLAIN })?
+            .query_map(params![ep.seq, now, want as i64], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+            .collect::<rusqlite::Result<_>>()?;
+        if rows.len() == want {
+            claimed.due_left = true;
+        }
+        if rows.is_empty() {
+            continue;
+        }
+        let lease_until = now.saturating_add(ep.timeout_us).saturating_add(clock::duration_micros(lease_grace));
+        let target = local.target(conn, ep.seq, &ep.id, ep.updated_at, now)?;
+        let mut take = conn.prepare_cached(
+            "UPDATE tidings_deliveries SET state = 1, attempts = attempts + 1, lease_owner = ?2, lease_expires_at = ?3,
+                next_attempt_at = ?3, touched_at = ?4
+             WHERE id = ?1",
+        )?;
+        let mut taken = 0u64;
+        for (id, position, attempts) in rows {
+            let Some(event) = log::event_at(conn, position)? else {
+                conn.prepare_cached(
+                    "UPDATE tidings_deliveries SET state = 6, touched_at = ?2, completed_at = ?2 WHERE id = ?1",
+                )?
+                .execute(params![id, now])?;
+                continue;
+            };
+            take.execute(params![id, owner, lease_until, now])?;
+            taken += 1;
+            local.started(ep.seq);
+            claimed.jobs.push(Job { delivery_id: id, attempt: attempts + 1, target: Arc::clone(&target), event });
+        }
+        budget = budget.saturating_sub(taken as usize);
+        if let Some(b) = bucket.as_mut() {
+            b.take(taken);
+            conn.prepare_cached("UPDATE tidings_endpoints SET bucket_tokens = ?2, bucket_at = ?3 WHERE seq = ?1")?
+                .execute(params![ep.seq, b.tokens, b.at])?;
+        }
+    }
+    Ok(claimed)
+}
+
+/// Releases claims this owner will not finish (shutdown): the rows become due again now, with
+/// the unfinished attempt not counted. Paused rows only lose their lease.
+pub(crate) fn release(conn: &Connection, owner: &str, ids: &[i64], now: i64) -> Result<usize> {
+    let mut stmt = conn.prepare_cached(
+        "UPDATE tidings_deliveries SET
+            state = CASE WHEN state = 3 THEN 3 WHEN attempts > 1 THEN 2 ELSE 0 END,
+            attempts = max(attempts - 1, 0), lease_owner = NULL, lease_expires_at = NULL,
+            next_attempt_at = ?3, touched_at = ?3
+         WHERE id = ?1 AND lease_owner = ?2 AND state IN (1, 3)",
+    )?;
+    let mut released = 0;
+    for id in ids {
+        released += stmt.execute(params![id, owner, now])?;
+    }
+    Ok(released)
+}

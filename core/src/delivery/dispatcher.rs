@@ -1,0 +1,358 @@
+//! The dispatcher thread: sleeps until there may be work, then runs a cycle (one durable write
+//! transaction that records finished attempts and claims due rows), hands the claimed jobs to
+//! the workers, and runs housekeeping now and then.
+//!
+//! It wakes on: a commit in this process (commit listener), a worker's report, the earliest due
+//! time it knows of, a `wait_idle` request, and a change of `PRAGMA data_version` (a commit by
+//! another process), polled every `poll_interval`. Nothing else makes it spin.
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, Sender, select};
+use rusqlite::Connection;
+
+use super::claim::{self, LocalState};
+use super::complete::{self, HealthPolicy};
+use super::request::Job;
+use super::worker::{self, Report};
+use super::{DeliveryOptions, Engine};
+use crate::clock;
+use crate::db::{self, Location};
+use crate::error::Result;
+use crate::retention;
+use crate::store::Store;
+use crate::transaction::Transaction;
+
+/// Starts the dispatcher and its workers.
+pub(crate) fn spawn(
+    store: Store,
+    options: DeliveryOptions,
+    engine: Arc<Engine>,
+    wake: Receiver<()>,
+    grace: Arc<Mutex<Duration>>,
+) -> Result<JoinHandle<()>> {
+    let shared = Arc::clone(store.shared());
+    let owner = options.owner.clone().unwrap_or_else(|| {
+        let suffix = &uuid::Uuid::new_v4().simple().to_string()[..8];
+        format!("{}:{}:{}", shared.options.source, std::process::id(), suffix)
+    });
+    let sender = shared.http_sender(options.workers);
+    let source: Arc<str> = Arc::from(shared.options.source.as_str());
+    let (jobs_tx, jobs_rx) = crossbeam_channel::unbounded::<Job>();
+    let (reports_tx, reports_rx) = crossbeam_channel::unbounded::<Report>();
+    for i in 0..options.workers {
+        worker::spawn(
+            i,
+            jobs_rx.clone(),
+            reports_tx.clone(),
+            Arc::clone(&sender),
+            Arc::clone(&source),
+            Arc::clone(&engine),
+        )
+        .map_err(|e| crate::Error::Storage(format!("could not start a delivery worker: {e}")))?;
+    }
+    drop(reports_tx);
+    shared.commits.subscribe(engine.wake.clone());
+    let watcher = match &shared.location {
+        Location::File(path) => Some(db::open_reader(path, &shared.options)?),
+        Location::Memory => None,
+    };
+    let mut dispatcher = Dispatcher {
+        store,
+        options,
+        engine,
+        owner,
+        local: LocalState::new(),
+        claimed: HashSet::new(),
+        jobs_tx,
+        jobs_rx,
+        reports_rx,
+        wake,
+        watcher,
+        data_version: None,
+        grace,
+    };
+    std::thread::Builder::new()
+        .name("tidings-dispatcher".into())
+        .spawn(move || dispatcher.run())
+        .map_err(|e| crate::Error::Storage(format!("could not start the dispatcher: {e}")))
+}
+
+struct Dispatcher {
+    store: Store,
+    options: DeliveryOptions,
+    engine: Arc<Engine>,
+    owner: String,
+    local: LocalState,
+    /// Delivery ids claimed by this engine and not yet recorded.
+    claimed: HashSet<i64>,
+    jobs_tx: Sender<Job>,
+    jobs_rx: Receiver<Job>,
+    reports_rx: Receiver<Report>,
+    wake: Receiver<()>,
+    watcher: Option<Connection>,
+    data_version: Option<i64>,
+    grace: Arc<Mutex<Duration>>,
+}
+
+struct CycleResult {
+    claimed: usize,
+    next_due: Option<i64>,
+    due_left: bool,
+}
+
+impl Dispatcher {
+    fn capacity(&self) -> usize {
+        self.options.max_in_flight.unwrap_or(self.options.workers).max(1)
+    }
+
+    fn run(&mut self) {
+        let mut reports: Vec<Report> = Vec::new();
+        let mut dirty = true;
+        let mut next_due: Option<Instant> = None;
+        let mut next_housekeeping = Instant::now() + self.options.housekeeping_interval;
+        let mut failures = 0u32;
+        self.data_version = self.read_data_version();
+        while !self.engine.stopping() {
+            while let Ok(report) = self.reports_rx.try_recv() {
+                reports.push(report);
+            }
+            let now = Instant::now();
+            let requested = {
+                let status = self.engine.lock_status();
+                status.requested > status.cycles
+            };
+            if dirty || requested || !reports.is_empty() || next_due.is_some_and(|t| now >= t) {
+                match self.cycle(&mut reports) {
+                    Ok(result) => {
+                        failures = 0;
+                        next_due = result.next_due.map(|at| {
+                            let wait = at.saturating_sub(clock::now_micros()).max(0) as u64;
+                            Instant::now() + Duration::from_micros(wait)
+                        });
+                        dirty = result.due_left && result.claimed > 0;
+                        self.publish(!result.due_left && self.local.total() == 0 && reports.is_empty());
+                    }
+                    Err(err) => {
+                        failures += 1;
+                        let backoff = Duration::from_millis(50u64.saturating_mul(1 << failures.min(6)));
+                        tracing::warn!(error = %err, retry_in_ms = backoff.as_millis() as u64, "dispatcher cycle failed");
+                        next_due = Some(Instant::now() + backoff);
+                        dirty = false;
+                        self.publish(false);
+                    }
+                }
+            }
+            if Instant::now() >= next_housekeeping {
+                if let Err(err) = self.housekeeping() {
+                    tracing::warn!(error = %err, "housekeeping failed");
+                }
+                next_housekeeping = Instant::now() + self.options.housekeeping_interval;
+            }
+            if dirty {
+                continue;
+            }
+            let poll = self.store.options().poll_interval;
+            let mut timeout = next_due.map_or(poll, |t| t.saturating_duration_since(Instant::now()).min(poll));
+            timeout = timeout.min(next_housekeeping.saturating_duration_since(Instant::now()));
+            select! {
+                recv(self.reports_rx) -> msg => if let Ok(report) = msg { reports.push(report) },
+                recv(self.wake) -> _ => dirty = true,
+                default(timeout) => {
+                    let version = self.read_data_version();
+                    if version != self.data_version {
+                        self.data_version = version;
+                        dirty = true;
+                    }
+                }
+            }
+        }
+        self.stop(reports);
+    }
+
+    fn read_data_version(&self) -> Option<i64> {
+        self.watcher.as_ref().and_then(|c| c.query_row("PRAGMA data_version", [], |r| r.get(0)).ok())
+    }
+
+    /// Marks a finished cycle for `wait_idle`.
+    fn publish(&self, idle: bool) {
+        let mut status = self.engine.lock_status();
+        status.cycles += 1;
+        status.idle = idle;
+        drop(status);
+        self.engine.status_changed.notify_all();
+    }
+
+    /// One durable write transaction: record `reports`, claim what is due, commit, then hand
+    /// the jobs to the workers. Reports stay in `reports` if the transaction fails.
+    fn cycle(&mut self, reports: &mut Vec<Report>) -> Result<CycleResult> {
+        let shared = Arc::clone(self.store.shared());
+        let mut tx = Transaction::begin_durable(Arc::clone(&shared))?;
+        let health =
+            HealthPolicy { unhealthy_after: self.options.unhealthy_after, disable_after: self.options.disable_after };
+        let now = clock::now_micros();
+        let mut emitted = false;
+        let mut release = Vec::new();
+        {
+            let (conn, shared) = tx.parts()?;
+            for report in reports.iter() {
+                match report {
+                    Report::Done(finished) => {
+                        emitted |= complete::record(conn, shared, &self.owner, &health, finished)?
+                    }
+                    Report::NotSent(job) => release.push(job.delivery_id),
+                }
+            }
+            claim::release(conn, &self.owner, &release, now)?;
+        }
+        // Slots freed by the reports are available to this cycle's claims.
+        let mut freed = Vec::new();
+        for report in reports.iter() {
+            let (id, seq) = match report {
+                Report::Done(f) => (f.job.delivery_id, f.job.target.seq),
+                Report::NotSent(job) => (job.delivery_id, job.target.seq),
+            };
+            freed.push((id, seq));
+        }
+        for (_, seq) in &freed {
+            self.local.finished(*seq);
+        }
+        let capacity = self.capacity().saturating_sub(self.local.total());
+        let claimed = {
+            let (conn, _) = tx.parts()?;
+            claim::claim(conn, &mut self.local, &self.owner, capacity, self.options.lease_grace, now)
+        };
+        let claimed = match claimed {
+            Ok(c) => c,
+            Err(err) => {
+                for (_, seq) in &freed {
+                    self.local.started(*seq);
+                }
+                return Err(err);
+            }
+        };
+        if emitted {
+            tx.wake_on_commit();
+        }
+        if let Err(err) = tx.commit() {
+            for (_, seq) in &freed {
+                self.local.started(*seq);
+            }
+            for job in &claimed.jobs {
+                self.local.finished(job.target.seq);
+            }
+            return Err(err);
+        }
+        for (id, _) in &freed {
+            self.claimed.remove(id);
+        }
+        reports.clear();
+        let count = claimed.jobs.len();
+        if count > 0 {
+            tracing::debug!(claimed = count, "claimed deliveries");
+        }
+        for job in claimed.jobs {
+            self.claimed.insert(job.delivery_id);
+            if let Err(crossbeam_channel::SendError(job)) = self.jobs_tx.send(job) {
+                self.local.finished(job.target.seq);
+            }
+        }
+        Ok(CycleResult { claimed: count, next_due: claimed.next_due, due_left: claimed.due_left })
+    }
+
+    /// Prunes finished delivery records and old events, and keeps the WAL bounded.
+    fn housekeeping(&mut self) -> Result<()> {
+        let shared = Arc::clone(self.store.shared());
+        loop {
+            let tx = Transaction::begin(Arc::clone(&shared))?;
+            let pruned = {
+                let (conn, _) = tx.parts()?;
+                retention::prune_deliveries(
+                    conn,
+                    self.options.max_records,
+                    self.options.max_record_age,
+                    clock::now_micros(),
+                    retention::PRUNE_BATCH,
+                )?
+            };
+            tx.commit()?;
+            if pruned < retention::PRUNE_BATCH {
+                break;
+            }
+        }
+        if !self.options.event_retention.is_empty() {
+            self.store.prune_events(&self.options.event_retention)?;
+        }
+        retention::checkpoint_and_vacuum(&shared)?;
+        Ok(())
+    }
+
+    /// Stops: no more claims; waits up to the grace period for requests in flight; records
+    /// what finished and releases every claim that did not.
+    fn stop(&mut self, mut reports: Vec<Report>) {
+        let grace = *self.grace.lock().unwrap_or_else(|p| p.into_inner());
+        let deadline = Instant::now() + grace;
+        // Jobs no worker has taken yet are released at once.
+        while let Ok(job) = self.jobs_rx.try_recv() {
+            reports.push(Report::NotSent(job));
+        }
+        let mut outstanding = self.claimed.len().saturating_sub(reports.len());
+        while outstanding > 0 {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            match self.reports_rx.recv_timeout(left) {
+                Ok(report) => {
+                    reports.push(report);
+                    outstanding -= 1;
+                }
+                Err(_) => break,
+            }
+        }
+        let finished: HashSet<i64> = reports
+            .iter()
+            .map(|r| match r {
+                Report::Done(f) => f.job.delivery_id,
+                Report::NotSent(job) => job.delivery_id,
+            })
+            .collect();
+        let unfinished: Vec<i64> = self.claimed.iter().copied().filter(|id| !finished.contains(id)).collect();
+        if let Err(err) = self.final_write(&reports, &unfinished) {
+            tracing::warn!(error = %err, "could not record the last attempts at shutdown; their leases will expire");
+        }
+        let mut status = self.engine.lock_status();
+        status.stopped = true;
+        status.idle = false;
+        drop(status);
+        self.engine.status_changed.notify_all();
+        tracing::info!(released = unfinished.len(), "delivery stopped");
+    }
+
+    fn final_write(&self, reports: &[Report], unfinished: &[i64]) -> Result<()> {
+        let shared = Arc::clone(self.store.shared());
+        let mut tx = Transaction::begin_durable(shared)?;
+        let health =
+            HealthPolicy { unhealthy_after: self.options.unhealthy_after, disable_after: self.options.disable_after };
+        let now = clock::now_micros();
+        let mut release: Vec<i64> = unfinished.to_vec();
+        let mut emitted = false;
+        {
+            let (conn, shared) = tx.parts()?;
+            for report in reports {
+                match report {
+                    Report::Done(f) => emitted |= complete::record(conn, shared, &self.owner, &health, f)?,
+                    Report::NotSent(job) => release.push(job.delivery_id),
+                }
+            }
+            claim::release(conn, &self.owner, &release, now)?;
+        }
+        if emitted {
+            tx.wake_on_commit();
+        }
+        tx.commit()
+    }
+}

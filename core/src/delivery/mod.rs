@@ -1,0 +1,239 @@
+//! The delivery engine: one dispatcher thread that claims due deliveries under a lease and a
+//! pool of worker threads that send them (design.md section 5).
+//!
+//! - [`crate::Store::start_delivery`] starts it and returns a [`Delivery`] handle.
+//! - The dispatcher wakes at once on a commit in this process, within `poll_interval` on a
+//!   commit by another process (`PRAGMA data_version`), and at the earliest retry due time;
+//!   otherwise it sleeps (an idle engine uses no CPU).
+//! - Each dispatcher cycle is one short `BEGIN IMMEDIATE` transaction that records finished
+//!   attempts and claims due rows; in `Normal` durability it is committed with a WAL sync, so
+//!   every event a request announces is durable before the request leaves.
+//! - Workers render and sign each body at send time and post it with `ureq` (keep-alive,
+//!   per-phase timeouts); results go back to the dispatcher, which records them in batches.
+//! - [`Delivery::shutdown`] (and `Drop`) stop claiming, let requests in flight finish within a
+//!   grace period, release unfinished claims and never hang.
+
+mod claim;
+mod complete;
+mod dispatcher;
+pub(crate) mod http;
+mod outcome;
+mod request;
+mod throttle;
+mod worker;
+
+pub(crate) mod ops;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::Sender;
+
+use crate::error::{Error, Result};
+use crate::retention::RetentionRule;
+use crate::store::Store;
+
+pub use ops::{Attempt, EndpointStats, Response, Stats};
+
+/// Options for [`crate::Store::start_delivery`]; defaults are design.md section 6.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeliveryOptions {
+    /// HTTP worker threads (default 16).
+    pub workers: usize,
+    /// Optional ceiling on requests in flight across all endpoints (default: `workers`).
+    pub max_in_flight: Option<usize>,
+    /// Added to an endpoint's timeout to form the lease of a claimed delivery (default 30 s).
+    pub lease_grace: Duration,
+    /// Failed attempts in a row after which an endpoint is unhealthy (default 5).
+    pub unhealthy_after: u32,
+    /// An endpoint failing with no success for this long is disabled (default 5 days).
+    pub disable_after: Duration,
+    /// Finished delivery records kept at most (default 100,000).
+    pub max_records: u64,
+    /// Finished delivery records older than this are pruned (default 30 days).
+    pub max_record_age: Duration,
+    /// How often housekeeping (record retention, log retention, WAL checkpoint) runs
+    /// (default 60 s).
+    pub housekeeping_interval: Duration,
+    /// Log retention rules applied by housekeeping (default none: the log is kept).
+    pub event_retention: Vec<RetentionRule>,
+    /// Identifies this engine's leases; default: source, process id and a random suffix.
+    pub owner: Option<String>,
+}
+
+impl Default for DeliveryOptions {
+    fn default() -> Self {
+        DeliveryOptions {
+            workers: 16,
+            max_in_flight: None,
+            lease_grace: Duration::from_secs(30),
+            unhealthy_after: 5,
+            disable_after: Duration::from_secs(5 * 24 * 3600),
+            max_records: 100_000,
+            max_record_age: Duration::from_secs(30 * 24 * 3600),
+            housekeeping_interval: Duration::from_secs(60),
+            event_retention: Vec::new(),
+            owner: None,
+        }
+    }
+}
+
+impl DeliveryOptions {
+    fn validate(&self) -> Result<()> {
+        if self.workers == 0 || self.workers > 1024 {
+            return Err(Error::invalid("workers", "must be between 1 and 1024"));
+        }
+        if self.max_in_flight == Some(0) {
+            return Err(Error::invalid("max_in_flight", "must be at least 1"));
+        }
+        if self.unhealthy_after == 0 {
+            return Err(Error::invalid("unhealthy_after", "must be at least 1"));
+        }
+        if self.max_records == 0 {
+            return Err(Error::invalid("max_records", "must be at least 1"));
+        }
+        if self.housekeeping_interval < Duration::from_millis(10) {
+            return Err(Error::invalid("housekeeping_interval", "must be at least 10 ms"));
+        }
+        if let Some(owner) = &self.owner
+            && (owner.is_empty() || owner.len() > 200)
+        {
+            return Err(Error::invalid("owner", "must be 1 to 200 bytes"));
+        }
+        Ok(())
+    }
+}
+
+/// What the engine tells `wait_idle` callers.
+#[derive(Default)]
+struct Status {
+    /// Completed dispatcher cycles.
+    cycles: u64,
+    /// Cycle requested by a waiter (the dispatcher runs one at least this high).
+    requested: u64,
+    /// After the last cycle: nothing in flight, nothing due now.
+    idle: bool,
+    /// The dispatcher has exited.
+    stopped: bool,
+}
+
+/// State shared by the handle, the dispatcher and the workers.
+pub(crate) struct Engine {
+    stop: AtomicBool,
+    status: Mutex<Status>,
+    status_changed: Condvar,
+    wake: Sender<()>,
+}
+
+impl Engine {
+    fn lock_status(&self) -> std::sync::MutexGuard<'_, Status> {
+        self.status.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub(crate) fn stopping(&self) -> bool {
+        self.stop.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn poke(&self) {
+        let _ = self.wake.try_send(());
+    }
+}
+
+/// A running delivery engine. Stop it with [`Delivery::shutdown`]; dropping it stops it too
+/// (with a 5 s grace period).
+#[must_use = "dropping the handle stops delivery"]
+pub struct Delivery {
+    engine: Arc<Engine>,
+    dispatcher: Option<JoinHandle<()>>,
+    grace: Arc<Mutex<Duration>>,
+}
+
+impl std::fmt::Debug for Delivery {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Delivery").field("running", &self.dispatcher.is_some()).finish()
+    }
+}
+
+impl Delivery {
+    pub(crate) fn start(store: &Store, options: DeliveryOptions) -> Result<Delivery> {
+        options.validate()?;
+        let (wake_tx, wake_rx) = crossbeam_channel::bounded(1);
+        let engine = Arc::new(Engine {
+            stop: AtomicBool::new(false),
+            status: Mutex::new(Status::default()),
+            status_changed: Condvar::new(),
+            wake: wake_tx,
+        });
+        let grace = Arc::new(Mutex::new(Duration::from_secs(5)));
+        let dispatcher = dispatcher::spawn(store.clone(), options, Arc::clone(&engine), wake_rx, Arc::clone(&grace))?;
+        Ok(Delivery { engine, dispatcher: Some(dispatcher), grace })
+    }
+
+    /// Blocks until nothing is due or in flight (deliveries waiting for a later retry do not
+    /// count), or until `timeout`. Returns whether the engine became idle.
+    pub fn wait_idle(&self, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        let mut status = self.engine.lock_status();
+        let target = status.cycles + 1;
+        status.requested = status.requested.max(target);
+        drop(status);
+        self.engine.poke();
+        let mut status = self.engine.lock_status();
+        loop {
+            if status.stopped {
+                return false;
+            }
+            if status.cycles >= target && status.idle {
+                return true;
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return false;
+            }
+            status =
+                self.engine.status_changed.wait_timeout(status, deadline - now).unwrap_or_else(|p| p.into_inner()).0;
+        }
+    }
+
+    /// Stops the engine: no new claims; requests in flight may finish within `grace`; claims
+    /// not finished by then are released for the next run. Returns within about `grace`.
+    pub fn shutdown(mut self, grace: Duration) -> Result<()> {
+        self.stop_and_join(grace);
+        Ok(())
+    }
+
+    fn stop_and_join(&mut self, grace: Duration) {
+        *self.grace.lock().unwrap_or_else(|p| p.into_inner()) = grace;
+        self.engine.stop.store(true, Ordering::Release);
+        self.engine.poke();
+        if let Some(handle) = self.dispatcher.take() {
+            let _ = handle.join();
+        }
+    }
+}
+
+impl Drop for Delivery {
+    fn drop(&mut self) {
+        if self.dispatcher.is_some() {
+            self.stop_and_join(Duration::from_secs(5));
+        }
+    }
+}
+
+impl Store {
+    /// Starts the delivery engine for this store.
+    ///
+    /// ```no_run
+    /// # fn main() -> tidings::Result<()> {
+    /// let store = tidings::Store::open("app.db", Default::default())?;
+    /// let delivery = store.start_delivery(Default::default())?;
+    /// delivery.wait_idle(std::time::Duration::from_secs(10));
+    /// delivery.shutdown(std::time::Duration::from_secs(5))?;
+    /// # Ok(()) }
+    /// ```
+    pub fn start_delivery(&self, options: DeliveryOptions) -> Result<Delivery> {
+        Delivery::start(self, options)
+    }
+}

@@ -1,0 +1,104 @@
+//! Building the request for one attempt: the body rendered from the event at send time (the
+//! endpoint's template or the default envelope) and the headers: Standard Webhooks id,
+//! timestamp and signatures (one per active secret), the optional `sha256=<hex>` header, auth
+//! and custom headers.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::http::OutgoingRequest;
+use crate::endpoint::{Auth, Endpoint};
+use crate::event::RecordedEvent;
+use crate::retry::RetryPolicy;
+use crate::signing::{self, Secret};
+use crate::template::{RenderContext, TemplateSet};
+
+/// Everything about an endpoint that sending needs, loaded once per change of the endpoint.
+pub(crate) struct Target {
+    pub seq: i64,
+    pub id: String,
+    pub url: String,
+    pub headers: Vec<(String, String)>,
+    pub auth: Option<Auth>,
+    pub timeout: Duration,
+    pub retry: RetryPolicy,
+    pub verify_tls: bool,
+    pub ca_cert: Option<String>,
+    pub signature_header: Option<String>,
+    pub templates: TemplateSet,
+    pub secrets: Vec<Secret>,
+    pub final_statuses: Vec<u16>,
+}
+
+impl Target {
+    pub(crate) fn new(seq: i64, endpoint: &Endpoint, secrets: Vec<Secret>) -> crate::Result<Target> {
+        let spec = &endpoint.spec;
+        Ok(Target {
+            seq,
+            id: endpoint.id.clone(),
+            url: spec.url.clone(),
+            headers: spec.headers.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+            auth: spec.auth.clone(),
+            timeout: spec.timeout,
+            retry: spec.retry.clone(),
+            verify_tls: spec.verify_tls,
+            ca_cert: spec.ca_cert.clone(),
+            signature_header: spec.signature_header.clone(),
+            templates: TemplateSet::parse(&spec.templates)?,
+            secrets,
+            final_statuses: spec.final_statuses.clone(),
+        })
+    }
+}
+
+/// One claimed attempt, handed to a worker.
+pub(crate) struct Job {
+    pub delivery_id: i64,
+    pub attempt: u32,
+    pub target: Arc<Target>,
+    pub event: RecordedEvent,
+}
+
+/// The JSON body of an attempt.
+pub(crate) fn render_body(target: &Target, event: &RecordedEvent, source: &str) -> Vec<u8> {
+    let ctx = RenderContext {
+        id: &event.id,
+        event_type: &event.event_type,
+        timestamp: event.recorded_at,
+        source,
+        stream: &event.stream,
+        version: event.version,
+        position: event.position,
+        tenant: event.tenant.as_deref(),
+        data: &event.data,
+        metadata: &event.metadata,
+    };
+    target.templates.render_body(&ctx)
+}
+
+/// The request for one attempt, signed at `unix_now`.
+pub(crate) fn build(target: &Target, message_id: &str, body: Vec<u8>, unix_now: i64) -> OutgoingRequest {
+    let secrets: Vec<&Secret> = target.secrets.iter().collect();
+    let mut headers = Vec::with_capacity(6 + target.headers.len());
+    headers.push(("content-type".to_string(), "application/json".to_string()));
+    headers.push(("webhook-id".to_string(), message_id.to_string()));
+    headers.push(("webhook-timestamp".to_string(), unix_now.to_string()));
+    headers.push(("webhook-signature".to_string(), signing::signature_header(&secrets, message_id, unix_now, &body)));
+    if let (Some(name), Some(current)) = (&target.signature_header, target.secrets.first()) {
+        headers.push((name.clone(), signing::sha256_hex(current, &body)));
+    }
+    match &target.auth {
+        Some(Auth::Bearer(token)) => headers.push(("authorization".to_string(), format!("Bearer {token}"))),
+        Some(Auth::ApiKey { header, value }) => headers.push((header.clone(), value.clone())),
+        None => {}
+    }
+    headers.extend(target.headers.iter().cloned());
+    OutgoingRequest {
+        url: target.url.clone(),
+        headers,
+        body,
+        timeout: target.timeout,
+        verify_tls: target.verify_tls,
+        ca_cert: target.ca_cert.clone(),
+    }
+}

@@ -1,0 +1,56 @@
+//! HTTP worker threads: take a claimed job, render and sign its body at send time, post it,
+//! and report the result to the dispatcher. Workers never touch the database.
+
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Instant;
+
+use crossbeam_channel::{Receiver, Sender};
+
+use super::Engine;
+use super::complete::Finished;
+use super::http::HttpSender;
+use super::request::{self, Job};
+use crate::clock;
+
+/// Response bytes read per attempt (the record keeps the first KiB).
+pub(crate) const RESPONSE_BODY_LIMIT: usize = 4096;
+
+/// What a worker hands back.
+pub(crate) enum Report {
+    /// The attempt was made.
+    Done(Finished),
+    /// The engine was stopping before the attempt started; its claim must be released.
+    NotSent(Job),
+}
+
+/// Sends one job and measures it.
+pub(crate) fn attempt(sender: &HttpSender, job: Job, source: &str) -> Finished {
+    let started_at = clock::now_micros();
+    let clock_start = Instant::now();
+    let body = request::render_body(&job.target, &job.event, source);
+    let unix_now = started_at.div_euclid(1_000_000);
+    let outgoing = request::build(&job.target, &job.event.id, body, unix_now);
+    let result = sender.send(&outgoing, RESPONSE_BODY_LIMIT);
+    Finished { job, started_at, duration: clock_start.elapsed(), result }
+}
+
+/// Starts worker `index`.
+pub(crate) fn spawn(
+    index: usize,
+    jobs: Receiver<Job>,
+    reports: Sender<Report>,
+    sender: Arc<HttpSender>,
+    source: Arc<str>,
+    engine: Arc<Engine>,
+) -> std::io::Result<JoinHandle<()>> {
+    std::thread::Builder::new().name(format!("tidings-worker-{index}")).spawn(move || {
+        while let Ok(job) = jobs.recv() {
+            let report =
+                if engine.stopping() { Report::NotSent(job) } else { Report::Done(attempt(&sender, job, &source)) };
+            if reports.send(report).is_err() {
+                break;
+            }
+        }
+    })
+}
