@@ -1,2 +1,35 @@
-//! Support for the end-to-end tests: receivers, child processes. Grows with the delivery issue.
+//! Support for the end-to-end tests: a real HTTP receiver on 127.0.0.1, a TLS receiver,
+//! and helpers to open stores that may deliver to loopback.
+
 pub mod receiver;
+
+use std::path::Path;
+use std::time::Duration;
+
+use tidings::{RetryPolicy, Store, StoreOptions};
+
+/// Opens (or creates) a store at `path` whose egress policy allows loopback receivers.
+pub fn open_store(path: &Path) -> tidings::Result<Store> {
+    Store::open(path, loopback_options())
+}
+
+/// Store options whose egress policy allows loopback receivers.
+pub fn loopback_options() -> StoreOptions {
+    StoreOptions { egress: tidings::egress::EgressPolicy::allow_all_private(), ..Default::default() }
+}
+
+/// A retry policy without jitter, for tests that check the schedule.
+pub fn fast_retry(initial: Duration, multiplier: f64, max_attempts: u32) -> RetryPolicy {
+    RetryPolicy { max_attempts, initial_delay: initial, max_delay: Duration::from_secs(60), multiplier, jitter: 0.0 }
+}
+
+/// Checks a recorded request's Standard Webhooks signature with `secret`; returns its id.
+pub fn verify_recorded(request: &receiver::Recorded, secret: &str) -> tidings::Result<String> {
+    let headers: Vec<(&str, &str)> = request.headers.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    Ok(tidings::verify(&request.body, headers, &[secret], Duration::from_secs(300))?.id)
+}
+
+/// A temporary folder, as a tidings error on failure.
+pub fn tempdir() -> tidings::Result<tempfile::TempDir> {
+    tempfile::tempdir().map_err(|e| tidings::Error::Storage(e.to_string()))
+}

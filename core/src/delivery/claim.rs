@@ -191,6 +191,18 @@ pub(crate) fn claim(
             .collect::<rusqlite::Result<_>>()?;
         if rows.len() == want {
             claimed.due_left = true;
+        } else {
+            // Rows due now but not claimable (ordered, waiting for an earlier event) must not hide
+            // the next row that becomes due later, such as that earlier event's retry.
+            let later: Option<i64> = conn
+                .prepare_cached(
+                    "SELECT min(next_attempt_at) FROM tidings_deliveries
+                     WHERE endpoint_seq = ?1 AND state IN (0, 1, 2) AND next_attempt_at > ?2",
+                )?
+                .query_row(params![ep.seq, now], |r| r.get(0))?;
+            if let Some(at) = later {
+                earliest(&mut claimed, at);
+            }
         }
         if rows.is_empty() {
             continue;

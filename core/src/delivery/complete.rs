@@ -94,12 +94,13 @@ pub(crate) fn record(
         Err(e) => (None, Some(e.kind.as_str().to_string()), Some(e.message.clone()), None),
     };
     conn.prepare_cached(
-        "INSERT OR IGNORE INTO tidings_attempts (delivery_id, number, started_at, duration_us, status_code, error_kind, error,
-            response_body) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        "INSERT INTO tidings_attempts (delivery_id, number, started_at, duration_us, status_code, error_kind, error,
+            response_body)
+         VALUES (?1, (SELECT coalesce(max(number), 0) + 1 FROM tidings_attempts WHERE delivery_id = ?1), ?2, ?3, ?4, ?5,
+            ?6, ?7)",
     )?
     .execute(params![
         f.job.delivery_id,
-        f.job.attempt,
         f.started_at,
         clock::duration_micros(f.duration),
         status,

@@ -25,7 +25,7 @@ use crate::store::Store;
 /// One attempt to deliver.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Attempt {
-    /// 1, 2, ... within the delivery's attempt series (a retried delivery starts a new series,
+    /// 1, 2, ... over the delivery's whole history (a retried delivery's new attempt series is
     /// numbered on from the previous one).
     pub number: u32,
     /// When the request started.
