@@ -102,6 +102,8 @@ struct EndpointRow {
     bucket_at: Option<i64>,
     ordered: bool,
     timeout_us: i64,
+    keepalive_us: Option<i64>,
+    last_contact: i64,
 }
 
 const DUE_PLAIN: &str = "SELECT id, event_position, attempts FROM tidings_deliveries
@@ -126,7 +128,8 @@ pub(crate) fn claim(
 ) -> Result<Claimed> {
     let mut endpoints: Vec<EndpointRow> = conn
         .prepare_cached(
-            "SELECT seq, id, updated_at, max_in_flight, rate_limit, burst, bucket_tokens, bucket_at, ordered, timeout_us
+            "SELECT seq, id, updated_at, max_in_flight, rate_limit, burst, bucket_tokens, bucket_at, ordered, timeout_us,
+                keepalive_us, coalesce(last_ping_at, created_at)
              FROM tidings_endpoints WHERE enabled = 1 AND deleted_at IS NULL ORDER BY seq",
         )?
         .query_map([], |r| {
@@ -141,6 +144,8 @@ pub(crate) fn claim(
                 bucket_at: r.get(7)?,
                 ordered: r.get(8)?,
                 timeout_us: r.get(9)?,
+                keepalive_us: r.get(10)?,
+                last_contact: r.get(11)?,
             })
         })?
         .collect::<rusqlite::Result<_>>()?;
@@ -159,7 +164,12 @@ pub(crate) fn claim(
         "SELECT min(next_attempt_at) FROM tidings_deliveries WHERE endpoint_seq = ?1 AND state IN (0, 1, 2)",
     )?;
     for ep in &endpoints {
-        let Some(next): Option<i64> = next_stmt.query_row([ep.seq], |r| r.get(0))? else { continue };
+        let Some(next): Option<i64> = next_stmt.query_row([ep.seq], |r| r.get(0))? else {
+            if let Some(every) = ep.keepalive_us {
+                keepalive(conn, local, ep, every, owner_budget(&mut budget), now, &mut claimed)?;
+            }
+            continue;
+        };
         if next > now {
             earliest(&mut claimed, next);
             continue;
@@ -226,9 +236,19 @@ pub(crate) fn claim(
             take.execute(params![id, owner, lease_until, now])?;
             taken += 1;
             local.started(ep.seq);
-            claimed.jobs.push(Job { delivery_id: id, attempt: attempts + 1, target: Arc::clone(&target), event });
+            claimed.jobs.push(Job {
+                delivery_id: id,
+                attempt: attempts + 1,
+                target: Arc::clone(&target),
+                event,
+                ping: false,
+            });
         }
         budget = budget.saturating_sub(taken as usize);
+        if taken > 0 && ep.keepalive_us.is_some() {
+            conn.prepare_cached("UPDATE tidings_endpoints SET last_ping_at = ?2 WHERE seq = ?1")?
+                .execute(params![ep.seq, now])?;
+        }
         if let Some(b) = bucket.as_mut() {
             b.take(taken);
             conn.prepare_cached("UPDATE tidings_endpoints SET bucket_tokens = ?2, bucket_at = ?3 WHERE seq = ?1")?
@@ -236,6 +256,54 @@ pub(crate) fn claim(
         }
     }
     Ok(claimed)
+}
+
+/// Takes one unit of the claim budget if any is left.
+fn owner_budget(budget: &mut usize) -> bool {
+    if *budget == 0 {
+        return false;
+    }
+    *budget -= 1;
+    true
+}
+
+/// Schedules a keepalive ping for an idle endpoint whose last contact is `every` ago. The
+/// conditional update makes one process send it when several deliver from the file.
+fn keepalive(
+    conn: &Connection,
+    local: &mut LocalState,
+    ep: &EndpointRow,
+    every: i64,
+    has_budget: bool,
+    now: i64,
+    claimed: &mut Claimed,
+) -> Result<()> {
+    let due = ep.last_contact.saturating_add(every);
+    if due > now || !has_budget || local.in_flight.contains_key(&ep.seq) {
+        let at = if due > now { due } else { now.saturating_add(every) };
+        claimed.next_due = Some(claimed.next_due.map_or(at, |n| n.min(at)));
+        return Ok(());
+    }
+    let won = conn
+        .prepare_cached(
+            "UPDATE tidings_endpoints SET last_ping_at = ?2
+             WHERE seq = ?1 AND coalesce(last_ping_at, created_at) <= ?3",
+        )?
+        .execute(params![ep.seq, now, now - every])?;
+    if won > 0 {
+        let target = local.target(conn, ep.seq, &ep.id, ep.updated_at, now)?;
+        local.started(ep.seq);
+        claimed.jobs.push(Job {
+            delivery_id: 0,
+            attempt: 1,
+            target,
+            event: super::request::ping_event(&ep.id),
+            ping: true,
+        });
+    }
+    let at = now.saturating_add(every);
+    claimed.next_due = Some(claimed.next_due.map_or(at, |n| n.min(at)));
+    Ok(())
 }
 
 /// Releases claims this owner will not finish (shutdown): the rows become due again now, with

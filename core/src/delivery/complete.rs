@@ -77,6 +77,11 @@ pub(crate) fn record(
     health: &HealthPolicy,
     f: &Finished,
 ) -> Result<bool> {
+    if f.job.ping {
+        let status = f.result.as_ref().ok().map(|r| r.status);
+        tracing::debug!(endpoint = %f.job.target.id, status, "keepalive ping sent");
+        return Ok(false);
+    }
     let now = clock::now_micros();
     let target = &f.job.target;
     let verdict = classify(&f.result, &target.final_statuses, SystemTime::now());

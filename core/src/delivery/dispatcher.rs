@@ -203,7 +203,8 @@ impl Dispatcher {
                     Report::Done(finished) => {
                         emitted |= complete::record(conn, shared, &self.owner, &health, finished)?
                     }
-                    Report::NotSent(job) => release.push(job.delivery_id),
+                    Report::NotSent(job) if !job.ping => release.push(job.delivery_id),
+                    Report::NotSent(_) => {}
                 }
             }
             claim::release(conn, &self.owner, &release, now)?;
@@ -255,7 +256,9 @@ impl Dispatcher {
             tracing::debug!(claimed = count, "claimed deliveries");
         }
         for job in claimed.jobs {
-            self.claimed.insert(job.delivery_id);
+            if !job.ping {
+                self.claimed.insert(job.delivery_id);
+            }
             if let Err(crossbeam_channel::SendError(job)) = self.jobs_tx.send(job) {
                 self.local.finished(job.target.seq);
             }
@@ -299,27 +302,27 @@ impl Dispatcher {
         while let Ok(job) = self.jobs_rx.try_recv() {
             reports.push(Report::NotSent(job));
         }
-        let mut outstanding = self.claimed.len().saturating_sub(reports.len());
-        while outstanding > 0 {
+        let id_of = |r: &Report| match r {
+            Report::Done(f) if !f.job.ping => Some(f.job.delivery_id),
+            Report::NotSent(job) if !job.ping => Some(job.delivery_id),
+            _ => None,
+        };
+        let mut finished: HashSet<i64> = reports.iter().filter_map(id_of).collect();
+        while self.claimed.iter().any(|id| !finished.contains(id)) {
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
                 break;
             }
             match self.reports_rx.recv_timeout(left) {
                 Ok(report) => {
+                    if let Some(id) = id_of(&report) {
+                        finished.insert(id);
+                    }
                     reports.push(report);
-                    outstanding -= 1;
                 }
                 Err(_) => break,
             }
         }
-        let finished: HashSet<i64> = reports
-            .iter()
-            .map(|r| match r {
-                Report::Done(f) => f.job.delivery_id,
-                Report::NotSent(job) => job.delivery_id,
-            })
-            .collect();
         let unfinished: Vec<i64> = self.claimed.iter().copied().filter(|id| !finished.contains(id)).collect();
         if let Err(err) = self.final_write(&reports, &unfinished) {
             tracing::warn!(error = %err, "could not record the last attempts at shutdown; their leases will expire");
@@ -345,7 +348,8 @@ impl Dispatcher {
             for report in reports {
                 match report {
                     Report::Done(f) => emitted |= complete::record(conn, shared, &self.owner, &health, f)?,
-                    Report::NotSent(job) => release.push(job.delivery_id),
+                    Report::NotSent(job) if !job.ping => release.push(job.delivery_id),
+                    Report::NotSent(_) => {}
                 }
             }
             claim::release(conn, &self.owner, &release, now)?;

@@ -381,6 +381,10 @@ fn build_agent(egress: &EgressPolicy, max_idle_per_host: usize, user_agent: &str
 
 /// Checks that `url` is an absolute `http(s)` URL whose host resolves to at least one address
 /// `policy` allows, the same way requests do at connect time (without connecting).
+///
+/// Requests need no prior check (they are checked at connect time); this answers the question
+/// early, e.g. for tests or to warn about an endpoint URL.
+#[cfg_attr(not(test), allow(dead_code))]
 pub(crate) fn check_url_egress(policy: &EgressPolicy, url: &str) -> Result<(), SendError> {
     let uri = parse_url(url)?;
     let resolver = EgressResolver { policy: policy.clone(), inner: DefaultResolver::default() };

@@ -53,10 +53,28 @@ impl Target {
 
 /// One claimed attempt, handed to a worker.
 pub(crate) struct Job {
+    /// The delivery row (0 for a keepalive ping, which has none).
     pub delivery_id: i64,
     pub attempt: u32,
     pub target: Arc<Target>,
     pub event: RecordedEvent,
+    /// A `tidings.ping` keepalive: not stored, not recorded, not retried.
+    pub ping: bool,
+}
+
+/// A keepalive ping for an idle endpoint: a `tidings.ping` event that is never stored.
+pub(crate) fn ping_event(endpoint_id: &str) -> RecordedEvent {
+    RecordedEvent {
+        id: crate::event::new_event_id(),
+        stream: "tidings.ping".to_string(),
+        version: 0,
+        position: 0,
+        event_type: "tidings.ping".to_string(),
+        data: serde_json::json!({"endpoint_id": endpoint_id}),
+        metadata: serde_json::json!({}),
+        tenant: None,
+        recorded_at: time::OffsetDateTime::now_utc(),
+    }
 }
 
 /// The JSON body of an attempt.
