@@ -39,6 +39,8 @@
 //! ```
 #![warn(missing_docs)]
 
+#[cfg(feature = "tokio")]
+mod asynchronous;
 mod clock;
 mod consumers;
 mod db;

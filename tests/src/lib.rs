@@ -2,6 +2,7 @@
 //! and helpers to open stores that may deliver to loopback.
 
 pub mod receiver;
+pub mod tls;
 
 use std::path::Path;
 use std::time::Duration;

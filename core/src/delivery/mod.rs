@@ -139,6 +139,29 @@ impl Engine {
     pub(crate) fn poke(&self) {
         let _ = self.wake.try_send(());
     }
+
+    fn wait_idle(&self, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        let mut status = self.lock_status();
+        let target = status.cycles + 1;
+        status.requested = status.requested.max(target);
+        drop(status);
+        self.poke();
+        let mut status = self.lock_status();
+        loop {
+            if status.stopped {
+                return false;
+            }
+            if status.cycles >= target && status.idle {
+                return true;
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return false;
+            }
+            status = self.status_changed.wait_timeout(status, deadline - now).unwrap_or_else(|p| p.into_inner()).0;
+        }
+    }
 }
 
 /// A running delivery engine. Stop it with [`Delivery::shutdown`]; dropping it stops it too
@@ -174,27 +197,15 @@ impl Delivery {
     /// Blocks until nothing is due or in flight (deliveries waiting for a later retry do not
     /// count), or until `timeout`. Returns whether the engine became idle.
     pub fn wait_idle(&self, timeout: Duration) -> bool {
-        let deadline = Instant::now() + timeout;
-        let mut status = self.engine.lock_status();
-        let target = status.cycles + 1;
-        status.requested = status.requested.max(target);
-        drop(status);
-        self.engine.poke();
-        let mut status = self.engine.lock_status();
-        loop {
-            if status.stopped {
-                return false;
-            }
-            if status.cycles >= target && status.idle {
-                return true;
-            }
-            let now = Instant::now();
-            if now >= deadline {
-                return false;
-            }
-            status =
-                self.engine.status_changed.wait_timeout(status, deadline - now).unwrap_or_else(|p| p.into_inner()).0;
-        }
+        self.engine.wait_idle(timeout)
+    }
+
+    /// Async form of [`Delivery::wait_idle`] for tokio applications: waits on the blocking pool,
+    /// so the runtime's workers are never blocked.
+    #[cfg(feature = "tokio")]
+    pub async fn idle(&self, timeout: Duration) -> bool {
+        let engine = Arc::clone(&self.engine);
+        tokio::task::spawn_blocking(move || engine.wait_idle(timeout)).await.unwrap_or(false)
     }
 
     /// Stops the engine: no new claims; requests in flight may finish within `grace`; claims
