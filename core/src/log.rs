@@ -91,6 +91,7 @@ pub(crate) fn append(
     expected: ExpectedVersion,
     allow_system: bool,
 ) -> Result<Vec<RecordedEvent>> {
+    let _span = tracing::trace_span!("append", stream, events = events.len()).entered();
     event::validate_stream(stream)?;
     if events.is_empty() {
         return Err(Error::invalid("events", "at least one event is required"));

@@ -189,6 +189,7 @@ impl Dispatcher {
     /// One durable write transaction: record `reports`, claim what is due, commit, then hand
     /// the jobs to the workers. Reports stay in `reports` if the transaction fails.
     fn cycle(&mut self, reports: &mut Vec<Report>) -> Result<CycleResult> {
+        let _span = tracing::debug_span!("claim", owner = %self.owner, reports = reports.len()).entered();
         let shared = Arc::clone(self.store.shared());
         let mut tx = Transaction::begin_durable(Arc::clone(&shared))?;
         let health =

@@ -26,13 +26,28 @@ pub(crate) enum Report {
 
 /// Sends one job and measures it.
 pub(crate) fn attempt(sender: &HttpSender, job: Job, source: &str) -> Finished {
+    let _span = tracing::debug_span!(
+        "attempt",
+        delivery = job.delivery_id,
+        endpoint = %job.target.id,
+        attempt = job.attempt,
+        ping = job.ping
+    )
+    .entered();
     let started_at = clock::now_micros();
     let clock_start = Instant::now();
     let body = request::render_body(&job.target, &job.event, source);
     let unix_now = started_at.div_euclid(1_000_000);
     let outgoing = request::build(&job.target, &job.event.id, body, unix_now);
     let result = sender.send(&outgoing, RESPONSE_BODY_LIMIT);
-    Finished { job, started_at, duration: clock_start.elapsed(), result }
+    let duration = clock_start.elapsed();
+    match &result {
+        Ok(r) => tracing::debug!(status = r.status, duration_ms = duration.as_millis() as u64, "attempt answered"),
+        Err(e) => {
+            tracing::debug!(error_kind = e.kind.as_str(), duration_ms = duration.as_millis() as u64, "attempt failed")
+        }
+    }
+    Finished { job, started_at, duration, result }
 }
 
 /// Starts worker `index`.
