@@ -79,3 +79,9 @@ pub use schema::SCHEMA_VERSION;
 pub use signing::{Secret, Verified, verify};
 pub use store::Store;
 pub use transaction::Transaction;
+
+/// The README's code blocks, compiled (and run unless marked `no_run`) as doctests so the
+/// README cannot rot.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+pub struct ReadmeDoctests;

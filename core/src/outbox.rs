@@ -438,7 +438,7 @@ pub(crate) fn recover(conn: &Connection, seq: i64, since: i64) -> Result<usize> 
         .prepare_cached(
             "UPDATE tidings_deliveries SET state = 0, attempts = 0, next_attempt_at = ?3, touched_at = ?3, completed_at = NULL
              WHERE endpoint_seq = ?1 AND state = 5
-               AND event_position IN (SELECT position FROM tidings_events WHERE recorded_at >= ?2)",
+               AND (SELECT e.recorded_at FROM tidings_events e WHERE e.position = event_position) >= ?2",
         )?
         .execute(params![seq, since, now])?)
 }

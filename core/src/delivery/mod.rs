@@ -169,13 +169,13 @@ impl Engine {
 #[must_use = "dropping the handle stops delivery"]
 pub struct Delivery {
     engine: Arc<Engine>,
-    dispatcher: Option<JoinHandle<()>>,
+    dispatcher: Mutex<Option<JoinHandle<()>>>,
     grace: Arc<Mutex<Duration>>,
 }
 
 impl std::fmt::Debug for Delivery {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Delivery").field("running", &self.dispatcher.is_some()).finish()
+        f.debug_struct("Delivery").field("running", &self.is_running()).finish()
     }
 }
 
@@ -191,7 +191,7 @@ impl Delivery {
         });
         let grace = Arc::new(Mutex::new(Duration::from_secs(5)));
         let dispatcher = dispatcher::spawn(store.clone(), options, Arc::clone(&engine), wake_rx, Arc::clone(&grace))?;
-        Ok(Delivery { engine, dispatcher: Some(dispatcher), grace })
+        Ok(Delivery { engine, dispatcher: Mutex::new(Some(dispatcher)), grace })
     }
 
     /// Blocks until nothing is due or in flight (deliveries waiting for a later retry do not
@@ -210,26 +210,33 @@ impl Delivery {
 
     /// Stops the engine: no new claims; requests in flight may finish within `grace`; claims
     /// not finished by then are released for the next run. Returns within about `grace`.
-    pub fn shutdown(mut self, grace: Duration) -> Result<()> {
-        self.stop_and_join(grace);
+    pub fn shutdown(self, grace: Duration) -> Result<()> {
+        self.stop(grace);
         Ok(())
     }
 
-    fn stop_and_join(&mut self, grace: Duration) {
+    /// [`Delivery::shutdown`] through a shared reference, for bindings whose handles are
+    /// shared; a second call returns at once. A `wait_idle` running on another thread returns
+    /// `false`.
+    pub fn stop(&self, grace: Duration) {
         *self.grace.lock().unwrap_or_else(|p| p.into_inner()) = grace;
         self.engine.stop.store(true, Ordering::Release);
         self.engine.poke();
-        if let Some(handle) = self.dispatcher.take() {
+        let handle = self.dispatcher.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(handle) = handle {
             let _ = handle.join();
         }
+    }
+
+    /// Whether the engine is still running (not stopped).
+    pub fn is_running(&self) -> bool {
+        !self.engine.stopping()
     }
 }
 
 impl Drop for Delivery {
     fn drop(&mut self) {
-        if self.dispatcher.is_some() {
-            self.stop_and_join(Duration::from_secs(5));
-        }
+        self.stop(Duration::from_secs(5));
     }
 }
 

@@ -1,0 +1,367 @@
+//! The delivery engine handle ([`Delivery`]) and the records of the delivery side: options,
+//! delivery rows ([`DeliveryRecord`]), attempts, synchronous responses and statistics.
+//! Durations are seconds.
+
+use std::collections::HashMap;
+use std::sync::RwLock;
+use std::time::SystemTime;
+
+use crate::convert;
+use crate::error::{Result, TidingsError};
+use crate::types::{RetentionRule, retention_rules};
+
+/// Options for `Store.startDelivery`; defaults are design.md section 6.
+#[derive(Debug, Clone, PartialEq, uniffi::Record)]
+pub struct DeliveryOptions {
+    /// HTTP worker threads.
+    #[uniffi(default = 16)]
+    pub workers: u32,
+    /// Ceiling on requests in flight across all endpoints (`null`: `workers`).
+    #[uniffi(default = None)]
+    pub max_in_flight: Option<u32>,
+    /// Seconds added to an endpoint's timeout to form the lease of a claimed delivery.
+    #[uniffi(default = 30.0)]
+    pub lease_grace: f64,
+    /// Failed attempts in a row after which an endpoint is unhealthy.
+    #[uniffi(default = 5)]
+    pub unhealthy_after: u32,
+    /// Seconds without a success, while failing, after which an endpoint is disabled.
+    #[uniffi(default = 432000.0)]
+    pub disable_after: f64,
+    /// Finished delivery records kept at most.
+    #[uniffi(default = 100000)]
+    pub max_records: u64,
+    /// Finished delivery records older than this many seconds are pruned.
+    #[uniffi(default = 2592000.0)]
+    pub max_record_age: f64,
+    /// Seconds between housekeeping passes (retention, WAL checkpoint).
+    #[uniffi(default = 60.0)]
+    pub housekeeping_interval: f64,
+    /// Log retention rules applied by housekeeping (none: the log is kept).
+    #[uniffi(default)]
+    pub event_retention: Vec<RetentionRule>,
+    /// Identifies this engine's leases (`null`: source, process id and a random suffix).
+    #[uniffi(default = None)]
+    pub owner: Option<String>,
+}
+
+impl DeliveryOptions {
+    pub(crate) fn to_core(&self) -> Result<tidings::DeliveryOptions> {
+        Ok(tidings::DeliveryOptions {
+            workers: convert::size(u64::from(self.workers)),
+            max_in_flight: self.max_in_flight.map(|n| convert::size(u64::from(n))),
+            lease_grace: convert::seconds("lease_grace", self.lease_grace)?,
+            unhealthy_after: self.unhealthy_after,
+            disable_after: convert::seconds("disable_after", self.disable_after)?,
+            max_records: self.max_records,
+            max_record_age: convert::seconds("max_record_age", self.max_record_age)?,
+            housekeeping_interval: convert::seconds("housekeeping_interval", self.housekeeping_interval)?,
+            event_retention: retention_rules(&self.event_retention)?,
+            owner: self.owner.clone(),
+        })
+    }
+}
+
+/// A running delivery engine. `shutdown` stops it; closing (destroying) the handle stops it too,
+/// with a 5 s grace period.
+#[derive(uniffi::Object)]
+pub struct Delivery {
+    inner: RwLock<Option<tidings::Delivery>>,
+}
+
+impl Delivery {
+    pub(crate) fn new(inner: tidings::Delivery) -> Delivery {
+        Delivery { inner: RwLock::new(Some(inner)) }
+    }
+}
+
+#[uniffi::export]
+impl Delivery {
+    /// Blocks until nothing is due or in flight (deliveries waiting for a later retry do not
+    /// count), or until `timeout` seconds passed. Returns whether the engine became idle;
+    /// `false` once it was shut down.
+    #[uniffi::method(default(timeout = 10.0))]
+    pub fn wait_idle(&self, timeout: f64) -> Result<bool> {
+        let timeout = convert::seconds("timeout", timeout)?;
+        let guard = self.inner.read().unwrap_or_else(|p| p.into_inner());
+        Ok(guard.as_ref().is_some_and(|d| d.wait_idle(timeout)))
+    }
+
+    /// Stops the engine: no new claims; requests in flight may finish within `grace` seconds;
+    /// unfinished claims are released for the next run. Calling it again does nothing.
+    #[uniffi::method(default(grace = 5.0))]
+    pub fn shutdown(&self, grace: f64) -> Result<()> {
+        let grace = convert::seconds("grace", grace)?;
+        let taken = self.inner.write().unwrap_or_else(|p| p.into_inner()).take();
+        match taken {
+            Some(delivery) => Ok(delivery.shutdown(grace)?),
+            None => Ok(()),
+        }
+    }
+
+    /// Whether the engine is running (not shut down).
+    pub fn is_running(&self) -> bool {
+        self.inner.read().unwrap_or_else(|p| p.into_inner()).is_some()
+    }
+}
+
+/// Where a delivery is in its lifecycle.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, uniffi::Enum)]
+pub enum DeliveryState {
+    /// Due at `nextAttemptAt`.
+    Pending,
+    /// Claimed under a lease; a request may be in flight.
+    Sending,
+    /// Waiting for its backoff after a failed attempt.
+    Retrying,
+    /// Its endpoint is disabled.
+    Paused,
+    /// The receiver answered 2xx.
+    Succeeded,
+    /// Attempts exhausted, or a final outcome (such as 410).
+    Failed,
+    /// The endpoint or the stream was deleted, or an operator cancelled it.
+    Cancelled,
+}
+
+impl DeliveryState {
+    pub(crate) fn to_core(self) -> tidings::DeliveryState {
+        match self {
+            DeliveryState::Pending => tidings::DeliveryState::Pending,
+            DeliveryState::Sending => tidings::DeliveryState::Sending,
+            DeliveryState::Retrying => tidings::DeliveryState::Retrying,
+            DeliveryState::Paused => tidings::DeliveryState::Paused,
+            DeliveryState::Succeeded => tidings::DeliveryState::Succeeded,
+            DeliveryState::Failed => tidings::DeliveryState::Failed,
+            DeliveryState::Cancelled => tidings::DeliveryState::Cancelled,
+        }
+    }
+
+    fn from_core(state: tidings::DeliveryState) -> Result<DeliveryState> {
+        Ok(match state {
+            tidings::DeliveryState::Pending => DeliveryState::Pending,
+            tidings::DeliveryState::Sending => DeliveryState::Sending,
+            tidings::DeliveryState::Retrying => DeliveryState::Retrying,
+            tidings::DeliveryState::Paused => DeliveryState::Paused,
+            tidings::DeliveryState::Succeeded => DeliveryState::Succeeded,
+            tidings::DeliveryState::Failed => DeliveryState::Failed,
+            tidings::DeliveryState::Cancelled => DeliveryState::Cancelled,
+            other => {
+                return Err(TidingsError::Storage { reason: format!("unknown delivery state {}", other.as_str()) });
+            }
+        })
+    }
+}
+
+/// One delivery: an event on its way to one endpoint (core's `DeliveryRecord`).
+#[derive(Debug, Clone, PartialEq, uniffi::Record)]
+pub struct DeliveryRecord {
+    /// Delivery id.
+    pub id: u64,
+    /// The event's id (`null` once the event was deleted with its stream).
+    pub event_id: Option<String>,
+    /// The event's global position.
+    pub event_position: u64,
+    /// The event's type (`null` once deleted).
+    pub event_type: Option<String>,
+    /// The endpoint's id.
+    pub endpoint_id: String,
+    /// Where it is in its lifecycle.
+    pub status: DeliveryState,
+    /// Attempts made in the current attempt series.
+    pub attempts: u32,
+    /// HTTP status of the last attempt, if it got one.
+    pub last_status_code: Option<u16>,
+    /// Error of the last attempt.
+    pub last_error: Option<String>,
+    /// When it is due (unfinished deliveries only).
+    pub next_attempt_at: Option<SystemTime>,
+    /// When it was created.
+    pub created_at: SystemTime,
+    /// When it last changed state.
+    pub touched_at: SystemTime,
+    /// When it reached a final state.
+    pub completed_at: Option<SystemTime>,
+}
+
+impl DeliveryRecord {
+    pub(crate) fn from_core(d: tidings::DeliveryRecord) -> Result<DeliveryRecord> {
+        Ok(DeliveryRecord {
+            id: d.id,
+            event_id: d.event_id,
+            event_position: d.event_position,
+            event_type: d.event_type,
+            endpoint_id: d.endpoint_id,
+            status: DeliveryState::from_core(d.state)?,
+            attempts: d.attempts,
+            last_status_code: d.last_status_code,
+            last_error: d.last_error,
+            next_attempt_at: d.next_attempt_at.map(convert::time),
+            created_at: convert::time(d.created_at),
+            touched_at: convert::time(d.touched_at),
+            completed_at: d.completed_at.map(convert::time),
+        })
+    }
+}
+
+/// Converts a list of core delivery rows.
+pub(crate) fn delivery_records(list: Vec<tidings::DeliveryRecord>) -> Result<Vec<DeliveryRecord>> {
+    list.into_iter().map(DeliveryRecord::from_core).collect()
+}
+
+/// One attempt to deliver.
+#[derive(Debug, Clone, PartialEq, uniffi::Record)]
+pub struct Attempt {
+    /// 1, 2, ... over the delivery's whole history.
+    pub number: u32,
+    /// When the request started.
+    pub started_at: SystemTime,
+    /// How long it took, in seconds.
+    pub duration: f64,
+    /// The HTTP status, if a response came.
+    pub status_code: Option<u16>,
+    /// Short error kind: `status`, `timeout`, `connect`, `tls`, `dns`, `egress_refused`, `io`.
+    pub error_kind: Option<String>,
+    /// What went wrong.
+    pub error: Option<String>,
+    /// The first KiB of the response body.
+    pub response_body: Option<String>,
+}
+
+impl From<tidings::Attempt> for Attempt {
+    fn from(a: tidings::Attempt) -> Self {
+        Attempt {
+            number: a.number,
+            started_at: convert::time(a.started_at),
+            duration: convert::secs(a.duration),
+            status_code: a.status_code,
+            error_kind: a.error_kind,
+            error: a.error,
+            response_body: a.response_body,
+        }
+    }
+}
+
+/// The answer to a synchronous `call`.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct Response {
+    /// HTTP status.
+    pub status: u16,
+    /// The body (at most 1 MiB is read).
+    pub body: Vec<u8>,
+    /// The response's content type.
+    pub content_type: Option<String>,
+}
+
+impl From<tidings::Response> for Response {
+    fn from(r: tidings::Response) -> Self {
+        Response { status: r.status, body: r.body, content_type: r.content_type }
+    }
+}
+
+/// Delivery statistics for one endpoint. Latencies are seconds.
+#[derive(Debug, Clone, PartialEq, uniffi::Record)]
+pub struct EndpointStats {
+    /// The endpoint's id.
+    pub endpoint_id: String,
+    /// Its name.
+    pub name: Option<String>,
+    /// Deliveries by state name (`pending`, `succeeded`, ...; every state present).
+    pub by_state: HashMap<String, u64>,
+    /// Succeeded / (succeeded + failed).
+    pub success_rate: Option<f64>,
+    /// Median attempt latency.
+    pub p50: Option<f64>,
+    /// 95th percentile latency.
+    pub p95: Option<f64>,
+    /// 99th percentile latency.
+    pub p99: Option<f64>,
+    /// Failed attempts in a row.
+    pub consecutive_failures: u32,
+    /// Whether it is unhealthy.
+    pub unhealthy: bool,
+    /// Whether it is enabled.
+    pub enabled: bool,
+}
+
+impl From<tidings::EndpointStats> for EndpointStats {
+    fn from(s: tidings::EndpointStats) -> Self {
+        EndpointStats {
+            endpoint_id: s.endpoint_id,
+            name: s.name,
+            by_state: s.by_state.into_iter().collect(),
+            success_rate: s.success_rate,
+            p50: s.p50.map(convert::secs),
+            p95: s.p95.map(convert::secs),
+            p99: s.p99.map(convert::secs),
+            consecutive_failures: s.consecutive_failures,
+            unhealthy: s.unhealthy,
+            enabled: s.enabled,
+        }
+    }
+}
+
+/// Delivery statistics for the whole store. Latencies are seconds.
+#[derive(Debug, Clone, PartialEq, uniffi::Record)]
+pub struct Stats {
+    /// Events in the log.
+    pub events: u64,
+    /// Deliveries by state name.
+    pub by_state: HashMap<String, u64>,
+    /// Succeeded / (succeeded + failed).
+    pub success_rate: Option<f64>,
+    /// Median attempt latency.
+    pub p50: Option<f64>,
+    /// 95th percentile latency.
+    pub p95: Option<f64>,
+    /// 99th percentile latency.
+    pub p99: Option<f64>,
+    /// Per endpoint.
+    pub endpoints: Vec<EndpointStats>,
+}
+
+impl From<tidings::Stats> for Stats {
+    fn from(s: tidings::Stats) -> Self {
+        Stats {
+            events: s.events,
+            by_state: s.by_state.into_iter().collect(),
+            success_rate: s.success_rate,
+            p50: s.p50.map(convert::secs),
+            p95: s.p95.map(convert::secs),
+            p99: s.p99.map(convert::secs),
+            endpoints: s.endpoints.into_iter().map(EndpointStats::from).collect(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The literal defaults of `DeliveryOptions` (mirrored here) must stay those of core.
+    #[test]
+    fn delivery_option_defaults_match_core() -> Result<()> {
+        let ours = DeliveryOptions {
+            workers: 16,
+            max_in_flight: None,
+            lease_grace: 30.0,
+            unhealthy_after: 5,
+            disable_after: 432_000.0,
+            max_records: 100_000,
+            max_record_age: 2_592_000.0,
+            housekeeping_interval: 60.0,
+            event_retention: Vec::new(),
+            owner: None,
+        };
+        assert_eq!(ours.to_core()?, tidings::DeliveryOptions::default());
+        Ok(())
+    }
+
+    #[test]
+    fn every_state_converts_both_ways() -> Result<()> {
+        for state in tidings::DeliveryState::ALL {
+            assert_eq!(DeliveryState::from_core(state)?.to_core(), state);
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,325 @@
+//! [`Store`]: the handle Kotlin and Swift hold. Every method converts its arguments, calls the
+//! core store and converts the result; no logic lives here.
+//!
+//! A `Store` may be used from several threads at once. Closing (destroying) the foreign object
+//! drops this handle; the database file closes when the last handle, transaction and delivery
+//! engine of it are gone.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use crate::convert;
+use crate::delivery::{self, Attempt, Delivery, DeliveryOptions, DeliveryRecord, DeliveryState, Response, Stats};
+use crate::endpoint::{self, Endpoint, EndpointOptions, EndpointUpdate};
+use crate::error::Result;
+use crate::transaction::Transaction;
+use crate::types::{
+    self, Event, ExpectedVersion, NewEvent, RateStats, RetentionRule, Snapshot, SqlValue, StoreOptions,
+};
+
+/// One tidings database: the event log, the outbox, endpoints and the delivery engine.
+#[derive(uniffi::Object)]
+pub struct Store {
+    inner: tidings::Store,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.inner.fmt(f)
+    }
+}
+
+#[uniffi::export]
+impl Store {
+    /// Opens (or creates) the database at `path`.
+    #[uniffi::constructor(default(options))]
+    pub fn new(path: String, options: StoreOptions) -> Result<Arc<Store>> {
+        let inner = tidings::Store::open(path, options.to_core()?)?;
+        Ok(Arc::new(Store { inner }))
+    }
+
+    /// Opens a private in-memory store (gone when its last handle is closed).
+    #[uniffi::constructor(default(options))]
+    pub fn open_in_memory(options: StoreOptions) -> Result<Arc<Store>> {
+        let inner = tidings::Store::open_in_memory_with(options.to_core()?)?;
+        Ok(Arc::new(Store { inner }))
+    }
+
+    // ----- transactions and the application's SQL -----
+
+    /// Begins a write transaction. End it with `commit()` or `rollback()` (or close it).
+    pub fn begin(&self) -> Result<Arc<Transaction>> {
+        Ok(Arc::new(Transaction::new(self.inner.begin()?)))
+    }
+
+    /// Runs one statement of the application's SQL in its own transaction; returns rows changed.
+    #[uniffi::method(default(params = []))]
+    pub fn execute(&self, sql: String, params: Vec<SqlValue>) -> Result<u64> {
+        Ok(self.inner.execute(&sql, convert::params(params))? as u64)
+    }
+
+    /// Runs a query of the application's SQL on a read connection.
+    #[uniffi::method(default(params = []))]
+    pub fn query(&self, sql: String, params: Vec<SqlValue>) -> Result<Vec<Vec<SqlValue>>> {
+        Ok(convert::rows(self.inner.query(&sql, convert::params(params))?))
+    }
+
+    // ----- the log -----
+
+    /// Appends one event in its own transaction (`data`, `metadata`: JSON text).
+    /// `expectedVersion` `null` is any version.
+    #[uniffi::method(default(expected_version = None, metadata = None, tenant = None, event_id = None))]
+    #[allow(clippy::too_many_arguments)]
+    pub fn append(
+        &self,
+        stream: String,
+        event_type: String,
+        data: String,
+        expected_version: Option<ExpectedVersion>,
+        metadata: Option<String>,
+        tenant: Option<String>,
+        event_id: Option<String>,
+    ) -> Result<Event> {
+        let event = NewEvent { event_type, data, metadata, tenant, event_id }.to_core()?;
+        types::single(self.inner.append(&stream, &[event], ExpectedVersion::to_core(expected_version))?)
+    }
+
+    /// Appends several events to one stream in its own transaction.
+    #[uniffi::method(default(expected_version = None))]
+    pub fn append_events(
+        &self,
+        stream: String,
+        events: Vec<NewEvent>,
+        expected_version: Option<ExpectedVersion>,
+    ) -> Result<Vec<Event>> {
+        let events = events.iter().map(NewEvent::to_core).collect::<Result<Vec<_>>>()?;
+        Ok(types::events(self.inner.append(&stream, &events, ExpectedVersion::to_core(expected_version))?))
+    }
+
+    /// Reads a stream: from `fromVersion` (default: the first, or the last when `backwards`),
+    /// at most `limit` events.
+    #[uniffi::method(default(from_version = None, limit = None, backwards = false))]
+    pub fn read_stream(
+        &self,
+        stream: String,
+        from_version: Option<u64>,
+        limit: Option<u64>,
+        backwards: bool,
+    ) -> Result<Vec<Event>> {
+        let options = tidings::ReadStreamOptions { from_version, limit: limit.map(convert::size), backwards };
+        Ok(types::events(self.inner.read_stream(&stream, options)?))
+    }
+
+    /// Reads the global log from `fromPosition`, optionally filtered by type patterns and
+    /// tenant; with `wait` (seconds), blocks until a matching event exists (long-poll).
+    #[uniffi::method(default(from_position = 1, limit = None, types = None, tenant = None, wait = None))]
+    pub fn read_all(
+        &self,
+        from_position: u64,
+        limit: Option<u64>,
+        types: Option<Vec<String>>,
+        tenant: Option<String>,
+        wait: Option<f64>,
+    ) -> Result<Vec<Event>> {
+        let options = tidings::ReadAllOptions {
+            from_position,
+            limit: limit.map(convert::size),
+            types,
+            tenant,
+            wait: convert::opt_seconds("wait", wait)?,
+        };
+        Ok(types::events(self.inner.read_all(options)?))
+    }
+
+    /// The stream's current version (`null`: it does not exist).
+    pub fn stream_version(&self, stream: String) -> Result<Option<u64>> {
+        Ok(self.inner.stream_version(&stream)?)
+    }
+
+    /// One event by id.
+    pub fn event(&self, id: String) -> Result<Event> {
+        Ok(self.inner.event(&id)?.into())
+    }
+
+    /// The last position handed out (0 for an empty log).
+    pub fn last_position(&self) -> Result<u64> {
+        Ok(self.inner.last_position()?)
+    }
+
+    /// Deletes a stream (events, snapshot, name; unfinished deliveries are cancelled).
+    /// Returns the number of events deleted.
+    pub fn delete_stream(&self, stream: String) -> Result<u64> {
+        Ok(self.inner.delete_stream(&stream)?)
+    }
+
+    /// Deletes a stream's events below `beforeVersion`; the stream keeps its version.
+    pub fn truncate_stream(&self, stream: String, before_version: u64) -> Result<u64> {
+        Ok(self.inner.truncate_stream(&stream, before_version)?)
+    }
+
+    /// Applies retention rules to the log now; returns the number of events deleted.
+    pub fn prune_events(&self, rules: Vec<RetentionRule>) -> Result<u64> {
+        Ok(self.inner.prune_events(&types::retention_rules(&rules)?)?)
+    }
+
+    /// Consumer `name`'s recorded position.
+    pub fn checkpoint(&self, name: String) -> Result<Option<u64>> {
+        Ok(self.inner.checkpoint(&name)?)
+    }
+
+    /// Records consumer `name`'s position in its own transaction.
+    pub fn set_checkpoint(&self, name: String, position: u64) -> Result<()> {
+        Ok(self.inner.set_checkpoint(&name, position)?)
+    }
+
+    /// Saves a snapshot (JSON text) of `stream` at `version`.
+    pub fn save_snapshot(&self, stream: String, version: u64, state: String) -> Result<()> {
+        Ok(self.inner.save_snapshot(&stream, version, &convert::json("state", &state)?)?)
+    }
+
+    /// The latest snapshot of `stream`.
+    pub fn load_snapshot(&self, stream: String) -> Result<Option<Snapshot>> {
+        Ok(self.inner.load_snapshot(&stream)?.map(Snapshot::from))
+    }
+
+    // ----- endpoints -----
+
+    /// Creates a webhook endpoint for `url` (a secret is generated unless given).
+    #[uniffi::method(default(options))]
+    pub fn create_endpoint(&self, url: String, options: EndpointOptions) -> Result<Endpoint> {
+        Ok(self.inner.create_endpoint(&options.to_core(url)?)?.into())
+    }
+
+    /// One endpoint by id.
+    pub fn get_endpoint(&self, id: String) -> Result<Endpoint> {
+        Ok(self.inner.get_endpoint(&id)?.into())
+    }
+
+    /// Every endpoint, or those scoped to `tenant`.
+    #[uniffi::method(default(tenant = None))]
+    pub fn list_endpoints(&self, tenant: Option<String>) -> Result<Vec<Endpoint>> {
+        Ok(endpoint::endpoints(self.inner.list_endpoints(tenant.as_deref())?))
+    }
+
+    /// Changes an endpoint (see `EndpointUpdate`).
+    pub fn update_endpoint(&self, id: String, changes: EndpointUpdate) -> Result<Endpoint> {
+        Ok(self.inner.update_endpoint(&id, &changes.to_core()?)?.into())
+    }
+
+    /// Deletes an endpoint; its unfinished deliveries are cancelled.
+    pub fn delete_endpoint(&self, id: String) -> Result<()> {
+        Ok(self.inner.delete_endpoint(&id)?)
+    }
+
+    /// Replaces the endpoint's secret (`null`: a new random one); the old one keeps signing for
+    /// the rotation grace period.
+    #[uniffi::method(default(secret = None))]
+    pub fn rotate_secret(&self, id: String, secret: Option<String>) -> Result<Endpoint> {
+        let endpoint = match secret {
+            Some(secret) => self.inner.rotate_secret_to(&id, &secret)?,
+            None => self.inner.rotate_secret(&id)?,
+        };
+        Ok(endpoint.into())
+    }
+
+    /// Disables an endpoint: nothing new is queued for it and waiting deliveries pause.
+    #[uniffi::method(default(reason = None))]
+    pub fn disable_endpoint(&self, id: String, reason: Option<String>) -> Result<Endpoint> {
+        Ok(self.inner.disable_endpoint(&id, reason.as_deref())?.into())
+    }
+
+    /// Enables an endpoint; with `catchUp`, events appended while it was disabled are delivered.
+    #[uniffi::method(default(catch_up = true))]
+    pub fn enable_endpoint(&self, id: String, catch_up: bool) -> Result<Endpoint> {
+        Ok(self.inner.enable_endpoint(&id, catch_up)?.into())
+    }
+
+    // ----- delivery -----
+
+    /// Starts the delivery engine (a dispatcher thread and `workers` HTTP workers).
+    #[uniffi::method(default(options))]
+    pub fn start_delivery(&self, options: DeliveryOptions) -> Result<Arc<Delivery>> {
+        Ok(Arc::new(Delivery::new(self.inner.start_delivery(options.to_core()?)?)))
+    }
+
+    /// Lists deliveries, newest first.
+    #[uniffi::method(default(endpoint_id = None, status = None, event_id = None, before_id = None, limit = 100))]
+    pub fn deliveries(
+        &self,
+        endpoint_id: Option<String>,
+        status: Option<DeliveryState>,
+        event_id: Option<String>,
+        before_id: Option<u64>,
+        limit: u32,
+    ) -> Result<Vec<DeliveryRecord>> {
+        let filter = tidings::DeliveryFilter {
+            endpoint_id,
+            state: status.map(DeliveryState::to_core),
+            event_id,
+            before_id,
+            limit: convert::size(u64::from(limit)),
+        };
+        delivery::delivery_records(self.inner.deliveries(&filter)?)
+    }
+
+    /// One delivery by id.
+    pub fn delivery(&self, id: u64) -> Result<DeliveryRecord> {
+        DeliveryRecord::from_core(self.inner.delivery(id)?)
+    }
+
+    /// The attempts of one delivery, oldest first.
+    pub fn attempts(&self, delivery_id: u64) -> Result<Vec<Attempt>> {
+        Ok(self.inner.attempts(delivery_id)?.into_iter().map(Attempt::from).collect())
+    }
+
+    /// Puts a failed or succeeded delivery back to pending (a new attempt series).
+    pub fn retry(&self, delivery_id: u64) -> Result<DeliveryRecord> {
+        DeliveryRecord::from_core(self.inner.retry(delivery_id)?)
+    }
+
+    /// Puts the endpoint's failed deliveries of events recorded at or after `since` back to
+    /// pending; returns how many.
+    pub fn recover(&self, endpoint_id: String, since: SystemTime) -> Result<u64> {
+        Ok(self.inner.recover(&endpoint_id, convert::from_time("since", since)?)? as u64)
+    }
+
+    /// Re-delivers the endpoint's matching events in `[fromPosition, toPosition]`; returns rows
+    /// created or reset.
+    #[uniffi::method(default(to_position = None))]
+    pub fn replay(&self, endpoint_id: String, from_position: u64, to_position: Option<u64>) -> Result<u64> {
+        Ok(self.inner.replay(&endpoint_id, from_position, to_position)? as u64)
+    }
+
+    /// Sends a `tidings.test` event to the endpoint now and returns the attempt (a failed one
+    /// too: check `statusCode` and `error`). Nothing is stored.
+    pub fn send_test(&self, endpoint_id: String) -> Result<Attempt> {
+        Ok(self.inner.send_test(&endpoint_id)?.into())
+    }
+
+    /// Sends an event of `eventType` with `data` (JSON text) to the endpoint and returns its
+    /// answer (request/response hook). Nothing is stored; a transport failure throws `Delivery`.
+    #[uniffi::method(default(timeout = 5.0))]
+    pub fn call(&self, endpoint_id: String, event_type: String, data: String, timeout: f64) -> Result<Response> {
+        let data = convert::json("data", &data)?;
+        let timeout = convert::seconds("timeout", timeout)?;
+        Ok(self.inner.call(&endpoint_id, &event_type, data, timeout)?.into())
+    }
+
+    /// Delivery statistics: counts by state, success rate, latency percentiles, per endpoint.
+    pub fn stats(&self) -> Result<Stats> {
+        Ok(self.inner.stats()?.into())
+    }
+
+    /// Counts of deliveries by state name, for every endpoint or one.
+    #[uniffi::method(default(endpoint_id = None))]
+    pub fn delivery_counts(&self, endpoint_id: Option<String>) -> Result<HashMap<String, u64>> {
+        let counts = self.inner.delivery_counts(endpoint_id.as_deref())?;
+        Ok(counts.into_iter().map(|(state, n)| (state.as_str().to_string(), n)).collect())
+    }
+
+    /// A tenant's event rate meter.
+    pub fn rate_stats(&self, tenant: String) -> Result<RateStats> {
+        Ok(self.inner.rate_stats(&tenant)?.into())
+    }
+}

@@ -1,0 +1,419 @@
+// Kotlin tests of the uniffi bindings, run on the JVM by .ci/test-kotlin (no Gradle, no JUnit):
+// `main` runs every test in its own thread with a time limit and ends with "N passed, M failed".
+
+import com.sun.net.httpserver.HttpServer
+import dev.tidings.DeliveryOptions
+import dev.tidings.DeliveryState
+import dev.tidings.EndpointOptions
+import dev.tidings.EndpointUpdate
+import dev.tidings.ExpectedVersion
+import dev.tidings.NewEvent
+import dev.tidings.SignatureFailure
+import dev.tidings.SqlValue
+import dev.tidings.Store
+import dev.tidings.StoreOptions
+import dev.tidings.TidingsException
+import dev.tidings.verify
+import java.io.File
+import java.net.InetSocketAddress
+import java.nio.file.Files
+import java.util.Base64
+import java.util.concurrent.ConcurrentLinkedQueue
+import java.util.concurrent.CountDownLatch
+import java.util.concurrent.Executors
+import java.util.concurrent.TimeUnit
+import javax.crypto.Mac
+import javax.crypto.spec.SecretKeySpec
+import kotlin.system.exitProcess
+
+// ---------------------------------------------------------------------------------------------
+// A tiny harness
+
+val tempRoot: File = Files.createTempDirectory("tidings-kotlin").toFile()
+var dbCounter = 0
+
+/** A fresh database path in the suite's temp folder. */
+fun freshPath(): String = File(tempRoot, "test-${++dbCounter}.db").path
+
+fun check(condition: Boolean, what: () -> String) {
+    if (!condition) throw AssertionError(what())
+}
+
+fun <T> checkEq(actual: T, expected: T, what: String) =
+    check(actual == expected) { "$what: expected <$expected>, got <$actual>" }
+
+inline fun <reified E : Throwable> assertThrows(block: () -> Unit): E {
+    try {
+        block()
+    } catch (e: Throwable) {
+        if (e is E) return e
+        throw AssertionError("expected ${E::class.simpleName}, got $e", e)
+    }
+    throw AssertionError("expected ${E::class.simpleName}, nothing was thrown")
+}
+
+/** A store on a file, with loopback allowed so deliveries can reach the test's receiver. */
+fun openStore(path: String = freshPath(), allowPrivate: Boolean = true): Store =
+    Store(path, StoreOptions(source = "kotlin-test", allowPrivate = allowPrivate))
+
+fun countRows(store: Store, sql: String): Long =
+    (store.query(sql).single().single() as SqlValue.Integer).value
+
+// ---------------------------------------------------------------------------------------------
+// A webhook receiver inside the test: the JDK's HttpServer on 127.0.0.1
+
+class Received(val headers: Map<String, String>, val body: ByteArray)
+
+class Receiver(private val status: Int = 200, private val answer: String = "") : AutoCloseable {
+    val requests = ConcurrentLinkedQueue<Received>()
+    @Volatile var arrived = CountDownLatch(0)
+    private val pool = Executors.newFixedThreadPool(4)
+    private val server: HttpServer = HttpServer.create(InetSocketAddress("127.0.0.1", 0), 0)
+
+    init {
+        server.executor = pool
+        server.createContext("/hook") { exchange ->
+            val body = exchange.requestBody.readAllBytes()
+            val headers = exchange.requestHeaders.entries.associate { (k, v) -> k.lowercase() to v.first() }
+            requests.add(Received(headers, body))
+            val reply = answer.toByteArray()
+            exchange.responseHeaders.add("content-type", "application/json")
+            exchange.sendResponseHeaders(status, if (reply.isEmpty()) -1 else reply.size.toLong())
+            if (reply.isNotEmpty()) exchange.responseBody.use { it.write(reply) }
+            exchange.close()
+            arrived.countDown()
+        }
+        server.start()
+    }
+
+    val url: String get() = "http://127.0.0.1:${server.address.port}/hook"
+
+    fun expect(n: Int) {
+        arrived = CountDownLatch(n)
+    }
+
+    override fun close() {
+        server.stop(0)
+        pool.shutdownNow()
+    }
+}
+
+/** The Standard Webhooks v1 signature, computed here with javax.crypto (not by tidings). */
+fun standardSignature(secret: String, id: String, timestamp: String, body: ByteArray): String {
+    val key = Base64.getDecoder().decode(secret.removePrefix("whsec_"))
+    val mac = Mac.getInstance("HmacSHA256")
+    mac.init(SecretKeySpec(key, "HmacSHA256"))
+    mac.update("$id.$timestamp.".toByteArray(Charsets.UTF_8))
+    mac.update(body)
+    return "v1," + Base64.getEncoder().encodeToString(mac.doFinal())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Tests
+
+fun signatureHelperMatchesTheStandardVector() {
+    val sig = standardSignature(
+        "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD",
+        "msg_27UH4WbU6Z5A5EzD8u03UvzRbpk",
+        "1649367553",
+        """{"email":"test@example.com","username":"test_user"}""".toByteArray(),
+    )
+    checkEq(sig, "v1,tZ1I4/hDygAJgO5TYxiSd6Sd0kDW6hPenDe+bTa3Kkw=", "test vector")
+}
+
+fun transactionCommitsAppRowsAndEventsTogether() {
+    openStore().use { store ->
+        store.execute("CREATE TABLE orders (id INTEGER PRIMARY KEY, total REAL)")
+        store.begin().use { tx ->
+            tx.execute("INSERT INTO orders (id, total) VALUES (?, ?)", listOf(SqlValue.Integer(42), SqlValue.Real(9.99)))
+            val seen = tx.query("SELECT total FROM orders WHERE id = ?", listOf(SqlValue.Integer(42)))
+            checkEq(seen, listOf(listOf<SqlValue>(SqlValue.Real(9.99))), "row seen inside the transaction")
+            val ev = tx.append("order-42", "order.created", """{"total": 9.99}""",
+                expectedVersion = ExpectedVersion.NoStream, metadata = """{"actor": "alice"}""")
+            checkEq(ev.version, 1uL, "version")
+            checkEq(ev.stream, "order-42", "stream")
+            tx.setCheckpoint("projector", ev.position)
+            tx.commit()
+            check(!tx.isOpen()) { "committed transaction still open" }
+            assertThrows<TidingsException.Closed> { tx.execute("SELECT 1") }
+        }
+        checkEq(countRows(store, "SELECT count(*) FROM orders"), 1L, "app rows")
+        val events = store.readStream("order-42")
+        checkEq(events.size, 1, "events")
+        checkEq(events[0].eventType, "order.created", "type")
+        checkEq(events[0].data, """{"total":9.99}""", "data as JSON text")
+        checkEq(events[0].metadata, """{"actor":"alice"}""", "metadata as JSON text")
+        checkEq(store.streamVersion("order-42"), 1uL, "stream version")
+        checkEq(store.checkpoint("projector"), events[0].position, "checkpoint")
+        checkEq(store.readAll(fromPosition = 1uL, types = listOf("order.*")).map { it.id }, listOf(events[0].id), "readAll")
+    }
+}
+
+fun rolledBackTransactionLeavesNothing() {
+    openStore().use { store ->
+        store.execute("CREATE TABLE orders (id INTEGER PRIMARY KEY)")
+        // Explicit rollback.
+        store.begin().use { tx ->
+            tx.execute("INSERT INTO orders (id) VALUES (1)")
+            tx.append("order-1", "order.created", "{}")
+            tx.rollback()
+        }
+        // An exception inside use {}: close() rolls back.
+        val boom = assertThrows<IllegalStateException> {
+            store.begin().use { tx ->
+                tx.execute("INSERT INTO orders (id) VALUES (2)")
+                tx.append("order-2", "order.created", "{}")
+                throw IllegalStateException("boom")
+            }
+        }
+        checkEq(boom.message, "boom", "the app's exception propagates")
+        checkEq(countRows(store, "SELECT count(*) FROM orders"), 0L, "app rows after rollback")
+        checkEq(store.streamVersion("order-1"), null, "stream after rollback")
+        checkEq(store.streamVersion("order-2"), null, "stream after close")
+        checkEq(store.lastPosition(), 0uL, "log after rollback")
+        checkEq(store.deliveries().size, 0, "outbox after rollback")
+    }
+}
+
+fun concurrencyConflictCarriesTheActualVersion() {
+    openStore().use { store ->
+        store.appendEvents("order-7", listOf(NewEvent("order.created", "{}"), NewEvent("order.paid", "{}")))
+        val e = assertThrows<TidingsException.Concurrency> {
+            store.append("order-7", "order.shipped", "{}", expectedVersion = ExpectedVersion.Exact(1uL))
+        }
+        checkEq(e.stream, "order-7", "stream")
+        checkEq(e.actual, 2uL, "actual version")
+        checkEq(e.expected, ExpectedVersion.Exact(1uL), "expected version")
+        check(e.message!!.contains("actual=2")) { "message: ${e.message}" }
+        // The sealed class lets callers branch on the kind.
+        val caught: TidingsException = e
+        val kind = when (caught) {
+            is TidingsException.Concurrency -> "concurrency"
+            else -> "other"
+        }
+        checkEq(kind, "concurrency", "sealed branch")
+        assertThrows<TidingsException.Concurrency> {
+            store.append("order-7", "order.created", "{}", expectedVersion = ExpectedVersion.NoStream)
+        }
+        checkEq(store.streamVersion("order-7"), 2uL, "nothing written by the conflicts")
+        store.append("order-7", "order.shipped", "{}", expectedVersion = ExpectedVersion.Exact(2uL))
+        checkEq(store.streamVersion("order-7"), 3uL, "append at the right version")
+    }
+}
+
+fun invalidInputIsItsOwnExceptionAndChangesNothing() {
+    openStore().use { store ->
+        store.execute("CREATE TABLE orders (id INTEGER PRIMARY KEY)")
+        val bad = assertThrows<TidingsException.InvalidInput> { store.append("s", "order.created", "{not json") }
+        checkEq(bad.field, "data", "field of invalid JSON")
+        val meta = assertThrows<TidingsException.InvalidInput> { store.append("s", "order.created", "{}", metadata = "[1]") }
+        checkEq(meta.field, "metadata", "field of non-object metadata")
+        val reserved = assertThrows<TidingsException.InvalidInput> { store.append("s", "tidings.hack", "{}") }
+        checkEq(reserved.field, "type", "reserved type")
+        val url = assertThrows<TidingsException.InvalidInput> { store.createEndpoint("ftp://example.com/x") }
+        check(url.field.isNotEmpty()) { "invalid url names a field" }
+        val timeout = assertThrows<TidingsException.InvalidInput> {
+            store.createEndpoint("https://example.com/x", EndpointOptions(timeout = -1.0))
+        }
+        checkEq(timeout.field, "timeout", "negative seconds")
+        // Inside a transaction, the failed append leaves the transaction usable.
+        store.begin().use { tx ->
+            tx.execute("INSERT INTO orders (id) VALUES (1)")
+            assertThrows<TidingsException.InvalidInput> { tx.append("s", "order.created", "nope") }
+            tx.append("s", "order.created", "{}")
+            tx.commit()
+        }
+        checkEq(store.lastPosition(), 1uL, "only the valid event was written")
+        checkEq(store.listEndpoints().size, 0, "no endpoint created")
+        assertThrows<TidingsException.NotFound> { store.getEndpoint("00000000-0000-0000-0000-000000000000") }
+    }
+}
+
+fun secondTransactionOnOneThreadIsRefused() {
+    openStore().use { store ->
+        store.begin().use { tx ->
+            assertThrows<TidingsException.TransactionOpen> { store.append("s", "a.b", "{}") }
+            tx.append("s", "a.b", "{}")
+            tx.commit()
+        }
+        checkEq(store.streamVersion("s"), 1uL, "the transaction's append")
+    }
+}
+
+fun sqlValuesRoundTrip() {
+    Store.openInMemory().use { store ->
+        store.execute("CREATE TABLE t (i INTEGER, r REAL, s TEXT, b BLOB, n)")
+        val values = listOf(
+            SqlValue.Integer(Long.MIN_VALUE), SqlValue.Real(-0.5), SqlValue.Text("héllo"),
+            SqlValue.Blob(byteArrayOf(0, 1, -1)), SqlValue.Null,
+        )
+        checkEq(store.execute("INSERT INTO t VALUES (?, ?, ?, ?, ?)", values), 1uL, "rows changed")
+        val row = store.query("SELECT i, r, s, b, n FROM t").single()
+        checkEq(row[0], values[0], "integer")
+        checkEq(row[1], values[1], "real")
+        checkEq(row[2], values[2], "text")
+        check((row[3] as SqlValue.Blob).value.contentEquals(byteArrayOf(0, 1, -1))) { "blob" }
+        checkEq(row[4], SqlValue.Null, "null")
+    }
+}
+
+fun endpointsCanBeManaged() {
+    openStore().use { store ->
+        val ep = store.createEndpoint("https://example.com/orders",
+            EndpointOptions(events = listOf("order.*"), name = "Orders", rateLimit = 10.0, headers = mapOf("X-Team" to "a")))
+        check(ep.secret.startsWith("whsec_")) { "a secret is generated" }
+        checkEq(ep.events, listOf("order.*"), "events")
+        checkEq(ep.timeout, 15.0, "default timeout")
+        checkEq(ep.maxAttempts, 12u, "default attempts")
+        checkEq(ep.enabled, true, "enabled")
+        checkEq(store.getEndpoint(ep.id).name, "Orders", "get")
+        checkEq(store.listEndpoints().map { it.id }, listOf(ep.id), "list")
+        val changed = store.updateEndpoint(ep.id, EndpointUpdate(maxAttempts = 3u, clear = listOf("rateLimit", "name")))
+        checkEq(changed.maxAttempts, 3u, "updated attempts")
+        checkEq(changed.rateLimit, null, "cleared rate limit")
+        checkEq(changed.name, null, "cleared name")
+        checkEq(changed.headers, mapOf("X-Team" to "a"), "headers kept")
+        val rotated = store.rotateSecret(ep.id)
+        check(rotated.secret != ep.secret) { "rotated secret differs" }
+        val disabled = store.disableEndpoint(ep.id, reason = "maintenance")
+        checkEq(disabled.enabled, false, "disabled")
+        checkEq(disabled.disabledReason, "maintenance", "reason")
+        checkEq(store.enableEndpoint(ep.id).enabled, true, "enabled again")
+        store.deleteEndpoint(ep.id)
+        val gone = assertThrows<TidingsException.NotFound> { store.getEndpoint(ep.id) }
+        checkEq(gone.kind, "endpoint", "not found kind")
+    }
+}
+
+fun signedDeliveriesArriveAndVerify() {
+    Receiver().use { receiver ->
+        openStore().use { store ->
+            store.execute("CREATE TABLE orders (id INTEGER PRIMARY KEY, total REAL)")
+            val ep = store.createEndpoint(receiver.url, EndpointOptions(events = listOf("order.*"), jitter = 0.0))
+            receiver.expect(3)
+            store.begin().use { tx ->
+                tx.execute("INSERT INTO orders (id, total) VALUES (?, ?)", listOf(SqlValue.Integer(42), SqlValue.Real(9.99)))
+                tx.append("order-42", "order.created", """{"total": 9.99}""")
+                tx.append("order-42", "order.paid", """{"total": 9.99}""")
+                tx.append("invoice-1", "invoice.created", "{}") // not matched by order.*
+                tx.append("order-42", "order.shipped", "{}")
+                tx.commit()
+            }
+            checkEq(store.deliveries(endpointId = ep.id).size, 3, "outbox rows, one per matching event")
+            store.startDelivery(DeliveryOptions(workers = 4u)).use { delivery ->
+                check(receiver.arrived.await(30, TimeUnit.SECONDS)) { "only ${receiver.requests.size} of 3 requests arrived" }
+                check(delivery.waitIdle(10.0)) { "delivery did not become idle" }
+                val sent = store.deliveries(endpointId = ep.id)
+                check(sent.all { it.status == DeliveryState.SUCCEEDED }) { "states: ${sent.map { it.status }}" }
+                checkEq(store.attempts(sent[0].id).single().statusCode, 200.toUShort(), "attempt status")
+                delivery.shutdown(5.0)
+                check(!delivery.isRunning()) { "still running after shutdown" }
+                checkEq(delivery.waitIdle(0.1), false, "waitIdle after shutdown")
+                delivery.shutdown(5.0) // twice is fine
+            }
+            val ids = store.readAll().associateBy { it.id }
+            checkEq(receiver.requests.size, 3, "requests")
+            for (req in receiver.requests) {
+                val id = req.headers.getValue("webhook-id")
+                val ts = req.headers.getValue("webhook-timestamp")
+                val expected = standardSignature(ep.secret, id, ts, req.body)
+                val offered = req.headers.getValue("webhook-signature").split(" ")
+                check(expected in offered) { "signature $offered does not contain $expected" }
+                checkEq(req.headers["content-type"], "application/json", "content type")
+                val body = String(req.body, Charsets.UTF_8)
+                val event = ids.getValue(id)
+                check(body.contains("\"type\":\"${event.eventType}\"")) { "body names its type: $body" }
+                check(body.contains("\"source\":\"kotlin-test\"")) { "body names the source: $body" }
+                check(event.eventType.startsWith("order.")) { "only order events were sent" }
+                // And the binding's own verify agrees.
+                val verified = verify(req.body, req.headers, listOf(ep.secret))
+                checkEq(verified.id, id, "verified id")
+                checkEq(verified.timestamp.toString(), ts, "verified timestamp")
+            }
+            val tampered = receiver.requests.first()
+            val e = assertThrows<TidingsException.Signature> {
+                verify(tampered.body + ' '.code.toByte(), tampered.headers, listOf(ep.secret))
+            }
+            checkEq(e.failure, SignatureFailure.NO_MATCH, "tampered body")
+            val stats = store.stats()
+            checkEq(stats.byState["succeeded"], 3uL, "stats")
+        }
+    }
+}
+
+fun synchronousCallAndSendTest() {
+    Receiver(answer = """{"allow": true}""").use { receiver ->
+        openStore().use { store ->
+            val ep = store.createEndpoint(receiver.url)
+            val response = store.call(ep.id, "access.request", """{"user": "alice"}""", timeout = 5.0)
+            checkEq(response.status, 200.toUShort(), "call status")
+            checkEq(String(response.body, Charsets.UTF_8), """{"allow": true}""", "call body")
+            val attempt = store.sendTest(ep.id)
+            checkEq(attempt.statusCode, 200.toUShort(), "send test status")
+            checkEq(receiver.requests.size, 2, "requests")
+            checkEq(store.lastPosition(), 0uL, "nothing stored")
+        }
+        // The default egress policy refuses loopback.
+        openStore(allowPrivate = false).use { store ->
+            val ep = store.createEndpoint(receiver.url)
+            val e = assertThrows<TidingsException.Delivery> { store.call(ep.id, "access.request", "{}") }
+            checkEq(e.kind, "egress_refused", "refused kind")
+            checkEq(store.sendTest(ep.id).errorKind, "egress_refused", "send test refused")
+        }
+        checkEq(receiver.requests.size, 2, "no request got past the egress policy")
+    }
+}
+
+fun objectsAreAutoCloseable() {
+    val path = freshPath()
+    val store = openStore(path)
+    store.use { it.append("s", "a.b", "{}") }
+    assertThrows<IllegalStateException> { store.lastPosition() } // released by use {}
+    openStore(path).use { reopened ->
+        checkEq(reopened.streamVersion("s"), 1uL, "data survives reopening")
+        val tx = reopened.begin()
+        tx.use { it.append("s", "a.b", "{}") } // not committed: close() rolls back and frees the writer
+        assertThrows<IllegalStateException> { tx.isOpen() }
+        reopened.append("s", "a.b", "{}") // the writer is free again on this thread
+        checkEq(reopened.streamVersion("s"), 2uL, "rolled-back append left no version")
+        val delivery = reopened.startDelivery(DeliveryOptions(workers = 1u))
+        delivery.use { check(it.isRunning()) { "running" } } // close() stops the engine
+        assertThrows<IllegalStateException> { delivery.isRunning() }
+    }
+}
+
+fun main() {
+    val tests: List<Pair<String, () -> Unit>> = listOf(
+        "signature helper matches the Standard Webhooks vector" to ::signatureHelperMatchesTheStandardVector,
+        "transaction commits app rows and events together" to ::transactionCommitsAppRowsAndEventsTogether,
+        "rolled-back transaction leaves nothing" to ::rolledBackTransactionLeavesNothing,
+        "concurrency conflict carries the actual version" to ::concurrencyConflictCarriesTheActualVersion,
+        "invalid input is its own exception and changes nothing" to ::invalidInputIsItsOwnExceptionAndChangesNothing,
+        "second transaction on one thread is refused" to ::secondTransactionOnOneThreadIsRefused,
+        "SQL values round-trip" to ::sqlValuesRoundTrip,
+        "endpoints can be managed" to ::endpointsCanBeManaged,
+        "signed deliveries arrive and verify" to ::signedDeliveriesArriveAndVerify,
+        "synchronous call and send test obey egress" to ::synchronousCallAndSendTest,
+        "objects are AutoCloseable" to ::objectsAreAutoCloseable,
+    )
+    var passed = 0
+    var failed = 0
+    for ((name, test) in tests) {
+        var error: Throwable? = null
+        val started = System.nanoTime()
+        val runner = Thread({ try { test() } catch (e: Throwable) { error = e } }, "test: $name")
+        runner.isDaemon = true
+        runner.start()
+        runner.join(120_000)
+        val ms = (System.nanoTime() - started) / 1_000_000
+        when {
+            runner.isAlive -> { failed++; println("FAIL $name: timed out after $ms ms") }
+            error != null -> { failed++; println("FAIL $name ($ms ms): $error"); error!!.printStackTrace(System.out) }
+            else -> { passed++; println("ok   $name ($ms ms)") }
+        }
+    }
+    tempRoot.deleteRecursively()
+    println("$passed passed, $failed failed")
+    System.out.flush()
+    exitProcess(if (failed == 0) 0 else 1)
+}
