@@ -139,6 +139,14 @@ impl WriterSlot {
         }
     }
 
+    /// Records `thread` as the holder of the lent writer (a transaction moved threads).
+    pub(crate) fn set_holder(&self, thread: ThreadId) {
+        let mut state = self.lock();
+        if state.conn.is_none() && state.holder != Some(thread) {
+            state.holder = Some(thread);
+        }
+    }
+
     /// Gives the writer back.
     pub(crate) fn give_back(&self, conn: Connection) {
         let mut state = self.lock();

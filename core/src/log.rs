@@ -100,6 +100,10 @@ pub(crate) fn append(
         .iter()
         .map(|e| e.validate(shared.options.max_event_size, allow_system))
         .collect::<Result<Vec<ValidEvent>>>()?;
+    let mut seen = std::collections::HashSet::with_capacity(valid.len());
+    if let Some(dup) = valid.iter().find(|v| !seen.insert(v.id.as_str())) {
+        return Err(Error::invalid("id", format!("event id {} appears twice in one append", dup.id)));
+    }
     let tenant = valid[0].tenant.clone();
     if valid.iter().any(|v| v.tenant != tenant) {
         return Err(Error::invalid("tenant", "all events of one append must have the same tenant"));

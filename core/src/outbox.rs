@@ -408,8 +408,9 @@ pub(crate) fn get(conn: &Connection, id: u64) -> Result<DeliveryRecord> {
         .ok_or_else(|| Error::not_found("delivery", id.to_string()))
 }
 
-/// `retry(delivery)`: a failed or succeeded delivery goes back to `pending` with a new attempt
-/// series (its attempt history is kept). Unfinished or cancelled deliveries are refused.
+/// `retry(delivery)`: a failed or succeeded delivery goes back to `pending` (`paused` while its
+/// endpoint is disabled) with a new attempt series; its attempt history is kept. Unfinished or
+/// cancelled deliveries, and those of a deleted endpoint or event, are refused.
 pub(crate) fn retry(conn: &Connection, id: u64) -> Result<DeliveryRecord> {
     let current = get(conn, id)?;
     if current.event_id.is_none() {
@@ -421,9 +422,21 @@ pub(crate) fn retry(conn: &Connection, id: u64) -> Result<DeliveryRecord> {
             format!("only failed or succeeded deliveries can be retried (it is {})", current.state.as_str()),
         ));
     }
+    let endpoint_live: bool = conn
+        .prepare_cached(
+            "SELECT p.deleted_at IS NULL FROM tidings_deliveries d JOIN tidings_endpoints p ON p.seq = d.endpoint_seq
+             WHERE d.id = ?1",
+        )?
+        .query_row([id as i64], |r| r.get(0))?;
+    if !endpoint_live {
+        return Err(Error::invalid("delivery", "its endpoint was deleted"));
+    }
     let now = clock::now_micros();
+    // A disabled endpoint's deliveries wait paused until it is enabled again.
     conn.prepare_cached(
-        "UPDATE tidings_deliveries SET state = 0, attempts = 0, next_attempt_at = ?2, touched_at = ?2, completed_at = NULL
+        "UPDATE tidings_deliveries SET
+            state = CASE WHEN (SELECT enabled FROM tidings_endpoints WHERE seq = endpoint_seq) THEN 0 ELSE 3 END,
+            attempts = 0, next_attempt_at = ?2, touched_at = ?2, completed_at = NULL
          WHERE id = ?1",
     )?
     .execute(params![id as i64, now])?;
@@ -431,12 +444,15 @@ pub(crate) fn retry(conn: &Connection, id: u64) -> Result<DeliveryRecord> {
 }
 
 /// `recover(endpoint, since)`: every failed delivery of the endpoint whose event was recorded
-/// at or after `since` goes back to `pending`. Returns how many.
+/// at or after `since` goes back to `pending` (`paused` while the endpoint is disabled).
+/// Returns how many.
 pub(crate) fn recover(conn: &Connection, seq: i64, since: i64) -> Result<usize> {
     let now = clock::now_micros();
     Ok(conn
         .prepare_cached(
-            "UPDATE tidings_deliveries SET state = 0, attempts = 0, next_attempt_at = ?3, touched_at = ?3, completed_at = NULL
+            "UPDATE tidings_deliveries SET
+                state = CASE WHEN (SELECT enabled FROM tidings_endpoints WHERE seq = endpoint_seq) THEN 0 ELSE 3 END,
+                attempts = 0, next_attempt_at = ?3, touched_at = ?3, completed_at = NULL
              WHERE endpoint_seq = ?1 AND state = 5
                AND (SELECT e.recorded_at FROM tidings_events e WHERE e.position = event_position) >= ?2",
         )?

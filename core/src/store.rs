@@ -63,6 +63,10 @@ impl Shared {
         }
     }
 
+    pub(crate) fn claim_writer_for_current_thread(&self) {
+        self.writer.set_holder(std::thread::current().id());
+    }
+
     pub(crate) fn take_writer(&self) -> Result<Connection> {
         self.writer.take(self.options.busy_timeout)
     }

@@ -99,7 +99,11 @@ impl Transaction {
     }
 
     fn conn(&self) -> Result<&Connection> {
-        self.conn.as_ref().ok_or(Error::Closed)
+        let conn = self.conn.as_ref().ok_or(Error::Closed)?;
+        // A transaction may move between threads: the slot must name the thread using it now,
+        // so a store write on that thread is refused instead of waiting for itself.
+        self.shared.claim_writer_for_current_thread();
+        Ok(conn)
     }
 
     /// The underlying rusqlite connection, inside this transaction: existing rusqlite code that
@@ -134,7 +138,7 @@ impl Transaction {
     /// Runs `f` in a savepoint, so a failed operation leaves nothing half-written while the
     /// transaction goes on.
     fn savepoint<T>(&mut self, f: impl FnOnce(&Connection, &Shared) -> Result<T>) -> Result<T> {
-        let conn = self.conn.as_ref().ok_or(Error::Closed)?;
+        let conn = self.conn()?;
         conn.execute_batch("SAVEPOINT tidings_op")?;
         match f(conn, &self.shared) {
             Ok(value) => {

@@ -132,7 +132,7 @@ impl EndpointSpec {
 impl fmt::Debug for EndpointSpec {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("EndpointSpec")
-            .field("url", &self.url)
+            .field("url", &redacted_url(&self.url))
             .field("name", &self.name)
             .field("events", &self.events)
             .field("tenant", &self.tenant)
@@ -153,6 +153,20 @@ impl fmt::Debug for EndpointSpec {
             .field("final_statuses", &self.final_statuses)
             .field("enabled", &self.enabled)
             .finish()
+    }
+}
+
+/// The URL without a password in its user info (refused at the door, but never printed).
+fn redacted_url(raw: &str) -> String {
+    match url::Url::parse(raw) {
+        Ok(mut url) if url.password().is_some() || !url.username().is_empty() => {
+            let _ = url.set_password(None);
+            let _ = url.set_username("redacted");
+            url.to_string()
+        }
+        Ok(_) => raw.to_string(),
+        Err(_) if raw.contains('@') => "<unparsable URL with user info>".to_string(),
+        Err(_) => raw.to_string(),
     }
 }
 
@@ -216,7 +230,7 @@ pub struct EndpointUpdate {
 impl fmt::Debug for EndpointUpdate {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("EndpointUpdate")
-            .field("url", &self.url)
+            .field("url", &self.url.as_deref().map(redacted_url))
             .field("events", &self.events)
             .field("auth", &self.auth)
             .field("headers", &self.headers.as_ref().map(redacted_headers))
