@@ -6,6 +6,9 @@
 //!   exact. Prints `done <first position> <last position>`.
 //! - `create-endpoint <db> <url> <pattern>`: creates an endpoint and prints its id.
 //! - `disable-endpoint <db> <id>`: disables the endpoint.
+//! - `deliver <db> <seconds> <workers> <lease-grace-ms>`: runs the delivery engine (loopback
+//!   allowed) for `seconds`, printing `ready` once started, then shuts down and prints
+//!   `stopped`. The parent may kill it at any moment.
 //!
 //! Exits with status 1 and a message on stderr on any error.
 
@@ -43,8 +46,11 @@ fn run(args: &[String]) -> Result<(), Failure> {
             store.disable_endpoint(id, Some("disabled by the child process"))?;
             Ok(())
         }
+        [command, db, seconds, workers, grace_ms] if command == "deliver" => {
+            deliver(db, seconds.parse()?, workers.parse()?, grace_ms.parse()?)
+        }
         _ => Err("usage: append <db> <stream> <count> | create-endpoint <db> <url> <pattern> | \
-                  disable-endpoint <db> <id>"
+                  disable-endpoint <db> <id> | deliver <db> <seconds> <workers> <lease-grace-ms>"
             .into()),
     }
 }
@@ -73,5 +79,20 @@ fn append(db: &str, stream: &str, count: u64) -> Result<(), Failure> {
         positions.push(recorded[0].position);
     }
     println!("done {} {}", positions.first().copied().unwrap_or(0), positions.last().copied().unwrap_or(0));
+    Ok(())
+}
+
+fn deliver(db: &str, seconds: u64, workers: usize, grace_ms: u64) -> Result<(), Failure> {
+    let store = Store::open(db, tidings_tests::loopback_options())?;
+    let delivery = store.start_delivery(tidings::DeliveryOptions {
+        workers,
+        lease_grace: std::time::Duration::from_millis(grace_ms),
+        ..Default::default()
+    })?;
+    println!("ready");
+    std::io::stdout().flush()?;
+    std::thread::sleep(std::time::Duration::from_secs(seconds));
+    delivery.shutdown(std::time::Duration::from_secs(2))?;
+    println!("stopped");
     Ok(())
 }
