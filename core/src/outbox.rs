@@ -307,19 +307,29 @@ pub(crate) fn cancel_endpoint(conn: &Connection, seq: i64, now: i64) -> Result<u
         .execute(params![seq, now])?)
 }
 
+/// What an endpoint subscribes to, for fanning a range of the log out to it.
+#[derive(Clone, Copy)]
+pub(crate) struct Subscription<'a> {
+    /// The endpoint's seq.
+    pub seq: i64,
+    /// Its event patterns.
+    pub patterns: &'a PatternSet,
+    /// Its tenant scope.
+    pub tenant: Option<&'a str>,
+}
+
 /// Fans the events in `(after, upto]` that match the endpoint out to it (catch-up after an
 /// enable, or a replay): missing rows are created pending; existing rows are returned to
 /// `pending` only if `reset_finished` and they are finished. Returns rows created or reset.
 pub(crate) fn fan_out_range(
     conn: &Connection,
-    seq: i64,
-    patterns: &PatternSet,
-    tenant: Option<&str>,
+    to: &Subscription<'_>,
     after: u64,
     upto: u64,
     reset_finished: bool,
     now: i64,
 ) -> Result<usize> {
+    let Subscription { seq, patterns, tenant } = *to;
     let mut select = conn.prepare_cached(
         "SELECT position, stream_id, type, tenant FROM tidings_events WHERE position > ?1 AND position <= ?2
          ORDER BY position LIMIT 1000",

@@ -287,16 +287,8 @@ pub(crate) fn enable(conn: &Connection, id: &str, catch_up: bool) -> Result<Endp
     if catch_up && let Some(after) = disabled_at {
         let patterns = PatternSet::parse(&current.spec.events)?;
         let upto = crate::log::last_position(conn)?;
-        caught_up = outbox::fan_out_range(
-            conn,
-            seq,
-            &patterns,
-            current.spec.tenant.as_deref(),
-            after.max(0) as u64,
-            upto,
-            false,
-            now,
-        )?;
+        let to = outbox::Subscription { seq, patterns: &patterns, tenant: current.spec.tenant.as_deref() };
+        caught_up = outbox::fan_out_range(conn, &to, after.max(0) as u64, upto, false, now)?;
     }
     schema::bump_endpoints_generation(conn)?;
     tracing::info!(endpoint = %id, resumed, caught_up, "endpoint enabled");
@@ -355,7 +347,8 @@ pub(crate) fn replay(conn: &Connection, id: &str, from_position: u64, to_positio
     }
     let patterns = PatternSet::parse(&endpoint.spec.events)?;
     let now = clock::now_micros();
-    outbox::fan_out_range(conn, seq, &patterns, endpoint.spec.tenant.as_deref(), from_position - 1, upto, true, now)
+    let to = outbox::Subscription { seq, patterns: &patterns, tenant: endpoint.spec.tenant.as_deref() };
+    outbox::fan_out_range(conn, &to, from_position - 1, upto, true, now)
 }
 
 /// `recover(endpoint, since)`: failed deliveries of events recorded at or after `since` go
