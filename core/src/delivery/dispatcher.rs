@@ -39,7 +39,7 @@ pub(crate) fn spawn(
         let suffix = &uuid::Uuid::new_v4().simple().to_string()[..8];
         format!("{}:{}:{}", shared.options.source, std::process::id(), suffix)
     });
-    let sender = shared.http_sender(options.workers);
+    let sender: Arc<dyn super::Destination> = shared.http_sender(options.workers);
     let source: Arc<str> = Arc::from(shared.options.source.as_str());
     let (jobs_tx, jobs_rx) = crossbeam_channel::unbounded::<Job>();
     let (reports_tx, reports_rx) = crossbeam_channel::unbounded::<Report>();

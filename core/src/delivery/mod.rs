@@ -106,6 +106,33 @@ impl DeliveryOptions {
     }
 }
 
+/// Where claimed deliveries go: the seam between the engine (claims, leases, retries,
+/// ordering, throttling, records) and a transport. HTTP webhooks are the one destination today;
+/// another (a message broker subject, an in-process handler) implements this trait and reuses
+/// everything else.
+pub(crate) trait Destination: Send + Sync {
+    /// Sends one attempt of `job`, stamped `unix_now`, and returns the receiver's answer.
+    fn send(
+        &self,
+        job: &request::Job,
+        source: &str,
+        unix_now: i64,
+    ) -> std::result::Result<http::HttpResponse, http::SendError>;
+}
+
+impl Destination for http::HttpSender {
+    fn send(
+        &self,
+        job: &request::Job,
+        source: &str,
+        unix_now: i64,
+    ) -> std::result::Result<http::HttpResponse, http::SendError> {
+        let body = request::render_body(&job.target, &job.event, source);
+        let outgoing = request::build(&job.target, &job.event.id, body, unix_now);
+        http::HttpSender::send(self, &outgoing, worker::RESPONSE_BODY_LIMIT)
+    }
+}
+
 /// What the engine tells `wait_idle` callers.
 #[derive(Default)]
 struct Status {

@@ -7,10 +7,10 @@ use std::time::Instant;
 
 use crossbeam_channel::{Receiver, Sender};
 
+use super::Destination;
 use super::Engine;
 use super::complete::Finished;
-use super::http::HttpSender;
-use super::request::{self, Job};
+use super::request::Job;
 use crate::clock;
 
 /// Response bytes read per attempt (the record keeps the first KiB).
@@ -24,8 +24,8 @@ pub(crate) enum Report {
     NotSent(Job),
 }
 
-/// Sends one job and measures it.
-pub(crate) fn attempt(sender: &HttpSender, job: Job, source: &str) -> Finished {
+/// Sends one job through `destination` and measures it.
+pub(crate) fn attempt(destination: &dyn Destination, job: Job, source: &str) -> Finished {
     let _span = tracing::debug_span!(
         "attempt",
         delivery = job.delivery_id,
@@ -36,10 +36,7 @@ pub(crate) fn attempt(sender: &HttpSender, job: Job, source: &str) -> Finished {
     .entered();
     let started_at = clock::now_micros();
     let clock_start = Instant::now();
-    let body = request::render_body(&job.target, &job.event, source);
-    let unix_now = started_at.div_euclid(1_000_000);
-    let outgoing = request::build(&job.target, &job.event.id, body, unix_now);
-    let result = sender.send(&outgoing, RESPONSE_BODY_LIMIT);
+    let result = destination.send(&job, source, started_at.div_euclid(1_000_000));
     let duration = clock_start.elapsed();
     match &result {
         Ok(r) => tracing::debug!(status = r.status, duration_ms = duration.as_millis() as u64, "attempt answered"),
@@ -55,14 +52,17 @@ pub(crate) fn spawn(
     index: usize,
     jobs: Receiver<Job>,
     reports: Sender<Report>,
-    sender: Arc<HttpSender>,
+    destination: Arc<dyn Destination>,
     source: Arc<str>,
     engine: Arc<Engine>,
 ) -> std::io::Result<JoinHandle<()>> {
     std::thread::Builder::new().name(format!("tidings-worker-{index}")).spawn(move || {
         while let Ok(job) = jobs.recv() {
-            let report =
-                if engine.stopping() { Report::NotSent(job) } else { Report::Done(attempt(&sender, job, &source)) };
+            let report = if engine.stopping() {
+                Report::NotSent(job)
+            } else {
+                Report::Done(attempt(destination.as_ref(), job, &source))
+            };
             if reports.send(report).is_err() {
                 break;
             }
