@@ -68,12 +68,12 @@ pub(crate) fn open_writer(location: &Location, options: &StoreOptions) -> Result
     Ok(conn)
 }
 
-/// Opens one read connection (file stores only).
-pub(crate) fn open_reader(path: &Path, options: &StoreOptions) -> Result<Connection> {
-    let conn = Connection::open_with_flags(
-        path,
-        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_URI,
-    )?;
+/// Opens one read connection (file stores only). A read-only store's connections are opened
+/// with `SQLITE_OPEN_READONLY`, so nothing can write to the file through them.
+pub(crate) fn open_reader(path: &Path, options: &StoreOptions, read_only: bool) -> Result<Connection> {
+    let access = if read_only { OpenFlags::SQLITE_OPEN_READ_ONLY } else { OpenFlags::SQLITE_OPEN_READ_WRITE };
+    let conn =
+        Connection::open_with_flags(path, access | OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_URI)?;
     conn.busy_timeout(options.busy_timeout)?;
     apply_common_pragmas(&conn, options)?;
     conn.execute_batch("PRAGMA query_only = ON")?;
@@ -108,6 +108,11 @@ impl WriterSlot {
             state: Mutex::new(SlotState { conn: Some(conn), holder: None, closed: false }),
             returned: Condvar::new(),
         }
+    }
+
+    /// A slot with no connection (read-only stores, whose writes are refused before it).
+    pub(crate) fn empty() -> Self {
+        WriterSlot { state: Mutex::new(SlotState { conn: None, holder: None, closed: true }), returned: Condvar::new() }
     }
 
     fn lock(&self) -> MutexGuard<'_, SlotState> {
@@ -176,19 +181,20 @@ impl WriterSlot {
 /// Idle read connections of a file store.
 pub(crate) struct ReaderPool {
     path: PathBuf,
+    read_only: bool,
     idle: Mutex<Vec<Connection>>,
 }
 
 impl ReaderPool {
-    pub(crate) fn new(path: PathBuf) -> Self {
-        ReaderPool { path, idle: Mutex::new(Vec::new()) }
+    pub(crate) fn new(path: PathBuf, read_only: bool) -> Self {
+        ReaderPool { path, read_only, idle: Mutex::new(Vec::new()) }
     }
 
     pub(crate) fn take(&self, options: &StoreOptions) -> Result<Connection> {
         let idle = self.idle.lock().unwrap_or_else(|p| p.into_inner()).pop();
         match idle {
             Some(conn) => Ok(conn),
-            None => open_reader(&self.path, options),
+            None => open_reader(&self.path, options, self.read_only),
         }
     }
 

@@ -75,7 +75,7 @@ pub use outbox::{DeliveryFilter, DeliveryRecord, DeliveryState};
 pub use rates::{RateMode, RateStats, TenantRate};
 pub use retention::RetentionRule;
 pub use retry::RetryPolicy;
-pub use schema::SCHEMA_VERSION;
+pub use schema::{SCHEMA_VERSION, schema_version};
 pub use signing::{Secret, Verified, verify};
 pub use store::Store;
 pub use transaction::Transaction;

@@ -32,6 +32,11 @@ pub struct ReadAllOptions {
     pub types: Option<Vec<String>>,
     /// Only this tenant's events.
     pub tenant: Option<String>,
+    /// Only this stream's events.
+    pub stream: Option<String>,
+    /// Newest first: `from_position` is then the highest position returned (0: the end of the
+    /// log). `wait` applies to forward reads only.
+    pub backwards: bool,
     /// Block up to this long until at least one matching event at or past `from_position`
     /// exists (long-poll). Commits in this process wake the wait at once, other processes'
     /// within the store's `poll_interval`.
@@ -276,38 +281,58 @@ pub(crate) fn read_stream(conn: &Connection, stream: &str, opts: &ReadStreamOpti
     Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
 }
 
-/// Reads the global log once (no waiting): up to `limit` matching events at or after
-/// `from_position`, scanning in batches so filters do not load the whole log.
-pub(crate) fn read_all_once(
-    conn: &Connection,
-    from_position: u64,
-    limit: Option<usize>,
-    types: Option<&PatternSet>,
-    tenant: Option<&str>,
-) -> Result<Vec<RecordedEvent>> {
+/// One pass over the global log (no waiting).
+pub(crate) struct LogQuery<'a> {
+    /// First position (forwards) or last position (backwards; 0 means the end).
+    pub from_position: u64,
+    pub limit: Option<usize>,
+    pub types: Option<&'a PatternSet>,
+    pub tenant: Option<&'a str>,
+    pub stream: Option<&'a str>,
+    pub backwards: bool,
+}
+
+/// Reads the global log once: up to `limit` matching events from `from_position` on (or back),
+/// scanning in batches so filters do not load the whole log.
+pub(crate) fn read_all_once(conn: &Connection, q: &LogQuery<'_>) -> Result<Vec<RecordedEvent>> {
     const BATCH: i64 = 512;
-    let want = limit.unwrap_or(usize::MAX);
+    let want = q.limit.unwrap_or(usize::MAX);
     let mut out = Vec::new();
-    let mut next = from_position.max(1) as i64;
-    let mut stmt = conn.prepare_cached(&format!(
-        "SELECT {EVENT_COLUMNS} FROM tidings_events e JOIN tidings_streams s ON s.id = e.stream_id
-         WHERE e.position >= ?1 AND (?2 IS NULL OR e.tenant = ?2) ORDER BY e.position LIMIT ?3"
-    ))?;
+    let mut next = match (q.backwards, q.from_position) {
+        (true, 0) => i64::MAX,
+        (true, p) => p.min(i64::MAX as u64) as i64,
+        (false, p) => p.clamp(1, i64::MAX as u64) as i64,
+    };
+    let sql = if q.backwards {
+        format!(
+            "SELECT {EVENT_COLUMNS} FROM tidings_events e JOIN tidings_streams s ON s.id = e.stream_id
+             WHERE e.position <= ?1 AND (?2 IS NULL OR e.tenant = ?2) AND (?3 IS NULL OR s.name = ?3)
+             ORDER BY e.position DESC LIMIT ?4"
+        )
+    } else {
+        format!(
+            "SELECT {EVENT_COLUMNS} FROM tidings_events e JOIN tidings_streams s ON s.id = e.stream_id
+             WHERE e.position >= ?1 AND (?2 IS NULL OR e.tenant = ?2) AND (?3 IS NULL OR s.name = ?3)
+             ORDER BY e.position LIMIT ?4"
+        )
+    };
+    let mut stmt = conn.prepare_cached(&sql)?;
     while out.len() < want {
-        let batch: Vec<RecordedEvent> =
-            stmt.query_map(params![next, tenant, BATCH], event_from_row)?.collect::<rusqlite::Result<_>>()?;
+        let batch: Vec<RecordedEvent> = stmt
+            .query_map(params![next, q.tenant, q.stream, BATCH], event_from_row)?
+            .collect::<rusqlite::Result<_>>()?;
         let Some(last) = batch.last() else { break };
-        next = last.position as i64 + 1;
+        next = if q.backwards { last.position as i64 - 1 } else { last.position as i64 + 1 };
         let full = batch.len() as i64 == BATCH;
         for e in batch {
-            if types.is_none_or(|t| t.matches(&e.event_type)) {
+            if q.types.is_none_or(|t| t.matches(&e.event_type)) {
                 out.push(e);
                 if out.len() == want {
                     break;
                 }
             }
         }
-        if !full {
+        if !full || next < 1 {
             break;
         }
     }

@@ -32,6 +32,8 @@ use crate::transaction::{self, Transaction};
 /// State shared by every clone of a store and its transactions.
 pub(crate) struct Shared {
     pub(crate) options: StoreOptions,
+    /// Opened with [`Store::open_read_only`]: every write is refused.
+    pub(crate) read_only: bool,
     pub(crate) location: Location,
     writer: WriterSlot,
     readers: Option<ReaderPool>,
@@ -68,6 +70,9 @@ impl Shared {
     }
 
     pub(crate) fn take_writer(&self) -> Result<Connection> {
+        if self.read_only {
+            return Err(Error::Storage("the store was opened read-only".into()));
+        }
         self.writer.take(self.options.busy_timeout)
     }
 
@@ -109,6 +114,8 @@ impl std::fmt::Debug for Store {
 impl Store {
     /// Opens (or creates) the database at `path`, applying tidings' migrations. The
     /// application's own tables and `PRAGMA user_version` are left alone.
+    ///
+    /// To inspect a file without ever creating or changing it, use [`Store::open_read_only`].
     pub fn open(path: impl AsRef<Path>, options: StoreOptions) -> Result<Store> {
         Store::open_at(Location::File(path.as_ref().to_path_buf()), options)
     }
@@ -123,19 +130,65 @@ impl Store {
         Store::open_at(Location::Memory, options)
     }
 
+    /// Opens an existing tidings database for reading only: the file is never created, no
+    /// migration runs and nothing is written (connections are `SQLITE_OPEN_READONLY`). Reads,
+    /// including `read_all` with `wait`, work as usual; writes fail with [`Error::Storage`].
+    /// A missing file is [`Error::NotFound`]; a file that is not SQLite, not a tidings store, or
+    /// of another schema version is [`Error::Storage`] saying which.
+    pub fn open_read_only(path: impl AsRef<Path>, options: StoreOptions) -> Result<Store> {
+        let path = path.as_ref();
+        match std::fs::metadata(path) {
+            Ok(meta) if meta.is_file() => {}
+            Ok(_) => return Err(Error::Storage(format!("{} is not a file", path.display()))),
+            Err(_) => return Err(Error::not_found("database", path.display().to_string())),
+        }
+        db::check_sqlite_version(rusqlite::version_number())?;
+        options.validate()?;
+        let conn = db::open_reader(path, &options, true)?;
+        match schema::schema_version(&conn)? {
+            None => return Err(Error::Storage(format!("{} is not a tidings database", path.display()))),
+            Some(v) if v != schema::SCHEMA_VERSION => {
+                return Err(Error::Storage(format!(
+                    "{} has tidings schema version {v}; this library reads version {}",
+                    path.display(),
+                    schema::SCHEMA_VERSION
+                )));
+            }
+            Some(_) => {}
+        }
+        let pool = ReaderPool::new(path.to_path_buf(), true);
+        pool.give_back(conn, options.max_idle_readers.max(1));
+        Store::assemble(Location::File(path.to_path_buf()), options, None, Some(pool), true)
+    }
+
     fn open_at(location: Location, options: StoreOptions) -> Result<Store> {
         db::check_sqlite_version(rusqlite::version_number())?;
         options.validate()?;
         let mut conn = db::open_writer(&location, &options)?;
         schema::migrate(&mut conn)?;
         let readers = match &location {
-            Location::File(path) => Some(ReaderPool::new(path.clone())),
+            Location::File(path) => Some(ReaderPool::new(path.clone(), false)),
             Location::Memory => None,
         };
+        Store::assemble(location, options, Some(conn), readers, false)
+    }
+
+    fn assemble(
+        location: Location,
+        options: StoreOptions,
+        writer: Option<Connection>,
+        readers: Option<ReaderPool>,
+        read_only: bool,
+    ) -> Result<Store> {
+        let writer = match writer {
+            Some(conn) => WriterSlot::new(conn),
+            None => WriterSlot::empty(),
+        };
         let shared = Shared {
+            read_only,
             options,
             location,
-            writer: WriterSlot::new(conn),
+            writer,
             readers,
             matcher: Mutex::new(Matcher::new()),
             commits: CommitSignal::default(),
@@ -231,18 +284,18 @@ impl Store {
         if let Some(tenant) = &options.tenant {
             crate::event::validate_tenant(tenant)?;
         }
-        let deadline = options.wait.map(|w| std::time::Instant::now() + w);
+        let query = log::LogQuery {
+            from_position: options.from_position,
+            limit: options.limit,
+            types: types.as_ref(),
+            tenant: options.tenant.as_deref(),
+            stream: options.stream.as_deref(),
+            backwards: options.backwards,
+        };
+        let deadline = options.wait.filter(|_| !options.backwards).map(|w| std::time::Instant::now() + w);
         loop {
             let seen = self.shared.commits.current();
-            let events = self.shared.read(|conn| {
-                log::read_all_once(
-                    conn,
-                    options.from_position,
-                    options.limit,
-                    types.as_ref(),
-                    options.tenant.as_deref(),
-                )
-            })?;
+            let events = self.shared.read(|conn| log::read_all_once(conn, &query))?;
             let now = std::time::Instant::now();
             match deadline {
                 Some(deadline) if events.is_empty() && now < deadline => {

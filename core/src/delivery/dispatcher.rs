@@ -57,7 +57,7 @@ pub(crate) fn spawn(
     drop(reports_tx);
     shared.commits.subscribe(engine.wake.clone());
     let watcher = match &shared.location {
-        Location::File(path) => Some(db::open_reader(path, &shared.options)?),
+        Location::File(path) => Some(db::open_reader(path, &shared.options, false)?),
         Location::Memory => None,
     };
     let mut dispatcher = Dispatcher {

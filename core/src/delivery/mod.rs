@@ -209,6 +209,9 @@ impl std::fmt::Debug for Delivery {
 impl Delivery {
     pub(crate) fn start(store: &Store, options: DeliveryOptions) -> Result<Delivery> {
         options.validate()?;
+        if store.shared().read_only {
+            return Err(Error::Storage("the store was opened read-only; delivery needs a writable store".into()));
+        }
         let (wake_tx, wake_rx) = crossbeam_channel::bounded(1);
         let engine = Arc::new(Engine {
             stop: AtomicBool::new(false),

@@ -1,0 +1,507 @@
+//! The command line, declared with clap's derive API. Parsing only: every command's work is
+//! in [`crate::commands`].
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+use tidings::DeliveryState;
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+use crate::error::EXIT_CODES;
+
+/// Inspect and steer a tidings outbox: endpoints, events, deliveries, retries; run the
+/// delivery engine; verify webhook signatures; run the demo.
+#[derive(Debug, Parser)]
+#[command(name = "tidings", version, after_help = EXIT_CODES, max_term_width = 100)]
+pub struct Cli {
+    /// The tidings database (an SQLite file).
+    #[arg(long, global = true, env = "TIDINGS_DB", value_name = "PATH")]
+    pub db: Option<PathBuf>,
+
+    /// Print JSON for scripts instead of text (streams print one object per line).
+    #[arg(long, global = true)]
+    pub json: bool,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the end-to-end demo on loopback (a second or so)
+    ///
+    /// Creates a store (in a temporary folder, or at a new --db path that is kept), starts a
+    /// receiver on 127.0.0.1 that verifies every signature, creates two endpoints (billing is
+    /// healthy; shipping fails twice, then recovers), appends order rows and their events in
+    /// transactions, and prints each delivery as it happens, then a summary. Exits 0 only if
+    /// every event was delivered and every signature verified.
+    Demo(DemoArgs),
+    /// Create a store, or add tidings' tables to an app's SQLite database, or migrate it
+    ///
+    /// The only command besides `demo` that creates a file or changes a schema: every other
+    /// command refuses a missing database, a file that is not a tidings store, or another schema
+    /// version, and leaves it as it is.
+    Init,
+    /// List, create, change and delete webhook endpoints.
+    #[command(subcommand)]
+    Endpoints(EndpointsCommand),
+    /// Read the event log.
+    #[command(subcommand)]
+    Events(EventsCommand),
+    /// Inspect deliveries and their attempts.
+    #[command(subcommand)]
+    Deliveries(DeliveriesCommand),
+    /// Put one failed (or succeeded) delivery back to pending.
+    Retry {
+        /// The delivery id.
+        id: u64,
+    },
+    /// Put an endpoint's failed deliveries of recent events back to pending.
+    Recover {
+        /// The endpoint id.
+        endpoint: String,
+        /// Events recorded since this long ago (`30m`, `1h`, `2d`) or since an RFC 3339 time.
+        #[arg(long, value_parser = parse_since, value_name = "DURATION|TIME")]
+        since: Since,
+    },
+    /// Deliver an endpoint's matching events again, from a log position on.
+    Replay {
+        /// The endpoint id.
+        endpoint: String,
+        /// First log position to replay.
+        #[arg(long, value_name = "POSITION")]
+        from: u64,
+        /// Last log position to replay (default: the end of the log).
+        #[arg(long, value_name = "POSITION")]
+        to: Option<u64>,
+    },
+    /// Delivery statistics: counts by state, success rate, latency percentiles, per endpoint.
+    Stats(StatsArgs),
+    /// Send a signed `tidings.test` event to an endpoint now and show the answer.
+    SendTest {
+        /// The endpoint id.
+        endpoint: String,
+        #[command(flatten)]
+        egress: EgressArgs,
+    },
+    /// Run the delivery engine in the foreground until Ctrl-C or SIGTERM
+    ///
+    /// Shows a status line (queue counts and delivery rate). On Ctrl-C or SIGTERM it stops
+    /// claiming, lets requests in flight finish within --grace, releases the rest for the next
+    /// run and exits 0; a second signal exits at once. Loopback and private receivers need
+    /// --allow-private or --allow-network.
+    Deliver(DeliverArgs),
+    /// Verify a received webhook's signature (the request as JSON on stdin)
+    ///
+    /// `tidings verify --secret whsec_... < request.json`, where request.json is:
+    ///
+    ///   {"body": "<the raw body, exactly as received, as a JSON string>",
+    ///    "headers": {"webhook-id": "...", "webhook-timestamp": "...", "webhook-signature": "v1,..."}}
+    ///
+    /// "headers" may also be a list of [name, value] pairs, and "body_base64" may replace "body"
+    /// for bodies that are not UTF-8. Header names match in any case; svix-* names work too.
+    /// Exits 0 when the signature is valid, 7 when it is rejected (with the reason, and for a
+    /// mismatch the signature the first secret gives this body).
+    #[command(verbatim_doc_comment)]
+    Verify(VerifyArgs),
+}
+
+/// `tidings demo`.
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Orders to create (each: one transaction with an app row and `order.created`, then one
+    /// with `order.paid`).
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=200))]
+    pub orders: u32,
+}
+
+/// Which addresses requests may go to (besides public ones).
+#[derive(Debug, Args, Clone, Default)]
+pub struct EgressArgs {
+    /// Allow loopback, private and link-local addresses (for local receivers).
+    #[arg(long)]
+    pub allow_private: bool,
+    /// Allow this network even though it is not public (repeatable), e.g. 127.0.0.0/8.
+    #[arg(long = "allow-network", value_name = "CIDR")]
+    pub allow_networks: Vec<String>,
+}
+
+/// `tidings deliver`.
+#[derive(Debug, Args)]
+pub struct DeliverArgs {
+    /// HTTP worker threads.
+    #[arg(long, default_value_t = 16)]
+    pub workers: usize,
+    /// How long requests in flight may finish after Ctrl-C.
+    #[arg(long, default_value = "5s", value_parser = parse_duration)]
+    pub grace: Duration,
+    /// Stop once nothing is due or in flight (retries scheduled for later stay queued).
+    #[arg(long)]
+    pub exit_when_idle: bool,
+    #[command(flatten)]
+    pub egress: EgressArgs,
+}
+
+/// `tidings stats`.
+#[derive(Debug, Args)]
+pub struct StatsArgs {
+    /// Refresh until Ctrl-C.
+    #[arg(long)]
+    pub watch: bool,
+    /// Time between refreshes with --watch.
+    #[arg(long, default_value = "2s", value_parser = parse_duration)]
+    pub interval: Duration,
+    /// With --watch, stop after this many refreshes.
+    #[arg(long, requires = "watch")]
+    pub count: Option<u64>,
+}
+
+/// `tidings verify`.
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// The endpoint's secret (`whsec_...`); repeat it to accept any of several (rotation).
+    #[arg(long = "secret", required = true, value_name = "SECRET")]
+    pub secrets: Vec<String>,
+    /// How far the webhook-timestamp may be from now.
+    #[arg(long, default_value = "5m", value_parser = parse_duration)]
+    pub tolerance: Duration,
+    /// Check the signature only, not the timestamp's age (for requests captured earlier).
+    #[arg(long)]
+    pub ignore_timestamp: bool,
+    /// Also check a `sha256=<hex>` header of this name (e.g. X-Hub-Signature-256).
+    #[arg(long, value_name = "HEADER")]
+    pub signature_header: Option<String>,
+}
+
+/// `tidings endpoints ...`.
+#[derive(Debug, Subcommand)]
+pub enum EndpointsCommand {
+    /// List endpoints.
+    List {
+        /// Only endpoints scoped to this tenant.
+        #[arg(long)]
+        tenant: Option<String>,
+    },
+    /// Create an endpoint.
+    Add(Box<AddArgs>),
+    /// Show one endpoint (the secret only with --show-secret).
+    Show {
+        /// The endpoint id.
+        id: String,
+        /// Print the signing secret.
+        #[arg(long)]
+        show_secret: bool,
+    },
+    /// Change an endpoint (only the given settings change).
+    Update(Box<UpdateArgs>),
+    /// Enable an endpoint; events appended while it was disabled are delivered too.
+    Enable {
+        /// The endpoint id.
+        id: String,
+        /// Do not deliver the events appended while it was disabled.
+        #[arg(long)]
+        no_catch_up: bool,
+    },
+    /// Disable an endpoint: nothing new is queued and waiting deliveries pause.
+    Disable {
+        /// The endpoint id.
+        id: String,
+        /// Why (shown by `endpoints show`).
+        #[arg(long)]
+        reason: Option<String>,
+    },
+    /// Delete an endpoint (its unfinished deliveries are cancelled).
+    Delete {
+        /// The endpoint id.
+        id: String,
+    },
+    /// Replace an endpoint's signing secret; the old one keeps signing for the grace period.
+    RotateSecret {
+        /// The endpoint id.
+        id: String,
+        /// The new secret (`whsec_...`; default: a random one).
+        #[arg(long)]
+        secret: Option<String>,
+        /// Print the new secret.
+        #[arg(long)]
+        show_secret: bool,
+    },
+}
+
+/// Settings shared by `endpoints add` and `endpoints update`.
+#[derive(Debug, Args, Default)]
+pub struct EndpointSettings {
+    /// A human name.
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Event type patterns (`order.created`, `order.*`, `*`); repeat or separate with commas.
+    #[arg(long, value_delimiter = ',', value_name = "PATTERN")]
+    pub events: Vec<String>,
+    /// Only this tenant's events.
+    #[arg(long)]
+    pub tenant: Option<String>,
+    /// Send `Authorization: Bearer TOKEN`.
+    #[arg(long, value_name = "TOKEN", conflicts_with = "api_key")]
+    pub bearer: Option<String>,
+    /// Send an API key header, given as `HEADER:VALUE`.
+    #[arg(long, value_name = "HEADER:VALUE")]
+    pub api_key: Option<String>,
+    /// An extra request header `NAME:VALUE` (repeatable; on update, replaces all of them).
+    #[arg(long = "header", value_name = "NAME:VALUE")]
+    pub headers: Vec<String>,
+    /// Request timeout.
+    #[arg(long, value_parser = parse_duration)]
+    pub timeout: Option<Duration>,
+    /// Attempts before a delivery fails.
+    #[arg(long)]
+    pub max_attempts: Option<u32>,
+    /// Wait after the first failure.
+    #[arg(long, value_parser = parse_duration)]
+    pub initial_delay: Option<Duration>,
+    /// Longest wait between attempts.
+    #[arg(long, value_parser = parse_duration)]
+    pub max_delay: Option<Duration>,
+    /// Backoff growth per failed attempt.
+    #[arg(long)]
+    pub multiplier: Option<f64>,
+    /// Random spread of each delay, 0 to 1.
+    #[arg(long)]
+    pub jitter: Option<f64>,
+    /// Requests per second (shared by every delivering process).
+    #[arg(long)]
+    pub rate_limit: Option<f64>,
+    /// Bucket size for --rate-limit.
+    #[arg(long)]
+    pub burst: Option<u32>,
+    /// Most requests in flight to this endpoint.
+    #[arg(long)]
+    pub max_in_flight: Option<u32>,
+    /// PEM file of a private CA to trust.
+    #[arg(long, value_name = "FILE")]
+    pub ca_cert: Option<PathBuf>,
+    /// Also send `sha256=<hex>` of the body in this header (e.g. X-Hub-Signature-256).
+    #[arg(long, value_name = "HEADER")]
+    pub signature_header: Option<String>,
+    /// A payload template `PATTERN=TEMPLATE` (or `PATTERN=@FILE`); repeatable.
+    #[arg(long = "template", value_name = "PATTERN=TEMPLATE")]
+    pub templates: Vec<String>,
+    /// Send a `tidings.ping` this often while idle.
+    #[arg(long, value_parser = parse_duration)]
+    pub keepalive: Option<Duration>,
+    /// A non-2xx status that fails a delivery at once (repeatable).
+    #[arg(long = "final-status", value_name = "CODE")]
+    pub final_statuses: Vec<u16>,
+}
+
+/// `tidings endpoints add`.
+#[derive(Debug, Args)]
+pub struct AddArgs {
+    /// The receiver's URL (http or https).
+    pub url: String,
+    #[command(flatten)]
+    pub settings: EndpointSettings,
+    /// The signing secret (`whsec_...`; default: a random one).
+    #[arg(long)]
+    pub secret: Option<String>,
+    /// Per-stream FIFO delivery.
+    #[arg(long)]
+    pub ordered: bool,
+    /// Do not verify the receiver's TLS certificate.
+    #[arg(long)]
+    pub no_verify_tls: bool,
+    /// Create it disabled.
+    #[arg(long)]
+    pub disabled: bool,
+    /// Print the signing secret.
+    #[arg(long)]
+    pub show_secret: bool,
+}
+
+/// `tidings endpoints update`.
+#[derive(Debug, Args)]
+pub struct UpdateArgs {
+    /// The endpoint id.
+    pub id: String,
+    /// New URL.
+    #[arg(long)]
+    pub url: Option<String>,
+    #[command(flatten)]
+    pub settings: EndpointSettings,
+    /// Per-stream FIFO delivery on or off.
+    #[arg(long, value_name = "BOOL")]
+    pub ordered: Option<bool>,
+    /// TLS certificate verification on or off.
+    #[arg(long, value_name = "BOOL")]
+    pub verify_tls: Option<bool>,
+    /// Remove the name.
+    #[arg(long, conflicts_with = "name")]
+    pub clear_name: bool,
+    /// Receive every tenant's events again.
+    #[arg(long, conflicts_with = "tenant")]
+    pub clear_tenant: bool,
+    /// Remove the bearer token or API key.
+    #[arg(long, conflicts_with_all = ["bearer", "api_key"])]
+    pub clear_auth: bool,
+    /// Remove every extra header.
+    #[arg(long, conflicts_with = "headers")]
+    pub clear_headers: bool,
+    /// Remove the rate limit.
+    #[arg(long, conflicts_with_all = ["rate_limit", "burst"])]
+    pub clear_rate_limit: bool,
+    /// Remove the private CA.
+    #[arg(long, conflicts_with = "ca_cert")]
+    pub clear_ca_cert: bool,
+    /// Stop sending the sha256 header.
+    #[arg(long, conflicts_with = "signature_header")]
+    pub clear_signature_header: bool,
+    /// Remove every template.
+    #[arg(long, conflicts_with = "templates")]
+    pub clear_templates: bool,
+    /// Stop keepalive pings.
+    #[arg(long, conflicts_with = "keepalive")]
+    pub clear_keepalive: bool,
+    /// Show the secret in the result.
+    #[arg(long)]
+    pub show_secret: bool,
+}
+
+/// `tidings events ...`.
+#[derive(Debug, Subcommand)]
+pub enum EventsCommand {
+    /// Print the last events, and with --follow the new ones as they are committed.
+    Tail(TailArgs),
+    /// Show one event and its deliveries.
+    Show {
+        /// The event id.
+        id: String,
+    },
+}
+
+/// `tidings events tail`.
+#[derive(Debug, Args)]
+pub struct TailArgs {
+    /// Keep printing events as they are committed (long-poll, until Ctrl-C).
+    #[arg(short, long)]
+    pub follow: bool,
+    /// Only this stream's events.
+    #[arg(long)]
+    pub stream: Option<String>,
+    /// Only events whose type matches (`order.created`, `order.*`, `*`); repeatable.
+    #[arg(long = "type", value_name = "PATTERN")]
+    pub types: Vec<String>,
+    /// Only this tenant's events.
+    #[arg(long)]
+    pub tenant: Option<String>,
+    /// How many past events to print first.
+    #[arg(short = 'n', long, default_value_t = 20)]
+    pub lines: usize,
+    /// Start at this log position instead of the last --lines events.
+    #[arg(long, value_name = "POSITION", conflicts_with = "lines")]
+    pub from: Option<u64>,
+}
+
+/// `tidings deliveries ...`.
+#[derive(Debug, Subcommand)]
+pub enum DeliveriesCommand {
+    /// List deliveries, newest first.
+    List {
+        /// Only deliveries in this state (pending, sending, retrying, paused, succeeded,
+        /// failed, cancelled).
+        #[arg(long, value_parser = parse_state)]
+        status: Option<DeliveryState>,
+        /// Only this endpoint's deliveries.
+        #[arg(long, value_name = "ID")]
+        endpoint: Option<String>,
+        /// Only this event's deliveries.
+        #[arg(long, value_name = "ID")]
+        event: Option<String>,
+        /// Most rows printed.
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+        /// Only deliveries with an id below this one (paging).
+        #[arg(long, value_name = "ID")]
+        before: Option<u64>,
+    },
+    /// Show one delivery with its attempts.
+    Show {
+        /// The delivery id.
+        id: u64,
+    },
+}
+
+/// When `recover` starts.
+#[derive(Debug, Clone, Copy)]
+pub enum Since {
+    /// This long before now.
+    Ago(Duration),
+    /// At this time.
+    At(OffsetDateTime),
+}
+
+impl Since {
+    /// The point in time.
+    pub fn resolve(self, now: OffsetDateTime) -> OffsetDateTime {
+        match self {
+            Since::Ago(d) => now
+                .checked_sub(time::Duration::try_from(d).unwrap_or(time::Duration::MAX))
+                .unwrap_or(OffsetDateTime::UNIX_EPOCH),
+            Since::At(t) => t,
+        }
+    }
+}
+
+/// Parses `30s`, `15m`, `1h`, `2d`, `1h 30m` (humantime).
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    humantime::parse_duration(s.trim()).map_err(|e| format!("{e} (expected a duration such as 30s, 15m, 1h or 2d)"))
+}
+
+fn parse_since(s: &str) -> Result<Since, String> {
+    if let Ok(d) = humantime::parse_duration(s.trim()) {
+        return Ok(Since::Ago(d));
+    }
+    OffsetDateTime::parse(s.trim(), &Rfc3339)
+        .map(Since::At)
+        .map_err(|_| "expected a duration such as 30m, 1h or 2d, or an RFC 3339 time".to_string())
+}
+
+fn parse_state(s: &str) -> Result<DeliveryState, String> {
+    DeliveryState::parse(s).map_err(|_| {
+        let names: Vec<&str> = DeliveryState::ALL.iter().map(|st| st.as_str()).collect();
+        format!("expected one of {}", names.join(", "))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn durations_and_since() {
+        assert_eq!(parse_duration("1h"), Ok(Duration::from_secs(3600)));
+        assert_eq!(parse_duration("2d"), Ok(Duration::from_secs(2 * 86_400)));
+        assert!(parse_duration("soon").is_err());
+        assert!(matches!(parse_since("30m"), Ok(Since::Ago(d)) if d == Duration::from_secs(1800)));
+        assert!(matches!(parse_since("2026-01-02T03:04:05Z"), Ok(Since::At(_))));
+        assert!(parse_since("yesterday-ish").is_err());
+        let now = OffsetDateTime::UNIX_EPOCH + time::Duration::hours(5);
+        assert_eq!(
+            Since::Ago(Duration::from_secs(3600)).resolve(now),
+            OffsetDateTime::UNIX_EPOCH + time::Duration::hours(4)
+        );
+    }
+
+    #[test]
+    fn states_parse() {
+        assert_eq!(parse_state("failed"), Ok(DeliveryState::Failed));
+        assert!(parse_state("done").unwrap_err().contains("succeeded"));
+    }
+}

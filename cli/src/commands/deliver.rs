@@ -1,0 +1,179 @@
+//! `tidings deliver` (the delivery engine in the foreground) and `tidings send-test`.
+//!
+//! `deliver` stops on SIGINT or SIGTERM (the `ctrlc` crate with its `termination` feature):
+//! it stops claiming, lets requests in flight finish within `--grace`, releases unfinished
+//! claims for the next run (`Delivery::shutdown`) and exits 0. A second signal exits at once
+//! with 130; the leases of anything still in flight then expire and other engines resume it.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc::{self, RecvTimeoutError};
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+use tidings::{DeliveryOptions, DeliveryState, Store};
+
+use super::{Ctx, sending_options};
+use crate::args::{DeliverArgs, EgressArgs};
+use crate::db;
+use crate::error::{CliError, Kind, Result};
+use crate::output;
+use crate::progress::StatusLine;
+
+/// Delivery counts by state name.
+fn counts(store: &Store) -> Result<BTreeMap<&'static str, u64>> {
+    let mut map: BTreeMap<&'static str, u64> = DeliveryState::ALL.iter().map(|s| (s.as_str(), 0)).collect();
+    for (state, n) in store.delivery_counts(None)? {
+        *map.entry(state.as_str()).or_default() += n;
+    }
+    Ok(map)
+}
+
+fn get(map: &BTreeMap<&'static str, u64>, key: &str) -> u64 {
+    map.get(key).copied().unwrap_or(0)
+}
+
+fn status_text(now: &BTreeMap<&'static str, u64>, start: &BTreeMap<&'static str, u64>, elapsed: Duration) -> String {
+    let delivered = get(now, "succeeded").saturating_sub(get(start, "succeeded"));
+    let failed = get(now, "failed").saturating_sub(get(start, "failed"));
+    let rate = delivered as f64 / elapsed.as_secs_f64().max(0.001);
+    format!(
+        "delivering ({}s): {delivered} delivered ({rate:.1}/s), {failed} failed; queue: {} pending, {} sending, {} retrying, {} paused",
+        elapsed.as_secs(),
+        get(now, "pending"),
+        get(now, "sending"),
+        get(now, "retrying"),
+        get(now, "paused"),
+    )
+}
+
+/// `tidings deliver`.
+pub fn run(ctx: &Ctx, args: &DeliverArgs) -> Result<()> {
+    let store = db::open_store(ctx.db()?, sending_options(&args.egress)?)?;
+    let (signal_tx, signal_rx) = mpsc::channel::<()>();
+    let signals = AtomicUsize::new(0);
+    ctrlc::set_handler(move || {
+        if signals.fetch_add(1, Ordering::SeqCst) > 0 {
+            eprintln!("\nsecond signal: exiting now (leases of requests in flight will expire)");
+            std::process::exit(130);
+        }
+        let _ = signal_tx.send(());
+    })
+    .map_err(|e| CliError::failed(format!("cannot install the signal handler: {e}")))?;
+
+    let start_counts = counts(&store)?;
+    let delivery = store.start_delivery(DeliveryOptions { workers: args.workers, ..Default::default() })?;
+    let started = Instant::now();
+    let mut status = StatusLine::new(ctx.json);
+    if !ctx.json {
+        eprintln!(
+            "delivering from {} with {} workers; Ctrl-C stops{}",
+            ctx.db()?.display(),
+            args.workers,
+            if args.exit_when_idle { " (and so does an empty queue)" } else { "" }
+        );
+    }
+    let mut last_json = String::new();
+    let reason = loop {
+        let woke = if args.exit_when_idle {
+            if delivery.wait_idle(Duration::from_millis(500)) {
+                break "idle";
+            }
+            signal_rx.try_recv()
+        } else {
+            signal_rx.recv_timeout(Duration::from_secs(1)).map_err(|e| match e {
+                RecvTimeoutError::Timeout => mpsc::TryRecvError::Empty,
+                RecvTimeoutError::Disconnected => mpsc::TryRecvError::Disconnected,
+            })
+        };
+        match woke {
+            Ok(()) => break "signal",
+            Err(mpsc::TryRecvError::Disconnected) => break "signal",
+            Err(mpsc::TryRecvError::Empty) => {}
+        }
+        let now = counts(&store)?;
+        if ctx.json {
+            // One line per change of the counts, not per second.
+            let key = json!(now).to_string();
+            if key != last_json {
+                output::print_json_line(
+                    &json!({"kind": "status", "elapsed_s": started.elapsed().as_secs(), "counts": now}),
+                );
+                last_json = key;
+            }
+        } else {
+            status.show(&status_text(&now, &start_counts, started.elapsed()));
+        }
+    };
+    status.clear();
+    if !ctx.json && reason == "signal" {
+        eprintln!("stopping: requests in flight may finish within {}", output::duration(args.grace));
+    }
+    delivery.shutdown(args.grace)?;
+    let end = counts(&store)?;
+    let delivered = get(&end, "succeeded").saturating_sub(get(&start_counts, "succeeded"));
+    let failed = get(&end, "failed").saturating_sub(get(&start_counts, "failed"));
+    let waiting = get(&end, "pending") + get(&end, "sending") + get(&end, "retrying");
+    if ctx.json {
+        output::print_json_line(
+            &json!({"kind": "stopped", "reason": reason, "elapsed_ms": output::millis(started.elapsed()),
+                   "delivered": delivered, "failed": failed, "waiting": waiting, "counts": end}),
+        );
+    } else {
+        outln!(
+            "stopped ({}) after {}: {delivered} delivered, {failed} failed; {waiting} still queued",
+            if reason == "idle" { "queue empty" } else { "signal" },
+            output::latency(started.elapsed())
+        );
+    }
+    Ok(())
+}
+
+/// What an attempt got back, unshortened: `200`, `HTTP 503`, or the transport error.
+fn full_outcome(attempt: &tidings::Attempt) -> String {
+    match (attempt.status_code, &attempt.error) {
+        (Some(code), _) if (200..300).contains(&code) => code.to_string(),
+        (Some(code), _) => format!("HTTP {code}"),
+        (None, Some(e)) => e.clone(),
+        (None, None) => "no answer".into(),
+    }
+}
+
+/// `tidings send-test ENDPOINT`.
+pub fn send_test(ctx: &Ctx, endpoint: &str, egress: &EgressArgs) -> Result<()> {
+    let store = db::open_store(ctx.db()?, sending_options(egress)?)?;
+    let target = store.get_endpoint(endpoint)?;
+    let attempt = store.send_test(endpoint)?;
+    let ok = attempt.status_code.is_some_and(|c| (200..300).contains(&c));
+    if ctx.json {
+        let mut value = output::attempt_json(&attempt);
+        if let Some(map) = value.as_object_mut() {
+            map.insert("endpoint_id".into(), endpoint.into());
+            map.insert("url".into(), target.url().into());
+            map.insert("ok".into(), ok.into());
+        }
+        output::print_json(&value);
+    } else {
+        output::print_fields(&[
+            ("endpoint", format!("{} ({})", target.spec.name.as_deref().unwrap_or("-"), endpoint)),
+            ("url", target.url().to_string()),
+            ("result", full_outcome(&attempt)),
+            ("duration", output::latency(attempt.duration)),
+            (
+                "response",
+                output::shorten(
+                    &attempt.response_body.clone().unwrap_or_else(|| "-".into()).replace(['\n', '\r'], " "),
+                    200,
+                ),
+            ),
+        ]);
+    }
+    if ok {
+        return Ok(());
+    }
+    let mut message = format!("the test event to {} was not accepted: {}", target.url(), full_outcome(&attempt));
+    if attempt.error_kind.as_deref() == Some("egress_refused") {
+        message.push_str(" (for a local receiver pass --allow-private or --allow-network 127.0.0.0/8)");
+    }
+    Err(CliError::new(if attempt.status_code.is_some() { Kind::Failed } else { Kind::Delivery }, message))
+}

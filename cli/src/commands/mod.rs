@@ -1,0 +1,93 @@
+//! One module per command group; [`run`] dispatches.
+
+mod deliver;
+mod deliveries;
+mod demo;
+mod endpoints;
+mod events;
+mod stats;
+mod verify;
+
+use std::path::PathBuf;
+
+use serde_json::json;
+use tidings::StoreOptions;
+use tidings::egress::EgressPolicy;
+
+use crate::args::{Cli, Command, EgressArgs};
+use crate::db::{self, InitOutcome};
+use crate::error::{CliError, Result};
+use crate::output;
+
+/// What every command gets: the database path and the output mode.
+pub struct Ctx {
+    /// `--db`.
+    pub db: Option<PathBuf>,
+    /// `--json`.
+    pub json: bool,
+}
+
+impl Ctx {
+    /// The database path, required.
+    pub fn db(&self) -> Result<&std::path::Path> {
+        db::require(self.db.as_ref())
+    }
+}
+
+/// Runs the parsed command.
+pub fn run(cli: Cli) -> Result<()> {
+    let ctx = Ctx { db: cli.db, json: cli.json };
+    match cli.command {
+        Command::Demo(args) => demo::run(&ctx, &args),
+        Command::Init => init(&ctx),
+        Command::Endpoints(cmd) => endpoints::run(&ctx, cmd),
+        Command::Events(cmd) => events::run(&ctx, cmd),
+        Command::Deliveries(cmd) => deliveries::run(&ctx, cmd),
+        Command::Retry { id } => deliveries::retry(&ctx, id),
+        Command::Recover { endpoint, since } => deliveries::recover(&ctx, &endpoint, since),
+        Command::Replay { endpoint, from, to } => deliveries::replay(&ctx, &endpoint, from, to),
+        Command::Stats(args) => stats::run(&ctx, &args),
+        Command::SendTest { endpoint, egress } => deliver::send_test(&ctx, &endpoint, &egress),
+        Command::Deliver(args) => deliver::run(&ctx, &args),
+        Command::Verify(args) => verify::run(&ctx, &args),
+    }
+}
+
+fn init(ctx: &Ctx) -> Result<()> {
+    let path = ctx.db()?;
+    let outcome = db::init(path)?;
+    let (code, text) = match outcome {
+        InitOutcome::Created => ("created", format!("created a tidings store at {}", path.display())),
+        InitOutcome::AddedToExisting => {
+            ("added", format!("added tidings' tables to {} (the existing tables were not touched)", path.display()))
+        }
+        InitOutcome::Migrated(from) => (
+            "migrated",
+            format!("migrated {} from tidings schema version {from} to {}", path.display(), tidings::SCHEMA_VERSION),
+        ),
+        InitOutcome::UpToDate => ("up_to_date", format!("{} is already a current tidings store", path.display())),
+    };
+    if ctx.json {
+        output::print_json(&json!({
+            "outcome": code,
+            "path": path.display().to_string(),
+            "schema_version": tidings::SCHEMA_VERSION,
+        }));
+    } else {
+        outln!("{text}");
+    }
+    Ok(())
+}
+
+/// The egress policy asked for on the command line.
+pub fn egress_policy(args: &EgressArgs) -> Result<EgressPolicy> {
+    EgressPolicy::new(args.allow_private, &args.allow_networks).map_err(|e| match e {
+        tidings::Error::InvalidInput { reason, .. } => CliError::invalid(format!("invalid --allow-network: {reason}")),
+        other => other.into(),
+    })
+}
+
+/// Store options for commands that send requests.
+pub fn sending_options(args: &EgressArgs) -> Result<StoreOptions> {
+    Ok(StoreOptions { egress: egress_policy(args)?, ..Default::default() })
+}

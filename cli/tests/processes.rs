@@ -1,0 +1,158 @@
+//! Long-running commands driven as child processes: `deliver` until a signal, and
+//! `events tail --follow` picking up commits from another process.
+
+mod support;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use support::{Env, binary};
+use tidings::{EndpointSpec, ExpectedVersion, NewEvent, Secret};
+use tidings_tests::receiver::Receiver;
+
+/// Upper bound for anything a test waits for (a guard against hanging, not a timing claim).
+const PATIENCE: Duration = Duration::from_secs(60);
+
+/// A child whose stdout lines arrive on a channel; killed when dropped.
+struct Running {
+    child: Child,
+    lines: mpsc::Receiver<String>,
+}
+
+impl Running {
+    fn start(env: &Env, args: &[&str]) -> Running {
+        let mut child = Command::new(binary())
+            .args(args)
+            .arg("--db")
+            .arg(&env.db)
+            .env_remove("TIDINGS_DB")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn tidings");
+        let stdout = child.stdout.take().expect("stdout");
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Running { child, lines }
+    }
+
+    fn next_line(&self) -> String {
+        self.lines.recv_timeout(PATIENCE).expect("a line from the child before the deadline")
+    }
+
+    /// Waits for the exit status (bounded).
+    fn wait(&mut self) -> std::process::ExitStatus {
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "the child did not exit");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn signal(&self, name: &str) {
+        let status =
+            Command::new("kill").args([&format!("-{name}"), &self.child.id().to_string()]).status().expect("kill");
+        assert!(status.success());
+    }
+
+    fn rest_of_stdout(&self) -> Vec<String> {
+        let mut rest = Vec::new();
+        while let Ok(line) = self.lines.recv_timeout(Duration::from_secs(5)) {
+            rest.push(line);
+        }
+        rest
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn deliver_stops_cleanly_on(signal: &str) {
+    let env = Env::new();
+    let receiver = Receiver::start();
+    let secret = Secret::generate();
+    env.endpoint(&EndpointSpec { secret: Some(secret.expose().into()), ..EndpointSpec::new(receiver.url()) });
+    let mut running = Running::start(&env, &["deliver", "--allow-network", "127.0.0.0/8", "--json"]);
+
+    // Appended by another process (this test) while the engine runs.
+    let store = env.plain_store();
+    store.append("order-1", &[NewEvent::new("order.created", json!({"n": 1}))], ExpectedVersion::Any).expect("append");
+    assert!(receiver.wait_for(1, PATIENCE), "the running engine delivered the event");
+    tidings_tests::verify_recorded(&receiver.requests()[0], secret.expose()).expect("signed");
+    // Signal once the engine has recorded the success (bounded wait, no timing claim).
+    let deadline = Instant::now() + PATIENCE;
+    while store.delivery_counts(None).expect("counts") != vec![(tidings::DeliveryState::Succeeded, 1)] {
+        assert!(Instant::now() < deadline, "the delivery was never recorded as succeeded");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+
+    running.signal(signal);
+    let status = running.wait();
+    assert_eq!(status.code(), Some(0), "deliver exits 0 after {signal}");
+    let lines: Vec<Value> =
+        running.rest_of_stdout().iter().map(|l| serde_json::from_str(l).expect("JSON line")).collect();
+    let last = lines.last().expect("a final line");
+    assert_eq!(last["kind"], "stopped");
+    assert_eq!(last["reason"], "signal");
+    assert_eq!(last["waiting"], 0);
+    let delivered = store.deliveries(&Default::default()).expect("deliveries");
+    assert_eq!(delivered.len(), 1);
+    assert_eq!(delivered[0].state, tidings::DeliveryState::Succeeded);
+}
+
+#[test]
+fn deliver_runs_until_sigterm() {
+    deliver_stops_cleanly_on("TERM");
+}
+
+#[test]
+fn deliver_runs_until_ctrl_c() {
+    deliver_stops_cleanly_on("INT");
+}
+
+#[test]
+fn tail_follow_prints_events_committed_by_another_process() {
+    let env = Env::new();
+    let store = env.plain_store();
+    store.append("order-1", &[NewEvent::new("order.created", json!({"n": 1}))], ExpectedVersion::Any).expect("append");
+    let running = Running::start(&env, &["events", "tail", "--follow", "--json", "--type", "order.*"]);
+    let first: Value = serde_json::from_str(&running.next_line()).expect("JSON");
+    assert_eq!(first["position"], 1);
+
+    // Filtered out by --type, then one that matches.
+    store.append("user-1", &[NewEvent::new("user.joined", json!({}))], ExpectedVersion::Any).expect("append");
+    store.append("order-1", &[NewEvent::new("order.paid", json!({"n": 1}))], ExpectedVersion::Any).expect("append");
+    let next: Value = serde_json::from_str(&running.next_line()).expect("JSON");
+    assert_eq!(next["type"], "order.paid");
+    assert_eq!(next["position"], 3);
+    assert_eq!(next["stream"], "order-1");
+}
+
+#[test]
+fn tail_follow_with_a_stream_starts_at_the_end_of_an_empty_selection() {
+    let env = Env::new();
+    let store = env.plain_store();
+    store.append("other", &[NewEvent::new("a.b", json!({}))], ExpectedVersion::Any).expect("append");
+    let running = Running::start(&env, &["events", "tail", "--follow", "--stream", "mine"]);
+    store.append("other", &[NewEvent::new("a.b", json!({}))], ExpectedVersion::Any).expect("append");
+    store.append("mine", &[NewEvent::new("a.c", json!({"x": 1}))], ExpectedVersion::Any).expect("append");
+    let line = running.next_line();
+    assert!(line.contains("mine@1  a.c"), "{line}");
+}
