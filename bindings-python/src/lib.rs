@@ -1,4 +1,111 @@
-//! Python bindings for tidings. The pyo3 module arrives with the Python issue; until then this
-//! crate only proves the workspace builds with the core as a dependency.
+//! Python bindings for tidings: the native module `tidings._tidings`, re-exported by the
+//! hand-written package `tidings` (`python/tidings/__init__.py`).
+//!
+//! The binding converts and delegates: arguments become owned Rust values with the GIL held,
+//! the call into core runs with the GIL released ([`run`]), and the result or error is
+//! converted back. Nothing here holds a core lock while holding the GIL, and every core call
+//! goes through [`run`], so a core thread that logs (and so takes the GIL) can never wait on a
+//! Python thread that waits on core.
+//!
+//! | file | owns |
+//! | --- | --- |
+//! | `store.rs` | `Store`: opening, options and every store-level operation |
+//! | `transaction.rs` | `Transaction`: the `with` block and its operations |
+//! | `endpoint.rs` | `Endpoint`, `Bearer`, `ApiKey`, create/update argument conversion |
+//! | `engine.rs` | `DeliveryEngine` (what `start_delivery` returns), `RetentionRule` |
+//! | `records.rs` | `Event`, `Delivery`, `Attempt`, `Response`, `Snapshot`, stats dicts |
+//! | `convert.rs` | JSON, SQL values, seconds, datetimes, expected versions |
+//! | `errors.rs` | the exception hierarchy and the one error conversion |
+//! | `logging.rs` | `tracing` → Python `logging` (logger `tidings`) |
 
-pub use tidings::Store;
+mod convert;
+mod endpoint;
+mod engine;
+mod errors;
+mod logging;
+mod records;
+mod store;
+mod transaction;
+
+use pyo3::prelude::*;
+use pyo3::types::{PyByteArray, PyBytes, PyString};
+
+/// Runs a call into core with the GIL released and converts its error.
+///
+/// The `tidings` logger's level is re-read first (the GIL is held here anyway), so events the
+/// call emits are filtered by the level in force when it was made.
+pub(crate) fn run<T: Send>(py: Python<'_>, f: impl FnOnce() -> tidings::Result<T> + Send) -> PyResult<T> {
+    logging::refresh(py);
+    py.detach(f).map_err(|err| errors::to_py(py, err))
+}
+
+fn body_bytes(body: &Bound<'_, PyAny>) -> PyResult<Vec<u8>> {
+    if let Ok(b) = body.cast::<PyBytes>() {
+        return Ok(b.as_bytes().to_vec());
+    }
+    if let Ok(b) = body.cast::<PyByteArray>() {
+        return Ok(b.to_vec());
+    }
+    if let Ok(s) = body.cast::<PyString>() {
+        return Ok(s.to_cow()?.as_bytes().to_vec());
+    }
+    Err(errors::invalid(body.py(), "body", "must be bytes (the raw request body)"))
+}
+
+/// Verifies a received webhook (Standard Webhooks: `webhook-id`, `webhook-timestamp`,
+/// `webhook-signature`, or their `svix-*` aliases) and returns the parsed JSON body.
+#[pyfunction]
+#[pyo3(signature = (body, headers, secret, tolerance = 300.0))]
+fn verify<'py>(
+    py: Python<'py>,
+    body: &Bound<'py, PyAny>,
+    headers: &Bound<'py, PyAny>,
+    secret: &Bound<'py, PyAny>,
+    tolerance: f64,
+) -> PyResult<Bound<'py, PyAny>> {
+    let body = body_bytes(body)?;
+    let mut pairs: Vec<(String, String)> = Vec::new();
+    let items = headers
+        .call_method0("items")
+        .map_err(|_| errors::invalid(py, "headers", "must be a mapping of header names to values"))?;
+    for item in items.try_iter()? {
+        let (name, value): (String, String) =
+            item?.extract().map_err(|_| errors::invalid(py, "headers", "names and values must be str"))?;
+        pairs.push((name, value));
+    }
+    let secrets = convert::str_or_strs(secret, "secret")?;
+    let tolerance = convert::seconds(py, "tolerance", tolerance)?;
+    let refs: Vec<&str> = secrets.iter().map(String::as_str).collect();
+    tidings::verify(&body, pairs.iter().map(|(n, v)| (n.as_str(), v.as_str())), &refs, tolerance)
+        .map_err(|e| errors::to_py(py, e))?;
+    let value: serde_json::Value =
+        serde_json::from_slice(&body).map_err(|_| errors::invalid(py, "body", "the signed body is not JSON"))?;
+    convert::from_json(py, &value)
+}
+
+/// The native half of the `tidings` package.
+#[pymodule]
+fn _tidings(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    let py = m.py();
+    logging::install(py)?;
+    errors::register(m)?;
+    m.add_class::<store::PyStore>()?;
+    m.add_class::<transaction::PyTransaction>()?;
+    m.add_class::<endpoint::PyEndpoint>()?;
+    m.add_class::<endpoint::PyBearer>()?;
+    m.add_class::<endpoint::PyApiKey>()?;
+    m.add_class::<engine::PyDeliveryEngine>()?;
+    m.add_class::<engine::PyRetentionRule>()?;
+    m.add_class::<store::PyTenantRate>()?;
+    m.add_class::<records::PyEvent>()?;
+    m.add_class::<records::PyDeliveryRecord>()?;
+    m.add_class::<records::PyAttempt>()?;
+    m.add_class::<records::PyResponse>()?;
+    m.add_class::<records::PySnapshot>()?;
+    m.add_class::<convert::StreamExists>()?;
+    m.add("STREAM_EXISTS", convert::stream_exists(py)?)?;
+    m.add("SCHEMA_VERSION", tidings::SCHEMA_VERSION)?;
+    m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    m.add_function(wrap_pyfunction!(verify, m)?)?;
+    Ok(())
+}

@@ -59,6 +59,20 @@ pub enum SignatureFailure {
     InvalidSecret,
 }
 
+impl SignatureFailure {
+    /// A stable snake_case name for bindings and logs (`missing_header`, `no_match`, ...).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SignatureFailure::MissingHeader => "missing_header",
+            SignatureFailure::MalformedHeader => "malformed_header",
+            SignatureFailure::TimestampTooOld => "timestamp_too_old",
+            SignatureFailure::TimestampInFuture => "timestamp_in_future",
+            SignatureFailure::NoMatch => "no_match",
+            SignatureFailure::InvalidSecret => "invalid_secret",
+        }
+    }
+}
+
 impl fmt::Display for SignatureFailure {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {

@@ -103,6 +103,27 @@ pub(crate) struct ValidEvent {
     pub tenant: Option<String>,
 }
 
+/// Deepest JSON nesting of arrays and objects accepted (`serde_json` reads back at most 127;
+/// deeper values could not be loaded again).
+pub const MAX_JSON_DEPTH: usize = 100;
+
+/// Refuses JSON nested deeper than [`MAX_JSON_DEPTH`].
+pub(crate) fn check_depth(field: &str, value: &Value) -> Result<()> {
+    let mut stack = vec![(value, 1usize)];
+    while let Some((v, depth)) = stack.pop() {
+        let children: Box<dyn Iterator<Item = &Value>> = match v {
+            Value::Array(items) => Box::new(items.iter()),
+            Value::Object(map) => Box::new(map.values()),
+            _ => continue,
+        };
+        if depth > MAX_JSON_DEPTH {
+            return Err(Error::invalid(field, format!("JSON nested deeper than {MAX_JSON_DEPTH} levels")));
+        }
+        stack.extend(children.map(|c| (c, depth + 1)));
+    }
+    Ok(())
+}
+
 /// Checks a stream name: 1 to [`MAX_STREAM_LEN`] bytes, no control characters.
 pub(crate) fn validate_stream(stream: &str) -> Result<()> {
     if stream.is_empty() || stream.len() > MAX_STREAM_LEN {
@@ -155,6 +176,8 @@ impl NewEvent {
             Some(id) => (normalize_event_id(id)?, true),
             None => (new_event_id(), false),
         };
+        check_depth("data", &self.data)?;
+        check_depth("metadata", &self.metadata)?;
         let data = serde_json::to_string(&self.data)?;
         let metadata = serde_json::to_string(&self.metadata)?;
         let size = data.len() + metadata.len();
@@ -199,6 +222,20 @@ mod tests {
             }
         }
         assert!(NewEvent::new("tidings.endpoint.disabled", json!({})).validate(1024, true).is_ok());
+    }
+
+    #[test]
+    fn json_nested_too_deep_is_refused() {
+        let mut deep = json!(1);
+        for _ in 0..MAX_JSON_DEPTH {
+            deep = json!([deep]);
+        }
+        let ok = NewEvent::new("a.b", deep.clone());
+        assert!(ok.validate(1 << 20, false).is_ok(), "exactly {MAX_JSON_DEPTH} levels is fine");
+        let too_deep = NewEvent::new("a.b", json!([deep]));
+        assert!(matches!(too_deep.validate(1 << 20, false), Err(Error::InvalidInput { field, .. }) if field == "data"));
+        let text = serde_json::to_string(&ok.data).unwrap_or_default();
+        assert!(serde_json::from_str::<Value>(&text).is_ok(), "what is accepted can be read back");
     }
 
     #[test]

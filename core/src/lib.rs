@@ -68,7 +68,7 @@ pub use consumers::Snapshot;
 pub use delivery::{Attempt, Delivery, DeliveryOptions, EndpointStats, Response, Stats};
 pub use endpoint::{Auth, Endpoint, EndpointHealth, EndpointSpec, EndpointUpdate};
 pub use error::{Error, ExpectedVersion, Result, SignatureFailure};
-pub use event::{NewEvent, RecordedEvent};
+pub use event::{MAX_JSON_DEPTH, NewEvent, RecordedEvent};
 pub use log::{ReadAllOptions, ReadStreamOptions};
 pub use options::{Durability, StoreOptions};
 pub use outbox::{DeliveryFilter, DeliveryRecord, DeliveryState};

@@ -74,14 +74,18 @@ pub(crate) const EVENT_COLUMNS: &str =
 pub(crate) fn event_from_row(row: &Row<'_>) -> rusqlite::Result<RecordedEvent> {
     let data: String = row.get(5)?;
     let metadata: String = row.get(6)?;
+    let parse = |index: usize, text: &str| {
+        serde_json::from_str::<Value>(text)
+            .map_err(|e| rusqlite::Error::FromSqlConversionFailure(index, rusqlite::types::Type::Text, Box::new(e)))
+    };
     Ok(RecordedEvent {
         position: row.get(0)?,
         id: row.get(1)?,
         stream: row.get(2)?,
         version: row.get(3)?,
         event_type: row.get(4)?,
-        data: serde_json::from_str(&data).unwrap_or(Value::Null),
-        metadata: serde_json::from_str(&metadata).unwrap_or(Value::Null),
+        data: parse(5, &data)?,
+        metadata: parse(6, &metadata)?,
         tenant: row.get(7)?,
         recorded_at: clock::from_micros(row.get(8)?),
     })

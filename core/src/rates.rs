@@ -23,6 +23,25 @@ pub enum RateMode {
     Enforce,
 }
 
+impl RateMode {
+    /// `"warn"` or `"enforce"`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RateMode::Warn => "warn",
+            RateMode::Enforce => "enforce",
+        }
+    }
+
+    /// Parses `"warn"` or `"enforce"`.
+    pub fn parse(s: &str) -> Result<RateMode> {
+        match s.to_ascii_lowercase().as_str() {
+            "warn" => Ok(RateMode::Warn),
+            "enforce" => Ok(RateMode::Enforce),
+            _ => Err(Error::invalid("mode", "expected \"warn\" or \"enforce\"")),
+        }
+    }
+}
+
 /// A rate limit for one tenant, or for every tenant when `tenant` is `None` (a tenant's own
 /// rule wins over the default).
 #[derive(Debug, Clone, PartialEq, Eq)]

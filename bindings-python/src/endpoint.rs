@@ -1,0 +1,474 @@
+//! Webhook endpoints: the `Endpoint` record, the `Bearer` / `ApiKey` auth values, and the
+//! conversion of `create_endpoint` arguments and `update_endpoint` changes into core's
+//! [`EndpointSpec`] and [`EndpointUpdate`]. Validation is core's; an argument left as None
+//! keeps core's default (design.md section 6).
+
+use std::collections::BTreeMap;
+
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyString};
+use tidings::{Auth, Endpoint, EndpointSpec, EndpointUpdate};
+
+use crate::convert::{datetime, opt_datetime, opt_seconds, repr, seconds, str_map, strs};
+use crate::errors::invalid;
+
+/// `Authorization: Bearer <token>` sent with every request to an endpoint.
+#[pyclass(frozen, eq, module = "tidings", name = "Bearer")]
+#[derive(PartialEq)]
+pub(crate) struct PyBearer {
+    #[pyo3(get)]
+    token: String,
+}
+
+#[pymethods]
+impl PyBearer {
+    #[new]
+    fn new(token: String) -> Self {
+        PyBearer { token }
+    }
+
+    fn __repr__(&self) -> &'static str {
+        "Bearer(<redacted>)"
+    }
+}
+
+/// An API key sent as `<header>: <value>` with every request to an endpoint.
+#[pyclass(frozen, eq, module = "tidings", name = "ApiKey")]
+#[derive(PartialEq)]
+pub(crate) struct PyApiKey {
+    #[pyo3(get)]
+    header: String,
+    #[pyo3(get)]
+    value: String,
+}
+
+#[pymethods]
+impl PyApiKey {
+    #[new]
+    fn new(header: String, value: String) -> Self {
+        PyApiKey { header, value }
+    }
+
+    fn __repr__(&self, py: Python<'_>) -> String {
+        format!("ApiKey(header={}, value=<redacted>)", repr(py, &self.header))
+    }
+}
+
+fn auth_from_py(obj: &Bound<'_, PyAny>) -> PyResult<Option<Auth>> {
+    if obj.is_none() {
+        return Ok(None);
+    }
+    if let Ok(b) = obj.cast::<PyBearer>() {
+        return Ok(Some(Auth::Bearer(b.get().token.clone())));
+    }
+    if let Ok(k) = obj.cast::<PyApiKey>() {
+        let k = k.get();
+        return Ok(Some(Auth::ApiKey { header: k.header.clone(), value: k.value.clone() }));
+    }
+    Err(invalid(obj.py(), "auth", "must be tidings.Bearer(token), tidings.ApiKey(header, value) or None"))
+}
+
+/// `template`: one JSON template (str) for every event type, or a dict {type pattern: template}.
+fn templates_from_py(obj: &Bound<'_, PyAny>) -> PyResult<BTreeMap<String, String>> {
+    if obj.is_none() {
+        return Ok(BTreeMap::new());
+    }
+    if let Ok(s) = obj.cast::<PyString>() {
+        return Ok(BTreeMap::from([("*".to_string(), s.to_cow()?.to_string())]));
+    }
+    if obj.cast::<PyDict>().is_ok() {
+        return str_map(obj, "template");
+    }
+    Err(invalid(obj.py(), "template", "must be a str, a dict of type pattern to str, or None"))
+}
+
+fn headers_from_py(obj: &Bound<'_, PyAny>) -> PyResult<BTreeMap<String, String>> {
+    if obj.is_none() { Ok(BTreeMap::new()) } else { str_map(obj, "headers") }
+}
+
+fn statuses_from_py(obj: &Bound<'_, PyAny>) -> PyResult<Vec<u16>> {
+    if obj.is_none() {
+        return Ok(Vec::new());
+    }
+    obj.extract::<Vec<u16>>().map_err(|_| invalid(obj.py(), "final_statuses", "must be a list of HTTP status codes"))
+}
+
+/// The arguments of `create_endpoint`; None means core's default.
+pub(crate) struct EndpointArgs<'py> {
+    pub url: String,
+    pub events: Option<Bound<'py, PyAny>>,
+    pub name: Option<String>,
+    pub tenant: Option<String>,
+    pub secret: Option<String>,
+    pub headers: Option<Bound<'py, PyAny>>,
+    pub auth: Option<Bound<'py, PyAny>>,
+    pub timeout: Option<f64>,
+    pub max_attempts: Option<u32>,
+    pub initial_delay: Option<f64>,
+    pub max_delay: Option<f64>,
+    pub multiplier: Option<f64>,
+    pub jitter: Option<f64>,
+    pub rate_limit: Option<f64>,
+    pub burst: Option<u32>,
+    pub max_in_flight: Option<u32>,
+    pub ordered: Option<bool>,
+    pub verify_tls: Option<bool>,
+    pub ca_cert: Option<String>,
+    pub signature_header: Option<String>,
+    pub template: Option<Bound<'py, PyAny>>,
+    pub keepalive: Option<f64>,
+    pub final_statuses: Option<Bound<'py, PyAny>>,
+    pub enabled: Option<bool>,
+}
+
+impl EndpointArgs<'_> {
+    /// Core's spec: defaults from [`EndpointSpec::new`], overridden by every given argument.
+    pub(crate) fn into_spec(self, py: Python<'_>) -> PyResult<EndpointSpec> {
+        let mut spec = EndpointSpec::new(self.url);
+        if let Some(events) = &self.events {
+            spec.events = strs(events, "events")?;
+        }
+        spec.name = self.name;
+        spec.tenant = self.tenant;
+        spec.secret = self.secret;
+        if let Some(headers) = &self.headers {
+            spec.headers = headers_from_py(headers)?;
+        }
+        if let Some(auth) = &self.auth {
+            spec.auth = auth_from_py(auth)?;
+        }
+        if let Some(t) = self.timeout {
+            spec.timeout = seconds(py, "timeout", t)?;
+        }
+        if let Some(n) = self.max_attempts {
+            spec.retry.max_attempts = n;
+        }
+        if let Some(d) = self.initial_delay {
+            spec.retry.initial_delay = seconds(py, "initial_delay", d)?;
+        }
+        if let Some(d) = self.max_delay {
+            spec.retry.max_delay = seconds(py, "max_delay", d)?;
+        }
+        if let Some(m) = self.multiplier {
+            spec.retry.multiplier = m;
+        }
+        if let Some(j) = self.jitter {
+            spec.retry.jitter = j;
+        }
+        spec.rate_limit = self.rate_limit;
+        spec.burst = self.burst;
+        if let Some(n) = self.max_in_flight {
+            spec.max_in_flight = n;
+        }
+        if let Some(o) = self.ordered {
+            spec.ordered = o;
+        }
+        if let Some(v) = self.verify_tls {
+            spec.verify_tls = v;
+        }
+        spec.ca_cert = self.ca_cert;
+        spec.signature_header = self.signature_header;
+        if let Some(template) = &self.template {
+            spec.templates = templates_from_py(template)?;
+        }
+        spec.keepalive = opt_seconds(py, "keepalive", self.keepalive)?;
+        if let Some(statuses) = &self.final_statuses {
+            spec.final_statuses = statuses_from_py(statuses)?;
+        }
+        if let Some(e) = self.enabled {
+            spec.enabled = e;
+        }
+        Ok(spec)
+    }
+}
+
+/// Names `update_endpoint` accepts.
+const CHANGE_KEYS: &[&str] = &[
+    "url",
+    "name",
+    "events",
+    "tenant",
+    "auth",
+    "headers",
+    "timeout",
+    "max_attempts",
+    "initial_delay",
+    "max_delay",
+    "multiplier",
+    "jitter",
+    "rate_limit",
+    "burst",
+    "max_in_flight",
+    "ordered",
+    "verify_tls",
+    "ca_cert",
+    "signature_header",
+    "template",
+    "keepalive",
+    "final_statuses",
+    "enabled",
+];
+
+fn required<'py, T: for<'a> FromPyObject<'a, 'py>>(value: &Bound<'py, PyAny>, key: &str, what: &str) -> PyResult<T> {
+    if value.is_none() {
+        return Err(invalid(value.py(), key, format!("cannot be None (expected {what})")));
+    }
+    value.extract::<T>().map_err(|_| invalid(value.py(), key, format!("must be {what}")))
+}
+
+fn optional<'py, T: for<'a> FromPyObject<'a, 'py>>(
+    value: &Bound<'py, PyAny>,
+    key: &str,
+    what: &str,
+) -> PyResult<Option<T>> {
+    if value.is_none() { Ok(None) } else { required(value, key, what).map(Some) }
+}
+
+/// `update_endpoint(id, **changes)`: each given key changes that field; None clears an
+/// optional field. An unknown key is a `TypeError`, as for any unexpected keyword.
+pub(crate) fn update_from_py(py: Python<'_>, changes: Option<&Bound<'_, PyDict>>) -> PyResult<EndpointUpdate> {
+    let mut update = EndpointUpdate::default();
+    let Some(changes) = changes else { return Ok(update) };
+    for (key, value) in changes.iter() {
+        let key: String = key.extract()?;
+        let v = &value;
+        match key.as_str() {
+            "url" => update.url = Some(required(v, "url", "a str")?),
+            "name" => update.name = Some(optional(v, "name", "a str")?),
+            "events" => {
+                update.events = Some(strs(&required::<Bound<'_, PyAny>>(v, "events", "a list of str")?, "events")?)
+            }
+            "tenant" => update.tenant = Some(optional(v, "tenant", "a str")?),
+            "auth" => update.auth = Some(auth_from_py(v)?),
+            "headers" => update.headers = Some(headers_from_py(v)?),
+            "timeout" => update.timeout = Some(seconds(py, "timeout", required(v, "timeout", "seconds")?)?),
+            "max_attempts" => update.max_attempts = Some(required(v, "max_attempts", "an int")?),
+            "initial_delay" => {
+                update.initial_delay = Some(seconds(py, "initial_delay", required(v, "initial_delay", "seconds")?)?)
+            }
+            "max_delay" => update.max_delay = Some(seconds(py, "max_delay", required(v, "max_delay", "seconds")?)?),
+            "multiplier" => update.multiplier = Some(required(v, "multiplier", "a number")?),
+            "jitter" => update.jitter = Some(required(v, "jitter", "a number")?),
+            "rate_limit" => update.rate_limit = Some(optional(v, "rate_limit", "a number")?),
+            "burst" => update.burst = Some(optional(v, "burst", "an int")?),
+            "max_in_flight" => update.max_in_flight = Some(required(v, "max_in_flight", "an int")?),
+            "ordered" => update.ordered = Some(required(v, "ordered", "a bool")?),
+            "verify_tls" => update.verify_tls = Some(required(v, "verify_tls", "a bool")?),
+            "ca_cert" => update.ca_cert = Some(optional(v, "ca_cert", "a str")?),
+            "signature_header" => update.signature_header = Some(optional(v, "signature_header", "a str")?),
+            "template" => update.templates = Some(templates_from_py(v)?),
+            "keepalive" => update.keepalive = Some(opt_seconds(py, "keepalive", optional(v, "keepalive", "seconds")?)?),
+            "final_statuses" => update.final_statuses = Some(statuses_from_py(v)?),
+            "enabled" => update.enabled = Some(required(v, "enabled", "a bool")?),
+            other => {
+                return Err(pyo3::exceptions::PyTypeError::new_err(format!(
+                    "update_endpoint() got an unexpected keyword argument {other:?} (accepted: {}; \
+                     use rotate_secret to change the secret)",
+                    CHANGE_KEYS.join(", ")
+                )));
+            }
+        }
+    }
+    Ok(update)
+}
+
+/// A webhook endpoint as stored.
+#[pyclass(frozen, eq, module = "tidings", name = "Endpoint")]
+#[derive(PartialEq)]
+pub(crate) struct PyEndpoint {
+    inner: Endpoint,
+}
+
+impl PyEndpoint {
+    pub(crate) fn new(inner: Endpoint) -> Self {
+        PyEndpoint { inner }
+    }
+}
+
+#[pymethods]
+impl PyEndpoint {
+    /// Public id (UUID text).
+    #[getter]
+    fn id(&self) -> &str {
+        &self.inner.id
+    }
+
+    /// The current signing secret, `whsec_...`.
+    #[getter]
+    fn secret(&self) -> &str {
+        self.inner.secret.expose()
+    }
+
+    #[getter]
+    fn url(&self) -> &str {
+        self.inner.url()
+    }
+
+    #[getter]
+    fn name(&self) -> Option<&str> {
+        self.inner.spec.name.as_deref()
+    }
+
+    #[getter]
+    fn events(&self) -> Vec<String> {
+        self.inner.events().to_vec()
+    }
+
+    #[getter]
+    fn tenant(&self) -> Option<&str> {
+        self.inner.spec.tenant.as_deref()
+    }
+
+    #[getter]
+    fn enabled(&self) -> bool {
+        self.inner.enabled()
+    }
+
+    #[getter]
+    fn auth(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+        Ok(match &self.inner.spec.auth {
+            Some(Auth::Bearer(token)) => Py::new(py, PyBearer { token: token.clone() })?.into_any(),
+            Some(Auth::ApiKey { header, value }) => {
+                Py::new(py, PyApiKey { header: header.clone(), value: value.clone() })?.into_any()
+            }
+            _ => py.None(),
+        })
+    }
+
+    #[getter]
+    fn headers(&self) -> BTreeMap<String, String> {
+        self.inner.spec.headers.clone()
+    }
+
+    #[getter]
+    fn timeout(&self) -> f64 {
+        self.inner.spec.timeout.as_secs_f64()
+    }
+
+    #[getter]
+    fn max_attempts(&self) -> u32 {
+        self.inner.spec.retry.max_attempts
+    }
+
+    #[getter]
+    fn initial_delay(&self) -> f64 {
+        self.inner.spec.retry.initial_delay.as_secs_f64()
+    }
+
+    #[getter]
+    fn max_delay(&self) -> f64 {
+        self.inner.spec.retry.max_delay.as_secs_f64()
+    }
+
+    #[getter]
+    fn multiplier(&self) -> f64 {
+        self.inner.spec.retry.multiplier
+    }
+
+    #[getter]
+    fn jitter(&self) -> f64 {
+        self.inner.spec.retry.jitter
+    }
+
+    #[getter]
+    fn rate_limit(&self) -> Option<f64> {
+        self.inner.spec.rate_limit
+    }
+
+    #[getter]
+    fn burst(&self) -> Option<u32> {
+        self.inner.spec.burst
+    }
+
+    #[getter]
+    fn max_in_flight(&self) -> u32 {
+        self.inner.spec.max_in_flight
+    }
+
+    #[getter]
+    fn ordered(&self) -> bool {
+        self.inner.spec.ordered
+    }
+
+    #[getter]
+    fn verify_tls(&self) -> bool {
+        self.inner.spec.verify_tls
+    }
+
+    #[getter]
+    fn ca_cert(&self) -> Option<&str> {
+        self.inner.spec.ca_cert.as_deref()
+    }
+
+    #[getter]
+    fn signature_header(&self) -> Option<&str> {
+        self.inner.spec.signature_header.as_deref()
+    }
+
+    /// As given: a str (one template for every type), a dict, or None.
+    #[getter]
+    fn template(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+        let templates = &self.inner.spec.templates;
+        Ok(match templates.get("*") {
+            _ if templates.is_empty() => py.None(),
+            Some(only) if templates.len() == 1 => only.into_pyobject(py)?.into_any().unbind(),
+            _ => templates.clone().into_pyobject(py)?.into_any().unbind(),
+        })
+    }
+
+    /// Every template by type pattern (`"*"` for one given as a str).
+    #[getter]
+    fn templates(&self) -> BTreeMap<String, String> {
+        self.inner.spec.templates.clone()
+    }
+
+    #[getter]
+    fn keepalive(&self) -> Option<f64> {
+        self.inner.spec.keepalive.map(|d| d.as_secs_f64())
+    }
+
+    #[getter]
+    fn final_statuses(&self) -> Vec<u16> {
+        self.inner.spec.final_statuses.clone()
+    }
+
+    #[getter]
+    fn disabled_reason(&self) -> Option<&str> {
+        self.inner.disabled_reason.as_deref()
+    }
+
+    #[getter]
+    fn consecutive_failures(&self) -> u32 {
+        self.inner.health.consecutive_failures
+    }
+
+    #[getter]
+    fn unhealthy(&self) -> bool {
+        self.inner.health.unhealthy
+    }
+
+    #[getter]
+    fn last_success_at<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        opt_datetime(py, self.inner.health.last_success_at)
+    }
+
+    #[getter]
+    fn created_at<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        datetime(py, self.inner.created_at)
+    }
+
+    #[getter]
+    fn updated_at<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        datetime(py, self.inner.updated_at)
+    }
+
+    fn __repr__(&self, py: Python<'_>) -> String {
+        format!(
+            "Endpoint(id={}, url={}, events={}, enabled={})",
+            repr(py, &self.inner.id),
+            repr(py, self.inner.url()),
+            repr(py, self.inner.events()),
+            repr(py, self.inner.enabled())
+        )
+    }
+}

@@ -1,0 +1,144 @@
+//! The running delivery engine as Python sees it (`DeliveryEngine`, returned by
+//! `Store.start_delivery`), and `RetentionRule` (log retention for housekeeping and
+//! `Store.prune_events`).
+//!
+//! The core handle stops through a shared reference, so `stop` from one thread also ends a
+//! `wait_idle` blocked in another. Both run with the GIL released; so does dropping the Python
+//! object, so a dispatcher thread that logs while it winds down can take the GIL.
+
+use std::time::Duration;
+
+use pyo3::prelude::*;
+use pyo3::types::PyAny;
+use tidings::{Delivery, RetentionRule};
+
+use crate::convert::{opt_seconds, repr, seconds};
+use crate::errors;
+use crate::logging;
+
+/// A running delivery engine.
+#[pyclass(frozen, module = "tidings", name = "DeliveryEngine")]
+pub(crate) struct PyDeliveryEngine {
+    inner: Delivery,
+}
+
+impl PyDeliveryEngine {
+    pub(crate) fn new(delivery: Delivery) -> Self {
+        PyDeliveryEngine { inner: delivery }
+    }
+
+    fn shutdown(&self, py: Python<'_>, grace: Duration) {
+        logging::refresh(py);
+        py.detach(|| self.inner.stop(grace));
+    }
+}
+
+#[pymethods]
+impl PyDeliveryEngine {
+    /// Blocks (GIL released) until nothing is due or in flight, or `timeout` seconds passed.
+    /// Returns False if the engine was stopped meanwhile.
+    #[pyo3(signature = (timeout = 10.0))]
+    fn wait_idle(&self, py: Python<'_>, timeout: f64) -> PyResult<bool> {
+        let timeout = seconds(py, "timeout", timeout)?;
+        logging::refresh(py);
+        Ok(py.detach(|| self.inner.wait_idle(timeout)))
+    }
+
+    /// Stops claiming, lets requests in flight finish within `timeout` seconds, releases the
+    /// rest for the next run. Idempotent.
+    #[pyo3(signature = (timeout = 5.0))]
+    fn stop(&self, py: Python<'_>, timeout: f64) -> PyResult<()> {
+        let grace = seconds(py, "timeout", timeout)?;
+        self.shutdown(py, grace);
+        Ok(())
+    }
+
+    /// Whether the engine runs (False once stopped).
+    #[getter]
+    fn running(&self) -> bool {
+        self.inner.is_running()
+    }
+
+    fn __enter__(slf: Py<Self>) -> Py<Self> {
+        slf
+    }
+
+    #[pyo3(signature = (*_exc))]
+    fn __exit__(&self, py: Python<'_>, _exc: &Bound<'_, pyo3::types::PyTuple>) -> PyResult<bool> {
+        self.shutdown(py, Duration::from_secs(5));
+        Ok(false)
+    }
+
+    fn __repr__(&self) -> String {
+        format!("DeliveryEngine(running={})", if self.running() { "True" } else { "False" })
+    }
+}
+
+impl Drop for PyDeliveryEngine {
+    fn drop(&mut self) {
+        if !self.inner.is_running() {
+            return;
+        }
+        let inner = &self.inner;
+        if Python::try_attach(|py| py.detach(|| inner.stop(Duration::from_secs(5)))).is_none() {
+            inner.stop(Duration::from_secs(5));
+        }
+    }
+}
+
+/// Keep events whose type matches `pattern` at most `max_age` seconds old and/or only the
+/// newest `max_count` of them.
+#[pyclass(frozen, module = "tidings", name = "RetentionRule")]
+pub(crate) struct PyRetentionRule {
+    pub(crate) inner: RetentionRule,
+}
+
+#[pymethods]
+impl PyRetentionRule {
+    #[new]
+    #[pyo3(signature = (pattern, max_age = None, max_count = None))]
+    fn new(py: Python<'_>, pattern: String, max_age: Option<f64>, max_count: Option<u64>) -> PyResult<Self> {
+        let mut inner = RetentionRule::new(pattern);
+        inner.max_age = opt_seconds(py, "max_age", max_age)?;
+        inner.max_count = max_count;
+        Ok(PyRetentionRule { inner })
+    }
+
+    #[getter]
+    fn pattern(&self) -> &str {
+        &self.inner.pattern
+    }
+
+    #[getter]
+    fn max_age(&self) -> Option<f64> {
+        self.inner.max_age.map(|d| d.as_secs_f64())
+    }
+
+    #[getter]
+    fn max_count(&self) -> Option<u64> {
+        self.inner.max_count
+    }
+
+    fn __repr__(&self, py: Python<'_>) -> String {
+        format!(
+            "RetentionRule(pattern={}, max_age={}, max_count={})",
+            repr(py, &self.inner.pattern),
+            repr(py, self.max_age()),
+            repr(py, self.inner.max_count)
+        )
+    }
+}
+
+/// Converts a sequence of `RetentionRule`.
+pub(crate) fn rules_from_py(obj: &Bound<'_, PyAny>, field: &str) -> PyResult<Vec<RetentionRule>> {
+    let py = obj.py();
+    let mut rules = Vec::new();
+    for item in obj.try_iter().map_err(|_| errors::invalid(py, field, "must be a list of tidings.RetentionRule"))? {
+        let item = item?;
+        let rule = item
+            .cast::<PyRetentionRule>()
+            .map_err(|_| errors::invalid(py, field, "must be a list of tidings.RetentionRule"))?;
+        rules.push(rule.get().inner.clone());
+    }
+    Ok(rules)
+}

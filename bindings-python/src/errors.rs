@@ -1,0 +1,244 @@
+//! The exception hierarchy (design.md section 7) and the one conversion from [`tidings::Error`]
+//! to a Python exception.
+//!
+//! Every class derives from `tidings.Error`; `InvalidInputError` also derives from `ValueError`.
+//! The classes are made at import time with `type(name, bases, namespace)` (so one of them can
+//! have two bases) and kept in a [`PyOnceLock`]. The fields of each error kind become attributes
+//! of the exception instance; messages are core's, which never carry secrets or bodies.
+
+use pyo3::exceptions::PyValueError;
+use pyo3::prelude::*;
+use pyo3::sync::PyOnceLock;
+use pyo3::types::{PyDict, PyTuple, PyType};
+
+use tidings::{Error, ExpectedVersion, SignatureFailure};
+
+/// The exception classes, created once per interpreter.
+pub(crate) struct ErrorTypes {
+    pub base: Py<PyType>,
+    concurrency: Py<PyType>,
+    idempotency: Py<PyType>,
+    not_found: Py<PyType>,
+    invalid: Py<PyType>,
+    signature: Py<PyType>,
+    rate_limited: Py<PyType>,
+    closed: Py<PyType>,
+    busy: Py<PyType>,
+    storage: Py<PyType>,
+    delivery: Py<PyType>,
+    transaction_open: Py<PyType>,
+}
+
+static TYPES: PyOnceLock<ErrorTypes> = PyOnceLock::new();
+
+/// (class name, extra base, docstring) of every subclass, in the order they are registered.
+const CLASSES: [(&str, bool, &str); 11] = [
+    (
+        "ConcurrencyError",
+        false,
+        "The stream's version was not the expected one; nothing was written.\n\n\
+         Attributes: ``stream`` (str), ``expected`` (None, an int, or ``tidings.STREAM_EXISTS``), \
+         ``actual`` (int, 0 when the stream does not exist).",
+    ),
+    ("IdempotencyConflictError", false, "An event id already exists with different content. Attribute: ``event_id``."),
+    ("NotFoundError", false, "The endpoint, delivery, event or stream does not exist. Attributes: ``kind``, ``id``."),
+    (
+        "InvalidInputError",
+        true,
+        "The input breaks a rule; nothing was written. Also a ``ValueError``. \
+         Attributes: ``field`` (the argument at fault), ``reason``.",
+    ),
+    (
+        "SignatureError",
+        false,
+        "A webhook signature did not verify. Attribute: ``reason``: ``missing_header``, \
+         ``malformed_header``, ``timestamp_too_old``, ``timestamp_in_future``, ``no_match`` or ``invalid_secret``.",
+    ),
+    (
+        "RateLimitedError",
+        false,
+        "A tenant is over its enforced event rate; the append was refused. Attributes: ``tenant``, ``limit``.",
+    ),
+    ("ClosedError", false, "The store, transaction or delivery engine is closed."),
+    ("BusyError", false, "The database stayed locked past the busy timeout."),
+    ("StorageError", false, "SQLite failed, or the file is not a tidings database this version can open."),
+    (
+        "DeliveryError",
+        false,
+        "A synchronous send (``send_test``, ``call``) failed. Attributes: ``kind`` (``timeout``, \
+         ``connect``, ``tls``, ``dns``, ``egress_refused``, ...), ``reason``.",
+    ),
+    (
+        "TransactionOpenError",
+        false,
+        "This thread already holds an open transaction on this store: use that transaction \
+         instead of starting a second one or calling a store write.",
+    ),
+];
+
+fn make_type(py: Python<'_>, name: &str, bases: Bound<'_, PyTuple>, doc: &str) -> PyResult<Py<PyType>> {
+    let namespace = PyDict::new(py);
+    namespace.set_item("__doc__", doc)?;
+    namespace.set_item("__module__", "tidings")?;
+    let made = py.get_type::<PyType>().call1((name, bases, namespace))?;
+    Ok(made.cast_into::<PyType>()?.unbind())
+}
+
+fn create(py: Python<'_>) -> PyResult<ErrorTypes> {
+    let exception = py.get_type::<pyo3::exceptions::PyException>();
+    let base = make_type(py, "Error", PyTuple::new(py, [exception])?, "Base class of every error raised by tidings.")?;
+    let value_error = py.get_type::<PyValueError>();
+    let mut made = Vec::with_capacity(CLASSES.len());
+    for (name, also_value_error, doc) in CLASSES {
+        let bases = if also_value_error {
+            PyTuple::new(py, [base.bind(py).clone(), value_error.clone()])?
+        } else {
+            PyTuple::new(py, [base.bind(py).clone()])?
+        };
+        made.push(make_type(py, name, bases, doc)?);
+    }
+    let mut it = made.into_iter();
+    let mut next = || it.next().ok_or_else(|| pyo3::exceptions::PyRuntimeError::new_err("exception table"));
+    Ok(ErrorTypes {
+        base,
+        concurrency: next()?,
+        idempotency: next()?,
+        not_found: next()?,
+        invalid: next()?,
+        signature: next()?,
+        rate_limited: next()?,
+        closed: next()?,
+        busy: next()?,
+        storage: next()?,
+        delivery: next()?,
+        transaction_open: next()?,
+    })
+}
+
+/// The exception classes (created on first use).
+pub(crate) fn types(py: Python<'_>) -> PyResult<&'static ErrorTypes> {
+    TYPES.get_or_try_init(py, || create(py))
+}
+
+/// Adds `Error` and every subclass to the module.
+pub(crate) fn register(module: &Bound<'_, PyModule>) -> PyResult<()> {
+    let py = module.py();
+    let t = types(py)?;
+    module.add("Error", t.base.bind(py))?;
+    for (name, class) in [
+        ("ConcurrencyError", &t.concurrency),
+        ("IdempotencyConflictError", &t.idempotency),
+        ("NotFoundError", &t.not_found),
+        ("InvalidInputError", &t.invalid),
+        ("SignatureError", &t.signature),
+        ("RateLimitedError", &t.rate_limited),
+        ("ClosedError", &t.closed),
+        ("BusyError", &t.busy),
+        ("StorageError", &t.storage),
+        ("DeliveryError", &t.delivery),
+        ("TransactionOpenError", &t.transaction_open),
+    ] {
+        module.add(name, class.bind(py))?;
+    }
+    Ok(())
+}
+
+fn signature_reason(failure: SignatureFailure) -> &'static str {
+    match failure {
+        SignatureFailure::MissingHeader => "missing_header",
+        SignatureFailure::MalformedHeader => "malformed_header",
+        SignatureFailure::TimestampTooOld => "timestamp_too_old",
+        SignatureFailure::TimestampInFuture => "timestamp_in_future",
+        SignatureFailure::NoMatch => "no_match",
+        SignatureFailure::InvalidSecret => "invalid_secret",
+        _ => "other",
+    }
+}
+
+/// `expected` of a concurrency error as Python sees it: None, an int or `STREAM_EXISTS`.
+pub(crate) fn expected_to_py(py: Python<'_>, expected: ExpectedVersion) -> PyResult<Py<PyAny>> {
+    Ok(match expected {
+        ExpectedVersion::NoStream => 0u64.into_pyobject(py)?.into_any().unbind(),
+        ExpectedVersion::Exact(v) => v.into_pyobject(py)?.into_any().unbind(),
+        ExpectedVersion::StreamExists => crate::convert::stream_exists(py)?.into_any(),
+        _ => py.None(),
+    })
+}
+
+fn build(py: Python<'_>, err: Error) -> PyResult<PyErr> {
+    let t = types(py)?;
+    let message = err.to_string();
+    let (class, attributes): (&Py<PyType>, Vec<(&str, Py<PyAny>)>) = match err {
+        Error::Concurrency { stream, expected, actual } => (
+            &t.concurrency,
+            vec![
+                ("stream", stream.into_pyobject(py)?.into_any().unbind()),
+                ("expected", expected_to_py(py, expected)?),
+                ("actual", actual.into_pyobject(py)?.into_any().unbind()),
+            ],
+        ),
+        Error::IdempotencyConflict { event_id } => {
+            (&t.idempotency, vec![("event_id", event_id.into_pyobject(py)?.into_any().unbind())])
+        }
+        Error::NotFound { kind, id } => (
+            &t.not_found,
+            vec![
+                ("kind", kind.into_pyobject(py)?.into_any().unbind()),
+                ("id", id.into_pyobject(py)?.into_any().unbind()),
+            ],
+        ),
+        Error::InvalidInput { field, reason } => (
+            &t.invalid,
+            vec![
+                ("field", field.into_pyobject(py)?.into_any().unbind()),
+                ("reason", reason.into_pyobject(py)?.into_any().unbind()),
+            ],
+        ),
+        Error::Signature(failure) => {
+            (&t.signature, vec![("reason", signature_reason(failure).into_pyobject(py)?.into_any().unbind())])
+        }
+        Error::RateLimited { tenant, limit } => (
+            &t.rate_limited,
+            vec![
+                ("tenant", tenant.into_pyobject(py)?.into_any().unbind()),
+                ("limit", limit.into_pyobject(py)?.into_any().unbind()),
+            ],
+        ),
+        Error::Closed => (&t.closed, Vec::new()),
+        Error::Busy => (&t.busy, Vec::new()),
+        Error::TransactionOpen => (&t.transaction_open, Vec::new()),
+        Error::Storage(_) => (&t.storage, Vec::new()),
+        Error::Delivery { kind, reason } => (
+            &t.delivery,
+            vec![
+                ("kind", kind.into_pyobject(py)?.into_any().unbind()),
+                ("reason", reason.into_pyobject(py)?.into_any().unbind()),
+            ],
+        ),
+        // A kind added to core later: still a tidings.Error.
+        _ => (&t.base, Vec::new()),
+    };
+    let instance = class.bind(py).call1((message,))?;
+    for (name, value) in attributes {
+        instance.setattr(name, value)?;
+    }
+    Ok(PyErr::from_value(instance))
+}
+
+/// The one conversion from a core error to the Python exception of its kind.
+pub(crate) fn to_py(py: Python<'_>, err: Error) -> PyErr {
+    build(py, err).unwrap_or_else(|failure| failure)
+}
+
+/// An `InvalidInputError` on `field` for input the binding could not convert.
+pub(crate) fn invalid(py: Python<'_>, field: &str, reason: impl Into<String>) -> PyErr {
+    to_py(py, Error::invalid(field, reason))
+}
+
+/// A `ClosedError` with the binding's own message (a finished transaction or a stopped engine).
+pub(crate) fn closed(py: Python<'_>, what: &str) -> PyErr {
+    match types(py) {
+        Ok(t) => PyErr::from_type(t.closed.bind(py).clone(), format!("the {what} is closed")),
+        Err(e) => e,
+    }
+}

@@ -1,0 +1,578 @@
+//! `Store`: opening a database with its options, and the store-level form of every operation
+//! (each in its own transaction or on a read connection), plus `TenantRate`.
+//!
+//! A `Store` holds core's `Store` (a clone of an `Arc`), so one object can be used from many
+//! Python threads at once: every call converts its arguments, then runs in core with the GIL
+//! released.
+
+use std::path::PathBuf;
+
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyList, PyTuple};
+use tidings::{
+    DeliveryFilter, DeliveryOptions, DeliveryState, Durability, NewEvent, RateMode, ReadAllOptions, ReadStreamOptions,
+    Store, StoreOptions, TenantRate,
+};
+
+use crate::convert::{
+    aware_datetime, opt_seconds, repr, rows_to_py, seconds, sql_params, str_or_strs, strs, to_json, with_params,
+};
+use crate::endpoint::{EndpointArgs, PyEndpoint, update_from_py};
+use crate::engine::{PyDeliveryEngine, rules_from_py};
+use crate::errors::invalid;
+use crate::records::{
+    PyAttempt, PyDeliveryRecord, PyEvent, PyResponse, PySnapshot, rate_mode_name, rate_stats_to_py, stats_to_py,
+};
+use crate::run;
+use crate::transaction::PyTransaction;
+
+/// A per-tenant event rate limit (a store option).
+#[pyclass(frozen, module = "tidings", name = "TenantRate")]
+pub(crate) struct PyTenantRate {
+    inner: TenantRate,
+}
+
+#[pymethods]
+impl PyTenantRate {
+    #[new]
+    #[pyo3(signature = (per_minute, tenant = None, mode = "warn"))]
+    fn new(py: Python<'_>, per_minute: u64, tenant: Option<String>, mode: &str) -> PyResult<Self> {
+        let mode = match mode {
+            "warn" => RateMode::Warn,
+            "enforce" => RateMode::Enforce,
+            _ => return Err(invalid(py, "mode", "must be \"warn\" or \"enforce\"")),
+        };
+        Ok(PyTenantRate { inner: TenantRate { tenant, per_minute, mode } })
+    }
+
+    #[getter]
+    fn per_minute(&self) -> u64 {
+        self.inner.per_minute
+    }
+
+    #[getter]
+    fn tenant(&self) -> Option<&str> {
+        self.inner.tenant.as_deref()
+    }
+
+    #[getter]
+    fn mode(&self) -> &'static str {
+        rate_mode_name(self.inner.mode)
+    }
+
+    fn __repr__(&self, py: Python<'_>) -> String {
+        format!(
+            "TenantRate(per_minute={}, tenant={}, mode={})",
+            self.inner.per_minute,
+            repr(py, &self.inner.tenant),
+            repr(py, self.mode())
+        )
+    }
+}
+
+/// The event of an `append` call.
+pub(crate) fn new_event(
+    event_type: String,
+    data: &Bound<'_, PyAny>,
+    metadata: Option<&Bound<'_, PyAny>>,
+    tenant: Option<String>,
+    event_id: Option<String>,
+) -> PyResult<NewEvent> {
+    let mut event = NewEvent::new(event_type, to_json(data, "data")?);
+    if let Some(metadata) = metadata.filter(|m| !m.is_none()) {
+        event.metadata = to_json(metadata, "metadata")?;
+    }
+    event.tenant = tenant;
+    event.id = event_id;
+    Ok(event)
+}
+
+/// The one event an `append` returns.
+pub(crate) fn first_event(py: Python<'_>, mut events: Vec<tidings::RecordedEvent>) -> PyResult<PyEvent> {
+    match events.is_empty() {
+        true => Err(pyo3::exceptions::PyRuntimeError::new_err("append returned no event")),
+        false => PyEvent::new(py, events.swap_remove(0)),
+    }
+}
+
+/// `read_stream` options.
+pub(crate) fn stream_options(from_version: Option<u64>, limit: Option<usize>, backwards: bool) -> ReadStreamOptions {
+    ReadStreamOptions { from_version, limit, backwards }
+}
+
+/// The handle to one tidings database.
+#[pyclass(frozen, module = "tidings", name = "Store")]
+pub(crate) struct PyStore {
+    inner: Store,
+    path: String,
+}
+
+#[pymethods]
+impl PyStore {
+    #[new]
+    #[pyo3(signature = (
+        path, *, source = None, durability = "normal", allow_private = false, allowed_networks = None,
+        busy_timeout = None, max_event_size = None, rotation_grace = None, poll_interval = None,
+        tenant_rates = None
+    ))]
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        py: Python<'_>,
+        path: PathBuf,
+        source: Option<String>,
+        durability: &str,
+        allow_private: bool,
+        allowed_networks: Option<Bound<'_, PyAny>>,
+        busy_timeout: Option<f64>,
+        max_event_size: Option<usize>,
+        rotation_grace: Option<f64>,
+        poll_interval: Option<f64>,
+        tenant_rates: Option<Bound<'_, PyAny>>,
+    ) -> PyResult<Self> {
+        let mut options = StoreOptions::default();
+        if let Some(source) = source {
+            options.source = source;
+        }
+        options.durability = Durability::parse(durability).map_err(|e| crate::errors::to_py(py, e))?;
+        let networks = match &allowed_networks {
+            Some(n) if !n.is_none() => strs(n, "allowed_networks")?,
+            _ => Vec::new(),
+        };
+        options.egress =
+            tidings::egress::EgressPolicy::new(allow_private, networks).map_err(|e| crate::errors::to_py(py, e))?;
+        if let Some(t) = busy_timeout {
+            options.busy_timeout = seconds(py, "busy_timeout", t)?;
+        }
+        if let Some(size) = max_event_size {
+            options.max_event_size = size;
+        }
+        if let Some(g) = rotation_grace {
+            options.rotation_grace = seconds(py, "rotation_grace", g)?;
+        }
+        if let Some(p) = poll_interval {
+            options.poll_interval = seconds(py, "poll_interval", p)?;
+        }
+        if let Some(rates) = tenant_rates.filter(|r| !r.is_none()) {
+            for item in rates.try_iter().map_err(|_| invalid(py, "tenant_rates", "must be a list of TenantRate"))? {
+                let item = item?;
+                let rate = item
+                    .cast::<PyTenantRate>()
+                    .map_err(|_| invalid(py, "tenant_rates", "must be a list of tidings.TenantRate"))?;
+                options.tenant_rates.push(rate.get().inner.clone());
+            }
+        }
+        let display = path.to_string_lossy().into_owned();
+        let inner = if display == ":memory:" {
+            run(py, move || Store::open_in_memory_with(options))?
+        } else {
+            run(py, move || Store::open(&path, options))?
+        };
+        Ok(PyStore { inner, path: display })
+    }
+
+    /// The path the store was opened with (or ":memory:").
+    #[getter]
+    fn path(&self) -> &str {
+        &self.path
+    }
+
+    /// The `source` written into every webhook body.
+    #[getter]
+    fn source(&self) -> &str {
+        &self.inner.options().source
+    }
+
+    /// Closes the store; later calls raise ClosedError.
+    fn close(&self, py: Python<'_>) -> PyResult<()> {
+        run(py, || {
+            self.inner.close();
+            Ok(())
+        })
+    }
+
+    fn __enter__(slf: Py<Self>) -> Py<Self> {
+        slf
+    }
+
+    #[pyo3(signature = (*_exc))]
+    fn __exit__(&self, py: Python<'_>, _exc: &Bound<'_, PyTuple>) -> PyResult<bool> {
+        self.close(py)?;
+        Ok(false)
+    }
+
+    fn __repr__(&self, py: Python<'_>) -> String {
+        format!("Store({})", repr(py, &self.path))
+    }
+
+    /// Begins a write transaction (waiting, GIL released, for the writer).
+    fn transaction(&self, py: Python<'_>) -> PyResult<PyTransaction> {
+        let tx = run(py, || self.inner.begin())?;
+        Ok(PyTransaction::new(tx))
+    }
+
+    /// Same as `transaction()`.
+    fn begin(&self, py: Python<'_>) -> PyResult<PyTransaction> {
+        self.transaction(py)
+    }
+
+    #[pyo3(signature = (stream, r#type, data, expected_version = None, metadata = None, tenant = None, event_id = None))]
+    #[allow(clippy::too_many_arguments)]
+    fn append(
+        &self,
+        py: Python<'_>,
+        stream: String,
+        r#type: String,
+        data: &Bound<'_, PyAny>,
+        expected_version: Option<&Bound<'_, PyAny>>,
+        metadata: Option<&Bound<'_, PyAny>>,
+        tenant: Option<String>,
+        event_id: Option<String>,
+    ) -> PyResult<PyEvent> {
+        let expected = crate::convert::expected_version(expected_version)?;
+        let event = new_event(r#type, data, metadata, tenant, event_id)?;
+        let events = run(py, || self.inner.append(&stream, std::slice::from_ref(&event), expected))?;
+        first_event(py, events)
+    }
+
+    #[pyo3(signature = (sql, params = None))]
+    fn execute(&self, py: Python<'_>, sql: String, params: Option<&Bound<'_, PyAny>>) -> PyResult<usize> {
+        let params = sql_params(params)?;
+        run(py, || with_params!(&params, |p| self.inner.execute(&sql, p)))
+    }
+
+    #[pyo3(signature = (sql, params = None))]
+    fn query<'py>(
+        &self,
+        py: Python<'py>,
+        sql: String,
+        params: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<Bound<'py, PyList>> {
+        let params = sql_params(params)?;
+        let rows = run(py, || with_params!(&params, |p| self.inner.query(&sql, p)))?;
+        rows_to_py(py, rows)
+    }
+
+    #[pyo3(signature = (stream, from_version = None, limit = None, backwards = false))]
+    fn read_stream(
+        &self,
+        py: Python<'_>,
+        stream: String,
+        from_version: Option<u64>,
+        limit: Option<usize>,
+        backwards: bool,
+    ) -> PyResult<Vec<PyEvent>> {
+        let options = stream_options(from_version, limit, backwards);
+        let events = run(py, || self.inner.read_stream(&stream, options))?;
+        PyEvent::list(py, events)
+    }
+
+    #[pyo3(signature = (from_position = 1, limit = None, types = None, tenant = None, wait = None))]
+    fn read_all(
+        &self,
+        py: Python<'_>,
+        from_position: u64,
+        limit: Option<usize>,
+        types: Option<&Bound<'_, PyAny>>,
+        tenant: Option<String>,
+        wait: Option<f64>,
+    ) -> PyResult<Vec<PyEvent>> {
+        let types = types.filter(|t| !t.is_none()).map(|t| str_or_strs(t, "types")).transpose()?;
+        let wait = opt_seconds(py, "wait", wait)?;
+        let options = ReadAllOptions { from_position, limit, types, tenant, wait, ..Default::default() };
+        let events = run(py, || self.inner.read_all(options))?;
+        PyEvent::list(py, events)
+    }
+
+    fn stream_version(&self, py: Python<'_>, stream: String) -> PyResult<Option<u64>> {
+        run(py, || self.inner.stream_version(&stream))
+    }
+
+    /// One event by id.
+    fn event(&self, py: Python<'_>, id: String) -> PyResult<PyEvent> {
+        let event = run(py, || self.inner.event(&id))?;
+        PyEvent::new(py, event)
+    }
+
+    /// The last position handed out (0 for an empty log).
+    fn last_position(&self, py: Python<'_>) -> PyResult<u64> {
+        run(py, || self.inner.last_position())
+    }
+
+    fn delete_stream(&self, py: Python<'_>, stream: String) -> PyResult<u64> {
+        run(py, || self.inner.delete_stream(&stream))
+    }
+
+    fn truncate_stream(&self, py: Python<'_>, stream: String, before_version: u64) -> PyResult<u64> {
+        run(py, || self.inner.truncate_stream(&stream, before_version))
+    }
+
+    fn prune_events(&self, py: Python<'_>, rules: &Bound<'_, PyAny>) -> PyResult<u64> {
+        let rules = rules_from_py(rules, "rules")?;
+        run(py, || self.inner.prune_events(&rules))
+    }
+
+    fn checkpoint(&self, py: Python<'_>, name: String) -> PyResult<Option<u64>> {
+        run(py, || self.inner.checkpoint(&name))
+    }
+
+    fn set_checkpoint(&self, py: Python<'_>, name: String, position: u64) -> PyResult<()> {
+        run(py, || self.inner.set_checkpoint(&name, position))
+    }
+
+    fn save_snapshot(&self, py: Python<'_>, stream: String, version: u64, state: &Bound<'_, PyAny>) -> PyResult<()> {
+        let state = to_json(state, "state")?;
+        run(py, || self.inner.save_snapshot(&stream, version, &state))
+    }
+
+    fn load_snapshot(&self, py: Python<'_>, stream: String) -> PyResult<Option<PySnapshot>> {
+        let snapshot = run(py, || self.inner.load_snapshot(&stream))?;
+        snapshot.map(|s| PySnapshot::new(py, s)).transpose()
+    }
+
+    #[pyo3(signature = (
+        url, *, events = None, name = None, tenant = None, secret = None, headers = None, auth = None,
+        timeout = None, max_attempts = None, initial_delay = None, max_delay = None, multiplier = None,
+        jitter = None, rate_limit = None, burst = None, max_in_flight = None, ordered = None,
+        verify_tls = None, ca_cert = None, signature_header = None, template = None, keepalive = None,
+        final_statuses = None, enabled = None
+    ))]
+    #[allow(clippy::too_many_arguments)]
+    fn create_endpoint<'py>(
+        &self,
+        py: Python<'py>,
+        url: String,
+        events: Option<Bound<'py, PyAny>>,
+        name: Option<String>,
+        tenant: Option<String>,
+        secret: Option<String>,
+        headers: Option<Bound<'py, PyAny>>,
+        auth: Option<Bound<'py, PyAny>>,
+        timeout: Option<f64>,
+        max_attempts: Option<u32>,
+        initial_delay: Option<f64>,
+        max_delay: Option<f64>,
+        multiplier: Option<f64>,
+        jitter: Option<f64>,
+        rate_limit: Option<f64>,
+        burst: Option<u32>,
+        max_in_flight: Option<u32>,
+        ordered: Option<bool>,
+        verify_tls: Option<bool>,
+        ca_cert: Option<String>,
+        signature_header: Option<String>,
+        template: Option<Bound<'py, PyAny>>,
+        keepalive: Option<f64>,
+        final_statuses: Option<Bound<'py, PyAny>>,
+        enabled: Option<bool>,
+    ) -> PyResult<PyEndpoint> {
+        let spec = EndpointArgs {
+            url,
+            events,
+            name,
+            tenant,
+            secret,
+            headers,
+            auth,
+            timeout,
+            max_attempts,
+            initial_delay,
+            max_delay,
+            multiplier,
+            jitter,
+            rate_limit,
+            burst,
+            max_in_flight,
+            ordered,
+            verify_tls,
+            ca_cert,
+            signature_header,
+            template,
+            keepalive,
+            final_statuses,
+            enabled,
+        }
+        .into_spec(py)?;
+        run(py, || self.inner.create_endpoint(&spec)).map(PyEndpoint::new)
+    }
+
+    fn get_endpoint(&self, py: Python<'_>, id: String) -> PyResult<PyEndpoint> {
+        run(py, || self.inner.get_endpoint(&id)).map(PyEndpoint::new)
+    }
+
+    #[pyo3(signature = (tenant = None))]
+    fn list_endpoints(&self, py: Python<'_>, tenant: Option<String>) -> PyResult<Vec<PyEndpoint>> {
+        let list = run(py, || self.inner.list_endpoints(tenant.as_deref()))?;
+        Ok(list.into_iter().map(PyEndpoint::new).collect())
+    }
+
+    #[pyo3(signature = (id, **changes))]
+    fn update_endpoint(&self, py: Python<'_>, id: String, changes: Option<&Bound<'_, PyDict>>) -> PyResult<PyEndpoint> {
+        let update = update_from_py(py, changes)?;
+        run(py, || self.inner.update_endpoint(&id, &update)).map(PyEndpoint::new)
+    }
+
+    fn delete_endpoint(&self, py: Python<'_>, id: String) -> PyResult<()> {
+        run(py, || self.inner.delete_endpoint(&id))
+    }
+
+    #[pyo3(signature = (id, secret = None))]
+    fn rotate_secret(&self, py: Python<'_>, id: String, secret: Option<String>) -> PyResult<PyEndpoint> {
+        run(py, || match &secret {
+            Some(secret) => self.inner.rotate_secret_to(&id, secret),
+            None => self.inner.rotate_secret(&id),
+        })
+        .map(PyEndpoint::new)
+    }
+
+    #[pyo3(signature = (id, reason = None))]
+    fn disable_endpoint(&self, py: Python<'_>, id: String, reason: Option<String>) -> PyResult<PyEndpoint> {
+        run(py, || self.inner.disable_endpoint(&id, reason.as_deref())).map(PyEndpoint::new)
+    }
+
+    #[pyo3(signature = (id, catch_up = true))]
+    fn enable_endpoint(&self, py: Python<'_>, id: String, catch_up: bool) -> PyResult<PyEndpoint> {
+        run(py, || self.inner.enable_endpoint(&id, catch_up)).map(PyEndpoint::new)
+    }
+
+    #[pyo3(signature = (
+        workers = None, *, max_in_flight = None, lease_grace = None, unhealthy_after = None,
+        disable_after = None, max_records = None, max_record_age = None, housekeeping_interval = None,
+        event_retention = None, owner = None
+    ))]
+    #[allow(clippy::too_many_arguments)]
+    fn start_delivery(
+        &self,
+        py: Python<'_>,
+        workers: Option<usize>,
+        max_in_flight: Option<usize>,
+        lease_grace: Option<f64>,
+        unhealthy_after: Option<u32>,
+        disable_after: Option<f64>,
+        max_records: Option<u64>,
+        max_record_age: Option<f64>,
+        housekeeping_interval: Option<f64>,
+        event_retention: Option<&Bound<'_, PyAny>>,
+        owner: Option<String>,
+    ) -> PyResult<PyDeliveryEngine> {
+        let mut options = DeliveryOptions::default();
+        if let Some(w) = workers {
+            options.workers = w;
+        }
+        options.max_in_flight = max_in_flight;
+        if let Some(g) = lease_grace {
+            options.lease_grace = seconds(py, "lease_grace", g)?;
+        }
+        if let Some(n) = unhealthy_after {
+            options.unhealthy_after = n;
+        }
+        if let Some(d) = disable_after {
+            options.disable_after = seconds(py, "disable_after", d)?;
+        }
+        if let Some(n) = max_records {
+            options.max_records = n;
+        }
+        if let Some(a) = max_record_age {
+            options.max_record_age = seconds(py, "max_record_age", a)?;
+        }
+        if let Some(i) = housekeeping_interval {
+            options.housekeeping_interval = seconds(py, "housekeeping_interval", i)?;
+        }
+        if let Some(rules) = event_retention.filter(|r| !r.is_none()) {
+            options.event_retention = rules_from_py(rules, "event_retention")?;
+        }
+        options.owner = owner;
+        let delivery = run(py, || self.inner.start_delivery(options))?;
+        Ok(PyDeliveryEngine::new(delivery))
+    }
+
+    #[pyo3(signature = (endpoint_id = None, status = None, event_id = None, limit = 100, before_id = None))]
+    fn deliveries(
+        &self,
+        py: Python<'_>,
+        endpoint_id: Option<String>,
+        status: Option<&str>,
+        event_id: Option<String>,
+        limit: usize,
+        before_id: Option<u64>,
+    ) -> PyResult<Vec<PyDeliveryRecord>> {
+        let state = status.map(DeliveryState::parse).transpose().map_err(|e| crate::errors::to_py(py, e))?;
+        let filter = DeliveryFilter { endpoint_id, state, event_id, before_id, limit };
+        let records = run(py, || self.inner.deliveries(&filter))?;
+        records.into_iter().map(|d| PyDeliveryRecord::new(py, d)).collect()
+    }
+
+    /// One delivery by id.
+    fn delivery(&self, py: Python<'_>, id: u64) -> PyResult<PyDeliveryRecord> {
+        let record = run(py, || self.inner.delivery(id))?;
+        PyDeliveryRecord::new(py, record)
+    }
+
+    /// Delivery counts by status (every status present), for one endpoint or all.
+    #[pyo3(signature = (endpoint_id = None))]
+    fn delivery_counts<'py>(&self, py: Python<'py>, endpoint_id: Option<String>) -> PyResult<Bound<'py, PyDict>> {
+        let counts = run(py, || self.inner.delivery_counts(endpoint_id.as_deref()))?;
+        let dict = PyDict::new(py);
+        for state in DeliveryState::ALL {
+            dict.set_item(state.as_str(), 0u64)?;
+        }
+        for (state, n) in counts {
+            dict.set_item(state.as_str(), n)?;
+        }
+        Ok(dict)
+    }
+
+    fn attempts(&self, py: Python<'_>, delivery_id: u64) -> PyResult<Vec<PyAttempt>> {
+        let attempts = run(py, || self.inner.attempts(delivery_id))?;
+        attempts.into_iter().map(|a| PyAttempt::new(py, a)).collect()
+    }
+
+    fn retry(&self, py: Python<'_>, delivery_id: u64) -> PyResult<PyDeliveryRecord> {
+        let record = run(py, || self.inner.retry(delivery_id))?;
+        PyDeliveryRecord::new(py, record)
+    }
+
+    fn recover(&self, py: Python<'_>, endpoint_id: String, since: &Bound<'_, PyAny>) -> PyResult<usize> {
+        let since = aware_datetime(since, "since")?;
+        run(py, || self.inner.recover(&endpoint_id, since))
+    }
+
+    #[pyo3(signature = (endpoint_id, from_position, to_position = None))]
+    fn replay(
+        &self,
+        py: Python<'_>,
+        endpoint_id: String,
+        from_position: u64,
+        to_position: Option<u64>,
+    ) -> PyResult<usize> {
+        run(py, || self.inner.replay(&endpoint_id, from_position, to_position))
+    }
+
+    fn send_test(&self, py: Python<'_>, endpoint_id: String) -> PyResult<PyAttempt> {
+        let attempt = run(py, || self.inner.send_test(&endpoint_id))?;
+        PyAttempt::new(py, attempt)
+    }
+
+    #[pyo3(signature = (endpoint_id, r#type, data, timeout = 5.0))]
+    fn call(
+        &self,
+        py: Python<'_>,
+        endpoint_id: String,
+        r#type: String,
+        data: &Bound<'_, PyAny>,
+        timeout: f64,
+    ) -> PyResult<PyResponse> {
+        let data = to_json(data, "data")?;
+        let timeout = seconds(py, "timeout", timeout)?;
+        run(py, || self.inner.call(&endpoint_id, &r#type, data, timeout)).map(PyResponse::new)
+    }
+
+    fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let stats = run(py, || self.inner.stats())?;
+        stats_to_py(py, stats)
+    }
+
+    fn rate_stats<'py>(&self, py: Python<'py>, tenant: String) -> PyResult<Bound<'py, PyDict>> {
+        let stats = run(py, || self.inner.rate_stats(&tenant))?;
+        rate_stats_to_py(py, stats)
+    }
+}

@@ -1,0 +1,39 @@
+"""The installed package: metadata, native module, stubs and py.typed ship with it."""
+
+from __future__ import annotations
+
+import importlib.metadata
+from pathlib import Path
+
+import tidings
+import tidings._tidings as native
+
+
+def test_installed_distribution() -> None:
+    assert importlib.metadata.version("tidings") == tidings.__version__
+    package = Path(tidings.__file__).parent
+    assert "site-packages" in package.parts, "tests must run against the installed package"
+    assert (package / "py.typed").is_file()
+    assert (package / "_tidings.pyi").is_file()
+    assert Path(native.__file__).name.endswith(".abi3.so")
+    assert isinstance(tidings.SCHEMA_VERSION, int) and tidings.SCHEMA_VERSION >= 1
+
+
+def test_public_names() -> None:
+    assert set(tidings.__all__) == set(native.__all__)
+    for name in tidings.__all__:
+        assert getattr(tidings, name) is getattr(native, name)
+    assert tidings.Store.__module__ == "tidings"
+    assert tidings.Delivery.__name__ == "Delivery"
+    assert tidings.DeliveryEngine.__name__ == "DeliveryEngine"
+
+
+def test_in_memory_store() -> None:
+    with tidings.Store(":memory:") as store:
+        assert store.path == ":memory:"
+        store.execute("CREATE TABLE t (x)")
+        with store.transaction() as tx:
+            tx.execute("INSERT INTO t VALUES (1)")
+            tx.append("s", "a.b", {"x": 1})
+        assert store.query("SELECT x FROM t") == [(1,)]
+        assert store.read_all(wait=0.01)[0].data == {"x": 1}
