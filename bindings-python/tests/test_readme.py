@@ -1,9 +1,12 @@
-"""The README's Python quickstart runs as written (it brings its own receiver on 127.0.0.1)."""
+"""The READMEs' Python blocks run as written (the quickstarts bring their own receiver on
+127.0.0.1), and the root README's Node snippet verifies the Standard Webhooks test vector."""
 
 from __future__ import annotations
 
 import os
 import re
+import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -28,3 +31,33 @@ def test_quickstart_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
     assert "verified order.created" in out
     assert "delivered: succeeded" in out
     assert os.path.exists(tmp_path / "app.db")
+
+
+ROOT_README = Path(__file__).resolve().parents[2] / "README.md"
+
+
+def root_blocks(language: str) -> list[str]:
+    text = ROOT_README.read_text(encoding="utf-8")
+    return re.findall(rf"^```{language}\n(.*?)^```", text, flags=re.S | re.M)
+
+
+def test_root_readme_python_blocks_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    blocks = root_blocks("python")
+    assert len(blocks) == 2, "the quickstart and the receiver-side verification snippet"
+    monkeypatch.chdir(tmp_path)
+    for code in blocks:
+        exec(compile(code, str(ROOT_README), "exec"), {"__name__": "readme"})
+    out = capsys.readouterr().out
+    assert "verified order.created" in out
+    assert "delivered: succeeded" in out
+
+
+def test_root_readme_node_snippet_verifies_the_test_vector() -> None:
+    [code] = root_blocks("js")
+    node = shutil.which("node")
+    assert node is not None, "Node.js is needed to check the README's Node snippet"
+    done = subprocess.run([node, "-e", code], capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "verified"

@@ -111,9 +111,19 @@ impl Store {
         Ok(types::events(self.inner.read_stream(&stream, options)?))
     }
 
-    /// Reads the global log from `fromPosition`, optionally filtered by type patterns and
-    /// tenant; with `wait` (seconds), blocks until a matching event exists (long-poll).
-    #[uniffi::method(default(from_position = 1, limit = None, types = None, tenant = None, wait = None))]
+    /// Reads the global log from `fromPosition`, optionally filtered by type patterns, tenant
+    /// and stream; with `wait` (seconds), blocks until a matching event exists (long-poll).
+    /// `backwards` reads newest first (`fromPosition` 0: from the end).
+    #[uniffi::method(default(
+        from_position = 1,
+        limit = None,
+        types = None,
+        tenant = None,
+        wait = None,
+        stream = None,
+        backwards = false
+    ))]
+    #[allow(clippy::too_many_arguments)]
     pub fn read_all(
         &self,
         from_position: u64,
@@ -121,6 +131,8 @@ impl Store {
         types: Option<Vec<String>>,
         tenant: Option<String>,
         wait: Option<f64>,
+        stream: Option<String>,
+        backwards: bool,
     ) -> Result<Vec<Event>> {
         let options = tidings::ReadAllOptions {
             from_position,
@@ -128,6 +140,8 @@ impl Store {
             types,
             tenant,
             wait: convert::opt_seconds("wait", wait)?,
+            stream,
+            backwards,
         };
         Ok(types::events(self.inner.read_all(options)?))
     }

@@ -3,8 +3,8 @@
 //! - `args` declares the command line (clap derive);
 //! - `commands/` runs each command; `demo/` is the self-contained end-to-end demo with its own
 //!   signature-verifying receiver;
-//! - `db` finds and checks the database (never creating one by accident), `inspect` reads it
-//!   read-only;
+//! - `db` finds and checks the database (never creating one by accident) and opens it, read-only
+//!   for the inspection commands;
 //! - `output` formats text and JSON, `progress` draws spinners and status lines on stderr;
 //! - `error` maps every failure to one stderr line and an exit code.
 
@@ -23,7 +23,6 @@ mod args;
 mod commands;
 mod db;
 mod error;
-mod inspect;
 mod output;
 mod progress;
 

@@ -181,6 +181,59 @@ fn events_tail_filters_and_show() {
     assert_fails(&env.run(&["events", "tail", "-n", "many"]), 2, "invalid value");
 }
 
+#[test]
+fn events_tail_reads_the_last_events_of_a_selection_and_validates_filters() {
+    let env = Env::new();
+    let ids = append_orders(&env);
+    let positions = |args: &[&str]| -> Vec<u64> {
+        let out = env.cmd(args).arg("--json").output().expect("run");
+        assert_eq!(code(&out), 0, "{args:?}: {}", stderr(&out));
+        parse_lines(&out).iter().map(|e| e["position"].as_u64().unwrap_or(0)).collect()
+    };
+    // The last N of a stream or a type are the selection's last N, oldest first.
+    assert_eq!(positions(&["events", "tail", "--stream", "order-2", "-n", "1"]), vec![4]);
+    assert_eq!(positions(&["events", "tail", "--type", "order.created", "-n", "2"]), vec![3, 5]);
+    assert_eq!(positions(&["events", "tail", "--stream", "order-3", "--type", "order.paid"]), vec![6]);
+    assert_eq!(positions(&["events", "tail", "--stream", "order-1", "--from", "2"]), vec![2]);
+    assert_eq!(positions(&["events", "tail", "--tenant", "acme", "-n", "5"]), vec![7]);
+    assert_eq!(positions(&["events", "tail", "--stream", "nothing-here"]), Vec::<u64>::new());
+    assert_eq!(positions(&["events", "tail", "-n", "0"]), Vec::<u64>::new());
+    assert_eq!(positions(&["events", "tail", "--from", "99"]), Vec::<u64>::new());
+
+    // Upper-case ids are the same event; ids that are not UUIDs are simply not found.
+    assert_eq!(env.json(&["events", "show", &ids[2].to_uppercase()])["position"], 3);
+    assert_error_line(&env.run(&["events", "show", "not-a-uuid"]), 4, "not found");
+    assert_error_line(&env.run(&["deliveries", "list", "--event", "not-a-uuid"]), 4, "not found");
+
+    let long_tenant = "t".repeat(1000);
+    assert_error_line(&env.run(&["events", "tail", "--tenant", &long_tenant]), 5, "invalid --tenant");
+    assert_error_line(&env.run(&["events", "tail", "--tenant", ""]), 5, "invalid --tenant");
+    // A bad pattern is reported before the database is even looked at.
+    let missing = Env::empty();
+    assert_error_line(&missing.run(&["events", "tail", "--type", "a b"]), 5, "invalid --type");
+}
+
+#[test]
+fn deliveries_of_a_deleted_endpoint_can_still_be_listed() {
+    let env = Env::new();
+    let id = env.endpoint(&EndpointSpec {
+        name: Some("gone".into()),
+        events: vec!["order.*".into()],
+        ..EndpointSpec::new("https://example.com/hook")
+    });
+    append_orders(&env);
+    assert_eq!(env.json(&["deliveries", "list", "--endpoint", &id]).as_array().map(Vec::len), Some(6));
+    assert!(stdout(&env.run(&["deliveries", "list"])).contains("gone"));
+    assert_eq!(code(&env.run(&["endpoints", "delete", &id])), 0);
+    let listed = env.json(&["deliveries", "list", "--endpoint", &id]);
+    let listed = listed.as_array().expect("array");
+    assert_eq!(listed.len(), 6);
+    assert!(listed.iter().all(|d| d["state"] == "cancelled"));
+    assert_eq!(env.json(&["deliveries", "list", "--endpoint", &id, "--status", "pending"]), json!([]));
+    assert_eq!(code(&env.run(&["deliveries", "list", "--endpoint", &id])), 0);
+    assert_error_line(&env.run(&["deliveries", "list", "--endpoint", UNKNOWN]), 4, "not found");
+}
+
 /// A store with one endpoint at `receiver` (path `/hook`, one attempt only) and two events.
 fn failing_setup(env: &Env, receiver: &Receiver) -> (String, String) {
     let secret = Secret::generate();

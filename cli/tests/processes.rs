@@ -156,3 +156,62 @@ fn tail_follow_with_a_stream_starts_at_the_end_of_an_empty_selection() {
     let line = running.next_line();
     assert!(line.contains("mine@1  a.c"), "{line}");
 }
+
+/// How the child `pid` has `path` open: one `O_ACCMODE` value per descriptor (Linux `/proc`).
+#[cfg(target_os = "linux")]
+fn open_modes(pid: u32, path: &std::path::Path) -> Vec<u32> {
+    let wanted = std::fs::canonicalize(path).expect("canonical path");
+    let mut modes = Vec::new();
+    for entry in std::fs::read_dir(format!("/proc/{pid}/fd")).expect("list descriptors").map_while(Result::ok) {
+        if std::fs::read_link(entry.path()).ok().as_deref() != Some(wanted.as_path()) {
+            continue;
+        }
+        let info = std::fs::read_to_string(format!("/proc/{pid}/fdinfo/{}", entry.file_name().to_string_lossy()))
+            .expect("fdinfo");
+        let flags = info.lines().find_map(|l| l.strip_prefix("flags:")).expect("flags line").trim();
+        modes.push(u32::from_str_radix(flags, 8).expect("octal flags") & 0o3);
+    }
+    modes
+}
+
+#[test]
+#[cfg(target_os = "linux")]
+fn tail_follow_opens_the_database_read_only() {
+    let env = Env::new();
+    let store = env.plain_store();
+    store.append("order-1", &[NewEvent::new("order.created", json!({"n": 1}))], ExpectedVersion::Any).expect("append");
+    let running = Running::start(&env, &["events", "tail", "--follow", "--json"]);
+    assert_eq!(serde_json::from_str::<Value>(&running.next_line()).expect("JSON")["position"], 1);
+    // An event seen while following proves the follow loop's reads have run.
+    store.append("order-1", &[NewEvent::new("order.paid", json!({"n": 1}))], ExpectedVersion::Any).expect("append");
+    assert_eq!(serde_json::from_str::<Value>(&running.next_line()).expect("JSON")["position"], 2);
+    let modes = open_modes(running.child.id(), &env.db);
+    assert!(!modes.is_empty(), "the follower has the database open");
+    assert!(modes.iter().all(|m| *m == 0), "every descriptor of the database file is O_RDONLY: {modes:?}");
+}
+
+#[test]
+fn tail_follow_leaves_an_idle_database_unchanged() {
+    let env = Env::new();
+    let store = env.plain_store();
+    for i in 1..=3 {
+        store
+            .append("order-1", &[NewEvent::new("order.created", json!({"n": i}))], ExpectedVersion::Any)
+            .expect("append");
+    }
+    store.close();
+    drop(store);
+    let before = support::bytes(&env.db);
+    let mut running = Running::start(&env, &["events", "tail", "--follow", "--json", "--stream", "order-1"]);
+    for position in 1..=3 {
+        assert_eq!(serde_json::from_str::<Value>(&running.next_line()).expect("JSON")["position"], position);
+    }
+    // Let a few long-poll rounds run (the store's poll interval is 100 ms) before stopping it.
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(running.child.try_wait().expect("try_wait").is_none(), "the follower is still waiting");
+    running.signal("TERM");
+    running.wait();
+    assert_eq!(support::bytes(&env.db), before, "the database file changed");
+    let wal = env.db.with_file_name("app.db-wal");
+    assert!(std::fs::metadata(&wal).map_or(true, |m| m.len() == 0), "the follower wrote to the WAL");
+}

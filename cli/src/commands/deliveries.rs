@@ -4,14 +4,13 @@
 //! application's, or `tidings deliver`) sends them.
 
 use serde_json::json;
-use tidings::{DeliveryFilter, StoreOptions};
+use tidings::{DeliveryFilter, Store, StoreOptions};
 use time::OffsetDateTime;
 
 use super::Ctx;
 use crate::args::{DeliveriesCommand, Since};
 use crate::db;
 use crate::error::Result;
-use crate::inspect::ReadOnlyStore;
 use crate::output;
 use crate::progress::{self, Spinner};
 
@@ -19,24 +18,24 @@ use crate::progress::{self, Spinner};
 pub fn run(ctx: &Ctx, cmd: DeliveriesCommand) -> Result<()> {
     match cmd {
         DeliveriesCommand::List { status, endpoint, event, limit, before } => {
-            let reader = ReadOnlyStore::open(ctx.db()?)?;
+            let store = db::open_read_only(ctx.db()?)?;
             if let Some(id) = &endpoint {
-                reader.require_endpoint(id)?;
+                require_endpoint(&store, id)?;
             }
-            let event_id = event.as_deref().map(|id| reader.event(id)).transpose()?.map(|e| e.id);
+            let event_id = event.as_deref().map(|id| super::events::event(&store, id)).transpose()?.map(|e| e.id);
             let filter = DeliveryFilter { endpoint_id: endpoint, state: status, event_id, before_id: before, limit };
-            let deliveries = reader.deliveries(&filter)?;
+            let deliveries = store.deliveries(&filter)?;
             if ctx.json {
                 output::print_json(&json!(deliveries.iter().map(output::delivery_json).collect::<Vec<_>>()));
             } else {
-                output::print_deliveries(&deliveries, &reader.endpoint_names()?);
+                output::print_deliveries(&deliveries, &super::endpoint_names(&store)?);
             }
             Ok(())
         }
         DeliveriesCommand::Show { id } => {
-            let reader = ReadOnlyStore::open(ctx.db()?)?;
-            let delivery = reader.delivery(id)?;
-            let attempts = reader.attempts(id)?;
+            let store = db::open_read_only(ctx.db()?)?;
+            let delivery = store.delivery(id)?;
+            let attempts = store.attempts(id)?;
             if ctx.json {
                 let mut value = output::delivery_json(&delivery);
                 if let Some(map) = value.as_object_mut() {
@@ -47,10 +46,26 @@ pub fn run(ctx: &Ctx, cmd: DeliveriesCommand) -> Result<()> {
                 }
                 output::print_json(&value);
             } else {
-                output::print_delivery(&delivery, &attempts, &reader.endpoint_names()?);
+                output::print_delivery(&delivery, &attempts, &super::endpoint_names(&store)?);
             }
             Ok(())
         }
+    }
+}
+
+/// Fails with "endpoint not found" unless `id` names a live endpoint or one that was deleted
+/// but still has delivery records (those stay until pruned, and can be listed).
+fn require_endpoint(store: &Store, id: &str) -> Result<()> {
+    match store.get_endpoint(id) {
+        Err(tidings::Error::NotFound { .. }) => {
+            let filter = DeliveryFilter { endpoint_id: Some(id.to_string()), limit: 1, ..Default::default() };
+            if store.deliveries(&filter)?.is_empty() {
+                Err(tidings::Error::not_found("endpoint", id).into())
+            } else {
+                Ok(())
+            }
+        }
+        other => other.map(drop).map_err(Into::into),
     }
 }
 

@@ -10,7 +10,6 @@ use super::Ctx;
 use crate::args::{AddArgs, EndpointSettings, EndpointsCommand, UpdateArgs};
 use crate::db;
 use crate::error::{CliError, Result};
-use crate::inspect::ReadOnlyStore;
 use crate::output;
 
 /// Runs one `endpoints` subcommand.
@@ -19,7 +18,7 @@ pub fn run(ctx: &Ctx, cmd: EndpointsCommand) -> Result<()> {
         EndpointsCommand::List { tenant } => list(ctx, tenant.as_deref()),
         EndpointsCommand::Add(args) => add(ctx, &args),
         EndpointsCommand::Show { id, show_secret } => {
-            let endpoint = ReadOnlyStore::open(ctx.db()?)?.get_endpoint(&id)?;
+            let endpoint = db::open_read_only(ctx.db()?)?.get_endpoint(&id)?;
             print_one(ctx, &endpoint, show_secret, None);
             Ok(())
         }
@@ -78,7 +77,7 @@ fn print_one(ctx: &Ctx, endpoint: &Endpoint, show_secret: bool, note: Option<&st
 }
 
 fn list(ctx: &Ctx, tenant: Option<&str>) -> Result<()> {
-    let endpoints = ReadOnlyStore::open(ctx.db()?)?.list_endpoints(tenant)?;
+    let endpoints = db::open_read_only(ctx.db()?)?.list_endpoints(tenant)?;
     if ctx.json {
         output::print_json(&json!(endpoints.iter().map(|e| output::endpoint_json(e, false)).collect::<Vec<_>>()));
     } else {

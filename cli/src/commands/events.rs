@@ -1,18 +1,21 @@
 //! `tidings events tail [--follow]` and `tidings events show ID`.
 //!
-//! `tail` reads the past events read-only; `--follow` then waits for new ones with the store's
-//! long-poll read (`read_all` with `wait`), which wakes on a commit instead of sleeping in a loop.
+//! Both read through a read-only store ([`db::open_read_only`]): `tail` reads the past events
+//! with `read_all` (backwards for the last `-n` events, forwards from `--from`), and `--follow`
+//! then waits for new ones with the same store's long-poll read (`read_all` with `wait`), which
+//! notices other processes' commits within the store's poll interval instead of sleeping in a
+//! loop of its own. Filters (`--stream`, `--type`, `--tenant`) are applied by the store.
 
 use std::time::Duration;
 
 use serde_json::json;
-use tidings::{DeliveryFilter, ReadAllOptions, RecordedEvent, StoreOptions};
+use tidings::pattern::PatternSet;
+use tidings::{DeliveryFilter, ReadAllOptions, RecordedEvent, Store};
 
 use super::Ctx;
 use crate::args::{EventsCommand, TailArgs};
 use crate::db;
 use crate::error::{CliError, Result};
-use crate::inspect::{self, EventFilter, ReadOnlyStore};
 use crate::output;
 
 /// How long one long-poll waits before it is simply issued again.
@@ -44,43 +47,62 @@ fn tail(ctx: &Ctx, args: &TailArgs) -> Result<()> {
     {
         return Err(CliError::invalid("invalid --tenant: must not be empty"));
     }
-    let filter = EventFilter {
+    if !args.types.is_empty() {
+        // Checked before the database is opened, so a typo is reported as such.
+        PatternSet::parse(&args.types).map_err(option_error)?;
+    }
+    let store = db::open_read_only(path)?;
+    let filter = ReadAllOptions {
         stream: args.stream.clone(),
-        types: inspect::type_patterns(&args.types)?,
+        types: (!args.types.is_empty()).then(|| args.types.clone()),
         tenant: args.tenant.clone(),
+        ..Default::default()
     };
-    let reader = ReadOnlyStore::open(path)?;
+    let read = |options: ReadAllOptions| store.read_all(options).map_err(option_error);
+    // Taken before the past events are read, so that `--follow` misses nothing committed
+    // meanwhile. (A backwards read from 0 starts at the end of the log.)
+    let end = store.last_position()?;
     let past = match args.from {
-        Some(from) => reader.events_from(from, usize::MAX, &filter)?,
-        None => reader.last_events(args.lines, &filter)?,
+        Some(from) => read(ReadAllOptions { from_position: from, ..filter.clone() })?,
+        None => {
+            let mut last = read(ReadAllOptions {
+                from_position: end,
+                limit: Some(args.lines),
+                backwards: true,
+                ..filter.clone()
+            })?;
+            last.reverse();
+            last
+        }
     };
     for event in &past {
         emit(ctx, event);
     }
-    if !args.follow {
-        return Ok(());
+    if args.follow {
+        // Continue right after what was read, or after the end of the log as it was then.
+        let next = match past.last() {
+            Some(last) => last.position + 1,
+            None => args.from.unwrap_or(0).max(end + 1),
+        };
+        follow(ctx, &store, filter, next)?;
     }
-    // Continue right after what was read, or after the end of the log as it was then.
-    let mut next = match past.last() {
-        Some(last) => last.position + 1,
-        None => args.from.unwrap_or(0).max(reader.last_position()? + 1),
-    };
-    drop(reader);
-    let store = db::open_store(path, StoreOptions::default())?;
-    let types = (!args.types.is_empty()).then(|| args.types.clone());
+    Ok(())
+}
+
+/// Prints matching events as they are committed, from position `next` on, until the process
+/// is stopped (or stdout is closed).
+fn follow(ctx: &Ctx, store: &Store, filter: ReadAllOptions, mut next: u64) -> Result<()> {
     loop {
-        let events = store.read_all(ReadAllOptions {
-            from_position: next,
-            limit: Some(FOLLOW_BATCH),
-            types: types.clone(),
-            tenant: args.tenant.clone(),
-            wait: Some(LONG_POLL),
-            ..Default::default()
-        })?;
+        let events = store
+            .read_all(ReadAllOptions {
+                from_position: next,
+                limit: Some(FOLLOW_BATCH),
+                wait: Some(LONG_POLL),
+                ..filter.clone()
+            })
+            .map_err(option_error)?;
         for event in &events {
-            if filter.matches(event) {
-                emit(ctx, event);
-            }
+            emit(ctx, event);
         }
         if let Some(last) = events.last() {
             next = last.position + 1;
@@ -88,11 +110,32 @@ fn tail(ctx: &Ctx, args: &TailArgs) -> Result<()> {
     }
 }
 
+/// Names the option behind a filter the store refused (`--type`, `--tenant`).
+fn option_error(err: tidings::Error) -> CliError {
+    match err {
+        tidings::Error::InvalidInput { field, reason } if field == "events" => {
+            CliError::invalid(format!("invalid --type: {reason}"))
+        }
+        tidings::Error::InvalidInput { field, reason } if field == "tenant" => {
+            CliError::invalid(format!("invalid --tenant: {reason}"))
+        }
+        other => other.into(),
+    }
+}
+
+/// One event by id; an id that is not a UUID is simply not found, like any unknown id.
+pub fn event(store: &Store, id: &str) -> Result<RecordedEvent> {
+    store.event(id).map_err(|e| match e {
+        tidings::Error::InvalidInput { field, .. } if field == "id" => tidings::Error::not_found("event", id).into(),
+        other => other.into(),
+    })
+}
+
 fn show(ctx: &Ctx, id: &str) -> Result<()> {
-    let reader = ReadOnlyStore::open(ctx.db()?)?;
-    let event = reader.event(id)?;
+    let store = db::open_read_only(ctx.db()?)?;
+    let event = event(&store, id)?;
     let deliveries =
-        reader.deliveries(&DeliveryFilter { event_id: Some(event.id.clone()), limit: 1000, ..Default::default() })?;
+        store.deliveries(&DeliveryFilter { event_id: Some(event.id.clone()), limit: 1000, ..Default::default() })?;
     if ctx.json {
         let mut value = output::event_json(&event);
         if let Some(map) = value.as_object_mut() {
@@ -102,7 +145,7 @@ fn show(ctx: &Ctx, id: &str) -> Result<()> {
     } else {
         output::print_event(&event);
         outln!();
-        output::print_deliveries(&deliveries, &reader.endpoint_names()?);
+        output::print_deliveries(&deliveries, &super::endpoint_names(&store)?);
     }
     Ok(())
 }

@@ -8,11 +8,12 @@ mod events;
 mod stats;
 mod verify;
 
+use std::collections::HashMap;
 use std::path::PathBuf;
 
 use serde_json::json;
-use tidings::StoreOptions;
 use tidings::egress::EgressPolicy;
+use tidings::{Store, StoreOptions};
 
 use crate::args::{Cli, Command, EgressArgs};
 use crate::db::{self, InitOutcome};
@@ -77,6 +78,12 @@ fn init(ctx: &Ctx) -> Result<()> {
         outln!("{text}");
     }
     Ok(())
+}
+
+/// Endpoint names by id, for display (endpoints without a name are left out, and so are deleted
+/// ones: the store lists live endpoints only, so their deliveries show the bare id).
+pub fn endpoint_names(store: &Store) -> Result<HashMap<String, String>> {
+    Ok(store.list_endpoints(None)?.into_iter().filter_map(|e| Some((e.id, e.spec.name?))).collect())
 }
 
 /// The egress policy asked for on the command line.

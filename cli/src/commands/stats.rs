@@ -4,15 +4,15 @@ use std::io::{IsTerminal, Write};
 
 use super::Ctx;
 use crate::args::StatsArgs;
+use crate::db;
 use crate::error::Result;
-use crate::inspect::ReadOnlyStore;
 use crate::output;
 
 /// Prints the statistics once, or refreshes them every `--interval` with `--watch`.
 pub fn run(ctx: &Ctx, args: &StatsArgs) -> Result<()> {
-    let reader = ReadOnlyStore::open(ctx.db()?)?;
+    let store = db::open_read_only(ctx.db()?)?;
     if !args.watch {
-        let stats = reader.stats()?;
+        let stats = store.stats()?;
         if ctx.json {
             output::print_json(&output::stats_json(&stats));
         } else {
@@ -23,7 +23,7 @@ pub fn run(ctx: &Ctx, args: &StatsArgs) -> Result<()> {
     let redraw = !ctx.json && std::io::stdout().is_terminal();
     let mut shown = 0u64;
     loop {
-        let stats = reader.stats()?;
+        let stats = store.stats()?;
         let now = output::time(time::OffsetDateTime::now_utc());
         let mut out = std::io::stdout().lock();
         let written = if ctx.json {

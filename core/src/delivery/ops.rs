@@ -169,6 +169,10 @@ fn stats(conn: &Connection) -> Result<Stats> {
     let mut all: Vec<i64> = latencies.iter().map(|(_, d)| *d).collect();
     all.sort_unstable();
     latencies.sort_unstable();
+    let mut by_endpoint: std::collections::HashMap<i64, Vec<i64>> = std::collections::HashMap::new();
+    for (seq, d) in latencies {
+        by_endpoint.entry(seq).or_default().push(d);
+    }
     let mut endpoints = Vec::new();
     let mut stmt = conn.prepare_cached(
         "SELECT seq, id, name, consecutive_failures, unhealthy, enabled FROM tidings_endpoints
@@ -180,7 +184,7 @@ fn stats(conn: &Connection) -> Result<Stats> {
     for row in rows {
         let (seq, endpoint_id, name, consecutive_failures, unhealthy, enabled) = row?;
         let states = per_endpoint.remove(&seq).unwrap_or_else(empty_states);
-        let lat: Vec<i64> = latencies.iter().filter(|(s, _)| *s == seq).map(|(_, d)| *d).collect();
+        let lat = by_endpoint.remove(&seq).unwrap_or_default();
         endpoints.push(EndpointStats {
             endpoint_id,
             name,
