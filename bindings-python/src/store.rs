@@ -266,19 +266,24 @@ impl PyStore {
         PyEvent::list(py, events)
     }
 
-    #[pyo3(signature = (from_position = 1, limit = None, types = None, tenant = None, wait = None))]
+    #[pyo3(signature = (from_position = None, limit = None, types = None, tenant = None, wait = None, stream = None, backwards = false))]
+    #[allow(clippy::too_many_arguments)]
     fn read_all(
         &self,
         py: Python<'_>,
-        from_position: u64,
+        from_position: Option<u64>,
         limit: Option<usize>,
         types: Option<&Bound<'_, PyAny>>,
         tenant: Option<String>,
         wait: Option<f64>,
+        stream: Option<String>,
+        backwards: bool,
     ) -> PyResult<Vec<PyEvent>> {
         let types = types.filter(|t| !t.is_none()).map(|t| str_or_strs(t, "types")).transpose()?;
         let wait = opt_seconds(py, "wait", wait)?;
-        let options = ReadAllOptions { from_position, limit, types, tenant, wait, ..Default::default() };
+        // None: the start of the log, or its end when reading backwards (core's 0).
+        let from_position = from_position.unwrap_or(0);
+        let options = ReadAllOptions { from_position, limit, types, tenant, wait, stream, backwards };
         let events = run(py, || self.inner.read_all(options))?;
         PyEvent::list(py, events)
     }

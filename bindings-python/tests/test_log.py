@@ -93,6 +93,9 @@ def test_read_all_filters(store: tidings.Store) -> None:
     assert [e.position for e in store.read_all(types=["order.paid"], tenant="acme")] == [4]
     assert store.read_all(from_position=5, wait=0.05) == []
     assert store.last_position() == 4
+    assert [e.position for e in store.read_all(stream="a")] == [1, 4]
+    assert [e.position for e in store.read_all(backwards=True, limit=3)] == [4, 3, 2]
+    assert [e.position for e in store.read_all(backwards=True, from_position=2)] == [2, 1]
 
 
 def test_delete_and_truncate_stream(store: tidings.Store) -> None:

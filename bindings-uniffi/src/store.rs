@@ -113,9 +113,10 @@ impl Store {
 
     /// Reads the global log from `fromPosition`, optionally filtered by type patterns, tenant
     /// and stream; with `wait` (seconds), blocks until a matching event exists (long-poll).
-    /// `backwards` reads newest first (`fromPosition` 0: from the end).
+    /// `backwards` reads newest first. `fromPosition` 0 (the default) is the start of the log,
+    /// or its end when reading backwards.
     #[uniffi::method(default(
-        from_position = 1,
+        from_position = 0,
         limit = None,
         types = None,
         tenant = None,

@@ -534,15 +534,18 @@ class Store:
         """Read a stream from ``from_version`` (default: the first, or the last when backwards)."""
     def read_all(
         self,
-        from_position: int = 1,
+        from_position: Optional[int] = None,
         limit: Optional[int] = None,
         types: Union[str, Sequence[str], None] = None,
         tenant: Optional[str] = None,
         wait: Optional[float] = None,
+        stream: Optional[str] = None,
+        backwards: bool = False,
     ) -> list[Event]:
-        """Read the global log in position order, optionally filtered by type patterns and
-        tenant. With ``wait``, block up to that many seconds until a matching event at or past
-        ``from_position`` exists (long-poll)."""
+        """Read the global log in position order, optionally filtered by type patterns, tenant
+        and stream. With ``wait``, block up to that many seconds until a matching event at or
+        past ``from_position`` exists (long-poll). ``from_position=None`` starts at the
+        beginning, or at the end with ``backwards=True`` (newest first; ``wait`` is ignored)."""
     def stream_version(self, stream: str) -> Optional[int]:
         """The stream's current version, or None if it does not exist."""
     def event(self, id: str) -> Event: ...
