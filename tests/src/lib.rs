@@ -1,6 +1,12 @@
 //! Support for the end-to-end tests: a real HTTP receiver on 127.0.0.1, a TLS receiver,
-//! and helpers to open stores that may deliver to loopback.
+//! and helpers to open stores that may deliver to loopback. For the reliability suite: a
+//! fault-injecting server ([`faults`]), a lean counting receiver for load ([`counting`]), and
+//! process, memory, CPU and database-consistency helpers ([`procs`]).
 
+pub mod counting;
+pub mod faults;
+pub mod http_lite;
+pub mod procs;
 pub mod receiver;
 pub mod tls;
 

@@ -32,8 +32,8 @@ pub(crate) struct LocalState {
     turn: usize,
 }
 
-/// How long a cached endpoint's settings are trusted (a rotated secret's grace period ends
-/// without any row change).
+/// How long a cached endpoint's settings are trusted at most (they are also reloaded when the
+/// row changes and when a rotated secret's grace period ends).
 const TARGET_TTL_MICROS: i64 = 30_000_000;
 
 impl LocalState {
@@ -67,16 +67,21 @@ impl LocalState {
     }
 
     fn target(&mut self, conn: &Connection, seq: i64, id: &str, updated_at: i64, now: i64) -> Result<Arc<Target>> {
-        if let Some((stamp, loaded, target)) = self.targets.get(&seq)
+        if let Some((stamp, valid_until, target)) = self.targets.get(&seq)
             && *stamp == updated_at
-            && now - *loaded < TARGET_TTL_MICROS
+            && now < *valid_until
         {
             return Ok(Arc::clone(target));
         }
         let (_, ep) = endpoint::get_with_seq(conn, id)?;
         let secrets = endpoint::active_secrets(conn, seq, now)?;
+        // Reload when a rotated secret's grace period ends, which changes no row.
+        let mut valid_until = now.saturating_add(TARGET_TTL_MICROS);
+        if let Some(until) = endpoint::previous_secret_until(conn, seq, now)? {
+            valid_until = valid_until.min(until);
+        }
         let target = Arc::new(Target::new(seq, &ep, secrets)?);
-        self.targets.put(seq, (updated_at, now, Arc::clone(&target)));
+        self.targets.put(seq, (updated_at, valid_until, Arc::clone(&target)));
         Ok(target)
     }
 }

@@ -129,6 +129,7 @@ pub(crate) fn list(conn: &Connection, tenant: Option<&str>) -> Result<Vec<Endpoi
 /// Creates an endpoint from a validated spec.
 pub(crate) fn create(conn: &Connection, spec: &EndpointSpec) -> Result<Endpoint> {
     let checked = validate::check(spec)?;
+    let url = checked.url;
     let secret = checked.secret.unwrap_or_else(Secret::generate);
     let id = uuid::Uuid::now_v7().hyphenated().to_string();
     let now = clock::now_micros();
@@ -143,7 +144,7 @@ pub(crate) fn create(conn: &Connection, spec: &EndpointSpec) -> Result<Endpoint>
     )?
     .execute(params![
         id,
-        spec.url,
+        url,
         spec.name,
         serde_json::to_string(&PatternSet::parse(&spec.events)?.patterns())?,
         spec.tenant,
@@ -182,7 +183,7 @@ pub(crate) fn update(conn: &Connection, id: &str, change: &EndpointUpdate) -> Re
     let mut spec = current.spec.clone();
     change.apply_to(&mut spec);
     spec.enabled = current.spec.enabled;
-    validate::check(&spec)?;
+    spec.url = validate::check(&spec)?.url;
     conn.prepare_cached(
         "UPDATE tidings_endpoints SET url = ?2, name = ?3, events = ?4, tenant = ?5, auth = ?6, headers = ?7,
             timeout_us = ?8, max_attempts = ?9, initial_delay_us = ?10, max_delay_us = ?11, multiplier = ?12,
@@ -331,6 +332,18 @@ pub(crate) fn active_secrets(conn: &Connection, seq: i64, now: i64) -> Result<Ve
         secrets.push(Secret::parse(&prev)?);
     }
     Ok(secrets)
+}
+
+/// When the previous secret stops signing, if it still does at `now`.
+pub(crate) fn previous_secret_until(conn: &Connection, seq: i64, now: i64) -> Result<Option<i64>> {
+    let until: Option<i64> = conn
+        .prepare_cached(
+            "SELECT previous_secret_until FROM tidings_endpoints WHERE seq = ?1 AND previous_secret IS NOT NULL",
+        )?
+        .query_row([seq], |r| r.get(0))
+        .optional()?
+        .flatten();
+    Ok(until.filter(|u| *u > now))
 }
 
 /// `replay(endpoint, from, to)`: every matching event in the range gets a pending delivery;

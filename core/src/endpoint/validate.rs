@@ -31,11 +31,13 @@ const RESERVED_HEADERS: &[&str] = &[
 /// A spec that passed validation, with its parsed parts.
 pub(crate) struct Checked {
     pub secret: Option<Secret>,
+    /// The URL to store: as given, or percent-encoded where the HTTP client needs it.
+    pub url: String,
 }
 
 /// Checks every field of `spec`.
 pub(crate) fn check(spec: &EndpointSpec) -> Result<Checked> {
-    check_url(&spec.url)?;
+    let url = check_url(&spec.url)?;
     if let Some(name) = &spec.name
         && (name.is_empty() || name.chars().count() > 200 || name.chars().any(char::is_control))
     {
@@ -101,10 +103,13 @@ pub(crate) fn check(spec: &EndpointSpec) -> Result<Checked> {
             return Err(Error::invalid("final_statuses", "must be HTTP statuses between 300 and 599"));
         }
     }
-    Ok(Checked { secret })
+    Ok(Checked { secret, url })
 }
 
-fn check_url(raw: &str) -> Result<()> {
+/// Checks a URL and returns the form to store: the URL as given when the HTTP client can send
+/// to it, otherwise its standard serialisation (spaces and other characters percent-encoded),
+/// so that every accepted endpoint is deliverable.
+fn check_url(raw: &str) -> Result<String> {
     if raw.len() > 2048 {
         return Err(Error::invalid("url", "must be at most 2048 bytes"));
     }
@@ -118,7 +123,14 @@ fn check_url(raw: &str) -> Result<()> {
     if !url.username().is_empty() || url.password().is_some() {
         return Err(Error::invalid("url", "must not carry credentials; use auth instead"));
     }
-    Ok(())
+    if crate::delivery::http::is_sendable_url(raw) {
+        return Ok(raw.to_string());
+    }
+    let normalized = url.to_string();
+    if normalized.len() <= 2048 && crate::delivery::http::is_sendable_url(&normalized) {
+        return Ok(normalized);
+    }
+    Err(Error::invalid("url", "the HTTP client cannot send to this URL"))
 }
 
 fn check_auth(auth: &Auth) -> Result<()> {

@@ -10,6 +10,29 @@
 //!   allowed) for `seconds`, printing `ready` once started, then shuts down and prints
 //!   `stopped`. The parent may kill it at any moment.
 //!
+//! Commands of the reliability suite (`tests/tests/crash_rounds.rs`, `busy_lock.rs`,
+//! `egress_refusal.rs`):
+//!
+//! - `work <db> <tag> <workers> <lease-grace-ms> <pause-us>`: starts the delivery engine
+//!   (loopback allowed; `workers` 0: none), prints `ready`, then appends forever, one
+//!   transaction each: a row `(tag, n)` in the app table `crash_rows`, the event `crash.work`
+//!   `{"tag","n"}` to stream `<tag>` at exact version `n`, and the event id written back into
+//!   the row; pausing `pause-us` between transactions. Meant to be killed.
+//! - `serve <db> <workers> <lease-grace-ms> <shutdown-grace-ms>`: starts the engine, prints
+//!   `ready`, waits for a line on stdin, prints `stopping`, shuts down with the grace period
+//!   and prints `stopped`.
+//! - `prune <db> <max-records> <keep-events>`: starts the engine with `max_records`, a 10 ms
+//!   housekeeping interval and the log retention rule `* max_count keep-events`, prints
+//!   `ready` and runs for a minute.
+//! - `open-loop <dir> <count>`: for i in 0..count, makes `<dir>/db-<i>.db` an app database
+//!   (table `app_data` with one row, `user_version` 7) and opens it with tidings (creating the
+//!   schema), printing `opened <i>`.
+//! - `hold-lock <db>`: takes `BEGIN EXCLUSIVE` on a raw connection and writes in it, prints
+//!   `locked`, waits for a line on stdin, rolls back and prints `released`.
+//! - `send-test <db> <url>`: opens a store with the DEFAULT options (default egress policy),
+//!   creates an endpoint for `url`, runs `send_test` and prints `kind=<error kind or none>
+//!   status=<status or none>`.
+//!
 //! Exits with status 1 and a message on stderr on any error.
 
 use std::io::{BufRead, Write};
@@ -49,8 +72,22 @@ fn run(args: &[String]) -> Result<(), Failure> {
         [command, db, seconds, workers, grace_ms] if command == "deliver" => {
             deliver(db, seconds.parse()?, workers.parse()?, grace_ms.parse()?)
         }
+        [command, db, tag, workers, grace_ms, pause_us] if command == "work" => {
+            work(db, tag, workers.parse()?, grace_ms.parse()?, pause_us.parse()?)
+        }
+        [command, db, workers, grace_ms, shutdown_ms] if command == "serve" => {
+            serve(db, workers.parse()?, grace_ms.parse()?, shutdown_ms.parse()?)
+        }
+        [command, db, max_records, keep] if command == "prune" => prune(db, max_records.parse()?, keep.parse()?),
+        [command, dir, count] if command == "open-loop" => open_loop(dir, count.parse()?),
+        [command, db] if command == "hold-lock" => hold_lock(db),
+        [command, db, url] if command == "send-test" => send_test(db, url),
         _ => Err("usage: append <db> <stream> <count> | create-endpoint <db> <url> <pattern> | \
-                  disable-endpoint <db> <id> | deliver <db> <seconds> <workers> <lease-grace-ms>"
+                  disable-endpoint <db> <id> | deliver <db> <seconds> <workers> <lease-grace-ms> | \
+                  work <db> <tag> <workers> <lease-grace-ms> <pause-us> | \
+                  serve <db> <workers> <lease-grace-ms> <shutdown-grace-ms> | \
+                  prune <db> <max-records> <keep-events> | open-loop <dir> <count> | hold-lock <db> | \
+                  send-test <db> <url>"
             .into()),
     }
 }
@@ -94,5 +131,121 @@ fn deliver(db: &str, seconds: u64, workers: usize, grace_ms: u64) -> Result<(), 
     std::thread::sleep(std::time::Duration::from_secs(seconds));
     delivery.shutdown(std::time::Duration::from_secs(2))?;
     println!("stopped");
+    Ok(())
+}
+
+fn ready(word: &str) -> Result<(), Failure> {
+    println!("{word}");
+    std::io::stdout().flush()?;
+    Ok(())
+}
+
+fn wait_for_line() -> Result<(), Failure> {
+    let mut line = String::new();
+    std::io::stdin().lock().read_line(&mut line)?;
+    Ok(())
+}
+
+fn work(db: &str, tag: &str, workers: usize, grace_ms: u64, pause_us: u64) -> Result<(), Failure> {
+    let store = Store::open(db, tidings_tests::loopback_options())?;
+    store.execute(
+        "CREATE TABLE IF NOT EXISTS crash_rows (tag TEXT NOT NULL, n INTEGER NOT NULL, event_id TEXT,
+            PRIMARY KEY (tag, n))",
+        [],
+    )?;
+    let _delivery = if workers > 0 {
+        Some(store.start_delivery(tidings::DeliveryOptions {
+            workers,
+            lease_grace: std::time::Duration::from_millis(grace_ms),
+            ..Default::default()
+        })?)
+    } else {
+        None
+    };
+    ready("ready")?;
+    for n in 0u64.. {
+        store.transaction(|tx| {
+            tx.execute("INSERT INTO crash_rows (tag, n) VALUES (?1, ?2)", (tag, n as i64))?;
+            let recorded =
+                tx.append(tag, &[NewEvent::new("crash.work", json!({"tag": tag, "n": n}))], ExpectedVersion::Exact(n))?;
+            tx.execute(
+                "UPDATE crash_rows SET event_id = ?3 WHERE tag = ?1 AND n = ?2",
+                (tag, n as i64, &recorded[0].id),
+            )?;
+            Ok::<_, tidings::Error>(())
+        })?;
+        if pause_us > 0 {
+            std::thread::sleep(std::time::Duration::from_micros(pause_us));
+        }
+    }
+    Ok(())
+}
+
+fn serve(db: &str, workers: usize, grace_ms: u64, shutdown_ms: u64) -> Result<(), Failure> {
+    let store = Store::open(db, tidings_tests::loopback_options())?;
+    let delivery = store.start_delivery(tidings::DeliveryOptions {
+        workers,
+        lease_grace: std::time::Duration::from_millis(grace_ms),
+        ..Default::default()
+    })?;
+    ready("ready")?;
+    wait_for_line()?;
+    ready("stopping")?;
+    delivery.shutdown(std::time::Duration::from_millis(shutdown_ms))?;
+    ready("stopped")?;
+    Ok(())
+}
+
+fn prune(db: &str, max_records: u64, keep: u64) -> Result<(), Failure> {
+    let store = Store::open(db, tidings_tests::loopback_options())?;
+    let _delivery = store.start_delivery(tidings::DeliveryOptions {
+        workers: 1,
+        max_records,
+        housekeeping_interval: std::time::Duration::from_millis(10),
+        event_retention: vec![tidings::RetentionRule::new("*").max_count(keep)],
+        ..Default::default()
+    })?;
+    ready("ready")?;
+    std::thread::sleep(std::time::Duration::from_secs(60));
+    Ok(())
+}
+
+fn open_loop(dir: &str, count: u64) -> Result<(), Failure> {
+    for i in 0..count {
+        let path = std::path::Path::new(dir).join(format!("db-{i}.db"));
+        {
+            let conn = tidings::rusqlite::Connection::open(&path)?;
+            conn.execute_batch(
+                "CREATE TABLE IF NOT EXISTS app_data (x TEXT); INSERT INTO app_data VALUES ('kept');
+                 PRAGMA user_version = 7;",
+            )?;
+        }
+        let store = Store::open(&path, StoreOptions::default())?;
+        drop(store);
+        println!("opened {i}");
+    }
+    Ok(())
+}
+
+fn hold_lock(db: &str) -> Result<(), Failure> {
+    let conn = tidings::rusqlite::Connection::open(db)?;
+    conn.execute_batch(
+        "BEGIN EXCLUSIVE; CREATE TABLE IF NOT EXISTS lock_holder (x); INSERT INTO lock_holder VALUES (1);",
+    )?;
+    ready("locked")?;
+    wait_for_line()?;
+    conn.execute_batch("ROLLBACK")?;
+    ready("released")?;
+    Ok(())
+}
+
+fn send_test(db: &str, url: &str) -> Result<(), Failure> {
+    let store = Store::open(db, StoreOptions::default())?;
+    let endpoint = store
+        .create_endpoint(&EndpointSpec { timeout: std::time::Duration::from_secs(2), ..EndpointSpec::new(url) })?;
+    let attempt = store.send_test(&endpoint.id)?;
+    let kind = attempt.error_kind.unwrap_or_else(|| "none".into());
+    let status = attempt.status_code.map_or_else(|| "none".to_string(), |s| s.to_string());
+    println!("kind={kind} status={status}");
     Ok(())
 }

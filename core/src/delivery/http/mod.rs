@@ -391,6 +391,12 @@ pub(crate) fn check_url_egress(policy: &EgressPolicy, url: &str) -> Result<(), S
     resolver.resolve(&uri, &Config::default(), NextTimeout::default()).map(|_| ()).map_err(classify)
 }
 
+/// Whether the HTTP client can send to `url` (an absolute `http`/`https` URL with a host that
+/// its URI parser accepts). Endpoint validation uses it so every stored URL is deliverable.
+pub(crate) fn is_sendable_url(url: &str) -> bool {
+    parse_url(url).is_ok()
+}
+
 /// `url` as a `ureq` URI, refused unless absolute `http` or `https` with a host.
 fn parse_url(url: &str) -> Result<Uri, SendError> {
     let uri: Uri = url.parse().map_err(|_| SendError::invalid("the URL is not a valid absolute URL"))?;
