@@ -1,8 +1,7 @@
 //! Load: many events through three endpoints to a local receiver, and a receiver that is down
 //! for the first half of a run.
 //!
-//! - 10,000 events (100,000 with `TIDINGS_SLOW_TESTS=1`, which `.ci/test-reliability` runs
-//!   with an optimised build; `TIDINGS_LOAD_EVENTS=N` sets any count) × 3 endpoints: nothing
+//! - 10,000 events (100,000 with `TIDINGS_SLOW_TESTS=1`, which `.ci/run` sets; `TIDINGS_LOAD_EVENTS=N` sets any count) × 3 endpoints: nothing
 //!   is lost, memory stays bounded (this process's `VmRSS`, receiver included, grows by less
 //!   than [`RSS_GROWTH_BOUND_MIB`] after warm-up and peaks below [`RSS_PEAK_BOUND_MIB`]),
 //!   finished delivery records stay below a bound once retention applies (small
