@@ -56,10 +56,12 @@ pub(crate) fn check(spec: &EndpointSpec) -> Result<Checked> {
     }
     for (name, value) in &spec.headers {
         check_header_name("headers", name)?;
-        if value.len() > 8192 || value.chars().any(|c| c.is_control() && c != '\t') {
+        if value.len() > 8192 || !is_header_text(value) {
             return Err(Error::invalid(
                 "headers",
-                format!("the value of {name:?} must be at most 8 KiB without control characters"),
+                format!(
+                    "the value of {name:?} must be at most 8 KiB of printable ASCII, without leading or trailing spaces"
+                ),
             ));
         }
     }
@@ -106,9 +108,9 @@ pub(crate) fn check(spec: &EndpointSpec) -> Result<Checked> {
     Ok(Checked { secret, url })
 }
 
-/// Checks a URL and returns the form to store: the URL as given when the HTTP client can send
-/// to it, otherwise its standard serialisation (spaces and other characters percent-encoded),
-/// so that every accepted endpoint is deliverable.
+/// Checks a URL: an absolute `http`/`https` URL with a host, no credentials, that the HTTP
+/// client can send to as written (so every accepted endpoint is deliverable and its URL
+/// round-trips exactly). Returns it unchanged.
 fn check_url(raw: &str) -> Result<String> {
     if raw.len() > 2048 {
         return Err(Error::invalid("url", "must be at most 2048 bytes"));
@@ -123,34 +125,42 @@ fn check_url(raw: &str) -> Result<String> {
     if !url.username().is_empty() || url.password().is_some() {
         return Err(Error::invalid("url", "must not carry credentials; use auth instead"));
     }
-    if crate::delivery::http::is_sendable_url(raw) {
-        return Ok(raw.to_string());
+    if !crate::delivery::http::is_sendable_url(raw) {
+        return Err(Error::invalid(
+            "url",
+            "has characters that must be percent-encoded (such as spaces, quotes, <, >, `, { or })",
+        ));
     }
-    let normalized = url.to_string();
-    if normalized.len() <= 2048 && crate::delivery::http::is_sendable_url(&normalized) {
-        return Ok(normalized);
-    }
-    Err(Error::invalid("url", "the HTTP client cannot send to this URL"))
+    Ok(raw.to_string())
 }
 
 fn check_auth(auth: &Auth) -> Result<()> {
     match auth {
         Auth::Bearer(token) => {
-            if token.is_empty() || token.len() > 4096 || token.chars().any(|c| c.is_control() || c == ' ') {
+            if token.is_empty() || token.len() > 4096 || !token.chars().all(|c| c.is_ascii_graphic()) {
                 return Err(Error::invalid(
                     "auth",
-                    "a bearer token must be 1 to 4096 bytes without spaces or control characters",
+                    "a bearer token must be 1 to 4096 printable ASCII characters without spaces",
                 ));
             }
         }
         Auth::ApiKey { header, value } => {
             check_header_name("auth", header)?;
-            if value.is_empty() || value.len() > 4096 || value.chars().any(char::is_control) {
-                return Err(Error::invalid("auth", "an API key must be 1 to 4096 bytes without control characters"));
+            if value.is_empty() || value.len() > 4096 || !is_header_text(value) {
+                return Err(Error::invalid(
+                    "auth",
+                    "an API key must be 1 to 4096 printable ASCII characters, without leading or trailing spaces",
+                ));
             }
         }
     }
     Ok(())
+}
+
+/// Header text every HTTP stack accepts and sends unchanged: printable ASCII, spaces and tabs
+/// inside, none at the ends (HTTP clients trim them, so they would not round-trip).
+fn is_header_text(value: &str) -> bool {
+    value.chars().all(|c| c.is_ascii_graphic() || c == ' ' || c == '\t') && value.trim() == value
 }
 
 /// A header name must be an HTTP token and not one tidings sets itself.
