@@ -41,6 +41,8 @@ pub struct Transaction {
     restore_sync: bool,
     /// Wake commit waiters (the delivery engine, long-poll reads) on commit.
     notify: bool,
+    /// The thread that last used this transaction (recorded as the writer's holder).
+    thread: std::cell::Cell<std::thread::ThreadId>,
 }
 
 impl std::fmt::Debug for Transaction {
@@ -70,8 +72,14 @@ impl Transaction {
         } else {
             conn.execute_batch("BEGIN IMMEDIATE")
         };
-        let mut tx =
-            Transaction { shared, conn: Some(conn), endpoints_changed: durable, restore_sync, notify: !durable };
+        let mut tx = Transaction {
+            shared,
+            conn: Some(conn),
+            endpoints_changed: durable,
+            restore_sync,
+            notify: !durable,
+            thread: std::cell::Cell::new(std::thread::current().id()),
+        };
         if let Err(e) = begun {
             if let Some(conn) = tx.conn.take() {
                 tx.release(conn);
@@ -102,7 +110,11 @@ impl Transaction {
         let conn = self.conn.as_ref().ok_or(Error::Closed)?;
         // A transaction may move between threads: the slot must name the thread using it now,
         // so a store write on that thread is refused instead of waiting for itself.
-        self.shared.claim_writer_for_current_thread();
+        let current = std::thread::current().id();
+        if self.thread.get() != current {
+            self.thread.set(current);
+            self.shared.claim_writer_for_current_thread();
+        }
         Ok(conn)
     }
 
