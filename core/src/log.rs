@@ -110,7 +110,9 @@ pub(crate) fn append(
         .map(|e| e.validate(shared.options.max_event_size, allow_system))
         .collect::<Result<Vec<ValidEvent>>>()?;
     let mut seen = std::collections::HashSet::with_capacity(valid.len());
-    if let Some(dup) = valid.iter().find(|v| !seen.insert(v.id.as_str())) {
+    if valid.len() > 1
+        && let Some(dup) = valid.iter().find(|v| !seen.insert(v.id.as_str()))
+    {
         return Err(Error::invalid("id", format!("event id {} appears twice in one append", dup.id)));
     }
     let tenant = valid[0].tenant.clone();

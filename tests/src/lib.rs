@@ -40,3 +40,18 @@ pub fn verify_recorded(request: &receiver::Recorded, secret: &str) -> tidings::R
 pub fn tempdir() -> tidings::Result<tempfile::TempDir> {
     tempfile::tempdir().map_err(|e| tidings::Error::Storage(e.to_string()))
 }
+
+/// The most requests seen in any window of one second (for rate-limit checks).
+pub fn max_in_any_second(times: &[std::time::Instant]) -> usize {
+    let mut sorted = times.to_vec();
+    sorted.sort();
+    let mut worst = 0;
+    let mut start = 0;
+    for end in 0..sorted.len() {
+        while sorted[end] - sorted[start] >= Duration::from_secs(1) {
+            start += 1;
+        }
+        worst = worst.max(end - start + 1);
+    }
+    worst
+}

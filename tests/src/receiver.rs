@@ -239,10 +239,10 @@ impl Drop for Receiver {
         self.shared.shutdown.store(true, Ordering::SeqCst);
         // Unblock `accept` by connecting to ourselves; only join if that worked.
         let woke = TcpStream::connect_timeout(&self.addr, Duration::from_secs(1)).is_ok();
-        if let Some(accept) = self.accept.take() {
-            if woke {
-                let _ = accept.join();
-            }
+        if let Some(accept) = self.accept.take()
+            && woke
+        {
+            let _ = accept.join();
         }
         let connections = std::mem::take(&mut *lock(&self.shared.connections));
         for connection in connections {

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 use tidings::{DeliveryFilter, DeliveryState, EndpointSpec, ExpectedVersion, NewEvent};
 use tidings_tests::receiver::{Behavior, Receiver};
-use tidings_tests::{open_store, tempdir, verify_recorded};
+use tidings_tests::{max_in_any_second, open_store, tempdir, verify_recorded};
 
 const CHILD: &str = env!("CARGO_BIN_EXE_tidings-test-child");
 
@@ -136,17 +136,9 @@ fn two_delivering_processes_share_one_rate_limit() -> tidings::Result<()> {
     a.kill();
     b.kill();
     assert!(arrived, "only {} arrived", receiver.count());
-    let mut times: Vec<Instant> = receiver.requests().iter().map(|r| r.at).collect();
+    let times: Vec<Instant> = receiver.requests().iter().map(|r| r.at).collect();
     assert_eq!(times.len(), 60, "a delivery was sent twice");
-    times.sort();
-    let mut worst = 0;
-    let mut start = 0;
-    for end in 0..times.len() {
-        while times[end] - times[start] >= Duration::from_secs(1) {
-            start += 1;
-        }
-        worst = worst.max(end - start + 1);
-    }
+    let worst = max_in_any_second(&times);
     assert!(worst <= 21, "{worst} requests within one second across two processes");
     Ok(())
 }

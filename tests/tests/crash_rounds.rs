@@ -127,23 +127,39 @@ fn check_receipts(store: &Store, secret: &str, requests: &[Recorded], kills: &[I
     Ok(duplicates)
 }
 
+/// The setup of the kill-round tests: a store file, a receiver whose answers take a few ms (so
+/// requests are in flight when a kill comes) and an endpoint for the children's events.
+struct KillRounds {
+    _dir: tempfile::TempDir,
+    db: std::path::PathBuf,
+    store: Store,
+    receiver: Receiver,
+    endpoint: tidings::Endpoint,
+}
+
+impl KillRounds {
+    fn new() -> Result<KillRounds> {
+        let dir = tempdir()?;
+        let db = dir.path().join("app.db");
+        let store = open_store(&db)?;
+        let receiver = Receiver::start();
+        receiver.set_behavior(Behavior::Delay(Duration::from_millis(5), 200));
+        let endpoint = store.create_endpoint(&EndpointSpec {
+            events: vec!["crash.*".into()],
+            timeout: Duration::from_secs(1),
+            max_in_flight: 4,
+            retry: fast_retry(Duration::from_millis(100), 2.0, 20),
+            ..EndpointSpec::new(receiver.url())
+        })?;
+        Ok(KillRounds { _dir: dir, db, store, receiver, endpoint })
+    }
+}
+
 #[test]
 fn sigkill_rounds_lose_nothing_and_resend_only_in_flight_deliveries() -> Result<()> {
     let rounds = if slow_tests() { 40 } else { 20 };
     let mut rng = Rng::from_env_or_clock();
-    let dir = tempdir()?;
-    let db = dir.path().join("app.db");
-    let store = open_store(&db)?;
-    let receiver = Receiver::start();
-    // Answers take a few ms, so requests are in flight when a kill comes.
-    receiver.set_behavior(Behavior::Delay(Duration::from_millis(5), 200));
-    let endpoint = store.create_endpoint(&EndpointSpec {
-        events: vec!["crash.*".into()],
-        timeout: Duration::from_secs(1),
-        max_in_flight: 4,
-        retry: fast_retry(Duration::from_millis(100), 2.0, 20),
-        ..EndpointSpec::new(receiver.url())
-    })?;
+    let KillRounds { _dir, db, store, receiver, endpoint } = KillRounds::new()?;
     let mut kills = Vec::new();
     for round in 0..rounds {
         let mut child = spawn_worker(&db, &format!("r{round}"))?;
@@ -171,18 +187,7 @@ fn sigkill_rounds_lose_nothing_and_resend_only_in_flight_deliveries() -> Result<
 fn two_processes_killed_at_random_share_one_file_without_loss_or_double_sends() -> Result<()> {
     let rounds = if slow_tests() { 20 } else { 8 };
     let mut rng = Rng::from_env_or_clock();
-    let dir = tempdir()?;
-    let db = dir.path().join("app.db");
-    let store = open_store(&db)?;
-    let receiver = Receiver::start();
-    receiver.set_behavior(Behavior::Delay(Duration::from_millis(5), 200));
-    let endpoint = store.create_endpoint(&EndpointSpec {
-        events: vec!["crash.*".into()],
-        timeout: Duration::from_secs(1),
-        max_in_flight: 4,
-        retry: fast_retry(Duration::from_millis(100), 2.0, 20),
-        ..EndpointSpec::new(receiver.url())
-    })?;
+    let KillRounds { _dir, db, store, receiver, endpoint } = KillRounds::new()?;
     let mut kills = Vec::new();
     for round in 0..rounds {
         let mut a = spawn_worker(&db, &format!("a{round}"))?;

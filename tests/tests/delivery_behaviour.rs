@@ -9,7 +9,7 @@ use tidings::{
     DeliveryFilter, DeliveryOptions, DeliveryState, EndpointSpec, ExpectedVersion, NewEvent, ReadAllOptions, Store,
 };
 use tidings_tests::receiver::{Behavior, Receiver};
-use tidings_tests::{fast_retry, open_store, tempdir, verify_recorded};
+use tidings_tests::{fast_retry, max_in_any_second, open_store, tempdir, verify_recorded};
 
 fn append(store: &Store, stream: &str, event_type: &str, n: i64) -> tidings::Result<()> {
     store.append(stream, &[NewEvent::new(event_type, json!({"n": n}))], ExpectedVersion::Any)?;
@@ -189,21 +189,6 @@ fn rate_limit_holds_per_second_windows() -> tidings::Result<()> {
     let worst = max_in_any_second(&times);
     assert!(worst <= 21, "{worst} requests within one second");
     Ok(())
-}
-
-/// The most requests seen in any window of one second.
-pub fn max_in_any_second(times: &[Instant]) -> usize {
-    let mut sorted = times.to_vec();
-    sorted.sort();
-    let mut worst = 0;
-    let mut start = 0;
-    for end in 0..sorted.len() {
-        while sorted[end] - sorted[start] >= Duration::from_secs(1) {
-            start += 1;
-        }
-        worst = worst.max(end - start + 1);
-    }
-    worst
 }
 
 #[test]

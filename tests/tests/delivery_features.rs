@@ -190,7 +190,8 @@ fn tenant_rate_meters_warn_once_per_window_or_enforce() -> tidings::Result<()> {
     let stats = store.rate_stats("loud")?;
     assert_eq!(stats.limit, Some(3));
     assert_eq!(stats.warnings, 2);
-    assert!(stats.current == 5 || stats.current < 5, "a window boundary may have passed");
+    // 5 in this minute, or fewer if a window boundary passed between the appends.
+    assert!((1..=5).contains(&stats.current), "current {}", stats.current);
     let warnings =
         store.read_all(ReadAllOptions { types: Some(vec!["tidings.rate_limit.*".into()]), ..Default::default() })?;
     assert!(!warnings.is_empty() && warnings.len() <= 2, "one warning event per window");
