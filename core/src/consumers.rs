@@ -51,11 +51,8 @@ pub(crate) fn checkpoint(conn: &Connection, name: &str) -> Result<Option<u64>> {
 
 /// Saves `state` as the snapshot of `stream` at `version` (which must exist).
 pub(crate) fn save_snapshot(conn: &Connection, stream: &str, version: u64, state: &Value) -> Result<()> {
-    let (stream_id, current): (i64, u64) = conn
-        .prepare_cached("SELECT id, version FROM tidings_streams WHERE name = ?1")?
-        .query_row([stream], |r| Ok((r.get(0)?, r.get(1)?)))
-        .optional()?
-        .ok_or_else(|| Error::not_found("stream", stream))?;
+    let (stream_id, current) =
+        crate::log::stream_id_and_version(conn, stream)?.ok_or_else(|| Error::not_found("stream", stream))?;
     if version == 0 || version > current {
         return Err(Error::invalid("version", format!("must be between 1 and the stream's version {current}")));
     }

@@ -3,8 +3,14 @@
 //!
 //! Rules (design.md section 2): idempotency is checked before the expected version; the
 //! `tidings.` type prefix is reserved; a stream's tenant is fixed by its first event; positions
-//! are handed out from `tidings_meta`, so they are gap-free in commit order and never reused,
-//! even after the newest events are deleted.
+//! are gap-free in commit order and never reused, even after the newest events are deleted.
+//!
+//! An append writes only the rows it adds (the event, its outbox rows, a new stream's name):
+//! every page written is a WAL frame, and frames are what a commit costs. So the next position
+//! is one past the larger of the newest event's and the high-water mark in `tidings_meta`, and
+//! a stream's version is the larger of its newest event's and the floor in `tidings_streams`.
+//! Both marks are raised only by the operations that delete events ([`pin_marks`]), before
+//! they delete.
 
 use rusqlite::{Connection, OptionalExtension, Row, params};
 use serde_json::Value;
@@ -63,9 +69,30 @@ struct StreamRow {
 
 fn find_stream(conn: &Connection, name: &str) -> Result<Option<StreamRow>> {
     Ok(conn
-        .prepare_cached("SELECT id, tenant, version FROM tidings_streams WHERE name = ?1")?
+        .prepare_cached(
+            "SELECT s.id, s.tenant, max(s.version, coalesce((SELECT max(e.version) FROM tidings_events e
+             WHERE e.stream_id = s.id), 0)) FROM tidings_streams s WHERE s.name = ?1",
+        )?
         .query_row([name], |r| Ok(StreamRow { id: r.get(0)?, tenant: r.get(1)?, version: r.get(2)? }))
         .optional()?)
+}
+
+/// Raises the position high-water mark, and the version floor of the streams selected by
+/// `streams` (a condition on `tidings_streams`, `id` being the stream id), to what the events
+/// say now. Every operation that deletes events calls it first, so deleted positions and
+/// versions are never handed out again.
+pub(crate) fn pin_marks(conn: &Connection, streams: &str, params: impl rusqlite::Params) -> Result<()> {
+    conn.prepare_cached(
+        "UPDATE tidings_meta SET value = max(value, (SELECT coalesce(max(position), 0) FROM tidings_events))
+         WHERE key = 'last_position'",
+    )?
+    .execute([])?;
+    conn.prepare_cached(&format!(
+        "UPDATE tidings_streams SET version = max(version, coalesce((SELECT max(e.version) FROM tidings_events e
+         WHERE e.stream_id = tidings_streams.id), 0)) WHERE {streams}"
+    ))?
+    .execute(params)?;
+    Ok(())
 }
 
 pub(crate) const EVENT_COLUMNS: &str =
@@ -156,7 +183,7 @@ pub(crate) fn append(
         (Some(t), false) => rates::count(conn, &shared.options.tenant_rates, t, n, now)?,
         _ => false,
     };
-    let last_position = schema::meta_int(conn, KEY_LAST_POSITION)? as u64;
+    let last_position = last_position(conn)?;
     let mut matcher = shared.matcher();
     matcher.refresh(conn)?;
     let mut recorded = Vec::with_capacity(valid.len());
@@ -195,9 +222,6 @@ pub(crate) fn append(
         }
     }
     drop(matcher);
-    conn.prepare_cached("UPDATE tidings_streams SET version = ?2 WHERE id = ?1")?
-        .execute(params![stream_id, actual + n])?;
-    schema::set_meta_int(conn, KEY_LAST_POSITION, (last_position + n) as i64)?;
     if rate_warning && let Some(t) = tenant.as_deref() {
         let stats = rates::stats(conn, &shared.options.tenant_rates, t, now)?;
         let data = rates::exceeded_event_data(t, stats.limit.unwrap_or(0), stats.current);
@@ -255,6 +279,11 @@ fn idempotent_replay(conn: &Connection, stream: &str, valid: &[ValidEvent]) -> R
         // Appends are atomic, so a retried batch exists whole or not at all.
         (Some(first), Some(_)) => Err(Error::IdempotencyConflict { event_id: first.id.clone() }),
     }
+}
+
+/// A stream's id and current version (`None` when it does not exist).
+pub(crate) fn stream_id_and_version(conn: &Connection, stream: &str) -> Result<Option<(i64, u64)>> {
+    Ok(find_stream(conn, stream)?.map(|s| (s.id, s.version)))
 }
 
 /// The current version of a stream (`None` when it does not exist).
@@ -350,6 +379,7 @@ pub(crate) fn read_all_once(conn: &Connection, q: &LogQuery<'_>) -> Result<Vec<R
 pub(crate) fn delete_stream(conn: &Connection, stream: &str) -> Result<u64> {
     let row = find_stream(conn, stream)?.ok_or_else(|| Error::not_found("stream", stream))?;
     let now = clock::now_micros();
+    pin_marks(conn, "id = ?1", [row.id])?;
     outbox::cancel_for_events(conn, "stream_id = ?1", params![row.id], now)?;
     let deleted = conn.prepare_cached("DELETE FROM tidings_events WHERE stream_id = ?1")?.execute([row.id])?;
     conn.prepare_cached("DELETE FROM tidings_snapshots WHERE stream_id = ?1")?.execute([row.id])?;
@@ -364,6 +394,7 @@ pub(crate) fn truncate_stream(conn: &Connection, stream: &str, before_version: u
     let row = find_stream(conn, stream)?.ok_or_else(|| Error::not_found("stream", stream))?;
     let before = before_version.min(i64::MAX as u64) as i64;
     let now = clock::now_micros();
+    pin_marks(conn, "id = ?1", [row.id])?;
     outbox::cancel_for_events(conn, "stream_id = ?1 AND version < ?2", params![row.id, before], now)?;
     let deleted = conn
         .prepare_cached("DELETE FROM tidings_events WHERE stream_id = ?1 AND version < ?2")?
@@ -391,7 +422,10 @@ pub(crate) fn event_at(conn: &Connection, position: u64) -> Result<Option<Record
         .optional()?)
 }
 
-/// The last position handed out (0 for an empty log).
+/// The last position handed out (0 for an empty log): the newest event's, or the high-water
+/// mark left by deletions when that is higher.
 pub(crate) fn last_position(conn: &Connection) -> Result<u64> {
-    Ok(schema::meta_int(conn, KEY_LAST_POSITION)? as u64)
+    let newest: i64 =
+        conn.prepare_cached("SELECT coalesce(max(position), 0) FROM tidings_events")?.query_row([], |r| r.get(0))?;
+    Ok(newest.max(schema::meta_int(conn, KEY_LAST_POSITION)?) as u64)
 }

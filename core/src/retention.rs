@@ -82,6 +82,13 @@ pub(crate) fn prune_events(conn: &Connection, rules: &[RetentionRule], now: i64)
             }
         }
         drop(rows);
+        if !doomed.is_empty() {
+            crate::log::pin_marks(
+                conn,
+                "id IN (SELECT value FROM json_each(?1))",
+                [serde_json::to_string(&stream_ids(conn, &doomed)?)?],
+            )?;
+        }
         let mut delete = conn.prepare_cached("DELETE FROM tidings_events WHERE position = ?1")?;
         for position in doomed {
             deleted += delete.execute(params![position])? as u64;
@@ -91,6 +98,16 @@ pub(crate) fn prune_events(conn: &Connection, rules: &[RetentionRule], now: i64)
         tracing::debug!(deleted, "events pruned by retention");
     }
     Ok(deleted)
+}
+
+/// The distinct streams of the events at `positions`.
+fn stream_ids(conn: &Connection, positions: &[i64]) -> Result<Vec<i64>> {
+    let mut lookup = conn.prepare_cached("SELECT stream_id FROM tidings_events WHERE position = ?1")?;
+    let mut ids = std::collections::BTreeSet::new();
+    for position in positions {
+        ids.insert(lookup.query_row([position], |r| r.get::<_, i64>(0))?);
+    }
+    Ok(ids.into_iter().collect())
 }
 
 /// Finished delivery records deleted per housekeeping transaction.

@@ -19,7 +19,8 @@ pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 pub(crate) const KEY_SCHEMA_VERSION: &str = "schema_version";
 /// Meta key: bumped by every endpoint change, so appends in any process rebuild their matcher.
 pub(crate) const KEY_ENDPOINTS_GENERATION: &str = "endpoints_generation";
-/// Meta key: the last global position handed out.
+/// Meta key: the position high-water mark, raised before events are deleted (the last position
+/// handed out is the larger of it and the newest event's).
 pub(crate) const KEY_LAST_POSITION: &str = "last_position";
 
 const CREATE_META: &str = "CREATE TABLE IF NOT EXISTS tidings_meta (
@@ -84,16 +85,6 @@ pub(crate) fn meta_int(conn: &Connection, key: &str) -> Result<i64> {
         .unwrap_or(0))
 }
 
-/// Writes an integer meta value.
-pub(crate) fn set_meta_int(conn: &Connection, key: &str, value: i64) -> Result<()> {
-    conn.prepare_cached(
-        "INSERT INTO tidings_meta (key, value) VALUES (?1, ?2)
-         ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-    )?
-    .execute(rusqlite::params![key, value])?;
-    Ok(())
-}
-
 /// Bumps the endpoints generation (inside the caller's write transaction).
 pub(crate) fn bump_endpoints_generation(conn: &Connection) -> Result<()> {
     conn.prepare_cached("UPDATE tidings_meta SET value = value + 1 WHERE key = ?1")?
@@ -123,7 +114,10 @@ mod tests {
     fn refuses_a_newer_schema() -> Result<()> {
         let mut conn = Connection::open_in_memory()?;
         migrate(&mut conn)?;
-        set_meta_int(&conn, KEY_SCHEMA_VERSION, SCHEMA_VERSION + 1)?;
+        conn.execute(
+            "UPDATE tidings_meta SET value = ?2 WHERE key = ?1",
+            rusqlite::params![KEY_SCHEMA_VERSION, SCHEMA_VERSION + 1],
+        )?;
         assert!(matches!(migrate(&mut conn), Err(Error::Storage(_))));
         Ok(())
     }

@@ -70,7 +70,7 @@ impl Transaction {
         let begun = if restore_sync {
             conn.execute_batch("PRAGMA synchronous = FULL; BEGIN IMMEDIATE")
         } else {
-            conn.execute_batch("BEGIN IMMEDIATE")
+            conn.prepare_cached("BEGIN IMMEDIATE").and_then(|mut s| s.execute([])).map(|_| ())
         };
         let mut tx = Transaction {
             shared,
@@ -151,10 +151,10 @@ impl Transaction {
     /// transaction goes on.
     fn savepoint<T>(&mut self, f: impl FnOnce(&Connection, &Shared) -> Result<T>) -> Result<T> {
         let conn = self.conn()?;
-        conn.execute_batch("SAVEPOINT tidings_op")?;
+        conn.prepare_cached("SAVEPOINT tidings_op")?.execute([])?;
         match f(conn, &self.shared) {
             Ok(value) => {
-                conn.execute_batch("RELEASE tidings_op")?;
+                conn.prepare_cached("RELEASE tidings_op")?.execute([])?;
                 Ok(value)
             }
             Err(err) => {
@@ -257,7 +257,7 @@ impl Transaction {
     /// Commits everything done in this transaction and wakes the delivery engine.
     pub fn commit(mut self) -> Result<()> {
         let conn = self.conn.take().ok_or(Error::Closed)?;
-        let result = conn.execute_batch("COMMIT");
+        let result = conn.prepare_cached("COMMIT").and_then(|mut s| s.execute([])).map(|_| ());
         if result.is_err() {
             let _ = conn.execute_batch("ROLLBACK");
             if self.endpoints_changed {

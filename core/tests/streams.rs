@@ -408,5 +408,14 @@ fn prune_events_applies_retention_rules_and_keeps_undelivered_events() -> Result
     assert_eq!(store.prune_events(&[RetentionRule::new("audit.logged").max_count(1)])?, 2);
     assert_eq!(positions(&store.read_stream("audit", ReadStreamOptions::default())?), [audits[2].position]);
     assert_eq!(store.stream_version("audit")?, Some(3), "versions are not reused");
+    // Pruning the newest events of the log, and a stream's last one, hands out neither their
+    // positions nor their versions again.
+    let last_before = store.last_position()?;
+    assert_eq!(last_before, audits[2].position);
+    assert_eq!(store.prune_events(&[RetentionRule::new("audit.logged").max_count(0)])?, 1);
+    assert_eq!(store.last_position()?, last_before);
+    assert_eq!(store.stream_version("audit")?, Some(3));
+    let next = store.append("audit", &[ev("item.added", json!({}))], ExpectedVersion::Exact(3))?;
+    assert_eq!((next[0].version, next[0].position), (4, last_before + 1));
     Ok(())
 }
