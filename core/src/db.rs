@@ -6,6 +6,7 @@
 //! it. The writer slot remembers which thread holds it, so a second transaction (or a store
 //! write) on that thread is refused with [`Error::TransactionOpen`] instead of deadlocking.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Condvar, Mutex, MutexGuard};
 use std::thread::ThreadId;
@@ -90,37 +91,230 @@ fn apply_common_pragmas(conn: &Connection, options: &StoreOptions) -> Result<()>
     Ok(())
 }
 
-/// The writer connection, lent to one transaction at a time.
+/// Most transactions merged into one commit.
+const MAX_GROUP: usize = 64;
+/// Oldest an open group may get before the next member to finish commits it.
+const MAX_GROUP_AGE: Duration = Duration::from_millis(5);
+
+/// The writer connection, lent to one transaction at a time, with group commit.
+///
+/// Transactions that queue for the writer while another one runs are merged into one SQLite
+/// transaction (a *group*): each member runs in its own savepoint, so a member that fails or
+/// rolls back takes only its own writes with it. A member that finishes while others are
+/// queued hands the connection on and waits for the group's commit; the member that finishes
+/// with nobody queued (or when the group is full or old) commits the group for all of them.
+/// One commit (one set of WAL frames, one fsync at `Full`) then serves every member, which is
+/// what makes throughput grow with the number of writing threads.
 pub(crate) struct WriterSlot {
     state: Mutex<SlotState>,
+    /// The connection came back to the slot.
     returned: Condvar,
+    /// A group's outcome was recorded.
+    committed: Condvar,
 }
 
 struct SlotState {
     conn: Option<Connection>,
     holder: Option<ThreadId>,
     closed: bool,
+    /// Threads waiting to become members.
+    waiting: usize,
+    /// The open group: `BEGIN` has run on the connection and not yet `COMMIT`.
+    group: Option<Group>,
+    next_group: u64,
+    /// Outcomes of committed groups not yet read by all of their parked members: the error
+    /// text (none: committed) and how many members still have to read it.
+    outcomes: HashMap<u64, (Option<String>, usize)>,
+}
+
+struct Group {
+    id: u64,
+    started: Instant,
+    members: usize,
+    succeeded: usize,
+    /// Members that finished successfully and wait for the commit.
+    parked: usize,
+    /// Some member asked to wake commit waiters.
+    notify: bool,
+}
+
+/// The writer lent to a group member.
+pub(crate) struct Lease {
+    pub(crate) conn: Connection,
+    /// This member opened the group and must run `BEGIN`.
+    pub(crate) fresh: bool,
+}
+
+/// How a member leaves its group.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum MemberEnd {
+    /// Its savepoint was released: it needs the group committed. `force`: commit the group now
+    /// rather than hand it on; `notify`: wake commit waiters after the commit.
+    Succeeded { force: bool, notify: bool },
+    /// It rolled back to its savepoint: it needs nothing from the group.
+    Abandoned,
 }
 
 impl WriterSlot {
     pub(crate) fn new(conn: Connection) -> Self {
-        WriterSlot {
-            state: Mutex::new(SlotState { conn: Some(conn), holder: None, closed: false }),
-            returned: Condvar::new(),
-        }
+        WriterSlot::with(Some(conn), false)
     }
 
     /// A slot with no connection (read-only stores, whose writes are refused before it).
     pub(crate) fn empty() -> Self {
-        WriterSlot { state: Mutex::new(SlotState { conn: None, holder: None, closed: true }), returned: Condvar::new() }
+        WriterSlot::with(None, true)
+    }
+
+    fn with(conn: Option<Connection>, closed: bool) -> Self {
+        WriterSlot {
+            state: Mutex::new(SlotState {
+                conn,
+                holder: None,
+                closed,
+                waiting: 0,
+                group: None,
+                next_group: 0,
+                outcomes: HashMap::new(),
+            }),
+            returned: Condvar::new(),
+            committed: Condvar::new(),
+        }
     }
 
     fn lock(&self) -> MutexGuard<'_, SlotState> {
         self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// Takes the writer, waiting up to `timeout` for another thread to give it back.
-    pub(crate) fn take(&self, timeout: Duration) -> Result<Connection> {
+    /// Takes the writer as a member of the open group (or of a new one), waiting up to
+    /// `timeout` for it.
+    pub(crate) fn join(&self, timeout: Duration) -> Result<Lease> {
+        let me = std::thread::current().id();
+        let deadline = Instant::now() + timeout;
+        let mut state = self.lock();
+        if state.holder == Some(me) {
+            return Err(Error::TransactionOpen);
+        }
+        state.waiting += 1;
+        loop {
+            if state.closed {
+                state.waiting -= 1;
+                return Err(Error::Closed);
+            }
+            if let Some(conn) = state.conn.take() {
+                state.waiting -= 1;
+                state.holder = Some(me);
+                let fresh = match state.group.as_mut() {
+                    Some(group) => {
+                        group.members += 1;
+                        false
+                    }
+                    None => {
+                        let id = state.next_group;
+                        state.next_group += 1;
+                        state.group = Some(Group {
+                            id,
+                            started: Instant::now(),
+                            members: 1,
+                            succeeded: 0,
+                            parked: 0,
+                            notify: false,
+                        });
+                        true
+                    }
+                };
+                return Ok(Lease { conn, fresh });
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                state.waiting -= 1;
+                return Err(Error::Busy);
+            }
+            state =
+                self.returned.wait_timeout(state, deadline - now).unwrap_or_else(|poisoned| poisoned.into_inner()).0;
+        }
+    }
+
+    /// A member leaves its group. It either hands the connection on to a queued member (and,
+    /// if it succeeded, waits for the group's outcome) or ends the group itself with `end`
+    /// (`true`: commit, `false`: roll back — nobody succeeded). Returns the group's outcome
+    /// for this member and whether commit waiters must be woken.
+    pub(crate) fn leave(
+        &self,
+        conn: Connection,
+        how: MemberEnd,
+        end: impl FnOnce(&Connection, bool) -> Result<()>,
+    ) -> Result<bool> {
+        let mut state = self.lock();
+        let waiting = state.waiting;
+        let closed = state.closed;
+        let Some(group) = state.group.as_mut() else {
+            drop(state);
+            // Not reachable: a lent writer always belongs to a group. Roll back to be safe.
+            let _ = end(&conn, false);
+            self.put_back(conn);
+            return Err(Error::Storage("the writer was lent outside a group".into()));
+        };
+        let force = match how {
+            MemberEnd::Succeeded { force, notify } => {
+                group.succeeded += 1;
+                group.notify |= notify;
+                force
+            }
+            MemberEnd::Abandoned => false,
+        };
+        let hand_on =
+            !force && !closed && waiting > 0 && group.members < MAX_GROUP && group.started.elapsed() < MAX_GROUP_AGE;
+        if hand_on {
+            let id = group.id;
+            let succeeded = matches!(how, MemberEnd::Succeeded { .. });
+            if succeeded {
+                group.parked += 1;
+            }
+            state.conn = Some(conn);
+            state.holder = None;
+            self.returned.notify_all();
+            if !succeeded {
+                return Ok(false);
+            }
+            loop {
+                if let Some((error, readers)) = state.outcomes.get_mut(&id) {
+                    *readers -= 1;
+                    let error = error.clone();
+                    if *readers == 0 {
+                        state.outcomes.remove(&id);
+                    }
+                    return match error {
+                        None => Ok(false),
+                        Some(text) => Err(Error::Storage(text)),
+                    };
+                }
+                state = self.committed.wait(state).unwrap_or_else(|poisoned| poisoned.into_inner());
+            }
+        }
+        let Some(group) = state.group.take() else { unreachable!("checked above") };
+        drop(state);
+        let result = end(&conn, group.succeeded > 0);
+        let mut state = self.lock();
+        if group.parked > 0 {
+            let error = result.as_ref().err().map(|e| match e {
+                Error::Storage(text) => text.clone(),
+                other => other.to_string(),
+            });
+            state.outcomes.insert(group.id, (error, group.parked));
+        }
+        state.holder = None;
+        if !state.closed {
+            state.conn = Some(conn);
+        }
+        drop(state);
+        self.committed.notify_all();
+        self.returned.notify_all();
+        result.map(|()| group.notify && group.succeeded > 0)
+    }
+
+    /// Lends the writer outside any group (housekeeping, reads of an in-memory store): waits
+    /// until no group is open.
+    pub(crate) fn lend(&self, timeout: Duration) -> Result<Connection> {
         let me = std::thread::current().id();
         let deadline = Instant::now() + timeout;
         let mut state = self.lock();
@@ -131,7 +325,9 @@ impl WriterSlot {
             if state.holder == Some(me) {
                 return Err(Error::TransactionOpen);
             }
-            if let Some(conn) = state.conn.take() {
+            if state.group.is_none()
+                && let Some(conn) = state.conn.take()
+            {
                 state.holder = Some(me);
                 return Ok(conn);
             }
@@ -144,16 +340,8 @@ impl WriterSlot {
         }
     }
 
-    /// Records `thread` as the holder of the lent writer (a transaction moved threads).
-    pub(crate) fn set_holder(&self, thread: ThreadId) {
-        let mut state = self.lock();
-        if state.conn.is_none() && state.holder != Some(thread) {
-            state.holder = Some(thread);
-        }
-    }
-
-    /// Gives the writer back.
-    pub(crate) fn give_back(&self, conn: Connection) {
+    /// Gives back a writer taken with [`WriterSlot::lend`].
+    pub(crate) fn put_back(&self, conn: Connection) {
         let mut state = self.lock();
         state.holder = None;
         if state.closed {
@@ -163,19 +351,57 @@ impl WriterSlot {
         }
         state.conn = Some(conn);
         drop(state);
-        self.returned.notify_one();
+        self.returned.notify_all();
     }
 
-    /// Closes the slot: the idle writer is closed now, a lent one when it comes back.
+    /// Records `thread` as the holder of the lent writer (a transaction moved threads).
+    pub(crate) fn set_holder(&self, thread: ThreadId) {
+        let mut state = self.lock();
+        if state.conn.is_none() && state.holder != Some(thread) {
+            state.holder = Some(thread);
+        }
+    }
+
+    /// Closes the slot: the idle writer is closed now, a lent one when it comes back. An open
+    /// group whose connection sits idle is rolled back and its parked members told so.
     pub(crate) fn close(&self) {
         let conn = {
             let mut state = self.lock();
             state.closed = true;
-            state.conn.take()
+            let conn = state.conn.take();
+            if conn.is_some()
+                && let Some(group) = state.group.take()
+                && group.parked > 0
+            {
+                state.outcomes.insert(group.id, (Some("the store was closed before the commit".into()), group.parked));
+            }
+            conn
         };
         drop(conn);
         self.returned.notify_all();
+        self.committed.notify_all();
     }
+}
+
+/// Syncs the WAL file of the database at `path` to disk (`fdatasync`), so every commit written
+/// to it so far survives a power loss, like SQLite's own sync at `synchronous = FULL`. The
+/// first call also syncs the directory, so the WAL file's entry is durable too.
+pub(crate) fn sync_wal(path: &Path, dir_synced: &std::sync::atomic::AtomicBool) -> Result<()> {
+    let mut wal = path.as_os_str().to_owned();
+    wal.push("-wal");
+    let io = |e: std::io::Error| Error::Storage(format!("syncing the WAL failed: {e}"));
+    match std::fs::File::open(&wal) {
+        Ok(file) => file.sync_data().map_err(io)?,
+        // No WAL file: nothing was written since the last checkpoint emptied it.
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(io(e)),
+    }
+    if !dir_synced.load(std::sync::atomic::Ordering::Relaxed) {
+        let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        std::fs::File::open(dir).and_then(|d| d.sync_all()).map_err(io)?;
+        dir_synced.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+    Ok(())
 }
 
 /// Idle read connections of a file store.
@@ -261,22 +487,64 @@ mod tests {
     #[test]
     fn writer_slot_refuses_second_take_on_same_thread() -> Result<()> {
         let slot = WriterSlot::new(Connection::open_in_memory()?);
-        let conn = slot.take(Duration::from_secs(1))?;
-        assert!(matches!(slot.take(Duration::from_secs(5)), Err(Error::TransactionOpen)));
-        slot.give_back(conn);
-        let conn = slot.take(Duration::from_millis(10))?;
-        slot.give_back(conn);
+        let lease = slot.join(Duration::from_secs(1))?;
+        assert!(lease.fresh);
+        assert!(matches!(slot.join(Duration::from_secs(5)), Err(Error::TransactionOpen)));
+        assert!(matches!(slot.lend(Duration::from_secs(5)), Err(Error::TransactionOpen)));
+        slot.leave(lease.conn, MemberEnd::Abandoned, |_, commit| {
+            assert!(!commit, "nobody succeeded");
+            Ok(())
+        })?;
+        let conn = slot.lend(Duration::from_millis(10))?;
+        slot.put_back(conn);
         Ok(())
     }
 
     #[test]
     fn writer_slot_times_out_as_busy_for_other_threads() -> Result<()> {
         let slot = std::sync::Arc::new(WriterSlot::new(Connection::open_in_memory()?));
-        let conn = slot.take(Duration::from_secs(1))?;
+        let lease = slot.join(Duration::from_secs(1))?;
         let other = std::sync::Arc::clone(&slot);
-        let res = std::thread::spawn(move || other.take(Duration::from_millis(20)).map(|_| ())).join();
+        let res = std::thread::spawn(move || other.join(Duration::from_millis(20)).map(|_| ())).join();
         assert!(matches!(res, Ok(Err(Error::Busy))));
-        slot.give_back(conn);
+        slot.leave(lease.conn, MemberEnd::Succeeded { force: false, notify: false }, |_, commit| {
+            assert!(commit);
+            Ok(())
+        })?;
+        Ok(())
+    }
+
+    #[test]
+    fn queued_members_share_one_commit_and_each_gets_its_outcome() -> Result<()> {
+        let slot = std::sync::Arc::new(WriterSlot::new(Connection::open_in_memory()?));
+        let first = slot.join(Duration::from_secs(1))?;
+        assert!(first.fresh);
+        let commits = std::sync::Arc::new(Mutex::new(0));
+        let joiner = {
+            let (slot, commits) = (std::sync::Arc::clone(&slot), std::sync::Arc::clone(&commits));
+            std::thread::spawn(move || -> Result<bool> {
+                let lease = slot.join(Duration::from_secs(5))?;
+                let fresh = lease.fresh;
+                slot.leave(lease.conn, MemberEnd::Succeeded { force: false, notify: true }, |_, commit| {
+                    assert!(commit);
+                    *commits.lock().unwrap() += 1;
+                    Err(Error::Storage("disk full".into()))
+                })?;
+                Ok(fresh)
+            })
+        };
+        while slot.lock().waiting == 0 {
+            std::thread::yield_now();
+        }
+        // The first member hands on (someone is queued) and waits for the group's outcome,
+        // which the joiner's commit decides: both see its error.
+        let outcome = slot.leave(first.conn, MemberEnd::Succeeded { force: false, notify: false }, |_, _| {
+            unreachable!("the queued member ends the group")
+        });
+        assert!(matches!(outcome, Err(Error::Storage(ref t)) if t == "disk full"), "{outcome:?}");
+        assert!(matches!(joiner.join().expect("joiner"), Err(Error::Storage(_))));
+        assert_eq!(*commits.lock().unwrap(), 1, "one commit for the group");
+        assert!(slot.lock().outcomes.is_empty(), "outcomes are dropped once read");
         Ok(())
     }
 }

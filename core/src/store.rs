@@ -16,7 +16,7 @@ use rusqlite::{Connection, Params};
 use serde_json::Value;
 
 use crate::consumers::{self, Snapshot};
-use crate::db::{self, CommitSignal, Location, ReaderPool, WriterSlot};
+use crate::db::{self, CommitSignal, Lease, Location, MemberEnd, ReaderPool, WriterSlot};
 use crate::delivery::http::HttpSender;
 use crate::endpoint::{self, Endpoint, EndpointSpec, EndpointUpdate};
 use crate::error::{Error, ExpectedVersion, Result};
@@ -40,6 +40,8 @@ pub(crate) struct Shared {
     matcher: Mutex<Matcher>,
     pub(crate) commits: CommitSignal,
     http: Mutex<Option<(usize, Arc<HttpSender>)>>,
+    /// The directory entry of the WAL file was synced once.
+    wal_dir_synced: std::sync::atomic::AtomicBool,
 }
 
 impl Shared {
@@ -69,15 +71,45 @@ impl Shared {
         self.writer.set_holder(std::thread::current().id());
     }
 
-    pub(crate) fn take_writer(&self) -> Result<Connection> {
+    fn refuse_read_only(&self) -> Result<()> {
         if self.read_only {
             return Err(Error::Storage("the store was opened read-only".into()));
         }
-        self.writer.take(self.options.busy_timeout)
+        Ok(())
+    }
+
+    /// Takes the writer as a member of a commit group (see [`WriterSlot`]).
+    pub(crate) fn join_writer(&self) -> Result<Lease> {
+        self.refuse_read_only()?;
+        self.writer.join(self.options.busy_timeout)
+    }
+
+    /// Leaves the commit group (see [`WriterSlot::leave`]).
+    pub(crate) fn leave_writer(
+        &self,
+        conn: Connection,
+        how: MemberEnd,
+        end: impl FnOnce(&Connection, bool) -> Result<()>,
+    ) -> Result<bool> {
+        self.writer.leave(conn, how, end)
+    }
+
+    /// Makes every commit so far durable: syncs the WAL file (file stores only).
+    pub(crate) fn sync_wal(&self) -> Result<()> {
+        match &self.location {
+            Location::File(path) => db::sync_wal(path, &self.wal_dir_synced),
+            Location::Memory => Ok(()),
+        }
+    }
+
+    /// Takes the writer outside any transaction (housekeeping, in-memory reads).
+    pub(crate) fn take_writer(&self) -> Result<Connection> {
+        self.refuse_read_only()?;
+        self.writer.lend(self.options.busy_timeout)
     }
 
     pub(crate) fn give_back_writer(&self, conn: Connection) {
-        self.writer.give_back(conn);
+        self.writer.put_back(conn);
     }
 
     /// Runs `f` on a read connection (the writer, for an in-memory store).
@@ -193,6 +225,7 @@ impl Store {
             matcher: Mutex::new(Matcher::new()),
             commits: CommitSignal::default(),
             http: Mutex::new(None),
+            wal_dir_synced: std::sync::atomic::AtomicBool::new(false),
         };
         Ok(Store { shared: Arc::new(shared) })
     }

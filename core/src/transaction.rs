@@ -12,6 +12,7 @@ use rusqlite::{Connection, Params};
 use serde_json::Value;
 
 use crate::consumers;
+use crate::db::MemberEnd;
 use crate::endpoint::{self, Endpoint, EndpointSpec, EndpointUpdate};
 use crate::error::{Error, ExpectedVersion, Result};
 use crate::event::{NewEvent, RecordedEvent};
@@ -37,8 +38,8 @@ pub struct Transaction {
     shared: Arc<Shared>,
     conn: Option<Connection>,
     endpoints_changed: bool,
-    /// `synchronous` was raised to FULL for this transaction and must be restored.
-    restore_sync: bool,
+    /// Commit the group at once and make the WAL durable (the dispatcher's claims).
+    durable: bool,
     /// Wake commit waiters (the delivery engine, long-poll reads) on commit.
     notify: bool,
     /// The thread that last used this transaction (recorded as the writer's holder).
@@ -51,6 +52,21 @@ impl std::fmt::Debug for Transaction {
     }
 }
 
+/// Ends a group on its connection: `COMMIT` (rolled back if it fails) or `ROLLBACK`.
+fn end_group(conn: &Connection, commit: bool) -> Result<()> {
+    if !commit {
+        if !conn.is_autocommit() {
+            conn.execute_batch("ROLLBACK")?;
+        }
+        return Ok(());
+    }
+    let result = conn.prepare_cached("COMMIT").and_then(|mut s| s.execute([])).map(|_| ());
+    if result.is_err() && !conn.is_autocommit() {
+        let _ = conn.execute_batch("ROLLBACK");
+    }
+    Ok(result?)
+}
+
 impl Transaction {
     /// Takes the writer and begins. Called by [`crate::Store::begin`].
     pub(crate) fn begin(shared: Arc<Shared>) -> Result<Transaction> {
@@ -58,35 +74,35 @@ impl Transaction {
     }
 
     /// Begins a transaction whose commit also makes every earlier commit durable (in `Normal`
-    /// durability the WAL is synced once, at this commit), and which does not wake commit
+    /// durability the WAL is synced once, after this commit), and which does not wake commit
     /// waiters unless [`Transaction::wake_on_commit`] is called. Used by the dispatcher.
     pub(crate) fn begin_durable(shared: Arc<Shared>) -> Result<Transaction> {
         Transaction::begin_with(shared, true)
     }
 
+    /// Joins the writer's open group (or opens one with `BEGIN IMMEDIATE`) and starts this
+    /// transaction's savepoint in it.
     fn begin_with(shared: Arc<Shared>, durable: bool) -> Result<Transaction> {
-        let conn = shared.take_writer()?;
-        let restore_sync = durable && shared.options.durability == crate::Durability::Normal;
-        let begun = if restore_sync {
-            conn.execute_batch("PRAGMA synchronous = FULL; BEGIN IMMEDIATE")
-        } else {
-            conn.prepare_cached("BEGIN IMMEDIATE").and_then(|mut s| s.execute([])).map(|_| ())
-        };
-        let mut tx = Transaction {
-            shared,
-            conn: Some(conn),
-            endpoints_changed: durable,
-            restore_sync,
-            notify: !durable,
-            thread: std::cell::Cell::new(std::thread::current().id()),
-        };
-        if let Err(e) = begun {
-            if let Some(conn) = tx.conn.take() {
-                tx.release(conn);
+        let lease = shared.join_writer()?;
+        let begun = (|| -> rusqlite::Result<()> {
+            if lease.fresh {
+                lease.conn.prepare_cached("BEGIN IMMEDIATE")?.execute([])?;
             }
+            lease.conn.prepare_cached("SAVEPOINT tidings_tx")?.execute([])?;
+            Ok(())
+        })();
+        if let Err(e) = begun {
+            let _ = shared.leave_writer(lease.conn, MemberEnd::Abandoned, end_group);
             return Err(e.into());
         }
-        Ok(tx)
+        Ok(Transaction {
+            shared,
+            conn: Some(lease.conn),
+            endpoints_changed: durable,
+            durable,
+            notify: !durable,
+            thread: std::cell::Cell::new(std::thread::current().id()),
+        })
     }
 
     /// Wake commit waiters when this transaction commits.
@@ -97,13 +113,6 @@ impl Transaction {
     /// The connection and the store internals, for engine code running in this transaction.
     pub(crate) fn parts(&self) -> Result<(&Connection, &Shared)> {
         Ok((self.conn()?, &self.shared))
-    }
-
-    fn release(&mut self, conn: Connection) {
-        if self.restore_sync {
-            let _ = conn.execute_batch("PRAGMA synchronous = NORMAL");
-        }
-        self.shared.give_back_writer(conn);
     }
 
     fn conn(&self) -> Result<&Connection> {
@@ -255,21 +264,32 @@ impl Transaction {
     }
 
     /// Commits everything done in this transaction and wakes the delivery engine.
+    ///
+    /// Transactions of other threads that queued for the writer meanwhile may commit in the
+    /// same SQLite commit (group commit); this returns once that commit is done, with its
+    /// outcome.
     pub fn commit(mut self) -> Result<()> {
         let conn = self.conn.take().ok_or(Error::Closed)?;
-        let result = conn.prepare_cached("COMMIT").and_then(|mut s| s.execute([])).map(|_| ());
-        if result.is_err() {
-            let _ = conn.execute_batch("ROLLBACK");
-            if self.endpoints_changed {
+        if let Err(e) = conn.prepare_cached("RELEASE tidings_tx").and_then(|mut s| s.execute([])) {
+            let _ = self.abandon(conn);
+            return Err(e.into());
+        }
+        let how = MemberEnd::Succeeded { force: self.durable, notify: self.notify };
+        match self.shared.leave_writer(conn, how, end_group) {
+            Ok(notify) => {
+                if self.durable {
+                    self.shared.sync_wal()?;
+                }
+                if notify {
+                    self.shared.commits.notify();
+                }
+                Ok(())
+            }
+            Err(e) => {
                 self.shared.matcher().invalidate();
+                Err(e)
             }
         }
-        self.release(conn);
-        result?;
-        if self.notify {
-            self.shared.commits.notify();
-        }
-        Ok(())
     }
 
     /// Rolls back everything done in this transaction.
@@ -279,11 +299,22 @@ impl Transaction {
 
     fn finish_rollback(&mut self) -> Result<()> {
         let Some(conn) = self.conn.take() else { return Ok(()) };
-        let result = conn.execute_batch("ROLLBACK");
+        self.abandon(conn)
+    }
+
+    /// Rolls this transaction's savepoint back and leaves the group with nothing to commit.
+    fn abandon(&mut self, conn: Connection) -> Result<()> {
+        let result = if conn.is_autocommit() {
+            Ok(())
+        } else {
+            conn.execute_batch("ROLLBACK TO tidings_tx; RELEASE tidings_tx")
+        };
         if self.endpoints_changed {
             self.shared.matcher().invalidate();
         }
-        self.release(conn);
+        if let Err(err) = self.shared.leave_writer(conn, MemberEnd::Abandoned, end_group) {
+            tracing::warn!(error = %err, "ending a transaction group failed");
+        }
         Ok(result?)
     }
 }
