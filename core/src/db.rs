@@ -262,8 +262,14 @@ impl WriterSlot {
             }
             MemberEnd::Abandoned => false,
         };
-        let hand_on =
-            !force && !closed && waiting > 0 && group.members < MAX_GROUP && group.started.elapsed() < MAX_GROUP_AGE;
+        // A group whose transaction is gone (its first member rolled it back, or `BEGIN`
+        // failed) cannot be handed on.
+        let hand_on = !force
+            && !closed
+            && waiting > 0
+            && !conn.is_autocommit()
+            && group.members < MAX_GROUP
+            && group.started.elapsed() < MAX_GROUP_AGE;
         if hand_on {
             let id = group.id;
             let succeeded = matches!(how, MemberEnd::Succeeded { .. });
@@ -519,14 +525,17 @@ mod tests {
         let slot = std::sync::Arc::new(WriterSlot::new(Connection::open_in_memory()?));
         let first = slot.join(Duration::from_secs(1))?;
         assert!(first.fresh);
+        // A group is handed on only while its SQLite transaction is open.
+        first.conn.execute_batch("BEGIN")?;
         let commits = std::sync::Arc::new(Mutex::new(0));
         let joiner = {
             let (slot, commits) = (std::sync::Arc::clone(&slot), std::sync::Arc::clone(&commits));
             std::thread::spawn(move || -> Result<bool> {
                 let lease = slot.join(Duration::from_secs(5))?;
                 let fresh = lease.fresh;
-                slot.leave(lease.conn, MemberEnd::Succeeded { force: false, notify: true }, |_, commit| {
+                slot.leave(lease.conn, MemberEnd::Succeeded { force: false, notify: true }, |conn, commit| {
                     assert!(commit);
+                    conn.execute_batch("ROLLBACK")?;
                     *commits.lock().unwrap() += 1;
                     Err(Error::Storage("disk full".into()))
                 })?;

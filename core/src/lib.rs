@@ -65,7 +65,10 @@ mod transaction;
 pub use rusqlite;
 
 pub use consumers::Snapshot;
-pub use delivery::{Attempt, Delivery, DeliveryOptions, EndpointStats, Response, Stats};
+#[cfg(feature = "bench-internals")]
+#[doc(hidden)]
+pub use delivery::bench_support;
+pub use delivery::{Attempt, CLAIM_AHEAD, Delivery, DeliveryOptions, EndpointStats, Response, Stats};
 pub use endpoint::{Auth, Endpoint, EndpointHealth, EndpointSpec, EndpointUpdate};
 pub use error::{Error, ExpectedVersion, Result, SignatureFailure};
 pub use event::{MAX_JSON_DEPTH, NewEvent, RecordedEvent};

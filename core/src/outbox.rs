@@ -266,7 +266,7 @@ pub(crate) fn cancel_for_events(conn: &Connection, event_filter: &str, args: imp
     let sql = format!(
         "UPDATE tidings_deliveries SET state = 6, touched_at = {now}, completed_at = {now}, lease_owner = NULL,
          lease_expires_at = NULL
-         WHERE state IN (0, 1, 2, 3) AND event_position IN (SELECT position FROM tidings_events WHERE {event_filter})"
+         WHERE state <= 3 AND event_position IN (SELECT position FROM tidings_events WHERE {event_filter})"
     );
     Ok(conn.prepare_cached(&sql)?.execute(args)?)
 }
@@ -276,7 +276,7 @@ pub(crate) fn cancel_for_events(conn: &Connection, event_filter: &str, args: imp
 pub(crate) fn pause_endpoint(conn: &Connection, seq: i64, now: i64) -> Result<usize> {
     Ok(conn
         .prepare_cached(
-            "UPDATE tidings_deliveries SET state = 3, touched_at = ?2 WHERE endpoint_seq = ?1 AND state IN (0, 1, 2)",
+            "UPDATE tidings_deliveries SET state = 3, touched_at = ?2 WHERE endpoint_seq = ?1 AND state <= 2",
         )?
         .execute(params![seq, now])?)
 }
@@ -302,7 +302,7 @@ pub(crate) fn cancel_endpoint(conn: &Connection, seq: i64, now: i64) -> Result<u
     Ok(conn
         .prepare_cached(
             "UPDATE tidings_deliveries SET state = 6, touched_at = ?2, completed_at = ?2, lease_owner = NULL,
-             lease_expires_at = NULL WHERE endpoint_seq = ?1 AND state IN (0, 1, 2, 3)",
+             lease_expires_at = NULL WHERE endpoint_seq = ?1 AND state <= 3",
         )?
         .execute(params![seq, now])?)
 }
@@ -341,7 +341,7 @@ pub(crate) fn fan_out_range(
     let mut reset = conn.prepare_cached(
         "UPDATE tidings_deliveries SET state = 0, attempts = 0, next_attempt_at = ?3, touched_at = ?3, completed_at = NULL,
          lease_owner = NULL, lease_expires_at = NULL
-         WHERE endpoint_seq = ?1 AND event_position = ?2 AND state IN (4, 5)",
+         WHERE endpoint_seq = ?1 AND event_position = ?2 AND (state = 4 OR state = 5)",
     )?;
     let mut changed = 0;
     let mut cursor = after.min(i64::MAX as u64) as i64;

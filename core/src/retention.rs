@@ -60,7 +60,7 @@ pub(crate) fn prune_events(conn: &Connection, rules: &[RetentionRule], now: i64)
         let cutoff = rule.max_age.map(|age| now.saturating_sub(clock::duration_micros(age)));
         let mut select = conn.prepare_cached(
             "SELECT e.position, e.type, e.recorded_at,
-                    EXISTS (SELECT 1 FROM tidings_deliveries d WHERE d.event_position = e.position AND d.state IN (0, 1, 2, 3))
+                    EXISTS (SELECT 1 FROM tidings_deliveries d WHERE d.event_position = e.position AND d.state <= 3)
              FROM tidings_events e ORDER BY e.position DESC",
         )?;
         let mut rows = select.query([])?;
@@ -124,13 +124,12 @@ pub(crate) fn prune_deliveries(
     batch: u64,
 ) -> Result<u64> {
     let cutoff = now.saturating_sub(clock::duration_micros(max_age));
-    let finished: u64 = conn
-        .prepare_cached("SELECT count(*) FROM tidings_deliveries WHERE state IN (4, 5, 6)")?
-        .query_row([], |r| r.get(0))?;
+    let finished: u64 =
+        conn.prepare_cached("SELECT count(*) FROM tidings_deliveries WHERE state >= 4")?.query_row([], |r| r.get(0))?;
     let excess = finished.saturating_sub(max_records).min(batch);
     let ids: Vec<i64> = conn
         .prepare_cached(
-            "SELECT id FROM tidings_deliveries WHERE state IN (4, 5, 6)
+            "SELECT id FROM tidings_deliveries WHERE state >= 4
              ORDER BY touched_at LIMIT ?1",
         )?
         .query_map([batch as i64], |r| Ok((r.get::<_, i64>(0)?, ())))?
@@ -152,7 +151,7 @@ pub(crate) fn prune_deliveries(
         }
     }
     let mut delete_attempts = conn.prepare_cached("DELETE FROM tidings_attempts WHERE delivery_id = ?1")?;
-    let mut delete = conn.prepare_cached("DELETE FROM tidings_deliveries WHERE id = ?1 AND state IN (4, 5, 6)")?;
+    let mut delete = conn.prepare_cached("DELETE FROM tidings_deliveries WHERE id = ?1 AND state >= 4")?;
     for id in &doomed {
         delete_attempts.execute([id])?;
         delete.execute([id])?;

@@ -10,7 +10,7 @@ use rusqlite::{Connection, OptionalExtension, TransactionBehavior};
 use crate::error::{Error, Result};
 
 /// The migrations, in order; migration `i` (0-based) brings the schema to version `i + 1`.
-const MIGRATIONS: &[&str] = &[include_str!("sql/0001_initial.sql")];
+const MIGRATIONS: &[&str] = &[include_str!("sql/0001_initial.sql"), include_str!("sql/0002_range_partial_indexes.sql")];
 
 /// The schema version this library writes.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
@@ -132,6 +132,49 @@ mod tests {
             |r| r.get(0),
         )?;
         assert_eq!(foreign, 0);
+        Ok(())
+    }
+
+    #[test]
+    fn a_version_1_database_is_migrated_with_its_rows() -> Result<()> {
+        let mut conn = Connection::open_in_memory()?;
+        conn.execute_batch(CREATE_META)?;
+        conn.execute_batch(MIGRATIONS[0])?;
+        conn.execute(
+            "INSERT INTO tidings_meta (key, value) VALUES (?1, 0), (?2, 0), (?3, 1)",
+            [KEY_ENDPOINTS_GENERATION, KEY_LAST_POSITION, KEY_SCHEMA_VERSION],
+        )?;
+        conn.execute_batch(
+            "INSERT INTO tidings_deliveries (event_position, endpoint_seq, stream_id, state, next_attempt_at, created_at,
+             touched_at) VALUES (1, 1, 1, 0, 5, 5, 5), (2, 1, 1, 4, 5, 5, 5)",
+        )?;
+        migrate(&mut conn)?;
+        assert_eq!(schema_version(&conn)?, Some(SCHEMA_VERSION));
+        let due: i64 = conn.query_row(
+            "SELECT count(*) FROM tidings_deliveries INDEXED BY tidings_deliveries_due WHERE endpoint_seq = 1 AND state <= 2",
+            [],
+            |r| r.get(0),
+        )?;
+        assert_eq!(due, 1);
+        Ok(())
+    }
+
+    #[test]
+    fn writing_the_outbox_builds_no_temporary_btree() -> Result<()> {
+        // A partial index with an IN list makes SQLite build a temporary b-tree on every insert
+        // and update of its table; the hot statements must not.
+        let mut conn = Connection::open_in_memory()?;
+        migrate(&mut conn)?;
+        for sql in [
+            "INSERT INTO tidings_deliveries (event_position, endpoint_seq, stream_id, state, next_attempt_at, created_at,
+             touched_at) VALUES (1, 1, 1, 0, 5, 5, 5)",
+            "UPDATE tidings_deliveries SET state = 4, touched_at = 6 WHERE id = 1 AND (state = 1 OR state = 3)",
+            "SELECT min(next_attempt_at) FROM tidings_deliveries WHERE endpoint_seq = 1 AND state <= 2",
+        ] {
+            let ops: Vec<String> =
+                conn.prepare(&format!("EXPLAIN {sql}"))?.query_map([], |r| r.get(1))?.collect::<rusqlite::Result<_>>()?;
+            assert!(!ops.iter().any(|op| op == "OpenEphemeral"), "{sql}: {ops:?}");
+        }
         Ok(())
     }
 }

@@ -37,9 +37,13 @@ use crate::store::Shared;
 pub struct Transaction {
     shared: Arc<Shared>,
     conn: Option<Connection>,
+    /// The first member of its commit group: it runs without a savepoint of its own.
+    first: bool,
     endpoints_changed: bool,
-    /// Commit the group at once and make the WAL durable (the dispatcher's claims).
+    /// Commit the group at once (the dispatcher's cycles).
     durable: bool,
+    /// Sync the WAL after the commit (durable transactions, unless told otherwise).
+    sync: bool,
     /// Wake commit waiters (the delivery engine, long-poll reads) on commit.
     notify: bool,
     /// The thread that last used this transaction (recorded as the writer's holder).
@@ -80,29 +84,40 @@ impl Transaction {
         Transaction::begin_with(shared, true)
     }
 
-    /// Joins the writer's open group (or opens one with `BEGIN IMMEDIATE`) and starts this
-    /// transaction's savepoint in it.
+    /// Joins the writer's open group in a savepoint of its own, or opens a group with
+    /// `BEGIN IMMEDIATE` (its first member needs no savepoint: nobody else is in the group
+    /// while it runs, so rolling it back is rolling back the SQLite transaction).
     fn begin_with(shared: Arc<Shared>, durable: bool) -> Result<Transaction> {
         let lease = shared.join_writer()?;
         let begun = (|| -> rusqlite::Result<()> {
             if lease.fresh {
                 lease.conn.prepare_cached("BEGIN IMMEDIATE")?.execute([])?;
+            } else {
+                lease.conn.prepare_cached("SAVEPOINT tidings_tx")?.execute([])?;
             }
-            lease.conn.prepare_cached("SAVEPOINT tidings_tx")?.execute([])?;
             Ok(())
         })();
         if let Err(e) = begun {
             let _ = shared.leave_writer(lease.conn, MemberEnd::Abandoned, end_group);
             return Err(e.into());
         }
+        let normal = shared.options.durability == crate::Durability::Normal;
         Ok(Transaction {
             shared,
             conn: Some(lease.conn),
+            first: lease.fresh,
             endpoints_changed: durable,
             durable,
+            // At `Full` the commit itself syncs the WAL.
+            sync: durable && normal,
             notify: !durable,
             thread: std::cell::Cell::new(std::thread::current().id()),
         })
+    }
+
+    /// A durable transaction's commit need not sync the WAL (it claimed nothing to send).
+    pub(crate) fn skip_sync(&mut self) {
+        self.sync = false;
     }
 
     /// Wake commit waiters when this transaction commits.
@@ -270,14 +285,16 @@ impl Transaction {
     /// outcome.
     pub fn commit(mut self) -> Result<()> {
         let conn = self.conn.take().ok_or(Error::Closed)?;
-        if let Err(e) = conn.prepare_cached("RELEASE tidings_tx").and_then(|mut s| s.execute([])) {
+        if !self.first
+            && let Err(e) = conn.prepare_cached("RELEASE tidings_tx").and_then(|mut s| s.execute([]))
+        {
             let _ = self.abandon(conn);
             return Err(e.into());
         }
         let how = MemberEnd::Succeeded { force: self.durable, notify: self.notify };
         match self.shared.leave_writer(conn, how, end_group) {
             Ok(notify) => {
-                if self.durable {
+                if self.sync {
                     self.shared.sync_wal()?;
                 }
                 if notify {
@@ -306,6 +323,9 @@ impl Transaction {
     fn abandon(&mut self, conn: Connection) -> Result<()> {
         let result = if conn.is_autocommit() {
             Ok(())
+        } else if self.first {
+            // Ends the group: the slot sees no open transaction and does not hand it on.
+            conn.execute_batch("ROLLBACK")
         } else {
             conn.execute_batch("ROLLBACK TO tidings_tx; RELEASE tidings_tx")
         };

@@ -25,7 +25,7 @@ enum Fate {
 fn fate(thread: usize, n: usize) -> Fate {
     match (thread * PER_THREAD + n) % 7 {
         3 => Fate::FailAfterWriting,
-        5 if n % 2 == 0 => Fate::Panic,
+        5 if n.is_multiple_of(2) => Fate::Panic,
         5 => Fate::RollBack,
         _ => Fate::Commit,
     }

@@ -307,12 +307,19 @@ fn killed_during_retention_pruning_the_store_reopens_consistent() -> Result<()> 
     let mut previous = finished as i64;
     let mut midway = 0;
     let mut round = 0;
-    // Kill early and often: each round prunes some batches; stop once a few kills landed
-    // midway (or after 40 rounds).
+    // Kill early and often: each round prunes some batches; stop once the kills pruned down to
+    // the limit (or after 40 rounds).
     while previous > 100 && round < 40 {
         let mut child = Proc::spawn(CHILD, &["prune", &db_arg(&db), "100", "100"])?;
         child.expect_line("ready", START)?;
-        std::thread::sleep(Duration::from_millis(rng.range(1, 60)));
+        // Pruning runs in batches of a few milliseconds each: wait until the first batch of
+        // this round committed, then kill at a random moment of the next few batches.
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while count_finished()? >= previous {
+            assert!(std::time::Instant::now() < deadline, "the pruning child never pruned");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        std::thread::sleep(Duration::from_micros(rng.range(0, 4_000)));
         assert!(!child.exited(), "the pruning child died on its own");
         child.kill();
         check_consistent(&db, false).map_err(|e| Error::Storage(format!("after kill {round}: {e}")))?;

@@ -112,14 +112,14 @@ struct EndpointRow {
 }
 
 const DUE_PLAIN: &str = "SELECT id, event_position, attempts FROM tidings_deliveries
-    WHERE endpoint_seq = ?1 AND state IN (0, 1, 2) AND next_attempt_at <= ?2
+    WHERE endpoint_seq = ?1 AND state <= 2 AND next_attempt_at <= ?2
     ORDER BY next_attempt_at, id LIMIT ?3";
 
 const DUE_ORDERED: &str = "SELECT d.id, d.event_position, d.attempts FROM tidings_deliveries d
-    WHERE d.endpoint_seq = ?1 AND d.state IN (0, 1, 2) AND d.next_attempt_at <= ?2
+    WHERE d.endpoint_seq = ?1 AND d.state <= 2 AND d.next_attempt_at <= ?2
       AND NOT EXISTS (SELECT 1 FROM tidings_deliveries o
                       WHERE o.endpoint_seq = d.endpoint_seq AND o.stream_id = d.stream_id
-                        AND o.event_position < d.event_position AND o.state IN (0, 1, 2, 3))
+                        AND o.event_position < d.event_position AND o.state <= 3)
     ORDER BY d.next_attempt_at, d.id LIMIT ?3";
 
 /// Claims up to `capacity` due deliveries for `owner`.
@@ -165,9 +165,8 @@ pub(crate) fn claim(
     let earliest = |claimed: &mut Claimed, at: i64| {
         claimed.next_due = Some(claimed.next_due.map_or(at, |n: i64| n.min(at)));
     };
-    let mut next_stmt = conn.prepare_cached(
-        "SELECT min(next_attempt_at) FROM tidings_deliveries WHERE endpoint_seq = ?1 AND state IN (0, 1, 2)",
-    )?;
+    let mut next_stmt = conn
+        .prepare_cached("SELECT min(next_attempt_at) FROM tidings_deliveries WHERE endpoint_seq = ?1 AND state <= 2")?;
     for ep in &endpoints {
         let Some(next): Option<i64> = next_stmt.query_row([ep.seq], |r| r.get(0))? else {
             if let Some(every) = ep.keepalive_us {
@@ -212,7 +211,7 @@ pub(crate) fn claim(
             let later: Option<i64> = conn
                 .prepare_cached(
                     "SELECT min(next_attempt_at) FROM tidings_deliveries
-                     WHERE endpoint_seq = ?1 AND state IN (0, 1, 2) AND next_attempt_at > ?2",
+                     WHERE endpoint_seq = ?1 AND state <= 2 AND next_attempt_at > ?2",
                 )?
                 .query_row(params![ep.seq, now], |r| r.get(0))?;
             if let Some(at) = later {
@@ -319,7 +318,7 @@ pub(crate) fn release(conn: &Connection, owner: &str, ids: &[i64], now: i64) -> 
             state = CASE WHEN state = 3 THEN 3 WHEN attempts > 1 THEN 2 ELSE 0 END,
             attempts = max(attempts - 1, 0), lease_owner = NULL, lease_expires_at = NULL,
             next_attempt_at = ?3, touched_at = ?3
-         WHERE id = ?1 AND lease_owner = ?2 AND state IN (1, 3)",
+         WHERE id = ?1 AND lease_owner = ?2 AND (state = 1 OR state = 3)",
     )?;
     let mut released = 0;
     for id in ids {

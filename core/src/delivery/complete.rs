@@ -129,7 +129,7 @@ pub(crate) fn record(
             conn.prepare_cached(
                 "UPDATE tidings_deliveries SET state = 4, last_status = ?3, last_error = NULL, lease_owner = NULL,
                     lease_expires_at = NULL, touched_at = ?4, completed_at = ?4
-                 WHERE id = ?1 AND lease_owner = ?2 AND state IN (1, 3)",
+                 WHERE id = ?1 AND lease_owner = ?2 AND (state = 1 OR state = 3)",
             )?
             .execute(params![f.job.delivery_id, owner, status, now])?;
         }
@@ -139,7 +139,7 @@ pub(crate) fn record(
             conn.prepare_cached(
                 "UPDATE tidings_deliveries SET state = CASE WHEN state = 3 THEN 3 ELSE 2 END, next_attempt_at = ?3,
                     last_status = ?4, last_error = ?5, lease_owner = NULL, lease_expires_at = NULL, touched_at = ?6
-                 WHERE id = ?1 AND lease_owner = ?2 AND state IN (1, 3)",
+                 WHERE id = ?1 AND lease_owner = ?2 AND (state = 1 OR state = 3)",
             )?
             .execute(params![f.job.delivery_id, owner, due, status, last_error, now])?;
         }
@@ -147,7 +147,7 @@ pub(crate) fn record(
             conn.prepare_cached(
                 "UPDATE tidings_deliveries SET state = 5, last_status = ?3, last_error = ?4, lease_owner = NULL,
                     lease_expires_at = NULL, touched_at = ?5, completed_at = ?5
-                 WHERE id = ?1 AND lease_owner = ?2 AND state IN (1, 3)",
+                 WHERE id = ?1 AND lease_owner = ?2 AND (state = 1 OR state = 3)",
             )?
             .execute(params![f.job.delivery_id, owner, status, last_error, now])?;
         }
@@ -202,8 +202,9 @@ fn update_health(
         )?
         .execute(params![seq, health.unhealthy_after])?;
     if became_unhealthy > 0 {
-        let failures: u32 =
-            conn.query_row("SELECT consecutive_failures FROM tidings_endpoints WHERE seq = ?1", [seq], |r| r.get(0))?;
+        let failures: u32 = conn
+            .prepare_cached("SELECT consecutive_failures FROM tidings_endpoints WHERE seq = ?1")?
+            .query_row([seq], |r| r.get(0))?;
         emit(
             conn,
             shared,
@@ -217,18 +218,17 @@ fn update_health(
         Some("the receiver answered 410 Gone".to_string())
     } else {
         let cutoff = now.saturating_sub(clock::duration_micros(health.disable_after));
-        let stale: bool = conn.query_row(
-            "SELECT failing_since IS NOT NULL AND failing_since <= ?2 FROM tidings_endpoints WHERE seq = ?1",
-            params![seq, cutoff],
-            |r| r.get(0),
-        )?;
+        let stale: bool = conn
+            .prepare_cached(
+                "SELECT failing_since IS NOT NULL AND failing_since <= ?2 FROM tidings_endpoints WHERE seq = ?1",
+            )?
+            .query_row(params![seq, cutoff], |r| r.get(0))?;
         stale.then(|| format!("no successful delivery for {} s while failing", health.disable_after.as_secs()))
     };
     if let Some(reason) = reason {
         let enabled: bool = conn
-            .query_row("SELECT enabled FROM tidings_endpoints WHERE seq = ?1 AND deleted_at IS NULL", [seq], |r| {
-                r.get(0)
-            })
+            .prepare_cached("SELECT enabled FROM tidings_endpoints WHERE seq = ?1 AND deleted_at IS NULL")?
+            .query_row([seq], |r| r.get(0))
             .optional()?
             .unwrap_or(false);
         if enabled {

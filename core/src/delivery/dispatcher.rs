@@ -26,6 +26,9 @@ use crate::retention;
 use crate::store::Store;
 use crate::transaction::Transaction;
 
+/// Longest a finished attempt waits to be recorded while the workers still have jobs queued.
+const REPORT_BATCH_DELAY: Duration = Duration::from_millis(2);
+
 /// Starts the dispatcher and its workers.
 pub(crate) fn spawn(
     store: Store,
@@ -106,7 +109,7 @@ struct CycleResult {
 
 impl Dispatcher {
     fn capacity(&self) -> usize {
-        self.options.max_in_flight.unwrap_or(self.options.workers).max(1)
+        self.options.max_in_flight.unwrap_or(self.options.workers.saturating_mul(super::CLAIM_AHEAD)).max(1)
     }
 
     fn run(&mut self) {
@@ -115,6 +118,7 @@ impl Dispatcher {
         let mut next_due: Option<Instant> = None;
         let mut next_housekeeping = Instant::now() + self.options.housekeeping_interval;
         let mut failures = 0u32;
+        let mut reports_since: Option<Instant> = None;
         self.data_version = self.read_data_version();
         while !self.engine.stopping() {
             while let Ok(report) = self.reports_rx.try_recv() {
@@ -125,7 +129,20 @@ impl Dispatcher {
                 let status = self.engine.lock_status();
                 status.requested > status.cycles
             };
-            if dirty || requested || !reports.is_empty() || next_due.is_some_and(|t| now >= t) {
+            if reports.is_empty() {
+                reports_since = None;
+            } else if reports_since.is_none() {
+                reports_since = Some(now);
+            }
+            // Finished attempts are recorded in batches: at once when the workers are about to
+            // run out of jobs (the cycle claims more), otherwise when enough have finished to
+            // refill a good part of the claim capacity, or after a short delay. Each cycle that
+            // claims is one durable commit, so batching is what keeps the syncs per delivery low.
+            let reports_ready = !reports.is_empty()
+                && (self.jobs_tx.len() < self.options.workers
+                    || reports.len() >= self.capacity() / 2
+                    || reports_since.is_some_and(|t| now.duration_since(t) >= REPORT_BATCH_DELAY));
+            if dirty || requested || reports_ready || next_due.is_some_and(|t| now >= t) {
                 match self.cycle(&mut reports) {
                     Ok(result) => {
                         failures = 0;
@@ -157,6 +174,9 @@ impl Dispatcher {
             }
             let poll = self.store.options().poll_interval;
             let mut timeout = next_due.map_or(poll, |t| t.saturating_duration_since(Instant::now()).min(poll));
+            if let Some(since) = reports_since {
+                timeout = timeout.min((since + REPORT_BATCH_DELAY).saturating_duration_since(Instant::now()));
+            }
             timeout = timeout.min(next_housekeeping.saturating_duration_since(Instant::now()));
             select! {
                 recv(self.reports_rx) -> msg => if let Ok(report) = msg { reports.push(report) },
@@ -238,6 +258,10 @@ impl Dispatcher {
         };
         if emitted {
             tx.wake_on_commit();
+        }
+        if claimed.jobs.is_empty() {
+            // Nothing will be sent: recorded attempts need no sync of their own.
+            tx.skip_sync();
         }
         if let Err(err) = tx.commit() {
             for (_, seq) in &freed {

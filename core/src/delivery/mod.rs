@@ -13,6 +13,9 @@
 //! - [`Delivery::shutdown`] (and `Drop`) stop claiming, let requests in flight finish within a
 //!   grace period, release unfinished claims and never hang.
 
+#[cfg(feature = "bench-internals")]
+#[doc(hidden)]
+pub mod bench_support;
 mod claim;
 mod complete;
 mod dispatcher;
@@ -37,12 +40,19 @@ use crate::store::Store;
 
 pub use ops::{Attempt, EndpointStats, Response, Stats};
 
+/// Deliveries claimed per worker when [`DeliveryOptions::max_in_flight`] is not set: each
+/// claim cycle is one durable commit, so claiming ahead is what lets a cycle serve many sends.
+pub const CLAIM_AHEAD: usize = 4;
+
 /// Options for [`crate::Store::start_delivery`]; defaults are design.md section 6.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DeliveryOptions {
     /// HTTP worker threads (default 16).
     pub workers: usize,
-    /// Optional ceiling on requests in flight across all endpoints (default: `workers`).
+    /// Optional ceiling on deliveries claimed at once across all endpoints, being sent or
+    /// queued for a worker (default: [`CLAIM_AHEAD`] × `workers`, so a worker that finishes
+    /// finds its next job already claimed instead of waiting for a claim cycle). Requests
+    /// actually in flight never exceed `workers`.
     pub max_in_flight: Option<usize>,
     /// Added to an endpoint's timeout to form the lease of a claimed delivery (default 30 s).
     pub lease_grace: Duration,
