@@ -1,105 +1,135 @@
-//! Append throughput on a real file at durability `Normal`, with one matching endpoint (so
-//! every event also writes one outbox row):
+//! Append throughput on a real file, with one endpoint matching every event (so each event
+//! also writes one outbox row):
 //!
-//! - `append/1_event_per_tx`: one event per transaction (`Store::append`);
-//! - `append/100_events_per_tx`: one append of 100 events per transaction;
-//! - `append/app_row_and_event_per_tx`: one transaction holding an app row and an event.
+//! - `append_single/normal`, `append_single/full`: one transaction holding one app row (an
+//!   `orders` insert through `tx.execute`) and one event, at durability `Normal` and `Full`;
+//! - `append_batch/normal`: one transaction appending 100 events (throughput in events);
+//! - `append_concurrent/normal`, `append_concurrent/full`: 8 threads sharing one store, each
+//!   committing transactions of one app row and one event. An iteration is 80 transactions,
+//!   10 per thread; the time runs from the moment all threads are ready until the last commits.
+//!   Commits that could share one sync (group commit) show up here first.
 //!
-//! Events go round-robin to 1,000 streams, so the stream index is exercised the way a real
-//! app with many aggregates does. Measurement times are short on purpose: `cargo bench` stays
-//! around a minute, and `cargo test --benches` runs each routine once.
+//! Events go round-robin to 1,000 streams, so the stream index is exercised the way an app
+//! with many aggregates does. Run with
+//! `cargo bench -p tidings-benches --bench append` (add a filter such as `append_single` to run
+//! one group); `cargo test -p tidings-benches --benches` runs each routine once.
+
+mod fixture;
 
 use std::hint::black_box;
-use std::time::Duration;
+use std::sync::Barrier;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::thread;
+use std::time::{Duration, Instant};
 
-use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use serde_json::json;
+use criterion::{Criterion, SamplingMode, Throughput, criterion_group, criterion_main};
 use tempfile::TempDir;
-use tidings::{Durability, EndpointSpec, ExpectedVersion, NewEvent, Store, StoreOptions};
+use tidings::{Durability, EndpointSpec, ExpectedVersion, NewEvent, RecordedEvent, Store, StoreOptions};
 
-const STREAMS: usize = 1_000;
+/// Threads of `append_concurrent`.
+const THREADS: usize = 8;
+/// Transactions per iteration of `append_concurrent`, spread evenly over the threads.
+const TX_PER_ITERATION: usize = 80;
 
-/// A fresh store file with one endpoint that matches every `order.*` event.
-fn store() -> (TempDir, Store) {
-    let dir = tempfile::tempdir().expect("temporary directory");
-    let store = Store::open(
-        dir.path().join("bench.db"),
-        StoreOptions { durability: Durability::Normal, ..StoreOptions::default() },
-    )
-    .expect("open the store");
+/// A fresh store at `durability` with one endpoint that matches every `order.*` event.
+fn store(durability: Durability) -> (TempDir, Store) {
+    let (dir, store) = fixture::store(StoreOptions { durability, ..StoreOptions::default() });
     store
         .create_endpoint(&EndpointSpec {
             events: vec!["order.*".into()],
             ..EndpointSpec::new("https://example.com/hook")
         })
         .expect("create the endpoint");
-    store
-        .execute("CREATE TABLE orders (id INTEGER PRIMARY KEY, customer TEXT NOT NULL, total REAL NOT NULL)", [])
-        .expect("create the app table");
     (dir, store)
 }
 
-fn event(n: u64) -> NewEvent {
-    NewEvent::new(
-        "order.created",
-        json!({"order_id": n, "customer": "c-1042", "total": 99.5, "currency": "EUR", "lines": [{"sku": "A-1", "qty": 2}]}),
-    )
-    .with_metadata(json!({"actor": "bench", "correlation_id": "2f1e0c4a"}))
+/// One app transaction: an `orders` row and one event on `stream`.
+fn order_transaction(store: &Store, stream: &str, event: &[NewEvent]) -> Vec<RecordedEvent> {
+    store
+        .transaction(|tx| {
+            tx.execute("INSERT INTO orders (customer, total) VALUES (?1, ?2)", ("c-1042", 99.5))?;
+            tx.append(stream, event, ExpectedVersion::Any)
+        })
+        .expect("commit the order transaction")
 }
 
-fn append(c: &mut Criterion) {
-    let streams: Vec<String> = (0..STREAMS).map(|i| format!("order-{i}")).collect();
-    let mut group = c.benchmark_group("append");
-    group.sample_size(20).warm_up_time(Duration::from_secs(1)).measurement_time(Duration::from_secs(5));
-
-    {
-        let (_dir, store) = store();
-        let one = [event(1)];
+fn append_single(c: &mut Criterion) {
+    let streams = fixture::stream_names();
+    let one = [fixture::order_event(1)];
+    let mut group = c.benchmark_group("append_single");
+    group.sample_size(20).warm_up_time(Duration::from_secs(1)).measurement_time(Duration::from_secs(4));
+    group.throughput(Throughput::Elements(1));
+    for (name, durability) in [("normal", Durability::Normal), ("full", Durability::Full)] {
+        let (_dir, store) = store(durability);
         let mut n = 0usize;
-        group.throughput(Throughput::Elements(1));
-        group.bench_function("1_event_per_tx", |b| {
+        group.bench_function(name, |b| {
             b.iter(|| {
                 n += 1;
-                let recorded = store.append(&streams[n % STREAMS], &one, ExpectedVersion::Any).expect("append");
-                black_box(recorded)
-            })
-        });
-    }
-
-    {
-        let (_dir, store) = store();
-        let hundred: Vec<NewEvent> = (0..100).map(event).collect();
-        let mut n = 0usize;
-        group.throughput(Throughput::Elements(100));
-        group.bench_function("100_events_per_tx", |b| {
-            b.iter(|| {
-                n += 1;
-                let recorded = store.append(&streams[n % STREAMS], &hundred, ExpectedVersion::Any).expect("append");
-                black_box(recorded)
-            })
-        });
-    }
-
-    {
-        let (_dir, store) = store();
-        let one = [event(1)];
-        let mut n = 0usize;
-        group.throughput(Throughput::Elements(1));
-        group.bench_function("app_row_and_event_per_tx", |b| {
-            b.iter(|| {
-                n += 1;
-                let recorded = store
-                    .transaction(|tx| {
-                        tx.execute("INSERT INTO orders (customer, total) VALUES (?1, ?2)", ("c-1042", 99.5))?;
-                        tx.append(&streams[n % STREAMS], &one, ExpectedVersion::Any)
-                    })
-                    .expect("transaction");
-                black_box(recorded)
+                black_box(order_transaction(&store, &streams[n % fixture::STREAMS], &one))
             })
         });
     }
     group.finish();
 }
 
-criterion_group!(benches, append);
+fn append_batch(c: &mut Criterion) {
+    const EVENTS: usize = 100;
+    let streams = fixture::stream_names();
+    let batch: Vec<NewEvent> = (0..EVENTS as u64).map(fixture::order_event).collect();
+    let mut group = c.benchmark_group("append_batch");
+    group.sample_size(20).warm_up_time(Duration::from_secs(1)).measurement_time(Duration::from_secs(4));
+    group.throughput(Throughput::Elements(EVENTS as u64));
+    let (_dir, store) = store(Durability::Normal);
+    let mut n = 0usize;
+    group.bench_function("normal", |b| {
+        b.iter(|| {
+            n += 1;
+            let recorded = store.append(&streams[n % fixture::STREAMS], &batch, ExpectedVersion::Any).expect("append");
+            black_box(recorded)
+        })
+    });
+    group.finish();
+}
+
+fn append_concurrent(c: &mut Criterion) {
+    let streams = fixture::stream_names();
+    let mut group = c.benchmark_group("append_concurrent");
+    // Flat sampling: an iteration takes milliseconds (tens of them at `full`), so criterion's
+    // default ramp of 1, 2, .. 55 iterations per sample would far exceed the measurement time.
+    group
+        .sample_size(10)
+        .sampling_mode(SamplingMode::Flat)
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(5));
+    group.throughput(Throughput::Elements(TX_PER_ITERATION as u64));
+    for (name, durability) in [("normal", Durability::Normal), ("full", Durability::Full)] {
+        let (_dir, store) = store(durability);
+        let next = AtomicUsize::new(0);
+        group.bench_function(name, |b| {
+            b.iter_custom(|iterations| {
+                let per_thread =
+                    usize::try_from(iterations).expect("iterations fit in usize") * TX_PER_ITERATION / THREADS;
+                let ready = Barrier::new(THREADS + 1);
+                let started = thread::scope(|scope| {
+                    for _ in 0..THREADS {
+                        scope.spawn(|| {
+                            let one = [fixture::order_event(1)];
+                            ready.wait();
+                            for _ in 0..per_thread {
+                                let n = next.fetch_add(1, Ordering::Relaxed);
+                                black_box(order_transaction(&store, &streams[n % fixture::STREAMS], &one));
+                            }
+                        });
+                    }
+                    ready.wait();
+                    Instant::now()
+                });
+                started.elapsed()
+            })
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, append_single, append_batch, append_concurrent);
 criterion_main!(benches);

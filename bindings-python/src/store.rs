@@ -87,6 +87,42 @@ pub(crate) fn new_event(
     Ok(event)
 }
 
+/// The events of an `append_many`: a sequence of mappings with `type` and `data`, and
+/// optionally `metadata`, `tenant` and `id`.
+pub(crate) fn new_events(events: &Bound<'_, PyAny>) -> PyResult<Vec<NewEvent>> {
+    let py = events.py();
+    if events.is_instance_of::<pyo3::types::PyString>() || events.is_instance_of::<pyo3::types::PyDict>() {
+        return Err(crate::errors::invalid(py, "events", "must be a sequence of mappings, one per event"));
+    }
+    let mut out = Vec::new();
+    for (i, item) in events.try_iter()?.enumerate() {
+        let item = item?;
+        let field = |key: &str| -> PyResult<Option<Bound<'_, PyAny>>> {
+            let Ok(mapping) = item.cast::<pyo3::types::PyMapping>() else {
+                return Err(crate::errors::invalid(py, "events", format!("event {i} is not a mapping")));
+            };
+            match mapping.get_item(key) {
+                Ok(value) => Ok(Some(value)),
+                Err(e) if e.is_instance_of::<pyo3::exceptions::PyKeyError>(py) => Ok(None),
+                Err(e) => Err(e),
+            }
+        };
+        // A missing key and None are the same, except for `data`, where None is JSON null.
+        let text = |key: &str| -> PyResult<Option<String>> {
+            field(key)?.filter(|v| !v.is_none()).map(|v| v.extract::<String>()).transpose()
+        };
+        let Some(event_type) = text("type")? else {
+            return Err(crate::errors::invalid(py, "events", format!("event {i} has no \"type\"")));
+        };
+        let Some(data) = field("data")? else {
+            return Err(crate::errors::invalid(py, "events", format!("event {i} has no \"data\"")));
+        };
+        let metadata = field("metadata")?;
+        out.push(new_event(event_type, &data, metadata.as_ref(), text("tenant")?, text("id")?)?);
+    }
+    Ok(out)
+}
+
 /// The one event an `append` returns.
 pub(crate) fn first_event(py: Python<'_>, mut events: Vec<tidings::RecordedEvent>) -> PyResult<PyEvent> {
     match events.is_empty() {
@@ -232,6 +268,20 @@ impl PyStore {
         let event = new_event(r#type, data, metadata, tenant, event_id)?;
         let events = run(py, || self.inner.append(&stream, std::slice::from_ref(&event), expected))?;
         first_event(py, events)
+    }
+
+    #[pyo3(signature = (stream, events, expected_version = None))]
+    fn append_many(
+        &self,
+        py: Python<'_>,
+        stream: String,
+        events: &Bound<'_, PyAny>,
+        expected_version: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<Vec<PyEvent>> {
+        let expected = crate::convert::expected_version(expected_version)?;
+        let events = new_events(events)?;
+        let recorded = run(py, || self.inner.append(&stream, &events, expected))?;
+        PyEvent::list(py, recorded)
     }
 
     #[pyo3(signature = (sql, params = None))]

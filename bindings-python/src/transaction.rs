@@ -145,6 +145,20 @@ impl PyTransaction {
         first_event(py, events)
     }
 
+    #[pyo3(signature = (stream, events, expected_version = None))]
+    fn append_many(
+        &self,
+        py: Python<'_>,
+        stream: String,
+        events: &Bound<'_, PyAny>,
+        expected_version: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<Vec<PyEvent>> {
+        let expected = crate::convert::expected_version(expected_version)?;
+        let events = crate::store::new_events(events)?;
+        let recorded = self.with(py, |tx| tx.append(&stream, &events, expected))?;
+        PyEvent::list(py, recorded)
+    }
+
     #[pyo3(signature = (stream, from_version = None, limit = None, backwards = false))]
     fn read_stream(
         &self,

@@ -127,3 +127,38 @@ def test_prune_events_by_retention_rule(store: tidings.Store) -> None:
     assert [e.data["i"] for e in store.read_stream("metrics")] == [3, 4]
     assert len(store.read_stream("orders")) == 1
     assert store.prune_events([tidings.RetentionRule("*", max_age=3600.0)]) == 0
+
+
+def test_append_many_is_one_atomic_append(store: tidings.Store) -> None:
+    store.append("cart-1", "cart.opened", {})
+    events = store.append_many(
+        "cart-1",
+        [
+            {"type": "cart.item_added", "data": {"sku": "A"}, "metadata": {"actor": "u1"}},
+            {"type": "cart.item_added", "data": {"sku": "B"}},
+            {"type": "cart.checked_out", "data": None},
+        ],
+        expected_version=1,
+    )
+    assert [(e.version, e.type) for e in events] == [
+        (2, "cart.item_added"),
+        (3, "cart.item_added"),
+        (4, "cart.checked_out"),
+    ]
+    assert [e.position for e in events] == [2, 3, 4]
+    assert events[0].metadata == {"actor": "u1"} and events[2].data is None
+    # One version check for all: a stale expectation writes none of them.
+    with pytest.raises(tidings.ConcurrencyError):
+        store.append_many("cart-1", [{"type": "cart.noted", "data": {}}], expected_version=1)
+    # Bad input names the event and writes nothing.
+    with pytest.raises(tidings.InvalidInputError, match="event 1 has no \"type\""):
+        store.append_many("cart-1", [{"type": "cart.noted", "data": {}}, {"data": {}}])
+    with pytest.raises(tidings.InvalidInputError, match="sequence of mappings"):
+        store.append_many("cart-1", {"type": "cart.noted", "data": {}})  # type: ignore[arg-type]
+    with pytest.raises(tidings.InvalidInputError):
+        store.append_many("cart-1", [])
+    assert store.stream_version("cart-1") == 4
+    with store.transaction() as tx:
+        more = tx.append_many("cart-2", [{"type": "cart.opened", "data": {}, "id": str(uuid.uuid4())}] * 1)
+        assert more[0].version == 1
+    assert store.stream_version("cart-2") == 1

@@ -412,6 +412,10 @@ class Transaction:
         event_id: Optional[str] = None,
     ) -> Event:
         """Append one event to ``stream``; see :meth:`Store.append`."""
+    def append_many(
+        self, stream: str, events: Sequence[Mapping[str, Any]], expected_version: _ExpectedVersion = None
+    ) -> list[Event]:
+        """Append several events to ``stream`` at once; see :meth:`Store.append_many`."""
     def read_stream(
         self, stream: str, from_version: Optional[int] = None, limit: Optional[int] = None, backwards: bool = False
     ) -> list[Event]: ...
@@ -523,6 +527,13 @@ class Store:
         ``event_id`` (a UUID) makes the append idempotent: the same id with the same content
         returns the original event, with other content raises
         :class:`IdempotencyConflictError`. ``type`` must not start with ``tidings.``.
+        """
+    def append_many(
+        self, stream: str, events: Sequence[Mapping[str, Any]], expected_version: _ExpectedVersion = None
+    ) -> list[Event]:
+        """Append several events to ``stream`` in one transaction, all or none: one version
+        check, consecutive versions and positions. Each event is a mapping with ``type`` and
+        ``data``, and optionally ``metadata``, ``tenant`` and ``id`` (as for :meth:`append`).
         """
     def execute(self, sql: str, params: _SqlParams = None) -> int:
         """Run one statement of the application's SQL in its own transaction."""

@@ -1,0 +1,377 @@
+//! `compare`: tidings side by side with the limit (raw rusqlite, a raw `ureq` loop) and with
+//! peers, in one run on one machine, reported as medians and ratios.
+//!
+//! ```text
+//! cargo run --release -p tidings-benches --bin compare -- [--quick] [--rounds N] [--out DIR] [ROW...]
+//! ```
+//!
+//! Every row runs its contenders alternately, round after round (at least three rounds), and
+//! reports each contender's median and the ratio of tidings to the baseline. `--quick` runs
+//! every row with tiny sizes, for CI (it checks that the rows still run, not the figures).
+//! Results are printed as a table and written to `DIR/compare.json` (default
+//! `target/compare`), which `benches/compare/chart.py` draws.
+
+mod append;
+mod deliver;
+mod responder;
+
+use std::path::PathBuf;
+
+use tidings::Durability;
+
+/// One contender's measurements in one row.
+#[derive(Debug, Clone, serde::Serialize)]
+struct Series {
+    name: String,
+    samples: Vec<f64>,
+    median: f64,
+}
+
+/// One row of the comparison table.
+#[derive(Debug, Clone, serde::Serialize)]
+struct Row {
+    key: String,
+    title: String,
+    unit: String,
+    tidings: Series,
+    baselines: Vec<Series>,
+    /// tidings' median over the first baseline's median.
+    ratio: Option<f64>,
+    target: String,
+    met: Option<bool>,
+    notes: Vec<String>,
+}
+
+fn median(samples: &[f64]) -> f64 {
+    let mut sorted = samples.to_vec();
+    sorted.sort_by(|a, b| a.total_cmp(b));
+    let n = sorted.len();
+    if n == 0 {
+        return f64::NAN;
+    }
+    if n % 2 == 1 { sorted[n / 2] } else { (sorted[n / 2 - 1] + sorted[n / 2]) / 2.0 }
+}
+
+fn series(name: &str, samples: Vec<f64>) -> Series {
+    Series { name: name.to_string(), median: median(&samples), samples }
+}
+
+struct Config {
+    quick: bool,
+    /// Run tidings only (for profiling).
+    only_tidings: bool,
+    rounds: usize,
+    out: PathBuf,
+    only: Vec<String>,
+}
+
+impl Config {
+    fn wants(&self, key: &str) -> bool {
+        self.only.is_empty() || self.only.iter().any(|o| key.starts_with(o.as_str()))
+    }
+
+    fn scratch(&self) -> tempfile::TempDir {
+        tempfile::tempdir().expect("scratch directory")
+    }
+}
+
+fn append_rows(cfg: &Config, rows: &mut Vec<Row>) {
+    let sizes = |normal: usize, quick: usize| if cfg.quick { quick } else { normal };
+    for (key, durability, count, per_tx) in [
+        ("append_1_normal", Durability::Normal, sizes(20_000, 200), 1),
+        ("append_1_full", Durability::Full, sizes(3_000, 50), 1),
+        ("append_100_normal", Durability::Normal, sizes(500, 10), 100),
+    ] {
+        if !cfg.wants(key) && !(per_tx == 1 && durability == Durability::Normal && cfg.wants("append_naive")) {
+            continue;
+        }
+        let (mut t, mut raw, mut naive) = (Vec::new(), Vec::new(), Vec::new());
+        for round in 0..cfg.rounds {
+            let order: [u8; 3] = if round % 2 == 0 { [0, 1, 2] } else { [2, 1, 0] };
+            for who in order {
+                let dir = cfg.scratch();
+                match who {
+                    0 => t.push(append::tidings_run(dir.path(), durability, count, per_tx)),
+                    _ if cfg.only_tidings => {}
+                    1 => raw.push(append::raw_run(dir.path(), durability, append::RawSchema::Tidings, count, per_tx)),
+                    _ => naive.push(append::raw_run(dir.path(), durability, append::RawSchema::Naive, count, per_tx)),
+                }
+            }
+        }
+        let mode = if durability == Durability::Normal { "normal" } else { "full" };
+        let events = if per_tx == 1 { "1 event/tx".to_string() } else { format!("{per_tx} events/tx") };
+        let target = if durability == Durability::Full { 0.9 } else { 0.8 };
+        let tidings = series("tidings", t);
+        let naive = series("raw rusqlite, naive schema (UNIQUE(stream TEXT, version))", naive);
+        let mut row = ratio_row(
+            key,
+            &format!("append, {events}, {mode}"),
+            "events/s",
+            tidings.clone(),
+            vec![series("raw rusqlite, the same rows and indexes", raw), naive.clone()],
+            target,
+        );
+        row.notes.push(format!(
+            "{count} transactions per run; each: one app row, {events} (JSON data and metadata, UUIDv7 id), one outbox \
+             row per event; 1,000 streams round-robin"
+        ));
+        rows.push(row);
+        if per_tx == 1 && durability == Durability::Normal {
+            let ratio = tidings.median / naive.median;
+            rows.push(Row {
+                key: "append_naive".into(),
+                title: "same rows, absolute: tidings against a naive raw schema".into(),
+                unit: "events/s".into(),
+                tidings,
+                baselines: vec![naive],
+                ratio: Some(ratio),
+                target: "report the ratio".into(),
+                met: None,
+                notes: vec![
+                    "the naive schema has fewer indexes (no per-endpoint due or per-stream order index): it writes \
+                     fewer pages per commit, which is what a commit costs here"
+                        .into(),
+                ],
+            });
+        }
+    }
+}
+
+fn concurrent_row(cfg: &Config, rows: &mut Vec<Row>) {
+    let key = "append_concurrent_full";
+    if !cfg.wants(key) {
+        return;
+    }
+    let per_thread = if cfg.quick { 20 } else { 1_500 };
+    let single = if cfg.quick { 50 } else { 3_000 };
+    let (mut t8, mut raw1, mut t1) = (Vec::new(), Vec::new(), Vec::new());
+    for round in 0..cfg.rounds {
+        let order: [u8; 3] = if round % 2 == 0 { [0, 1, 2] } else { [2, 1, 0] };
+        for who in order {
+            let dir = cfg.scratch();
+            match who {
+                0 => t8.push(append::tidings_concurrent(dir.path(), Durability::Full, 8, per_thread)),
+                1 => raw1.push(append::raw_run(dir.path(), Durability::Full, append::RawSchema::Tidings, single, 1)),
+                _ => t1.push(append::tidings_run(dir.path(), Durability::Full, single, 1)),
+            }
+        }
+    }
+    rows.push(ratio_row(
+        key,
+        "append, 1 event/tx, full, 8 threads (group commit)",
+        "events/s",
+        series("tidings, 8 threads", t8),
+        vec![series("raw rusqlite, 1 thread", raw1), series("tidings, 1 thread", t1)],
+        4.0,
+    ));
+}
+
+fn deliver_rows(cfg: &Config, rows: &mut Vec<Row>) {
+    for workers in [4usize, 16] {
+        let key = format!("deliver_{workers}");
+        if !cfg.wants(&key) {
+            continue;
+        }
+        let count = if cfg.quick { 400 } else { 40_000 };
+        let (mut t, mut raw) = (Vec::new(), Vec::new());
+        for round in 0..cfg.rounds {
+            let order: [u8; 2] = if round % 2 == 0 { [0, 1] } else { [1, 0] };
+            for who in order {
+                let dir = cfg.scratch();
+                match who {
+                    0 => t.push(deliver::tidings_deliveries(dir.path(), workers, count)),
+                    _ if cfg.only_tidings => {}
+                    _ => raw.push(deliver::raw_ureq(workers, count)),
+                }
+            }
+        }
+        let mut row = ratio_row(
+            &key,
+            &format!("deliveries/s, {workers} workers"),
+            "deliveries/s",
+            series("tidings", t),
+            vec![series(&format!("raw ureq loop, {workers} threads"), raw)],
+            0.6,
+        );
+        if workers == tidings::DeliveryOptions::default().workers {
+            let absolute = row.tidings.median >= 15_000.0;
+            row.notes.push(format!(
+                "default worker count: {:.0}/s against the absolute target of 15,000/s: {}",
+                row.tidings.median,
+                if absolute { "met" } else { "MISSED" }
+            ));
+            row.met = row.met.map(|m| m && absolute);
+            row.target = ">= 0.6x, and >= 15,000/s at the default workers".into();
+        }
+        rows.push(row);
+    }
+}
+
+fn latency_row(cfg: &Config, rows: &mut Vec<Row>) {
+    if !cfg.wants("latency") {
+        return;
+    }
+    let seconds = if cfg.quick { 1 } else { 10 };
+    let (mut p50, mut p99) = (Vec::new(), Vec::new());
+    for _ in 0..cfg.rounds {
+        let dir = cfg.scratch();
+        let sorted = deliver::latency(dir.path(), 500, seconds);
+        p50.push(percentile(&sorted, 0.50));
+        p99.push(percentile(&sorted, 0.99));
+    }
+    let (m50, m99) = (median(&p50), median(&p99));
+    rows.push(Row {
+        key: "latency".into(),
+        title: "commit -> receipt latency at 500 events/s".into(),
+        unit: "ms".into(),
+        tidings: series("tidings p50", p50),
+        baselines: vec![series("tidings p99", p99)],
+        ratio: None,
+        target: "p50 <= 1 ms, p99 <= 5 ms".into(),
+        met: Some(m50 <= 1.0 && m99 <= 5.0),
+        notes: vec![format!("p50 {m50:.2} ms, p99 {m99:.2} ms (medians over rounds)")],
+    });
+}
+
+fn percentile(sorted: &[f64], q: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    sorted[((sorted.len() - 1) as f64 * q).round() as usize]
+}
+
+fn throttle_row(cfg: &Config, rows: &mut Vec<Row>) {
+    if !cfg.wants("throttle") {
+        return;
+    }
+    let seconds = if cfg.quick { 1 } else { 10 };
+    let mut rates = Vec::new();
+    for _ in 0..cfg.rounds {
+        let dir = cfg.scratch();
+        rates.push(deliver::throttle(dir.path(), 50.0, seconds));
+    }
+    let m = median(&rates);
+    let error = (m - 50.0) / 50.0 * 100.0;
+    rows.push(Row {
+        key: "throttle".into(),
+        title: format!("throttle accuracy, 50 req/s for {seconds} s"),
+        unit: "req/s".into(),
+        tidings: series("tidings", rates),
+        baselines: Vec::new(),
+        ratio: None,
+        target: "within 5% of 50 req/s".into(),
+        met: Some(error.abs() <= 5.0),
+        notes: vec![format!("measured {m:.2} req/s ({error:+.1}%)")],
+    });
+}
+
+fn memory_row(cfg: &Config, rows: &mut Vec<Row>) {
+    if !cfg.wants("memory") {
+        return;
+    }
+    let count: u64 = if cfg.quick { 2_000 } else { 1_000_000 };
+    let dir = cfg.scratch();
+    let output = std::process::Command::new(std::env::current_exe().expect("own path"))
+        .arg("--memory-child")
+        .arg(dir.path())
+        .arg(count.to_string())
+        .output()
+        .expect("run the memory child");
+    assert!(output.status.success(), "memory child failed: {}", String::from_utf8_lossy(&output.stderr));
+    let f: serde_json::Value = serde_json::from_slice(&output.stdout).expect("child output");
+    let num = |k: &str| f[k].as_f64().unwrap_or(f64::NAN);
+    let (rss, cpu) = (num("rss_mib"), num("idle_cpu_percent"));
+    rows.push(Row {
+        key: "memory".into(),
+        title: format!("{count} pending deliveries: RSS and idle CPU"),
+        unit: "MiB".into(),
+        tidings: series("tidings RSS, engine idling", vec![rss]),
+        baselines: vec![series("idle CPU, % of a core", vec![cpu])],
+        ratio: None,
+        target: "RSS <= 64 MiB; idle CPU < 1%".into(),
+        met: Some(rss <= 64.0 && cpu < 1.0),
+        notes: vec![format!(
+            "RSS {rss:.1} MiB idling (before the engine started {:.1}, peak while queuing {:.1}); idle CPU {cpu:.2}%; \
+             requests sent {} (the rate limit allows one an hour)",
+            num("rss_before_mib"),
+            num("peak_rss_mib"),
+            num("sent")
+        )],
+    });
+}
+
+fn ratio_row(key: &str, title: &str, unit: &str, tidings: Series, baselines: Vec<Series>, target: f64) -> Row {
+    let ratio = baselines.first().map(|b| tidings.median / b.median);
+    Row {
+        key: key.into(),
+        title: title.into(),
+        unit: unit.into(),
+        tidings,
+        baselines,
+        ratio,
+        target: format!(">= {target}x"),
+        met: ratio.map(|r| r >= target),
+        notes: Vec::new(),
+    }
+}
+
+fn print_rows(rows: &[Row]) {
+    for row in rows {
+        println!("{}  [{}]", row.title, row.key);
+        println!("  {:<40} {:>12.0} {}", row.tidings.name, row.tidings.median, row.unit);
+        for b in &row.baselines {
+            println!(
+                "  {:<40} {:>12.0} {}  (tidings {:.2}x)",
+                b.name,
+                b.median,
+                row.unit,
+                row.tidings.median / b.median
+            );
+        }
+        if let Some(met) = row.met {
+            println!("  target {}: {}", row.target, if met { "met" } else { "MISSED" });
+        }
+        for note in &row.notes {
+            println!("  note: {note}");
+        }
+    }
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if args.get(1).map(String::as_str) == Some("--memory-child") {
+        let dir = PathBuf::from(&args[2]);
+        let count: u64 = args[3].parse().expect("count");
+        let f = deliver::memory_child(&dir, count);
+        let json = serde_json::json!({
+            "rss_before_mib": f.rss_before_mib, "rss_mib": f.rss_mib, "peak_rss_mib": f.peak_rss_mib,
+            "idle_cpu_percent": f.idle_cpu_percent, "sent": f.sent,
+        });
+        println!("{json}");
+        return;
+    }
+    let mut cfg =
+        Config { quick: false, only_tidings: false, rounds: 3, out: PathBuf::from("target/compare"), only: Vec::new() };
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--quick" => cfg.quick = true,
+            "--only-tidings" => cfg.only_tidings = true,
+            "--rounds" => cfg.rounds = args.next().and_then(|v| v.parse().ok()).expect("--rounds N"),
+            "--out" => cfg.out = PathBuf::from(args.next().expect("--out DIR")),
+            _ => cfg.only.push(arg),
+        }
+    }
+    cfg.rounds = cfg.rounds.max(if cfg.quick { 1 } else { 3 });
+    let mut rows = Vec::new();
+    append_rows(&cfg, &mut rows);
+    concurrent_row(&cfg, &mut rows);
+    deliver_rows(&cfg, &mut rows);
+    latency_row(&cfg, &mut rows);
+    throttle_row(&cfg, &mut rows);
+    memory_row(&cfg, &mut rows);
+    print_rows(&rows);
+    std::fs::create_dir_all(&cfg.out).expect("output directory");
+    let json = serde_json::to_string_pretty(&rows).expect("json");
+    std::fs::write(cfg.out.join("compare.json"), json).expect("write compare.json");
+}
