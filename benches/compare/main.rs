@@ -82,7 +82,8 @@ fn append_rows(cfg: &Config, rows: &mut Vec<Row>) {
         ("append_1_full", Durability::Full, sizes(3_000, 50), 1),
         ("append_100_normal", Durability::Normal, sizes(500, 10), 100),
     ] {
-        if !cfg.wants(key) && !(per_tx == 1 && durability == Durability::Normal && cfg.wants("append_naive")) {
+        let naive_row = per_tx == 1 && durability == Durability::Normal && cfg.wants("append_naive");
+        if !(cfg.wants(key) || naive_row) {
             continue;
         }
         let (mut t, mut raw, mut naive) = (Vec::new(), Vec::new(), Vec::new());

@@ -14,7 +14,9 @@ pub enum Durability {
     /// webhook announces an event that could still be rolled back.
     #[default]
     Normal,
-    /// `synchronous = FULL`: every commit is fsynced before it returns.
+    /// Every commit is on disk before it returns: the WAL is fsynced after the commit. Commits
+    /// made concurrently by several threads share one fsync (group commit), so throughput
+    /// grows with the number of writing threads instead of being one fsync per commit.
     Full,
 }
 

@@ -90,8 +90,14 @@ impl Shared {
         conn: Connection,
         how: MemberEnd,
         end: impl FnOnce(&Connection, bool) -> Result<()>,
-    ) -> Result<bool> {
+    ) -> Result<(bool, u64)> {
         self.writer.leave(conn, how, end)
+    }
+
+    /// Returns once commit `seq` (from [`Shared::leave_writer`]) is durable (see
+    /// [`WriterSlot::wait_durable`]).
+    pub(crate) fn make_durable(&self, seq: u64) -> Result<()> {
+        self.writer.wait_durable(seq, || self.sync_wal())
     }
 
     /// Makes every commit so far durable: syncs the WAL file (file stores only).

@@ -42,7 +42,8 @@ pub struct Transaction {
     endpoints_changed: bool,
     /// Commit the group at once (the dispatcher's cycles).
     durable: bool,
-    /// Sync the WAL after the commit (durable transactions, unless told otherwise).
+    /// Make the commit durable (a WAL sync shared with concurrent commits) before returning:
+    /// every commit at `Full`, the dispatcher's claims at `Normal`.
     sync: bool,
     /// Wake commit waiters (the delivery engine, long-poll reads) on commit.
     notify: bool,
@@ -101,15 +102,16 @@ impl Transaction {
             let _ = shared.leave_writer(lease.conn, MemberEnd::Abandoned, end_group);
             return Err(e.into());
         }
-        let normal = shared.options.durability == crate::Durability::Normal;
+        let full = shared.options.durability == crate::Durability::Full;
         Ok(Transaction {
             shared,
             conn: Some(lease.conn),
             first: lease.fresh,
             endpoints_changed: durable,
             durable,
-            // At `Full` the commit itself syncs the WAL.
-            sync: durable && normal,
+            // At `Full` every commit is durable before it returns; at `Normal` only the
+            // dispatcher's claims are (durable before delivered).
+            sync: durable || full,
             notify: !durable,
             thread: std::cell::Cell::new(std::thread::current().id()),
         })
@@ -293,9 +295,9 @@ impl Transaction {
         }
         let how = MemberEnd::Succeeded { force: self.durable, notify: self.notify };
         match self.shared.leave_writer(conn, how, end_group) {
-            Ok(notify) => {
+            Ok((notify, seq)) => {
                 if self.sync {
-                    self.shared.sync_wal()?;
+                    self.shared.make_durable(seq)?;
                 }
                 if notify {
                     self.shared.commits.notify();
