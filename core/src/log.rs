@@ -1,6 +1,12 @@
 //! The event log: appending to streams (idempotency, expected versions, tenants, positions,
 //! fan-out into the outbox) and reading streams and the global log.
 //!
+//! Point lookups write their parameters as `+?N`: the bundled SQLite is built with STAT4, and
+//! a plan that peeks at a bound value makes SQLite re-prepare the statement whenever it is
+//! bound again, which a statement cache (clearing bindings on every return) turns into a
+//! re-prepare on every use. `+?N` is the same value to the planner's index choice, opaque to
+//! its peeking. `delivery::statements_tests` checks the hot paths re-prepare nothing.
+//!
 //! Rules (design.md section 2): idempotency is checked before the expected version; the
 //! `tidings.` type prefix is reserved; a stream's tenant is fixed by its first event; positions
 //! are gap-free in commit order and never reused, even after the newest events are deleted.
@@ -71,7 +77,7 @@ fn find_stream(conn: &Connection, name: &str) -> Result<Option<StreamRow>> {
     Ok(conn
         .prepare_cached(
             "SELECT s.id, s.tenant, max(s.version, coalesce((SELECT max(e.version) FROM tidings_events e
-             WHERE e.stream_id = s.id), 0)) FROM tidings_streams s WHERE s.name = ?1",
+             WHERE e.stream_id = s.id), 0)) FROM tidings_streams s WHERE s.name = +?1",
         )?
         .query_row([name], |r| Ok(StreamRow { id: r.get(0)?, tenant: r.get(1)?, version: r.get(2)? }))
         .optional()?)
@@ -246,7 +252,7 @@ fn idempotent_replay(conn: &Connection, stream: &str, valid: &[ValidEvent]) -> R
         return Ok(None);
     }
     let mut lookup = conn.prepare_cached(&format!(
-        "SELECT {EVENT_COLUMNS}, e.data, e.metadata FROM tidings_events e JOIN tidings_streams s ON s.id = e.stream_id WHERE e.id = ?1"
+        "SELECT {EVENT_COLUMNS}, e.data, e.metadata FROM tidings_events e JOIN tidings_streams s ON s.id = e.stream_id WHERE e.id = +?1"
     ))?;
     let mut originals = Vec::new();
     let mut missing = None;
@@ -406,7 +412,7 @@ pub(crate) fn truncate_stream(conn: &Connection, stream: &str, before_version: u
 pub(crate) fn event_by_id(conn: &Connection, id: &str) -> Result<Option<RecordedEvent>> {
     Ok(conn
         .prepare_cached(&format!(
-            "SELECT {EVENT_COLUMNS} FROM tidings_events e JOIN tidings_streams s ON s.id = e.stream_id WHERE e.id = ?1"
+            "SELECT {EVENT_COLUMNS} FROM tidings_events e JOIN tidings_streams s ON s.id = e.stream_id WHERE e.id = +?1"
         ))?
         .query_row([id], event_from_row)
         .optional()?)
@@ -416,7 +422,7 @@ pub(crate) fn event_by_id(conn: &Connection, id: &str) -> Result<Option<Recorded
 pub(crate) fn event_at(conn: &Connection, position: u64) -> Result<Option<RecordedEvent>> {
     Ok(conn
         .prepare_cached(&format!(
-            "SELECT {EVENT_COLUMNS} FROM tidings_events e JOIN tidings_streams s ON s.id = e.stream_id WHERE e.position = ?1"
+            "SELECT {EVENT_COLUMNS} FROM tidings_events e JOIN tidings_streams s ON s.id = e.stream_id WHERE e.position = +?1"
         ))?
         .query_row([position], event_from_row)
         .optional()?)

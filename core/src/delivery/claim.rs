@@ -112,15 +112,15 @@ struct EndpointRow {
 }
 
 const DUE_PLAIN: &str = "SELECT id, event_position, attempts FROM tidings_deliveries
-    WHERE endpoint_seq = ?1 AND state <= 2 AND next_attempt_at <= ?2
-    ORDER BY next_attempt_at, id LIMIT ?3";
+    WHERE endpoint_seq = +?1 AND state <= 2 AND next_attempt_at <= +?2
+    ORDER BY next_attempt_at, id LIMIT +?3";
 
 const DUE_ORDERED: &str = "SELECT d.id, d.event_position, d.attempts FROM tidings_deliveries d
-    WHERE d.endpoint_seq = ?1 AND d.state <= 2 AND d.next_attempt_at <= ?2
+    WHERE d.endpoint_seq = +?1 AND d.state <= 2 AND d.next_attempt_at <= +?2
       AND NOT EXISTS (SELECT 1 FROM tidings_deliveries o
                       WHERE o.endpoint_seq = d.endpoint_seq AND o.stream_id = d.stream_id
                         AND o.event_position < d.event_position AND o.state <= 3)
-    ORDER BY d.next_attempt_at, d.id LIMIT ?3";
+    ORDER BY d.next_attempt_at, d.id LIMIT +?3";
 
 /// Claims up to `capacity` due deliveries for `owner`.
 pub(crate) fn claim(
@@ -165,8 +165,9 @@ pub(crate) fn claim(
     let earliest = |claimed: &mut Claimed, at: i64| {
         claimed.next_due = Some(claimed.next_due.map_or(at, |n: i64| n.min(at)));
     };
-    let mut next_stmt = conn
-        .prepare_cached("SELECT min(next_attempt_at) FROM tidings_deliveries WHERE endpoint_seq = ?1 AND state <= 2")?;
+    let mut next_stmt = conn.prepare_cached(
+        "SELECT min(next_attempt_at) FROM tidings_deliveries WHERE endpoint_seq = +?1 AND state <= 2",
+    )?;
     for ep in &endpoints {
         let Some(next): Option<i64> = next_stmt.query_row([ep.seq], |r| r.get(0))? else {
             if let Some(every) = ep.keepalive_us {
@@ -211,7 +212,7 @@ pub(crate) fn claim(
             let later: Option<i64> = conn
                 .prepare_cached(
                     "SELECT min(next_attempt_at) FROM tidings_deliveries
-                     WHERE endpoint_seq = ?1 AND state <= 2 AND next_attempt_at > ?2",
+                     WHERE endpoint_seq = +?1 AND state <= 2 AND next_attempt_at > +?2",
                 )?
                 .query_row(params![ep.seq, now], |r| r.get(0))?;
             if let Some(at) = later {

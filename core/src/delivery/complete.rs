@@ -33,6 +33,9 @@ pub(crate) struct Finished {
     pub result: Result<HttpResponse, SendError>,
 }
 
+/// How stale an endpoint's `last_success_at` may get while it keeps succeeding.
+const LAST_SUCCESS_PRECISION_MICROS: i64 = 1_000_000;
+
 /// Health thresholds from the delivery options.
 pub(crate) struct HealthPolicy {
     pub unhealthy_after: u32,
@@ -101,7 +104,7 @@ pub(crate) fn record(
     conn.prepare_cached(
         "INSERT INTO tidings_attempts (delivery_id, number, started_at, duration_us, status_code, error_kind, error,
             response_body)
-         VALUES (?1, (SELECT coalesce(max(number), 0) + 1 FROM tidings_attempts WHERE delivery_id = ?1), ?2, ?3, ?4, ?5,
+         VALUES (?1, (SELECT coalesce(max(number), 0) + 1 FROM tidings_attempts WHERE delivery_id = +?1), ?2, ?3, ?4, ?5,
             ?6, ?7)",
     )?
     .execute(params![
@@ -178,10 +181,15 @@ fn update_health(
 ) -> Result<bool> {
     let mut emitted = false;
     if matches!(verdict, Verdict::Success) {
+        // While an endpoint keeps succeeding, its (wide) row is rewritten at most once a second:
+        // `last_success_at` is that precise, and a busy endpoint's deliveries do not each pay
+        // for a row update.
         conn.prepare_cached(
-            "UPDATE tidings_endpoints SET consecutive_failures = 0, failing_since = NULL, last_success_at = ?2 WHERE seq = ?1",
+            "UPDATE tidings_endpoints SET consecutive_failures = 0, failing_since = NULL, last_success_at = ?2
+             WHERE seq = ?1 AND (consecutive_failures <> 0 OR failing_since IS NOT NULL OR last_success_at IS NULL
+                                 OR last_success_at < ?3)",
         )?
-        .execute(params![seq, now])?;
+        .execute(params![seq, now, now.saturating_sub(LAST_SUCCESS_PRECISION_MICROS)])?;
         let recovered = conn
             .prepare_cached("UPDATE tidings_endpoints SET unhealthy = 0 WHERE seq = ?1 AND unhealthy = 1")?
             .execute([seq])?;

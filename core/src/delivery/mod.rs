@@ -22,6 +22,8 @@ mod dispatcher;
 pub(crate) mod http;
 mod outcome;
 mod request;
+#[cfg(test)]
+mod statements_tests;
 mod throttle;
 mod worker;
 

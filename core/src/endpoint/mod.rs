@@ -280,7 +280,8 @@ pub struct EndpointHealth {
     pub consecutive_failures: u32,
     /// Whether the failures crossed the unhealthy threshold.
     pub unhealthy: bool,
-    /// The last successful delivery.
+    /// The last successful delivery (to within a second: while an endpoint keeps succeeding,
+    /// this is updated at most once a second).
     pub last_success_at: Option<OffsetDateTime>,
 }
 
