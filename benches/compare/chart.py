@@ -128,11 +128,12 @@ def draw_absolutes(ax: Any, rows: list[dict[str, Any]]) -> None:
     ax.set_title("rows with absolute targets", loc="left", fontsize=11)
     table = ax.table(
         cellText=[
-            [r["title"], f"{fmt(r['tidings']['median'])} {r['unit']}", r.get("target", ""),
+            [r["title"], (r.get("notes") or [f"{fmt(r['tidings']['median'])} {r['unit']}"])[0], r.get("target", ""),
              {True: "met", False: "MISSED", None: "-"}[r.get("met")]]
             for r in rows
         ],
-        colLabels=["row", "tidings median", "target", ""],
+        colLabels=["row", "measured (medians)", "target", ""],
+        colWidths=[0.36, 0.30, 0.28, 0.06],
         colLoc="left",
         cellLoc="left",
         loc="upper left",
