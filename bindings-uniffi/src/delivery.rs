@@ -16,7 +16,8 @@ pub struct DeliveryOptions {
     /// HTTP worker threads.
     #[uniffi(default = 16)]
     pub workers: u32,
-    /// Ceiling on requests in flight across all endpoints (`null`: `workers`).
+    /// Ceiling on deliveries claimed at once across all endpoints, sending or queued for a
+    /// worker (`null`: 4 × `workers`).
     #[uniffi(default = None)]
     pub max_in_flight: Option<u32>,
     /// Seconds added to an endpoint's timeout to form the lease of a claimed delivery.
