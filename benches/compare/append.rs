@@ -110,25 +110,7 @@ pub enum RawSchema {
     Naive,
 }
 
-const RAW_TIDINGS_SCHEMA: &str = "
-CREATE TABLE orders (id INTEGER PRIMARY KEY, customer TEXT NOT NULL, total REAL NOT NULL);
-CREATE TABLE events (
-    position INTEGER PRIMARY KEY, id TEXT NOT NULL, stream_id INTEGER NOT NULL, version INTEGER NOT NULL,
-    type TEXT NOT NULL, data TEXT NOT NULL, metadata TEXT NOT NULL, tenant TEXT, recorded_at INTEGER NOT NULL);
-CREATE UNIQUE INDEX events_by_id ON events (id);
-CREATE UNIQUE INDEX events_by_stream ON events (stream_id, version);
-CREATE TABLE deliveries (
-    id INTEGER PRIMARY KEY, event_position INTEGER NOT NULL, endpoint_seq INTEGER NOT NULL,
-    stream_id INTEGER NOT NULL, state INTEGER NOT NULL, attempts INTEGER NOT NULL DEFAULT 0,
-    next_attempt_at INTEGER NOT NULL, lease_owner TEXT, lease_expires_at INTEGER, last_status INTEGER,
-    last_error TEXT, created_at INTEGER NOT NULL, touched_at INTEGER NOT NULL, completed_at INTEGER);
-CREATE UNIQUE INDEX deliveries_by_endpoint ON deliveries (endpoint_seq, event_position);
-CREATE INDEX deliveries_by_event ON deliveries (event_position);
-CREATE INDEX deliveries_due ON deliveries (endpoint_seq, next_attempt_at) WHERE state IN (0, 1, 2);
-CREATE INDEX deliveries_unfinished_by_stream ON deliveries (endpoint_seq, stream_id, event_position)
-    WHERE state IN (0, 1, 2, 3);
-CREATE INDEX deliveries_finished ON deliveries (touched_at) WHERE state IN (4, 5, 6);
-";
+const RAW_TIDINGS_SCHEMA: &str = include_str!("raw_tidings_schema.sql");
 
 const RAW_NAIVE_SCHEMA: &str = "
 CREATE TABLE orders (id INTEGER PRIMARY KEY, customer TEXT NOT NULL, total REAL NOT NULL);
@@ -251,4 +233,34 @@ pub fn write_syscalls() -> u64 {
         .ok()
         .and_then(|s| s.lines().find_map(|l| l.strip_prefix("syscw: ").and_then(|v| v.trim().parse().ok())))
         .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Index definitions of `table` as `name: sql`, names and tables without the `tidings_`
+    /// prefix and whitespace collapsed.
+    fn indexes(conn: &Connection, table: &str) -> Vec<String> {
+        let mut stmt = conn
+            .prepare("SELECT sql FROM sqlite_schema WHERE type = 'index' AND tbl_name = ?1 AND sql IS NOT NULL ORDER BY name")
+            .expect("schema query");
+        let rows = stmt.query_map([table], |r| r.get::<_, String>(0)).expect("indexes");
+        rows.map(|sql| sql.expect("sql").replace("tidings_", "").split_whitespace().collect::<Vec<_>>().join(" "))
+            .collect()
+    }
+
+    #[test]
+    fn the_raw_contender_has_exactly_tidings_indexes() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = tidings_store(&dir.path().join("t.db"), Durability::Normal);
+        store.close();
+        let tidings = Connection::open(dir.path().join("t.db")).expect("open tidings file");
+        let raw = raw_connection(&dir.path().join("raw.db"), Durability::Normal, Some(RawSchema::Tidings));
+        for (ours, theirs) in [("tidings_events", "events"), ("tidings_deliveries", "deliveries")] {
+            let expected = indexes(&tidings, ours);
+            assert!(expected.len() >= 2, "{ours} has its indexes: {expected:?}");
+            assert_eq!(indexes(&raw, theirs), expected, "indexes of {theirs}");
+        }
+    }
 }

@@ -251,8 +251,9 @@ pub(crate) fn insert_deliveries(
         return Ok(());
     }
     let mut stmt = conn.prepare_cached(
-        "INSERT INTO tidings_deliveries (event_position, endpoint_seq, stream_id, state, next_attempt_at, created_at, touched_at)
-         VALUES (?1, ?2, ?3, 0, ?4, ?4, ?4) ON CONFLICT DO NOTHING",
+        "INSERT INTO tidings_deliveries (event_position, endpoint_seq, stream_id, state, next_attempt_at, created_at, touched_at,
+            ordered)
+         VALUES (?1, ?2, ?3, 0, ?4, ?4, ?4, (SELECT ordered FROM tidings_endpoints WHERE seq = +?2)) ON CONFLICT DO NOTHING",
     )?;
     for seq in targets {
         stmt.execute(params![position, seq, stream_id, now])?;
@@ -335,8 +336,9 @@ pub(crate) fn fan_out_range(
          ORDER BY position LIMIT 1000",
     )?;
     let mut insert = conn.prepare_cached(
-        "INSERT INTO tidings_deliveries (event_position, endpoint_seq, stream_id, state, next_attempt_at, created_at, touched_at)
-         VALUES (?1, ?2, ?3, 0, ?4, ?4, ?4) ON CONFLICT DO NOTHING",
+        "INSERT INTO tidings_deliveries (event_position, endpoint_seq, stream_id, state, next_attempt_at, created_at, touched_at,
+            ordered)
+         VALUES (?1, ?2, ?3, 0, ?4, ?4, ?4, (SELECT ordered FROM tidings_endpoints WHERE seq = +?2)) ON CONFLICT DO NOTHING",
     )?;
     let mut reset = conn.prepare_cached(
         "UPDATE tidings_deliveries SET state = 0, attempts = 0, next_attempt_at = ?3, touched_at = ?3, completed_at = NULL,

@@ -312,6 +312,34 @@ fn ordered_endpoints_keep_stream_order_through_retries() -> tidings::Result<()> 
 }
 
 #[test]
+fn an_endpoint_made_ordered_orders_the_deliveries_it_already_has() -> tidings::Result<()> {
+    // Deliveries carry their endpoint's `ordered` flag (the per-stream order index covers only
+    // ordered endpoints): switching the flag on must reach the rows already queued.
+    let dir = tempdir()?;
+    let store = open_store(&dir.path().join("app.db"))?;
+    let receiver = Receiver::start();
+    receiver.push_script(vec![Behavior::Status(500), Behavior::Status(500)]);
+    let endpoint = store.create_endpoint(&EndpointSpec {
+        retry: fast_retry(Duration::from_millis(100), 2.0, 5),
+        ..EndpointSpec::new(receiver.url())
+    })?;
+    for v in 1..=6 {
+        store.append("order-1", &[NewEvent::new("order.changed", json!({"v": v}))], ExpectedVersion::Any)?;
+    }
+    store.update_endpoint(&endpoint.id, &tidings::EndpointUpdate { ordered: Some(true), ..Default::default() })?;
+    let delivery = store.start_delivery(options(8))?;
+    assert!(receiver.wait_for(8, Duration::from_secs(20)));
+    assert!(delivery.wait_idle(Duration::from_secs(10)));
+    let versions: Vec<u64> = receiver
+        .requests()
+        .iter()
+        .map(|r| serde_json::from_slice::<serde_json::Value>(&r.body).map(|b| b["version"].as_u64().unwrap_or(0)))
+        .collect::<Result<_, _>>()?;
+    assert_eq!(versions, vec![1, 1, 1, 2, 3, 4, 5, 6]);
+    Ok(())
+}
+
+#[test]
 fn shutdown_with_requests_in_flight_returns_within_the_grace_period() -> tidings::Result<()> {
     let dir = tempdir()?;
     let path = dir.path().join("app.db");

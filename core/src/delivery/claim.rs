@@ -119,7 +119,7 @@ const DUE_ORDERED: &str = "SELECT d.id, d.event_position, d.attempts FROM tiding
     WHERE d.endpoint_seq = +?1 AND d.state <= 2 AND d.next_attempt_at <= +?2
       AND NOT EXISTS (SELECT 1 FROM tidings_deliveries o
                       WHERE o.endpoint_seq = d.endpoint_seq AND o.stream_id = d.stream_id
-                        AND o.event_position < d.event_position AND o.state <= 3)
+                        AND o.event_position < d.event_position AND o.ordered = 1 AND o.state <= 3)
     ORDER BY d.next_attempt_at, d.id LIMIT +?3";
 
 /// Claims up to `capacity` due deliveries for `owner`.

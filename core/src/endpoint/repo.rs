@@ -218,6 +218,11 @@ pub(crate) fn update(conn: &Connection, id: &str, change: &EndpointUpdate) -> Re
         serde_json::to_string(&spec.final_statuses)?,
         clock::now_micros(),
     ])?;
+    if spec.ordered != current.spec.ordered {
+        // The per-stream order index covers the unfinished deliveries of ordered endpoints.
+        conn.prepare_cached("UPDATE tidings_deliveries SET ordered = ?2 WHERE endpoint_seq = ?1 AND state <= 3")?
+            .execute(params![seq, spec.ordered])?;
+    }
     schema::bump_endpoints_generation(conn)?;
     match change.enabled {
         Some(true) if !current.spec.enabled => enable(conn, id, true),
