@@ -129,6 +129,9 @@ pub fn raw_connection(path: &Path, durability: Durability, schema: Option<RawSch
     let conn = Connection::open(path).expect("open");
     conn.busy_timeout(Duration::from_secs(30)).expect("busy timeout");
     let sync = if durability == Durability::Full { "FULL" } else { "NORMAL" };
+    if std::env::var_os("COMPARE_RAW_AUTO_VACUUM").is_some() {
+        conn.execute_batch("PRAGMA auto_vacuum = INCREMENTAL").expect("auto_vacuum");
+    }
     let _: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0)).expect("wal");
     conn.execute_batch(&format!("PRAGMA synchronous = {sync}")).expect("pragmas");
     match schema {

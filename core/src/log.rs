@@ -198,7 +198,9 @@ pub(crate) fn append(
             "INSERT INTO tidings_events (position, id, stream_id, version, type, data, metadata, tenant, recorded_at)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
         )?;
-        for (i, (v, input)) in valid.iter().zip(events).enumerate() {
+        let mut deliver = conn.prepare_cached(outbox::INSERT_DELIVERY)?;
+        let mut targets: Option<std::sync::Arc<[outbox::Target]>> = None;
+        for (i, (v, input)) in valid.into_iter().zip(events).enumerate() {
             let position = last_position + 1 + i as u64;
             let version = actual + 1 + i as u64;
             insert.execute(params![
@@ -212,17 +214,24 @@ pub(crate) fn append(
                 v.tenant,
                 now
             ])?;
-            let targets = matcher.targets(&v.event_type, v.tenant.as_deref());
-            outbox::insert_deliveries(conn, position, stream_id, &targets, now)?;
+            // Events of one append mostly share their type: match once per run of a type.
+            let same =
+                recorded.last().is_some_and(|p: &RecordedEvent| p.event_type == v.event_type && p.tenant == v.tenant);
+            let to = match (&targets, same) {
+                (Some(t), true) => std::sync::Arc::clone(t),
+                _ => matcher.targets(&v.event_type, v.tenant.as_deref()),
+            };
+            outbox::insert_deliveries(&mut deliver, position, stream_id, &to, now)?;
+            targets = Some(to);
             recorded.push(RecordedEvent {
-                id: v.id.clone(),
+                id: v.id,
                 stream: stream.to_string(),
                 version,
                 position,
-                event_type: v.event_type.clone(),
+                event_type: v.event_type,
                 data: input.data.clone(),
                 metadata: input.metadata.clone(),
-                tenant: v.tenant.clone(),
+                tenant: v.tenant,
                 recorded_at: clock::from_micros(now),
             });
         }

@@ -159,16 +159,24 @@ impl Default for DeliveryFilter {
 }
 
 struct Route {
-    seq: i64,
+    target: Target,
     patterns: PatternSet,
     tenant: Option<String>,
+}
+
+/// An endpoint an event fans out to: its key, and whether it keeps per-stream order (its
+/// deliveries carry the flag, see migration 0003).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Target {
+    pub(crate) seq: i64,
+    pub(crate) ordered: bool,
 }
 
 /// The in-memory index of enabled endpoints used for fan-out.
 pub(crate) struct Matcher {
     generation: Option<i64>,
     routes: Vec<Route>,
-    cache: LruCache<(String, Option<String>), Arc<[i64]>>,
+    cache: LruCache<(String, Option<String>), Arc<[Target]>>,
 }
 
 const MATCH_CACHE_SIZE: usize = 4096;
@@ -197,15 +205,17 @@ impl Matcher {
             return Ok(());
         }
         let mut stmt = conn.prepare_cached(
-            "SELECT seq, events, tenant FROM tidings_endpoints WHERE enabled = 1 AND deleted_at IS NULL ORDER BY seq",
+            "SELECT seq, events, tenant, ordered FROM tidings_endpoints WHERE enabled = 1 AND deleted_at IS NULL
+             ORDER BY seq",
         )?;
-        let rows =
-            stmt.query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get::<_, Option<String>>(2)?)))?;
+        let rows = stmt.query_map([], |r| {
+            Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get::<_, Option<String>>(2)?, r.get::<_, bool>(3)?))
+        })?;
         let mut routes = Vec::new();
         for row in rows {
-            let (seq, events, tenant) = row?;
+            let (seq, events, tenant, ordered) = row?;
             let list: Vec<String> = serde_json::from_str(&events).map_err(|e| Error::Storage(e.to_string()))?;
-            routes.push(Route { seq, patterns: PatternSet::parse(&list)?, tenant });
+            routes.push(Route { target: Target { seq, ordered }, patterns: PatternSet::parse(&list)?, tenant });
         }
         self.routes = routes;
         self.cache.clear();
@@ -214,17 +224,17 @@ impl Matcher {
         Ok(())
     }
 
-    /// The endpoints (by seq) an event of this type and tenant goes to.
-    pub(crate) fn targets(&mut self, event_type: &str, tenant: Option<&str>) -> Arc<[i64]> {
+    /// The endpoints an event of this type and tenant goes to.
+    pub(crate) fn targets(&mut self, event_type: &str, tenant: Option<&str>) -> Arc<[Target]> {
         let key = (event_type.to_string(), tenant.map(str::to_string));
         if let Some(hit) = self.cache.get(&key) {
             return Arc::clone(hit);
         }
-        let found: Arc<[i64]> = self
+        let found: Arc<[Target]> = self
             .routes
             .iter()
             .filter(|r| tenant_matches(r.tenant.as_deref(), tenant) && r.patterns.matches(event_type))
-            .map(|r| r.seq)
+            .map(|r| r.target)
             .collect();
         self.cache.put(key, Arc::clone(&found));
         found
@@ -239,24 +249,24 @@ pub(crate) fn tenant_matches(endpoint_tenant: Option<&str>, event_tenant: Option
     }
 }
 
-/// Inserts one pending delivery per target endpoint for the event at `position`.
+/// Inserts one pending delivery: event position, endpoint, stream, time, the endpoint's
+/// `ordered` flag. `ON CONFLICT DO NOTHING`: a delivery exists once per endpoint and event.
+pub(crate) const INSERT_DELIVERY: &str =
+    "INSERT INTO tidings_deliveries (event_position, endpoint_seq, stream_id, state,
+    next_attempt_at, created_at, touched_at, ordered)
+    VALUES (?1, ?2, ?3, 0, ?4, ?4, ?4, ?5) ON CONFLICT DO NOTHING";
+
+/// Inserts one pending delivery per target endpoint for the event at `position`, with the
+/// statement [`INSERT_DELIVERY`] prepared by the caller (once per append, not once per event).
 pub(crate) fn insert_deliveries(
-    conn: &Connection,
+    insert: &mut rusqlite::Statement<'_>,
     position: u64,
     stream_id: i64,
-    targets: &[i64],
+    targets: &[Target],
     now: i64,
 ) -> Result<()> {
-    if targets.is_empty() {
-        return Ok(());
-    }
-    let mut stmt = conn.prepare_cached(
-        "INSERT INTO tidings_deliveries (event_position, endpoint_seq, stream_id, state, next_attempt_at, created_at, touched_at,
-            ordered)
-         VALUES (?1, ?2, ?3, 0, ?4, ?4, ?4, (SELECT ordered FROM tidings_endpoints WHERE seq = +?2)) ON CONFLICT DO NOTHING",
-    )?;
-    for seq in targets {
-        stmt.execute(params![position, seq, stream_id, now])?;
+    for target in targets {
+        insert.execute(params![position, target.seq, stream_id, now, target.ordered])?;
     }
     Ok(())
 }
