@@ -40,8 +40,8 @@ pub(crate) struct Shared {
     matcher: Mutex<Matcher>,
     pub(crate) commits: CommitSignal,
     http: Mutex<Option<(usize, Arc<HttpSender>)>>,
-    /// The directory entry of the WAL file was synced once.
-    wal_dir_synced: std::sync::atomic::AtomicBool,
+    /// The WAL file, for durable commits (file stores only).
+    wal: Option<db::WalFile>,
 }
 
 impl Shared {
@@ -102,9 +102,9 @@ impl Shared {
 
     /// Makes every commit so far durable: syncs the WAL file (file stores only).
     pub(crate) fn sync_wal(&self) -> Result<()> {
-        match &self.location {
-            Location::File(path) => db::sync_wal(path, &self.wal_dir_synced),
-            Location::Memory => Ok(()),
+        match &self.wal {
+            Some(wal) => wal.sync(),
+            None => Ok(()),
         }
     }
 
@@ -222,6 +222,10 @@ impl Store {
             Some(conn) => WriterSlot::new(conn),
             None => WriterSlot::empty(),
         };
+        let wal = match &location {
+            Location::File(path) => Some(db::WalFile::new(path)),
+            Location::Memory => None,
+        };
         let shared = Shared {
             read_only,
             options,
@@ -231,7 +235,7 @@ impl Store {
             matcher: Mutex::new(Matcher::new()),
             commits: CommitSignal::default(),
             http: Mutex::new(None),
-            wal_dir_synced: std::sync::atomic::AtomicBool::new(false),
+            wal,
         };
         Ok(Store { shared: Arc::new(shared) })
     }
