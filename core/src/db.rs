@@ -15,8 +15,6 @@ use std::time::{Duration, Instant};
 use rusqlite::{Connection, OpenFlags};
 
 use crate::error::{Error, Result};
-#[allow(unused_imports)] // named in the docs
-use crate::options::Durability;
 use crate::options::StoreOptions;
 
 /// Oldest SQLite accepted: 3.7.0 to 3.51.2 have a WAL-reset corruption bug with two writing or
@@ -83,7 +81,7 @@ pub(crate) fn open_reader(path: &Path, options: &StoreOptions, read_only: bool) 
     Ok(conn)
 }
 
-/// Every connection runs at `synchronous = NORMAL`, whatever the [`Durability`]: at `Full`,
+/// Every connection runs at `synchronous = NORMAL`, whatever the [`crate::Durability`]: at `Full`,
 /// a commit is made durable after the fact by [`WriterSlot::wait_durable`], which syncs the
 /// WAL once for every commit written before the sync started (group commit), so concurrent
 /// commits share one fsync instead of taking turns for one each.

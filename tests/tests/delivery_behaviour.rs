@@ -285,29 +285,38 @@ fn replay_and_recover_move_exactly_the_documented_rows() -> tidings::Result<()> 
     Ok(())
 }
 
-#[test]
-fn ordered_endpoints_keep_stream_order_through_retries() -> tidings::Result<()> {
+/// Six events of one stream to an endpoint whose first two answers are 500, delivered by eight
+/// workers; returns the versions in the order the receiver got them. The endpoint is created
+/// ordered, or made ordered after the events are queued (`ordered_later`).
+fn versions_through_two_failures(ordered_later: bool) -> tidings::Result<Vec<u64>> {
     let dir = tempdir()?;
     let store = open_store(&dir.path().join("app.db"))?;
     let receiver = Receiver::start();
     receiver.push_script(vec![Behavior::Status(500), Behavior::Status(500)]);
-    store.create_endpoint(&EndpointSpec {
-        ordered: true,
+    let endpoint = store.create_endpoint(&EndpointSpec {
+        ordered: !ordered_later,
         retry: fast_retry(Duration::from_millis(100), 2.0, 5),
         ..EndpointSpec::new(receiver.url())
     })?;
     for v in 1..=6 {
         store.append("order-1", &[NewEvent::new("order.changed", json!({"v": v}))], ExpectedVersion::Any)?;
     }
+    if ordered_later {
+        store.update_endpoint(&endpoint.id, &tidings::EndpointUpdate { ordered: Some(true), ..Default::default() })?;
+    }
     let delivery = store.start_delivery(options(8))?;
     assert!(receiver.wait_for(8, Duration::from_secs(20)));
     assert!(delivery.wait_idle(Duration::from_secs(10)));
-    let versions: Vec<u64> = receiver
+    Ok(receiver
         .requests()
         .iter()
         .map(|r| serde_json::from_slice::<serde_json::Value>(&r.body).map(|b| b["version"].as_u64().unwrap_or(0)))
-        .collect::<Result<_, _>>()?;
-    assert_eq!(versions, vec![1, 1, 1, 2, 3, 4, 5, 6]);
+        .collect::<Result<_, _>>()?)
+}
+
+#[test]
+fn ordered_endpoints_keep_stream_order_through_retries() -> tidings::Result<()> {
+    assert_eq!(versions_through_two_failures(false)?, vec![1, 1, 1, 2, 3, 4, 5, 6]);
     Ok(())
 }
 
@@ -315,27 +324,7 @@ fn ordered_endpoints_keep_stream_order_through_retries() -> tidings::Result<()> 
 fn an_endpoint_made_ordered_orders_the_deliveries_it_already_has() -> tidings::Result<()> {
     // Deliveries carry their endpoint's `ordered` flag (the per-stream order index covers only
     // ordered endpoints): switching the flag on must reach the rows already queued.
-    let dir = tempdir()?;
-    let store = open_store(&dir.path().join("app.db"))?;
-    let receiver = Receiver::start();
-    receiver.push_script(vec![Behavior::Status(500), Behavior::Status(500)]);
-    let endpoint = store.create_endpoint(&EndpointSpec {
-        retry: fast_retry(Duration::from_millis(100), 2.0, 5),
-        ..EndpointSpec::new(receiver.url())
-    })?;
-    for v in 1..=6 {
-        store.append("order-1", &[NewEvent::new("order.changed", json!({"v": v}))], ExpectedVersion::Any)?;
-    }
-    store.update_endpoint(&endpoint.id, &tidings::EndpointUpdate { ordered: Some(true), ..Default::default() })?;
-    let delivery = store.start_delivery(options(8))?;
-    assert!(receiver.wait_for(8, Duration::from_secs(20)));
-    assert!(delivery.wait_idle(Duration::from_secs(10)));
-    let versions: Vec<u64> = receiver
-        .requests()
-        .iter()
-        .map(|r| serde_json::from_slice::<serde_json::Value>(&r.body).map(|b| b["version"].as_u64().unwrap_or(0)))
-        .collect::<Result<_, _>>()?;
-    assert_eq!(versions, vec![1, 1, 1, 2, 3, 4, 5, 6]);
+    assert_eq!(versions_through_two_failures(true)?, vec![1, 1, 1, 2, 3, 4, 5, 6]);
     Ok(())
 }
 
