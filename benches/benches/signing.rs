@@ -24,19 +24,7 @@ fn body_and_id() -> (Vec<u8>, String) {
     let store = Store::open_in_memory().expect("open an in-memory store");
     let event =
         store.append("order-1042", &[fixture::order_event(1042)], ExpectedVersion::Any).expect("append").remove(0);
-    let ctx = RenderContext {
-        id: &event.id,
-        event_type: &event.event_type,
-        timestamp: event.recorded_at,
-        source: "api-1.example.internal",
-        stream: &event.stream,
-        version: event.version,
-        position: event.position,
-        tenant: event.tenant.as_deref(),
-        data: &event.data,
-        metadata: &event.metadata,
-    };
-    (default_body(&ctx), event.id.clone())
+    (default_body(&RenderContext::of(&event, "api-1.example.internal")), event.id.clone())
 }
 
 fn signing(c: &mut Criterion) {

@@ -13,7 +13,7 @@
 //! - [`Delivery::shutdown`] (and `Drop`) stop claiming, let requests in flight finish within a
 //!   grace period, release unfinished claims and never hang.
 
-#[cfg(feature = "bench-internals")]
+#[cfg(any(test, feature = "bench-internals"))]
 #[doc(hidden)]
 pub mod bench_support;
 mod claim;

@@ -79,19 +79,7 @@ pub(crate) fn ping_event(endpoint_id: &str) -> RecordedEvent {
 
 /// The JSON body of an attempt.
 pub(crate) fn render_body(target: &Target, event: &RecordedEvent, source: &str) -> Vec<u8> {
-    let ctx = RenderContext {
-        id: &event.id,
-        event_type: &event.event_type,
-        timestamp: event.recorded_at,
-        source,
-        stream: &event.stream,
-        version: event.version,
-        position: event.position,
-        tenant: event.tenant.as_deref(),
-        data: &event.data,
-        metadata: &event.metadata,
-    };
-    target.templates.render_body(&ctx)
+    target.templates.render_body(&RenderContext::of(event, source))
 }
 
 /// The request for one attempt, signed at `unix_now`.

@@ -5,14 +5,9 @@
 //! and sums SQLite's own re-prepare counters.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use serde_json::json;
 
-use super::claim::{self, LocalState};
-use super::complete::{self, Finished, HealthPolicy};
-use super::http::HttpResponse;
-use crate::clock;
 use crate::transaction::Transaction;
 use crate::{EndpointSpec, ExpectedVersion, NewEvent, Result, Store, StoreOptions};
 
@@ -44,27 +39,10 @@ fn round(store: &Store, n: u64) -> Result<i64> {
     tx.append(&format!("order-{}", n % 3), &events, ExpectedVersion::Any)?;
     tx.stream_version("order-1")?;
     tx.commit()?;
-    let mut local = LocalState::new();
-    let tx = Transaction::begin_durable(Arc::clone(&shared))?;
-    let claimed = {
-        let (conn, _) = tx.parts()?;
-        claim::claim(conn, &mut local, "test", 64, Duration::from_secs(30), clock::now_micros())?
-    };
-    tx.commit()?;
-    assert_eq!(claimed.jobs.len(), 3, "round {n} claims its three deliveries");
-    let health = HealthPolicy { unhealthy_after: 5, disable_after: Duration::from_secs(3600) };
-    let tx = Transaction::begin_durable(Arc::clone(&shared))?;
-    let total = {
-        let (conn, shared) = tx.parts()?;
-        for job in claimed.jobs {
-            let ok = HttpResponse { status: 200, retry_after: None, body: Vec::new(), content_type: None };
-            let finished = Finished { job, started_at: clock::now_micros(), duration: Duration::ZERO, result: Ok(ok) };
-            complete::record(conn, shared, "test", &health, &finished)?;
-        }
-        reprepares(conn)
-    };
-    tx.commit()?;
-    Ok(total)
+    assert_eq!(super::bench_support::claim_and_complete(store, 64)?, 3, "round {n} claims its three deliveries");
+    let tx = Transaction::begin(shared)?;
+    let (conn, _) = tx.parts()?;
+    Ok(reprepares(conn))
 }
 
 #[test]

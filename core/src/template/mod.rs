@@ -73,6 +73,24 @@ pub struct RenderContext<'a> {
     pub metadata: &'a Value,
 }
 
+impl<'a> RenderContext<'a> {
+    /// The context of a recorded event sent from `source` (what a delivery renders).
+    pub fn of(event: &'a crate::RecordedEvent, source: &'a str) -> Self {
+        RenderContext {
+            id: &event.id,
+            event_type: &event.event_type,
+            timestamp: event.recorded_at,
+            source,
+            stream: &event.stream,
+            version: event.version,
+            position: event.position,
+            tenant: event.tenant.as_deref(),
+            data: &event.data,
+            metadata: &event.metadata,
+        }
+    }
+}
+
 /// The default body in its documented key order.
 #[derive(Serialize)]
 struct Envelope<'a> {
