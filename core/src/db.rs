@@ -95,6 +95,9 @@ fn apply_common_pragmas(conn: &Connection, _options: &StoreOptions) -> Result<()
 const MAX_GROUP: usize = 64;
 /// Oldest an open group may get before the next member to finish commits it.
 const MAX_GROUP_AGE: Duration = Duration::from_millis(5);
+/// Longest the first thread in line for the writer spins before it sleeps (see
+/// [`WriterSlot::join`]).
+const JOIN_SPIN: Duration = Duration::from_micros(100);
 
 /// The writer connection, lent to one transaction at a time, with group commit.
 ///
@@ -107,8 +110,12 @@ const MAX_GROUP_AGE: Duration = Duration::from_millis(5);
 /// what makes throughput grow with the number of writing threads.
 pub(crate) struct WriterSlot {
     state: Mutex<SlotState>,
-    /// The connection came back to the slot.
+    /// The connection came back to the slot: for [`WriterSlot::lend`], which waits for the
+    /// writer to be idle.
     returned: Condvar,
+    /// The connection came back to the slot: for [`WriterSlot::join`]. Woken one thread at a
+    /// time, since only one of them can take the connection.
+    joinable: Condvar,
     /// A group's outcome was recorded.
     committed: Condvar,
     durable: Mutex<SyncState>,
@@ -122,6 +129,8 @@ struct SlotState {
     closed: bool,
     /// Threads waiting to become members.
     waiting: usize,
+    /// One of them spins for the writer (the others sleep).
+    spinning: bool,
     /// The open group: `BEGIN` has run on the connection and not yet `COMMIT`.
     group: Option<Group>,
     next_group: u64,
@@ -149,6 +158,8 @@ struct Group {
     succeeded: usize,
     /// Members that finished successfully and wait for the commit.
     parked: usize,
+    /// Parked members that also need the commit durable.
+    parked_sync: usize,
     /// Some member asked to wake commit waiters.
     notify: bool,
 }
@@ -164,8 +175,9 @@ pub(crate) struct Lease {
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum MemberEnd {
     /// Its savepoint was released: it needs the group committed. `force`: commit the group now
-    /// rather than hand it on; `notify`: wake commit waiters after the commit.
-    Succeeded { force: bool, notify: bool },
+    /// rather than hand it on; `notify`: wake commit waiters after the commit; `sync`: it will
+    /// need the commit durable ([`WriterSlot::wait_durable`]).
+    Succeeded { force: bool, notify: bool, sync: bool },
     /// It rolled back to its savepoint: it needs nothing from the group.
     Abandoned,
 }
@@ -187,12 +199,14 @@ impl WriterSlot {
                 holder: None,
                 closed,
                 waiting: 0,
+                spinning: false,
                 group: None,
                 next_group: 0,
                 outcomes: HashMap::new(),
                 commits: 0,
             }),
             returned: Condvar::new(),
+            joinable: Condvar::new(),
             committed: Condvar::new(),
             durable: Mutex::new(SyncState::default()),
             synced: Condvar::new(),
@@ -235,6 +249,7 @@ impl WriterSlot {
                             members: 1,
                             succeeded: 0,
                             parked: 0,
+                            parked_sync: 0,
                             notify: false,
                         });
                         true
@@ -245,10 +260,30 @@ impl WriterSlot {
             let now = Instant::now();
             if now >= deadline {
                 state.waiting -= 1;
+                // A wake-up meant for this thread may have come with its timeout: pass it on.
+                if state.conn.is_some() && state.waiting > 0 {
+                    self.joinable.notify_one();
+                }
                 return Err(Error::Busy);
             }
+            // While a group is open the writer comes back within microseconds: the first thread
+            // in line spins for it (yielding its core) rather than sleep, since waking a sleeping
+            // thread on another core can cost more than the transaction it would run.
+            if !state.spinning && state.group.is_some() {
+                state.spinning = true;
+                let until = (now + JOIN_SPIN).min(deadline);
+                while state.conn.is_none() && !state.closed && Instant::now() < until {
+                    drop(state);
+                    std::thread::yield_now();
+                    state = self.lock();
+                }
+                state.spinning = false;
+                if state.conn.is_some() || state.closed {
+                    continue;
+                }
+            }
             state =
-                self.returned.wait_timeout(state, deadline - now).unwrap_or_else(|poisoned| poisoned.into_inner()).0;
+                self.joinable.wait_timeout(state, deadline - now).unwrap_or_else(|poisoned| poisoned.into_inner()).0;
         }
     }
 
@@ -256,12 +291,14 @@ impl WriterSlot {
     /// if it succeeded, waits for the group's outcome) or ends the group itself with `end`
     /// (`true`: commit, `false`: roll back — nobody succeeded). Returns the group's outcome
     /// for this member: whether commit waiters must be woken, and the sequence number of the
-    /// commit (for [`WriterSlot::wait_durable`]).
+    /// commit (for [`WriterSlot::wait_durable`]). `durable` syncs the WAL, for a committing
+    /// member that makes the commit durable on its parked members' behalf.
     pub(crate) fn leave(
         &self,
         conn: Connection,
         how: MemberEnd,
         end: impl FnOnce(&Connection, bool) -> Result<()>,
+        durable: impl Fn() -> Result<()>,
     ) -> Result<(bool, u64)> {
         let mut state = self.lock();
         let waiting = state.waiting;
@@ -273,13 +310,13 @@ impl WriterSlot {
             self.put_back(conn);
             return Err(Error::Storage("the writer was lent outside a group".into()));
         };
-        let force = match how {
-            MemberEnd::Succeeded { force, notify } => {
+        let (force, sync) = match how {
+            MemberEnd::Succeeded { force, notify, sync } => {
                 group.succeeded += 1;
                 group.notify |= notify;
-                force
+                (force, sync)
             }
-            MemberEnd::Abandoned => false,
+            MemberEnd::Abandoned => (false, false),
         };
         // A group whose transaction is gone (its first member rolled it back, or `BEGIN`
         // failed) cannot be handed on.
@@ -294,10 +331,13 @@ impl WriterSlot {
             let succeeded = matches!(how, MemberEnd::Succeeded { .. });
             if succeeded {
                 group.parked += 1;
+                if sync {
+                    group.parked_sync += 1;
+                }
             }
             state.conn = Some(conn);
             state.holder = None;
-            self.returned.notify_all();
+            self.joinable.notify_one();
             if !succeeded {
                 return Ok((false, 0));
             }
@@ -325,21 +365,40 @@ impl WriterSlot {
             state.commits += 1;
         }
         let seq = state.commits;
+        state.holder = None;
+        if !state.closed {
+            state.conn = Some(conn);
+        }
+        // When this member and every parked one need the commit durable, this member makes it
+        // so before telling them the outcome: each of them then wakes once, not once for the
+        // commit and again for the sync.
+        let sync_first = committing && result.is_ok() && sync && group.parked > 0 && group.parked_sync == group.parked;
+        if !sync_first {
+            self.publish(&mut state, &group, &result, seq);
+        }
+        drop(state);
+        self.returned.notify_all();
+        self.joinable.notify_one();
+        if !sync_first {
+            return result.map(|()| (group.notify && committing, seq));
+        }
+        let result = self.wait_durable(seq, durable);
+        let mut state = self.lock();
+        self.publish(&mut state, &group, &result, seq);
+        drop(state);
+        result.map(|()| (group.notify, seq))
+    }
+
+    /// Records a group's outcome for its parked members and wakes them.
+    fn publish(&self, state: &mut SlotState, group: &Group, result: &Result<()>, seq: u64) {
         if group.parked > 0 {
             let error = result.as_ref().err().map(|e| match e {
                 Error::Storage(text) => text.clone(),
                 other => other.to_string(),
             });
             state.outcomes.insert(group.id, (error, group.parked, seq));
+            self.committed.notify_all();
         }
-        state.holder = None;
-        if !state.closed {
-            state.conn = Some(conn);
-        }
-        drop(state);
-        self.committed.notify_all();
-        self.returned.notify_all();
-        result.map(|()| (group.notify && committing, seq))
     }
 
     /// Returns once commit `seq` is durable. The first thread to need a sync runs `sync` (an
@@ -410,6 +469,7 @@ impl WriterSlot {
         state.conn = Some(conn);
         drop(state);
         self.returned.notify_all();
+        self.joinable.notify_one();
     }
 
     /// Records `thread` as the holder of the lent writer (a transaction moved threads).
@@ -440,6 +500,7 @@ impl WriterSlot {
         };
         drop(conn);
         self.returned.notify_all();
+        self.joinable.notify_all();
         self.committed.notify_all();
     }
 }
@@ -574,10 +635,15 @@ mod tests {
         assert!(lease.fresh);
         assert!(matches!(slot.join(Duration::from_secs(5)), Err(Error::TransactionOpen)));
         assert!(matches!(slot.lend(Duration::from_secs(5)), Err(Error::TransactionOpen)));
-        slot.leave(lease.conn, MemberEnd::Abandoned, |_, commit| {
-            assert!(!commit, "nobody succeeded");
-            Ok(())
-        })?;
+        slot.leave(
+            lease.conn,
+            MemberEnd::Abandoned,
+            |_, commit| {
+                assert!(!commit, "nobody succeeded");
+                Ok(())
+            },
+            || Ok(()),
+        )?;
         let conn = slot.lend(Duration::from_millis(10))?;
         slot.put_back(conn);
         Ok(())
@@ -590,10 +656,15 @@ mod tests {
         let other = std::sync::Arc::clone(&slot);
         let res = std::thread::spawn(move || other.join(Duration::from_millis(20)).map(|_| ())).join();
         assert!(matches!(res, Ok(Err(Error::Busy))));
-        slot.leave(lease.conn, MemberEnd::Succeeded { force: false, notify: false }, |_, commit| {
-            assert!(commit);
-            Ok(())
-        })?;
+        slot.leave(
+            lease.conn,
+            MemberEnd::Succeeded { force: false, notify: false, sync: false },
+            |_, commit| {
+                assert!(commit);
+                Ok(())
+            },
+            || Ok(()),
+        )?;
         Ok(())
     }
 
@@ -610,12 +681,17 @@ mod tests {
             std::thread::spawn(move || -> Result<bool> {
                 let lease = slot.join(Duration::from_secs(5))?;
                 let fresh = lease.fresh;
-                slot.leave(lease.conn, MemberEnd::Succeeded { force: false, notify: true }, |conn, commit| {
-                    assert!(commit);
-                    conn.execute_batch("ROLLBACK")?;
-                    *commits.lock().unwrap() += 1;
-                    Err(Error::Storage("disk full".into()))
-                })?;
+                slot.leave(
+                    lease.conn,
+                    MemberEnd::Succeeded { force: false, notify: true, sync: false },
+                    |conn, commit| {
+                        assert!(commit);
+                        conn.execute_batch("ROLLBACK")?;
+                        *commits.lock().unwrap() += 1;
+                        Err(Error::Storage("disk full".into()))
+                    },
+                    || Ok(()),
+                )?;
                 Ok(fresh)
             })
         };
@@ -624,13 +700,78 @@ mod tests {
         }
         // The first member hands on (someone is queued) and waits for the group's outcome,
         // which the joiner's commit decides: both see its error.
-        let outcome = slot.leave(first.conn, MemberEnd::Succeeded { force: false, notify: false }, |_, _| {
-            unreachable!("the queued member ends the group")
-        });
+        let outcome = slot.leave(
+            first.conn,
+            MemberEnd::Succeeded { force: false, notify: false, sync: false },
+            |_, _| unreachable!("the queued member ends the group"),
+            || Ok(()),
+        );
         assert!(matches!(outcome, Err(Error::Storage(ref t)) if t == "disk full"), "{outcome:?}");
         assert!(matches!(joiner.join().expect("joiner"), Err(Error::Storage(_))));
         assert_eq!(*commits.lock().unwrap(), 1, "one commit for the group");
         assert!(slot.lock().outcomes.is_empty(), "outcomes are dropped once read");
+        Ok(())
+    }
+
+    /// Two members that both need durability: the committing one syncs, and the parked one
+    /// learns the outcome only once the sync is done (or failed).
+    fn durable_group(
+        sync_result: fn() -> Result<()>,
+    ) -> Result<(Result<(bool, u64)>, Result<(bool, u64)>, usize, usize)> {
+        use std::sync::Arc;
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let slot = Arc::new(WriterSlot::new(Connection::open_in_memory()?));
+        let syncs = Arc::new(AtomicUsize::new(0));
+        let first = slot.join(Duration::from_secs(1))?;
+        first.conn.execute_batch("BEGIN")?;
+        let joiner = {
+            let (slot, syncs) = (Arc::clone(&slot), Arc::clone(&syncs));
+            std::thread::spawn(move || {
+                let lease = slot.join(Duration::from_secs(5))?;
+                let how = MemberEnd::Succeeded { force: false, notify: false, sync: true };
+                slot.leave(
+                    lease.conn,
+                    how,
+                    |conn, _| Ok(conn.execute_batch("COMMIT")?),
+                    || {
+                        std::thread::sleep(Duration::from_millis(20));
+                        syncs.fetch_add(1, Ordering::SeqCst);
+                        sync_result()
+                    },
+                )
+            })
+        };
+        while slot.lock().waiting == 0 {
+            std::thread::yield_now();
+        }
+        let how = MemberEnd::Succeeded { force: false, notify: false, sync: true };
+        let parked = slot.leave(
+            first.conn,
+            how,
+            |_, _| unreachable!("the queued member ends the group"),
+            || unreachable!("the committing member syncs"),
+        );
+        let syncs_seen_by_parked = syncs.load(Ordering::SeqCst);
+        let committer = joiner.join().expect("joiner");
+        Ok((parked, committer, syncs_seen_by_parked, syncs.load(Ordering::SeqCst)))
+    }
+
+    #[test]
+    fn a_durable_group_tells_its_parked_members_after_the_sync() -> Result<()> {
+        let (parked, committer, seen, total) = durable_group(|| Ok(()))?;
+        assert_eq!((seen, total), (1, 1), "one sync, done before the parked member returned");
+        let (parked, committer) = (parked?, committer?);
+        assert_eq!(parked.1, 1);
+        assert_eq!(committer.1, 1);
+        Ok(())
+    }
+
+    #[test]
+    fn a_failed_sync_reaches_every_member_of_a_durable_group() -> Result<()> {
+        let (parked, committer, _, total) = durable_group(|| Err(Error::Storage("sync failed".into())))?;
+        assert_eq!(total, 1);
+        assert!(matches!(parked, Err(Error::Storage(ref t)) if t == "sync failed"), "{parked:?}");
+        assert!(matches!(committer, Err(Error::Storage(ref t)) if t == "sync failed"), "{committer:?}");
         Ok(())
     }
 

@@ -91,7 +91,7 @@ impl Shared {
         how: MemberEnd,
         end: impl FnOnce(&Connection, bool) -> Result<()>,
     ) -> Result<(bool, u64)> {
-        self.writer.leave(conn, how, end)
+        self.writer.leave(conn, how, end, || self.sync_wal())
     }
 
     /// Returns once commit `seq` (from [`Shared::leave_writer`]) is durable (see

@@ -293,7 +293,7 @@ impl Transaction {
             let _ = self.abandon(conn);
             return Err(e.into());
         }
-        let how = MemberEnd::Succeeded { force: self.durable, notify: self.notify };
+        let how = MemberEnd::Succeeded { force: self.durable, notify: self.notify, sync: self.sync };
         match self.shared.leave_writer(conn, how, end_group) {
             Ok((notify, seq)) => {
                 if self.sync {
