@@ -713,11 +713,13 @@ mod tests {
         Ok(())
     }
 
+    /// What [`durable_group`] saw: the parked member's and the committing member's outcomes,
+    /// the syncs done when the parked one returned, and the syncs done in all.
+    type DurableGroup = (Result<(bool, u64)>, Result<(bool, u64)>, usize, usize);
+
     /// Two members that both need durability: the committing one syncs, and the parked one
     /// learns the outcome only once the sync is done (or failed).
-    fn durable_group(
-        sync_result: fn() -> Result<()>,
-    ) -> Result<(Result<(bool, u64)>, Result<(bool, u64)>, usize, usize)> {
+    fn durable_group(sync_result: fn() -> Result<()>) -> Result<DurableGroup> {
         use std::sync::Arc;
         use std::sync::atomic::{AtomicUsize, Ordering};
         let slot = Arc::new(WriterSlot::new(Connection::open_in_memory()?));
