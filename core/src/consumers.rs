@@ -56,8 +56,7 @@ pub(crate) fn save_snapshot(conn: &Connection, stream: &str, version: u64, state
     if version == 0 || version > current {
         return Err(Error::invalid("version", format!("must be between 1 and the stream's version {current}")));
     }
-    crate::event::check_depth("state", state)?;
-    let text = serde_json::to_string(state)?;
+    let text = crate::event::to_json_text("state", state)?;
     conn.prepare_cached(
         "INSERT INTO tidings_snapshots (stream_id, version, state, saved_at) VALUES (?1, ?2, ?3, ?4)
          ON CONFLICT (stream_id) DO UPDATE SET version = excluded.version, state = excluded.state,

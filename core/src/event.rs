@@ -107,21 +107,55 @@ pub(crate) struct ValidEvent {
 /// deeper values could not be loaded again).
 pub const MAX_JSON_DEPTH: usize = 100;
 
-/// Refuses JSON nested deeper than [`MAX_JSON_DEPTH`].
-pub(crate) fn check_depth(field: &str, value: &Value) -> Result<()> {
-    let mut stack = vec![(value, 1usize)];
-    while let Some((v, depth)) = stack.pop() {
-        let children: Box<dyn Iterator<Item = &Value>> = match v {
-            Value::Array(items) => Box::new(items.iter()),
-            Value::Object(map) => Box::new(map.values()),
-            _ => continue,
-        };
-        if depth > MAX_JSON_DEPTH {
-            return Err(Error::invalid(field, format!("JSON nested deeper than {MAX_JSON_DEPTH} levels")));
-        }
-        stack.extend(children.map(|c| (c, depth + 1)));
+/// Serialises `value` as compact JSON text, refusing it (as invalid `field`) when arrays and
+/// objects nest deeper than [`MAX_JSON_DEPTH`]. The depth is counted while writing, so the value
+/// is walked once.
+pub(crate) fn to_json_text(field: &str, value: &Value) -> Result<String> {
+    let mut out = Vec::with_capacity(128);
+    let mut writer = serde_json::Serializer::with_formatter(&mut out, DepthLimit { depth: 0 });
+    match serde::Serialize::serialize(value, &mut writer) {
+        Ok(()) => Ok(String::from_utf8(out).expect("serde_json writes UTF-8")),
+        Err(e) if e.is_io() => Err(Error::invalid(field, format!("JSON nested deeper than {MAX_JSON_DEPTH} levels"))),
+        Err(e) => Err(e.into()),
     }
-    Ok(())
+}
+
+/// serde_json's compact output, failing (with an I/O error, the only kind a formatter can
+/// return) once arrays and objects nest deeper than [`MAX_JSON_DEPTH`].
+struct DepthLimit {
+    depth: usize,
+}
+
+impl DepthLimit {
+    fn open(&mut self) -> std::io::Result<()> {
+        self.depth += 1;
+        if self.depth > MAX_JSON_DEPTH {
+            return Err(std::io::Error::other("nested too deep"));
+        }
+        Ok(())
+    }
+}
+
+impl serde_json::ser::Formatter for DepthLimit {
+    fn begin_array<W: ?Sized + std::io::Write>(&mut self, writer: &mut W) -> std::io::Result<()> {
+        self.open()?;
+        writer.write_all(b"[")
+    }
+
+    fn end_array<W: ?Sized + std::io::Write>(&mut self, writer: &mut W) -> std::io::Result<()> {
+        self.depth -= 1;
+        writer.write_all(b"]")
+    }
+
+    fn begin_object<W: ?Sized + std::io::Write>(&mut self, writer: &mut W) -> std::io::Result<()> {
+        self.open()?;
+        writer.write_all(b"{")
+    }
+
+    fn end_object<W: ?Sized + std::io::Write>(&mut self, writer: &mut W) -> std::io::Result<()> {
+        self.depth -= 1;
+        writer.write_all(b"}")
+    }
 }
 
 /// Checks a stream name: 1 to [`MAX_STREAM_LEN`] bytes, no control characters.
@@ -176,10 +210,8 @@ impl NewEvent {
             Some(id) => (normalize_event_id(id)?, true),
             None => (new_event_id(), false),
         };
-        check_depth("data", &self.data)?;
-        check_depth("metadata", &self.metadata)?;
-        let data = serde_json::to_string(&self.data)?;
-        let metadata = serde_json::to_string(&self.metadata)?;
+        let data = to_json_text("data", &self.data)?;
+        let metadata = to_json_text("metadata", &self.metadata)?;
         let size = data.len() + metadata.len();
         if size > max_size {
             return Err(Error::invalid(
@@ -236,6 +268,27 @@ mod tests {
         assert!(matches!(too_deep.validate(1 << 20, false), Err(Error::InvalidInput { field, .. }) if field == "data"));
         let text = serde_json::to_string(&ok.data).unwrap_or_default();
         assert!(serde_json::from_str::<Value>(&text).is_ok(), "what is accepted can be read back");
+        // Objects count as levels too, and the limit applies to metadata as well.
+        let mut deep_object = json!({});
+        for _ in 0..MAX_JSON_DEPTH {
+            deep_object = json!({ "k": deep_object });
+        }
+        let refused = NewEvent::new("a.b", json!({})).with_metadata(deep_object);
+        assert!(
+            matches!(refused.validate(1 << 20, false), Err(Error::InvalidInput { field, .. }) if field == "metadata")
+        );
+    }
+
+    #[test]
+    fn stored_json_text_is_serde_json_compact_text() -> Result<()> {
+        let value = json!({
+            "b": [1, -2.5, 1e300, "é \"q\" \n", null, true, {"z": [], "a": {}}],
+            "a": {"deep": [[[{"x": 0.1}]]]},
+            "u": "\u{1f600}"
+        });
+        assert_eq!(to_json_text("data", &value)?, serde_json::to_string(&value)?);
+        assert_eq!(to_json_text("data", &json!(7))?, "7");
+        Ok(())
     }
 
     #[test]
