@@ -157,14 +157,60 @@ fn concurrent_row(cfg: &Config, rows: &mut Vec<Row>) {
             }
         }
     }
-    rows.push(ratio_row(
+    let mut row = ratio_row(
         key,
         "append, 1 event/tx, full, 8 threads (group commit)",
         "events/s",
         series("tidings, 8 threads", t8),
         vec![series("raw rusqlite, 1 thread", raw1), series("tidings, 1 thread", t1)],
         4.0,
+    );
+    let handoff = handoff_round_trip_us(if cfg.quick { 2 } else { 200 });
+    row.notes.push(format!(
+        "a thread hand-off (one thread wakes another through a condition variable and is woken back) \
+         takes {handoff:.1} us here: the floor under every queued transaction's wait for the writer"
     ));
+    rows.push(row);
+}
+
+/// Microseconds for one round trip of two threads waking each other through a mutex and a
+/// condition variable (the median over batches of 100 trips): what it costs one transaction
+/// to hand the writer to another thread on this machine.
+fn handoff_round_trip_us(batches: usize) -> f64 {
+    use std::sync::{Arc, Condvar, Mutex};
+    let pair = Arc::new((Mutex::new(0u64), Condvar::new()));
+    let total = batches as u64 * 100;
+    let echo = {
+        let pair = Arc::clone(&pair);
+        std::thread::spawn(move || {
+            let (lock, cvar) = &*pair;
+            let mut turn = lock.lock().expect("lock");
+            while *turn < 2 * total {
+                while *turn % 2 == 0 {
+                    turn = cvar.wait(turn).expect("wait");
+                }
+                *turn += 1;
+                cvar.notify_one();
+            }
+        })
+    };
+    let (lock, cvar) = &*pair;
+    let mut times = Vec::with_capacity(batches);
+    let mut turn = lock.lock().expect("lock");
+    for _ in 0..batches {
+        let start = std::time::Instant::now();
+        for _ in 0..100 {
+            *turn += 1;
+            cvar.notify_one();
+            while *turn % 2 == 1 {
+                turn = cvar.wait(turn).expect("wait");
+            }
+        }
+        times.push(start.elapsed().as_secs_f64() * 1e6 / 100.0);
+    }
+    drop(turn);
+    echo.join().expect("echo thread");
+    median(&times)
 }
 
 fn deliver_rows(cfg: &Config, rows: &mut Vec<Row>) {
