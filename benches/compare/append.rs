@@ -62,7 +62,7 @@ pub fn tidings_run(dir: &Path, durability: Durability, count: usize, per_tx: usi
         store
             .transaction(|tx| {
                 tx.execute("INSERT INTO orders (customer, total) VALUES (?1, ?2)", ("c-1042", 99.5))?;
-                tx.append(&streams[n % STREAMS], &events, ExpectedVersion::Any)
+                tx.append(&streams[n % STREAMS], events, ExpectedVersion::Any)
             })
             .expect("append");
     }
@@ -85,11 +85,12 @@ pub fn tidings_concurrent(dir: &Path, durability: Durability, threads: usize, pe
             let streams = Arc::clone(&streams);
             scope.spawn(move || {
                 for n in 0..per_thread {
-                    let event = [NewEvent::new("order.created", event_data(n as u64)).with_metadata(event_metadata())];
+                    let event =
+                        vec![NewEvent::new("order.created", event_data(n as u64)).with_metadata(event_metadata())];
                     store
                         .transaction(|tx| {
                             tx.execute("INSERT INTO orders (customer, total) VALUES (?1, ?2)", ("c-1042", 99.5))?;
-                            tx.append(&streams[(t * per_thread + n) % STREAMS], &event, ExpectedVersion::Any)
+                            tx.append(&streams[(t * per_thread + n) % STREAMS], event, ExpectedVersion::Any)
                         })
                         .expect("append");
                 }

@@ -266,7 +266,7 @@ impl PyStore {
     ) -> PyResult<PyEvent> {
         let expected = crate::convert::expected_version(expected_version)?;
         let event = new_event(r#type, data, metadata, tenant, event_id)?;
-        let events = run(py, || self.inner.append(&stream, std::slice::from_ref(&event), expected))?;
+        let events = run(py, || self.inner.append(&stream, vec![event], expected))?;
         first_event(py, events)
     }
 
@@ -280,7 +280,7 @@ impl PyStore {
     ) -> PyResult<Vec<PyEvent>> {
         let expected = crate::convert::expected_version(expected_version)?;
         let events = new_events(events)?;
-        let recorded = run(py, || self.inner.append(&stream, &events, expected))?;
+        let recorded = run(py, || self.inner.append(&stream, events, expected))?;
         PyEvent::list(py, recorded)
     }
 

@@ -141,7 +141,7 @@ impl PyTransaction {
     ) -> PyResult<PyEvent> {
         let expected = crate::convert::expected_version(expected_version)?;
         let event = new_event(r#type, data, metadata, tenant, event_id)?;
-        let events = self.with(py, |tx| tx.append(&stream, std::slice::from_ref(&event), expected))?;
+        let events = self.with(py, |tx| tx.append(&stream, vec![event], expected))?;
         first_event(py, events)
     }
 
@@ -155,7 +155,7 @@ impl PyTransaction {
     ) -> PyResult<Vec<PyEvent>> {
         let expected = crate::convert::expected_version(expected_version)?;
         let events = crate::store::new_events(events)?;
-        let recorded = self.with(py, |tx| tx.append(&stream, &events, expected))?;
+        let recorded = self.with(py, |tx| tx.append(&stream, events, expected))?;
         PyEvent::list(py, recorded)
     }
 

@@ -82,7 +82,7 @@ impl Store {
         event_id: Option<String>,
     ) -> Result<Event> {
         let event = NewEvent { event_type, data, metadata, tenant, event_id }.to_core()?;
-        types::single(self.inner.append(&stream, &[event], ExpectedVersion::to_core(expected_version))?)
+        types::single(self.inner.append(&stream, vec![event], ExpectedVersion::to_core(expected_version))?)
     }
 
     /// Appends several events to one stream in its own transaction.
@@ -94,7 +94,7 @@ impl Store {
         expected_version: Option<ExpectedVersion>,
     ) -> Result<Vec<Event>> {
         let events = events.iter().map(NewEvent::to_core).collect::<Result<Vec<_>>>()?;
-        Ok(types::events(self.inner.append(&stream, &events, ExpectedVersion::to_core(expected_version))?))
+        Ok(types::events(self.inner.append(&stream, events, ExpectedVersion::to_core(expected_version))?))
     }
 
     /// Reads a stream: from `fromVersion` (default: the first, or the last when `backwards`),

@@ -62,7 +62,7 @@ impl Transaction {
     ) -> Result<Event> {
         let event = NewEvent { event_type, data, metadata, tenant, event_id }.to_core()?;
         let expected = ExpectedVersion::to_core(expected_version);
-        types::single(self.with(|tx| tx.append(&stream, &[event], expected))?)
+        types::single(self.with(|tx| tx.append(&stream, vec![event], expected))?)
     }
 
     /// Appends several events to one stream at once (one expected-version check).
@@ -75,7 +75,7 @@ impl Transaction {
     ) -> Result<Vec<Event>> {
         let events = events.iter().map(NewEvent::to_core).collect::<Result<Vec<_>>>()?;
         let expected = ExpectedVersion::to_core(expected_version);
-        self.with(|tx| tx.append(&stream, &events, expected)).map(types::events)
+        self.with(|tx| tx.append(&stream, events, expected)).map(types::events)
     }
 
     /// Reads a stream as this transaction sees it.

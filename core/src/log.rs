@@ -18,6 +18,8 @@
 //! Both marks are raised only by the operations that delete events ([`pin_marks`]), before
 //! they delete.
 
+use std::borrow::Cow;
+
 use rusqlite::{Connection, OptionalExtension, Row, params};
 use serde_json::Value;
 
@@ -129,7 +131,7 @@ pub(crate) fn append(
     conn: &Connection,
     shared: &Shared,
     stream: &str,
-    events: &[NewEvent],
+    events: Cow<'_, [NewEvent]>,
     expected: ExpectedVersion,
     allow_system: bool,
 ) -> Result<Vec<RecordedEvent>> {
@@ -190,6 +192,12 @@ pub(crate) fn append(
         _ => false,
     };
     let last_position = last_position(conn)?;
+    // The records returned carry each event's data and metadata: moved out of events given
+    // by value, copied from borrowed ones.
+    let payloads: Vec<(Value, Value)> = match events {
+        Cow::Owned(events) => events.into_iter().map(|e| (e.data, e.metadata)).collect(),
+        Cow::Borrowed(events) => events.iter().map(|e| (e.data.clone(), e.metadata.clone())).collect(),
+    };
     let mut matcher = shared.matcher();
     matcher.refresh(conn)?;
     let mut recorded = Vec::with_capacity(valid.len());
@@ -200,7 +208,7 @@ pub(crate) fn append(
         )?;
         let mut deliver = conn.prepare_cached(outbox::INSERT_DELIVERY)?;
         let mut targets: Option<std::sync::Arc<[outbox::Target]>> = None;
-        for (i, (v, input)) in valid.into_iter().zip(events).enumerate() {
+        for (i, (v, (data, metadata))) in valid.into_iter().zip(payloads).enumerate() {
             let position = last_position + 1 + i as u64;
             let version = actual + 1 + i as u64;
             insert.execute(params![
@@ -229,8 +237,8 @@ pub(crate) fn append(
                 version,
                 position,
                 event_type: v.event_type,
-                data: input.data.clone(),
-                metadata: input.metadata.clone(),
+                data,
+                metadata,
                 tenant: v.tenant,
                 recorded_at: clock::from_micros(now),
             });
@@ -244,7 +252,7 @@ pub(crate) fn append(
             conn,
             shared,
             SYSTEM_RATE_STREAM,
-            &[NewEvent::new("tidings.rate_limit.exceeded", data)],
+            Cow::Owned(vec![NewEvent::new("tidings.rate_limit.exceeded", data)]),
             ExpectedVersion::Any,
             true,
         )?;

@@ -8,6 +8,7 @@
 //! writers. A store write on a thread that holds an open [`Transaction`] fails at once with
 //! [`Error::TransactionOpen`].
 
+use std::borrow::Cow;
 use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -301,7 +302,17 @@ impl Store {
     /// Idempotency is checked first (an existing caller-chosen id with the same content returns
     /// the original records; with other content it is [`Error::IdempotencyConflict`]), then
     /// `expected` ([`Error::Concurrency`] carries the actual version).
-    pub fn append(&self, stream: &str, events: &[NewEvent], expected: ExpectedVersion) -> Result<Vec<RecordedEvent>> {
+    ///
+    /// `events` is a slice (`&[NewEvent]`, `&Vec<NewEvent>`, `&[event]`) or a `Vec<NewEvent>`
+    /// given by value: the records returned carry each event's data and metadata, moved out of
+    /// a `Vec` and copied from a slice.
+    pub fn append<'e>(
+        &self,
+        stream: &str,
+        events: impl Into<Cow<'e, [NewEvent]>>,
+        expected: ExpectedVersion,
+    ) -> Result<Vec<RecordedEvent>> {
+        let events = events.into();
         self.write(|tx| tx.append(stream, events, expected))
     }
 

@@ -5,6 +5,7 @@
 //! [`Transaction::commit`]; dropping it (or a panic unwinding through it) rolls back.
 //! It is `Send`, so bindings may move it between threads.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use rusqlite::types::Value as SqlValue;
@@ -164,12 +165,17 @@ impl Transaction {
     /// Appends events to a stream (see [`crate::Store::append`]); the events and their outbox
     /// rows commit with this transaction. On error nothing of this call was written and the
     /// transaction stays usable.
-    pub fn append(
+    ///
+    /// `events` is a slice (`&[NewEvent]`, `&Vec<NewEvent>`, `&[event]`) or a `Vec<NewEvent>`
+    /// given by value: the records returned carry each event's data and metadata, moved out of
+    /// a `Vec` and copied from a slice.
+    pub fn append<'e>(
         &mut self,
         stream: &str,
-        events: &[NewEvent],
+        events: impl Into<Cow<'e, [NewEvent]>>,
         expected: ExpectedVersion,
     ) -> Result<Vec<RecordedEvent>> {
+        let events = events.into();
         self.savepoint(|conn, shared| log::append(conn, shared, stream, events, expected, false))
     }
 

@@ -419,3 +419,28 @@ fn prune_events_applies_retention_rules_and_keeps_undelivered_events() -> Result
     assert_eq!((next[0].version, next[0].position), (4, last_before + 1));
     Ok(())
 }
+
+#[test]
+fn events_given_by_value_or_by_slice_are_recorded_and_returned_alike() -> Result<()> {
+    let (_dir, _path, store) = fresh()?;
+    let make = |n: i64| {
+        vec![
+            ev("item.added", json!({"n": n, "nested": {"list": [1, 2.5, "x"]}})).with_metadata(json!({"actor": "a"})),
+            ev("item.added", json!([n, null, true])),
+        ]
+    };
+    let borrowed = make(1);
+    let from_slice = store.append("by-slice", &borrowed, ExpectedVersion::NoStream)?;
+    let from_vec = store.append("by-vec", make(1), ExpectedVersion::NoStream)?;
+    let in_tx = store.transaction(|tx| tx.append("by-vec-in-tx", make(1), ExpectedVersion::NoStream))?;
+    for records in [&from_slice, &from_vec, &in_tx] {
+        let payloads: Vec<_> = records.iter().map(|e| (e.data.clone(), e.metadata.clone())).collect();
+        let expected: Vec<_> = borrowed.iter().map(|e| (e.data.clone(), e.metadata.clone())).collect();
+        assert_eq!(payloads, expected, "the records carry the events' data and metadata");
+        assert_eq!(versions(records), [1, 2]);
+    }
+    // What was stored is what was returned.
+    let read = store.read_stream("by-vec", ReadStreamOptions::default())?;
+    assert_eq!(read.iter().map(|e| &e.data).collect::<Vec<_>>(), from_vec.iter().map(|e| &e.data).collect::<Vec<_>>());
+    Ok(())
+}

@@ -64,7 +64,7 @@ fn emit(
         conn,
         shared,
         &system_stream(endpoint_id),
-        &[NewEvent::new(event_type, data)],
+        std::borrow::Cow::Owned(vec![NewEvent::new(event_type, data)]),
         ExpectedVersion::Any,
         true,
     )?;
