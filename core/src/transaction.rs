@@ -50,7 +50,13 @@ pub struct Transaction {
     notify: bool,
     /// The thread that last used this transaction (recorded as the writer's holder).
     thread: std::cell::Cell<std::thread::ThreadId>,
+    /// An append failed after it had started writing: the transaction can only be rolled
+    /// back (see [`Transaction::append`]).
+    failed: bool,
 }
+
+/// What every call on a failed transaction returns.
+const FAILED: &str = "an append failed while writing, so this transaction can only be rolled back";
 
 impl std::fmt::Debug for Transaction {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -115,6 +121,7 @@ impl Transaction {
             sync: durable || full,
             notify: !durable,
             thread: std::cell::Cell::new(std::thread::current().id()),
+            failed: false,
         })
     }
 
@@ -135,6 +142,9 @@ impl Transaction {
 
     fn conn(&self) -> Result<&Connection> {
         let conn = self.conn.as_ref().ok_or(Error::Closed)?;
+        if self.failed {
+            return Err(Error::Storage(FAILED.into()));
+        }
         // A transaction may move between threads: the slot must name the thread using it now,
         // so a store write on that thread is refused instead of waiting for itself.
         let current = std::thread::current().id();
@@ -163,8 +173,14 @@ impl Transaction {
     }
 
     /// Appends events to a stream (see [`crate::Store::append`]); the events and their outbox
-    /// rows commit with this transaction. On error nothing of this call was written and the
-    /// transaction stays usable.
+    /// rows commit with this transaction.
+    ///
+    /// Every check comes before the first write: on an error found there (invalid input,
+    /// [`Error::Concurrency`], [`Error::IdempotencyConflict`], a stream of another tenant)
+    /// nothing was written and the transaction goes on. If writing itself fails (a storage
+    /// error such as a full disk), the transaction is failed: every later call on it returns
+    /// [`Error::Storage`], and it can only be rolled back (dropping it does). Appends run
+    /// without a savepoint of their own, which is what makes large appends fast.
     ///
     /// `events` is a slice (`&[NewEvent]`, `&Vec<NewEvent>`, `&[event]`) or a `Vec<NewEvent>`
     /// given by value: the records returned carry each event's data and metadata, moved out of
@@ -175,8 +191,16 @@ impl Transaction {
         events: impl Into<Cow<'e, [NewEvent]>>,
         expected: ExpectedVersion,
     ) -> Result<Vec<RecordedEvent>> {
-        let events = events.into();
-        self.savepoint(|conn, shared| log::append(conn, shared, stream, events, expected, false))
+        let conn = self.conn()?;
+        let written_before = conn.total_changes();
+        let result = log::append(conn, &self.shared, stream, events.into(), expected, false);
+        // A failed statement leaves no change behind; SQLite may also have rolled the whole
+        // transaction back (full disk, I/O errors).
+        let wrote = conn.total_changes() != written_before || conn.is_autocommit();
+        if result.is_err() && wrote {
+            self.failed = true;
+        }
+        result
     }
 
     /// Runs `f` in a savepoint, so a failed operation leaves nothing half-written while the
@@ -293,6 +317,10 @@ impl Transaction {
     /// outcome.
     pub fn commit(mut self) -> Result<()> {
         let conn = self.conn.take().ok_or(Error::Closed)?;
+        if self.failed {
+            self.abandon(conn)?;
+            return Err(Error::Storage(FAILED.into()));
+        }
         if !self.first
             && let Err(e) = conn.prepare_cached("RELEASE tidings_tx").and_then(|mut s| s.execute([]))
         {

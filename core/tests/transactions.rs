@@ -1,6 +1,7 @@
 //! The application's rows, the events and their outbox rows commit together or not at all:
-//! closure and begin/commit forms, rollback on `Err`, on panic and on drop, and failed appends
-//! inside a transaction that leave nothing half-written.
+//! closure and begin/commit forms, rollback on `Err`, on panic and on drop; appends refused by
+//! their checks leave the transaction going on, and appends that fail while writing fail the
+//! whole transaction, so nothing half-written is ever committed.
 
 mod common;
 
@@ -240,7 +241,7 @@ fn append_failing_halfway_through_a_batch_writes_nothing_of_it() -> Result<()> {
     let mut tx = store.begin()?;
     tx.execute("INSERT INTO orders (id, total) VALUES (?1, ?2)", (1, 1.0))?;
     tx.append("order-1", &[order_created(1)], ExpectedVersion::NoStream)?;
-    // The same caller id twice in one batch: the first copy can be inserted, the second cannot.
+    // The same caller id twice in one batch: refused by the checks that run before any write.
     let id = uuid::Uuid::now_v7().to_string();
     let batch = [ev("order.paid", json!({"n": 1})).with_id(&id), ev("order.paid", json!({"n": 1})).with_id(&id)];
     let failed = tx.append("order-1", &batch, ExpectedVersion::Exact(1));
@@ -254,6 +255,60 @@ fn append_failing_halfway_through_a_batch_writes_nothing_of_it() -> Result<()> {
     assert_eq!(counts(&store, &endpoint)?, (1, 2, 2, 2));
     assert_eq!(outbox_rows(&store)?, 2, "no outbox row left by the failed batch");
     assert!(matches!(store.event(&id), Err(Error::NotFound { .. })));
+    Ok(())
+}
+
+#[test]
+fn append_failing_while_writing_fails_the_transaction_and_it_rolls_back_whole() -> Result<()> {
+    let (_dir, path, store, endpoint) = setup()?;
+    store.append("order-1", &[order_created(1)], ExpectedVersion::NoStream)?;
+    let before = dump(&path)?;
+    let mut tx = store.begin()?;
+    tx.execute("INSERT INTO orders (id, total) VALUES (?1, ?2)", (2, 2.0))?;
+    // The file may not grow any more: the batch's first events fit on the pages there are,
+    // and a later one fails with a full database.
+    let pages = tx.query("PRAGMA page_count", [])?[0][0].clone();
+    let rusqlite::types::Value::Integer(pages) = pages else { panic!("page_count: {pages:?}") };
+    tx.query(&format!("PRAGMA max_page_count = {pages}"), [])?;
+    let batch: Vec<NewEvent> = (0..200).map(|n| ev("order.paid", json!({"n": n, "pad": "x".repeat(500)}))).collect();
+    let failed = tx.append("order-2", batch, ExpectedVersion::Any);
+    assert!(matches!(failed, Err(Error::Storage(_))), "{failed:?}");
+    // Every later call says the transaction failed, and so does commit.
+    let again = tx.append("order-3", &[order_created(3)], ExpectedVersion::Any);
+    assert!(matches!(&again, Err(Error::Storage(text)) if text.contains("rolled back")), "{again:?}");
+    assert!(matches!(tx.execute("INSERT INTO orders (id, total) VALUES (3, 3.0)", []), Err(Error::Storage(_))));
+    let committed = tx.commit();
+    assert!(matches!(&committed, Err(Error::Storage(text)) if text.contains("rolled back")), "{committed:?}");
+    // Nothing of the transaction is left, the app row included, and the store writes again.
+    assert_eq!(dump(&path)?, before);
+    assert_eq!(counts(&store, &endpoint)?, (0, 1, 1, 1));
+    store.transaction(|tx| tx.query(&format!("PRAGMA max_page_count = {}", i32::MAX), []))?;
+    store.append("order-2", &[order_created(2)], ExpectedVersion::NoStream)?;
+    assert_eq!(counts(&store, &endpoint)?, (0, 2, 2, 2));
+    Ok(())
+}
+
+#[test]
+fn append_refused_after_some_of_its_rows_were_written_fails_the_transaction() -> Result<()> {
+    let (_dir, path, store, endpoint) = setup()?;
+    // A trigger refuses the third event of a stream: the statement fails, SQLite keeps the
+    // transaction, and the batch's first two events are already written in it.
+    store.execute(
+        "CREATE TRIGGER refuse_third BEFORE INSERT ON tidings_events WHEN NEW.version = 3
+         BEGIN SELECT RAISE(ABORT, 'the third event is refused'); END",
+        [],
+    )?;
+    let before = dump(&path)?;
+    let mut tx = store.begin()?;
+    tx.execute("INSERT INTO orders (id, total) VALUES (?1, ?2)", (1, 1.0))?;
+    let batch: Vec<NewEvent> = (0..5).map(|n| ev("order.paid", json!({"n": n}))).collect();
+    let failed = tx.append("order-1", batch, ExpectedVersion::NoStream);
+    assert!(failed.is_err(), "{failed:?}");
+    let again = tx.stream_version("order-1");
+    assert!(matches!(&again, Err(Error::Storage(text)) if text.contains("rolled back")), "{again:?}");
+    assert!(tx.commit().is_err());
+    assert_eq!(dump(&path)?, before, "neither the app row nor the first events were committed");
+    assert_eq!(counts(&store, &endpoint)?, (0, 0, 0, 0));
     Ok(())
 }
 
