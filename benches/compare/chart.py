@@ -133,7 +133,7 @@ def draw_absolutes(ax: Any, rows: list[dict[str, Any]]) -> None:
             for r in rows
         ],
         colLabels=["row", "measured (medians)", "target", ""],
-        colWidths=[0.36, 0.30, 0.28, 0.06],
+        colWidths=[0.39, 0.26, 0.28, 0.07],
         colLoc="left",
         cellLoc="left",
         loc="upper left",
