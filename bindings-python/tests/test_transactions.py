@@ -73,6 +73,24 @@ def test_a_failed_append_keeps_the_transaction_usable(orders: tidings.Store) -> 
     assert orders.query("SELECT id FROM orders") == [(1,)]
 
 
+def test_an_append_failing_while_writing_fails_the_transaction(orders: tidings.Store) -> None:
+    # A trigger refuses a stream's third event: the first two of the batch are written by then.
+    orders.execute(
+        "CREATE TRIGGER refuse_third BEFORE INSERT ON tidings_events WHEN NEW.version = 3 "
+        "BEGIN SELECT RAISE(ABORT, 'the third event is refused'); END"
+    )
+    tx = orders.begin()
+    tx.execute("INSERT INTO orders (id) VALUES (1)")
+    with pytest.raises(tidings.StorageError):
+        tx.append_many("s", [{"type": "a.b", "data": {"n": n}} for n in range(5)])
+    with pytest.raises(tidings.StorageError, match="rolled back"):
+        tx.execute("INSERT INTO orders (id) VALUES (2)")
+    with pytest.raises(tidings.StorageError, match="rolled back"):
+        tx.commit()
+    assert orders.query("SELECT count(*) FROM orders") == [(0,)]
+    assert orders.stream_version("s") is None
+
+
 def test_second_write_on_the_same_thread_is_a_typed_error(orders: tidings.Store) -> None:
     with orders.transaction() as tx:
         tx.execute("INSERT INTO orders (id) VALUES (1)")

@@ -389,6 +389,11 @@ class Transaction:
     it raises. Everything done through ``tx`` (application SQL, appends, checkpoints,
     snapshots, endpoint changes) commits together. While it is open, other writes on the same
     thread raise :class:`TransactionOpenError`; other threads wait for it.
+
+    An append refused by its checks (:class:`InvalidInputError`, :class:`ConcurrencyError`,
+    :class:`IdempotencyConflictError`) writes nothing, and the transaction goes on. An append
+    that fails while writing (:class:`StorageError`, e.g. a full disk) fails the transaction:
+    every later call and ``commit`` raise :class:`StorageError`, and it can only be rolled back.
     """
 
     @property
