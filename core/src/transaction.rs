@@ -318,7 +318,8 @@ impl Transaction {
     pub fn commit(mut self) -> Result<()> {
         let conn = self.conn.take().ok_or(Error::Closed)?;
         if self.failed {
-            self.abandon(conn)?;
+            // What rolling back says matters less than why the commit is refused.
+            let _ = self.abandon(conn);
             return Err(Error::Storage(FAILED.into()));
         }
         if !self.first
