@@ -138,7 +138,16 @@ fn two_delivering_processes_share_one_rate_limit() -> tidings::Result<()> {
     assert!(arrived, "only {} arrived", receiver.count());
     let times: Vec<Instant> = receiver.requests().iter().map(|r| r.at).collect();
     assert_eq!(times.len(), 60, "a delivery was sent twice");
+    // The shared limit allows 21 claims in any second (20 a second and a burst of one). The
+    // receiver sees arrivals, which add each request's own delay from claim to arrival: that
+    // varies by tens of milliseconds on a loaded machine, so one more arrival in a second is
+    // jitter, not a breach. Two processes keeping a limit each would send about 40 a second.
     let worst = max_in_any_second(&times);
-    assert!(worst <= 21, "{worst} requests within one second across two processes");
+    assert!(worst <= 22, "{worst} requests within one second across two processes");
+    // And over the whole run: after the first request, 59 more at 20 a second take 2.95 s
+    // (1.5 s with a limit per process), less the same jitter.
+    let (first, last) = (times.iter().min(), times.iter().max());
+    let span = first.zip(last).map(|(first, last)| *last - *first).unwrap_or_default();
+    assert!(span >= Duration::from_millis(2_800), "60 requests took only {span:?} across two processes");
     Ok(())
 }
