@@ -11,8 +11,8 @@ use crate::types::{self, Event, ExpectedVersion, NewEvent, SqlValue};
 /// An open write transaction (`BEGIN IMMEDIATE`). End it with `commit()` or `rollback()`; in
 /// Kotlin use it in `use { }` so an exception rolls back and frees the writer at once.
 ///
-/// An append refused by its checks (invalid input, a concurrency or idempotency conflict)
-/// writes nothing and the transaction goes on; an append that fails while writing (a storage
+/// An append refused by its checks (invalid input, a concurrency or idempotency conflict, a
+/// tenant's enforced rate) writes nothing and the transaction goes on; an append that fails while writing (a storage
 /// error such as a full disk) fails the transaction: every later call and `commit()` return a
 /// storage error, and it can only be rolled back.
 #[derive(uniffi::Object)]

@@ -168,28 +168,28 @@ pub(crate) fn append(
     if !expected_ok {
         return Err(Error::Concurrency { stream: stream.to_string(), expected, actual });
     }
-    let stream_id = match &existing {
-        Some(row) => {
-            if row.tenant != tenant {
-                return Err(Error::invalid(
-                    "tenant",
-                    "the stream belongs to a different tenant (fixed by its first event)",
-                ));
-            }
-            row.id
-        }
-        None => {
-            conn.prepare_cached("INSERT INTO tidings_streams (name, tenant, version) VALUES (?1, ?2, 0)")?
-                .execute(params![stream, tenant])?;
-            conn.last_insert_rowid()
-        }
-    };
+    if let Some(row) = &existing
+        && row.tenant != tenant
+    {
+        return Err(Error::invalid("tenant", "the stream belongs to a different tenant (fixed by its first event)"));
+    }
 
+    // The last check, the tenant's rate, is also the first write (its meter); nothing is
+    // written before it. After it, a failure fails the caller's transaction (see
+    // `Transaction::append`).
     let now = clock::now_micros();
     let n = valid.len() as u64;
     let rate_warning = match (&tenant, allow_system) {
         (Some(t), false) => rates::count(conn, &shared.options.tenant_rates, t, n, now)?,
         _ => false,
+    };
+    let stream_id = match &existing {
+        Some(row) => row.id,
+        None => {
+            conn.prepare_cached("INSERT INTO tidings_streams (name, tenant, version) VALUES (?1, ?2, 0)")?
+                .execute(params![stream, tenant])?;
+            conn.last_insert_rowid()
+        }
     };
     let last_position = last_position(conn)?;
     // The records returned carry each event's data and metadata: moved out of events given

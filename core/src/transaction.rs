@@ -176,8 +176,8 @@ impl Transaction {
     /// rows commit with this transaction.
     ///
     /// Every check comes before the first write: on an error found there (invalid input,
-    /// [`Error::Concurrency`], [`Error::IdempotencyConflict`], a stream of another tenant)
-    /// nothing was written and the transaction goes on. If writing itself fails (a storage
+    /// [`Error::Concurrency`], [`Error::IdempotencyConflict`], [`Error::RateLimited`], a stream
+    /// of another tenant) nothing was written and the transaction goes on. If writing itself fails (a storage
     /// error such as a full disk), the transaction is failed: every later call on it returns
     /// [`Error::Storage`], and it can only be rolled back (dropping it does). Appends run
     /// without a savepoint of their own, which is what makes large appends fast.

@@ -236,6 +236,34 @@ fn swallowed_bad_input_keeps_the_rest_of_the_transaction() -> Result<()> {
 }
 
 #[test]
+fn swallowed_rate_limit_on_a_new_stream_keeps_the_rest_of_the_transaction() -> Result<()> {
+    let (_dir, path) = temp_db()?;
+    let options = tidings::StoreOptions {
+        tenant_rates: vec![tidings::TenantRate {
+            tenant: Some("acme".into()),
+            per_minute: 1,
+            mode: tidings::RateMode::Enforce,
+        }],
+        ..tidings::StoreOptions::default()
+    };
+    let store = Store::open(&path, options)?;
+    store.execute("CREATE TABLE orders (id INTEGER PRIMARY KEY, total REAL NOT NULL)", [])?;
+    let mut tx = store.begin()?;
+    tx.execute("INSERT INTO orders (id, total) VALUES (?1, ?2)", (1, 1.0))?;
+    tx.append("acme-1", &[order_created(1).with_tenant("acme")], ExpectedVersion::NoStream)?;
+    // The tenant's second event this minute is refused: a check, so nothing of it is written
+    // (not even its new stream) and the transaction goes on.
+    let refused = tx.append("acme-2", &[order_created(2).with_tenant("acme")], ExpectedVersion::NoStream);
+    assert!(matches!(refused, Err(Error::RateLimited { .. })), "{refused:?}");
+    tx.execute("INSERT INTO orders (id, total) VALUES (?1, ?2)", (2, 2.0))?;
+    tx.commit()?;
+    assert_eq!(store.query("SELECT count(*) FROM orders", [])?[0][0], tidings::rusqlite::types::Value::Integer(2));
+    assert_eq!(store.stream_version("acme-1")?, Some(1));
+    assert_eq!(store.stream_version("acme-2")?, None);
+    Ok(())
+}
+
+#[test]
 fn append_failing_halfway_through_a_batch_writes_nothing_of_it() -> Result<()> {
     let (_dir, _path, store, endpoint) = setup()?;
     let mut tx = store.begin()?;

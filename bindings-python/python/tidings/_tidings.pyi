@@ -391,7 +391,8 @@ class Transaction:
     thread raise :class:`TransactionOpenError`; other threads wait for it.
 
     An append refused by its checks (:class:`InvalidInputError`, :class:`ConcurrencyError`,
-    :class:`IdempotencyConflictError`) writes nothing, and the transaction goes on. An append
+    :class:`IdempotencyConflictError`, :class:`RateLimitedError`) writes nothing, and the
+    transaction goes on. An append
     that fails while writing (:class:`StorageError`, e.g. a full disk) fails the transaction:
     every later call and ``commit`` raise :class:`StorageError`, and it can only be rolled back.
     """
