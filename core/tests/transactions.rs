@@ -286,6 +286,18 @@ fn append_failing_halfway_through_a_batch_writes_nothing_of_it() -> Result<()> {
     Ok(())
 }
 
+/// A failed transaction: every later call (a read, app SQL, another append) and the commit say
+/// it can only be rolled back.
+fn assert_failed(mut tx: tidings::Transaction) {
+    fn refused<T: std::fmt::Debug>(outcome: Result<T>) {
+        assert!(matches!(&outcome, Err(Error::Storage(text)) if text.contains("rolled back")), "{outcome:?}");
+    }
+    refused(tx.stream_version("order-1"));
+    refused(tx.execute("INSERT INTO orders (id, total) VALUES (3, 3.0)", []));
+    refused(tx.append("order-3", &[order_created(3)], ExpectedVersion::Any));
+    refused(tx.commit());
+}
+
 #[test]
 fn append_failing_while_writing_fails_the_transaction_and_it_rolls_back_whole() -> Result<()> {
     let (_dir, path, store, endpoint) = setup()?;
@@ -302,11 +314,7 @@ fn append_failing_while_writing_fails_the_transaction_and_it_rolls_back_whole() 
     let failed = tx.append("order-2", batch, ExpectedVersion::Any);
     assert!(matches!(failed, Err(Error::Storage(_))), "{failed:?}");
     // Every later call says the transaction failed, and so does commit.
-    let again = tx.append("order-3", &[order_created(3)], ExpectedVersion::Any);
-    assert!(matches!(&again, Err(Error::Storage(text)) if text.contains("rolled back")), "{again:?}");
-    assert!(matches!(tx.execute("INSERT INTO orders (id, total) VALUES (3, 3.0)", []), Err(Error::Storage(_))));
-    let committed = tx.commit();
-    assert!(matches!(&committed, Err(Error::Storage(text)) if text.contains("rolled back")), "{committed:?}");
+    assert_failed(tx);
     // Nothing of the transaction is left, the app row included, and the store writes again.
     assert_eq!(dump(&path)?, before);
     assert_eq!(counts(&store, &endpoint)?, (0, 1, 1, 1));
@@ -332,9 +340,7 @@ fn append_refused_after_some_of_its_rows_were_written_fails_the_transaction() ->
     let batch: Vec<NewEvent> = (0..5).map(|n| ev("order.paid", json!({"n": n}))).collect();
     let failed = tx.append("order-1", batch, ExpectedVersion::NoStream);
     assert!(failed.is_err(), "{failed:?}");
-    let again = tx.stream_version("order-1");
-    assert!(matches!(&again, Err(Error::Storage(text)) if text.contains("rolled back")), "{again:?}");
-    assert!(tx.commit().is_err());
+    assert_failed(tx);
     assert_eq!(dump(&path)?, before, "neither the app row nor the first events were committed");
     assert_eq!(counts(&store, &endpoint)?, (0, 0, 0, 0));
     Ok(())
