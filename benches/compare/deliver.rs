@@ -30,29 +30,49 @@ fn fill(store: &Store, count: u64, first: u64) {
     }
 }
 
-/// tidings: `count` deliveries queued before the engine starts with `workers` workers; returns
-/// deliveries/s from start until the responder has them all.
-pub fn tidings_deliveries(dir: &Path, workers: usize, count: u64) -> f64 {
+/// A delivery run's rate and what it cost.
+#[derive(Debug, Clone, Copy)]
+pub struct Throughput {
+    /// Requests answered per second.
+    pub rate: f64,
+    /// CPU time (user + system) of the whole process per request, the responder's share
+    /// included, in microseconds.
+    pub cpu_us: f64,
+    /// CPU time over wall time: how many of the machine's cores the run kept busy.
+    pub cores: f64,
+}
+
+impl Throughput {
+    fn measure(count: u64, start: Instant, cpu_start: f64) -> Throughput {
+        let wall = start.elapsed().as_secs_f64();
+        let cpu = cpu_seconds() - cpu_start;
+        Throughput { rate: count as f64 / wall, cpu_us: cpu / count as f64 * 1e6, cores: cpu / wall }
+    }
+}
+
+/// tidings: `count` deliveries queued before the engine starts with `workers` workers; measures
+/// from start until the responder has them all.
+pub fn tidings_deliveries(dir: &Path, workers: usize, count: u64) -> Throughput {
     let responder = Responder::start();
     let store = Store::open(dir.join("deliver.db"), loopback()).expect("open");
     store
         .create_endpoint(&EndpointSpec { max_in_flight: 1024, ..EndpointSpec::new(responder.url()) })
         .expect("endpoint");
     fill(&store, count, 0);
-    let start = Instant::now();
+    let (start, cpu_start) = (Instant::now(), cpu_seconds());
     let max_in_flight = std::env::var("COMPARE_MAX_IN_FLIGHT").ok().and_then(|v| v.parse().ok());
     let delivery =
         store.start_delivery(DeliveryOptions { workers, max_in_flight, ..DeliveryOptions::default() }).expect("start");
     assert!(responder.wait_for(count, Duration::from_secs(300)), "deliveries stalled");
-    let rate = count as f64 / start.elapsed().as_secs_f64();
+    let measured = Throughput::measure(count, start, cpu_start);
     let _ = delivery.shutdown(Duration::from_secs(10));
     store.close();
-    rate
+    measured
 }
 
 /// The raw limit: `threads` threads posting `count` bodies in total with one shared `ureq`
 /// agent (keep-alive pool, per-phase timeouts as tidings sets them), headers like a webhook's.
-pub fn raw_ureq(threads: usize, count: u64) -> f64 {
+pub fn raw_ureq(threads: usize, count: u64) -> Throughput {
     let responder = Responder::start();
     let url = responder.url();
     let config = ureq::Agent::config_builder()
@@ -67,33 +87,37 @@ pub fn raw_ureq(threads: usize, count: u64) -> f64 {
         .build();
     let agent = ureq::Agent::new_with_config(config);
     let per_thread = count / threads as u64;
-    let start = Instant::now();
+    let (start, cpu_start) = (Instant::now(), cpu_seconds());
     std::thread::scope(|scope| {
         for t in 0..threads {
             let (agent, url) = (agent.clone(), url.clone());
-            scope.spawn(move || {
-                for i in 0..per_thread {
-                    let n = t as u64 * per_thread + i;
-                    let payload = serde_json::to_vec(&json!({
-                        "type": "order.created", "timestamp": "2026-11-22T08:00:00.000000Z", "data": body(n)
-                    }))
-                    .expect("json");
-                    let response = agent
-                        .post(&url)
-                        .header("content-type", "application/json")
-                        .header("webhook-id", format!("msg_{n:026}"))
-                        .header("webhook-timestamp", "1795334400")
-                        .header("webhook-signature", "v1,K5oZfzN95Z9UVu1EsfQmfVNQhnkZ2pj9o9NDN/H/pI4=")
-                        .send(&payload[..])
-                        .expect("post");
-                    let _ = response.into_body().read_to_vec();
-                }
-            });
+            // Named, so that a profile (`perf report --sort comm`) tells them from the responder.
+            let builder = std::thread::Builder::new().name(format!("raw-ureq-{t}"));
+            builder
+                .spawn_scoped(scope, move || {
+                    for i in 0..per_thread {
+                        let n = t as u64 * per_thread + i;
+                        let payload = serde_json::to_vec(&json!({
+                            "type": "order.created", "timestamp": "2026-11-22T08:00:00.000000Z", "data": body(n)
+                        }))
+                        .expect("json");
+                        let response = agent
+                            .post(&url)
+                            .header("content-type", "application/json")
+                            .header("webhook-id", format!("msg_{n:026}"))
+                            .header("webhook-timestamp", "1795334400")
+                            .header("webhook-signature", "v1,K5oZfzN95Z9UVu1EsfQmfVNQhnkZ2pj9o9NDN/H/pI4=")
+                            .send(&payload[..])
+                            .expect("post");
+                        let _ = response.into_body().read_to_vec();
+                    }
+                })
+                .expect("a client thread");
         }
     });
-    let rate = (per_thread * threads as u64) as f64 / start.elapsed().as_secs_f64();
+    let measured = Throughput::measure(per_thread * threads as u64, start, cpu_start);
     assert!(responder.wait_for(per_thread * threads as u64, Duration::from_secs(10)));
-    rate
+    measured
 }
 
 /// Commit-to-receipt latency: one event committed every `1/rate` s for `seconds`; returns the

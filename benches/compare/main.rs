@@ -232,14 +232,24 @@ fn deliver_rows(cfg: &Config, rows: &mut Vec<Row>) {
                 }
             }
         }
+        let cost = |runs: &[deliver::Throughput]| {
+            let cpu: Vec<f64> = runs.iter().map(|r| r.cpu_us).collect();
+            let cores: Vec<f64> = runs.iter().map(|r| r.cores).collect();
+            (median(&cpu), median(&cores))
+        };
+        let ((t_cpu, t_cores), (raw_cpu, raw_cores)) = (cost(&t), cost(&raw));
         let mut row = ratio_row(
             &key,
             &format!("deliveries/s, {workers} workers"),
             "deliveries/s",
-            series("tidings", t),
-            vec![series(&format!("raw ureq loop, {workers} threads"), raw)],
+            series("tidings", t.iter().map(|r| r.rate).collect()),
+            vec![series(&format!("raw ureq loop, {workers} threads"), raw.iter().map(|r| r.rate).collect())],
             0.6,
         );
+        row.notes.push(format!(
+            "CPU per request (whole process, responder included): tidings {t_cpu:.1} µs, raw loop {raw_cpu:.1} µs; \
+             cores kept busy: tidings {t_cores:.2}, raw loop {raw_cores:.2}"
+        ));
         if workers == tidings::DeliveryOptions::default().workers {
             let absolute = row.tidings.median >= 15_000.0;
             row.notes.push(format!(

@@ -43,7 +43,9 @@ impl Responder {
                 }
                 let Ok(stream) = stream else { continue };
                 let shared = Arc::clone(&accept_shared);
-                std::thread::spawn(move || serve(stream, &shared));
+                // Named, so that a profile tells the responder's threads from the client's.
+                let named = std::thread::Builder::new().name("responder".into());
+                named.spawn(move || serve(stream, &shared)).expect("a responder thread");
             }
         });
         Responder { addr, shared }

@@ -2,9 +2,11 @@
 //! transaction that records finished attempts and claims due rows), hands the claimed jobs to
 //! the workers, and runs housekeeping now and then.
 //!
-//! It wakes on: a commit in this process (commit listener), a worker's report, the earliest due
-//! time it knows of, a `wait_idle` request, and a change of `PRAGMA data_version` (a commit by
-//! another process), polled every `poll_interval`. Nothing else makes it spin.
+//! It wakes on: a commit in this process (commit listener), a worker telling it that finished
+//! attempts make a batch (see [`super::batching`]), the earliest due time it knows of, a
+//! `wait_idle` request, and a change of `PRAGMA data_version` (a commit by another process),
+//! polled every `poll_interval`. While requests are in flight it also looks for reports every
+//! [`REPORT_BATCH_DELAY`], so none waits much longer than that. Nothing else makes it spin.
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
@@ -14,6 +16,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, Sender, select};
 use rusqlite::Connection;
 
+use super::batching::{self, Pending, REPORT_BATCH_DELAY};
 use super::claim::{self, LocalState};
 use super::complete::{self, HealthPolicy};
 use super::request::Job;
@@ -25,9 +28,6 @@ use crate::error::Result;
 use crate::retention;
 use crate::store::Store;
 use crate::transaction::Transaction;
-
-/// Longest a finished attempt waits to be recorded while the workers still have jobs queued.
-const REPORT_BATCH_DELAY: Duration = Duration::from_millis(2);
 
 /// Starts the dispatcher and its workers.
 pub(crate) fn spawn(
@@ -46,18 +46,20 @@ pub(crate) fn spawn(
     let source: Arc<str> = Arc::from(shared.options.source.as_str());
     let (jobs_tx, jobs_rx) = crossbeam_channel::unbounded::<Job>();
     let (reports_tx, reports_rx) = crossbeam_channel::unbounded::<Report>();
+    let (batch_tx, batch_rx) = crossbeam_channel::bounded::<()>(1);
+    let policy = batching::Policy::new(options.workers, options.claim_capacity());
     for i in 0..options.workers {
         worker::spawn(
             i,
             jobs_rx.clone(),
-            reports_tx.clone(),
+            worker::Reporting { reports: reports_tx.clone(), batch_ready: batch_tx.clone(), policy },
             Arc::clone(&sender),
             Arc::clone(&source),
             Arc::clone(&engine),
         )
         .map_err(|e| crate::Error::Storage(format!("could not start a delivery worker: {e}")))?;
     }
-    drop(reports_tx);
+    drop((reports_tx, batch_tx));
     shared.commits.subscribe(engine.wake.clone());
     let watcher = match &shared.location {
         Location::File(path) => Some(db::open_reader(path, &shared.options, false)?),
@@ -73,6 +75,8 @@ pub(crate) fn spawn(
         jobs_tx,
         jobs_rx,
         reports_rx,
+        batch_rx,
+        policy,
         wake,
         watcher,
         data_version: None,
@@ -95,6 +99,9 @@ struct Dispatcher {
     jobs_tx: Sender<Job>,
     jobs_rx: Receiver<Job>,
     reports_rx: Receiver<Report>,
+    /// Workers' signal that the reports make a batch.
+    batch_rx: Receiver<()>,
+    policy: batching::Policy,
     wake: Receiver<()>,
     watcher: Option<Connection>,
     data_version: Option<i64>,
@@ -109,49 +116,38 @@ struct CycleResult {
 
 impl Dispatcher {
     fn capacity(&self) -> usize {
-        self.options.max_in_flight.unwrap_or(self.options.workers.saturating_mul(super::CLAIM_AHEAD)).max(1)
+        self.options.claim_capacity()
     }
 
     fn run(&mut self) {
-        let mut reports: Vec<Report> = Vec::new();
+        let mut reports: Pending<Report> = Pending::default();
         let mut dirty = true;
         let mut next_due: Option<Instant> = None;
         let mut next_housekeeping = Instant::now() + self.options.housekeeping_interval;
+        let mut next_poll = Instant::now();
         let mut failures = 0u32;
-        let mut reports_since: Option<Instant> = None;
         self.data_version = self.read_data_version();
         while !self.engine.stopping() {
-            while let Ok(report) = self.reports_rx.try_recv() {
-                reports.push(report);
-            }
             let now = Instant::now();
+            reports.add(self.reports_rx.try_iter(), now);
             let requested = {
                 let status = self.engine.lock_status();
                 status.requested > status.cycles
             };
-            if reports.is_empty() {
-                reports_since = None;
-            } else if reports_since.is_none() {
-                reports_since = Some(now);
-            }
-            // Finished attempts are recorded in batches: at once when the workers are about to
-            // run out of jobs (the cycle claims more), otherwise when enough have finished to
-            // refill a good part of the claim capacity, or after a short delay. Each cycle that
-            // claims is one durable commit, so batching is what keeps the syncs per delivery low.
-            let reports_ready = !reports.is_empty()
-                && (self.jobs_tx.len() < self.options.workers
-                    || reports.len() >= self.capacity() / 2
-                    || reports_since.is_some_and(|t| now.duration_since(t) >= REPORT_BATCH_DELAY));
+            // Finished attempts are recorded in batches (see `batching`): each cycle that claims
+            // is one durable commit, so batching is what keeps the syncs per delivery low.
+            let reports_ready = reports.ready(&self.policy, self.jobs_tx.len(), now);
             if dirty || requested || reports_ready || next_due.is_some_and(|t| now >= t) {
-                match self.cycle(&mut reports) {
+                match self.cycle(&mut reports.items) {
                     Ok(result) => {
                         failures = 0;
+                        reports.recorded();
                         next_due = result.next_due.map(|at| {
                             let wait = at.saturating_sub(clock::now_micros()).max(0) as u64;
                             Instant::now() + Duration::from_micros(wait)
                         });
-                        dirty = result.due_left && result.claimed > 0;
-                        self.publish(!result.due_left && self.local.total() == 0 && reports.is_empty());
+                        dirty = result.due_left && result.claimed > 0 && self.local.total() < self.capacity();
+                        self.publish(!result.due_left && self.local.total() == 0);
                     }
                     Err(err) => {
                         failures += 1;
@@ -172,25 +168,36 @@ impl Dispatcher {
             if dirty {
                 continue;
             }
-            let poll = self.store.options().poll_interval;
-            let mut timeout = next_due.map_or(poll, |t| t.saturating_duration_since(Instant::now()).min(poll));
-            if let Some(since) = reports_since {
-                timeout = timeout.min((since + REPORT_BATCH_DELAY).saturating_duration_since(Instant::now()));
-            }
-            timeout = timeout.min(next_housekeeping.saturating_duration_since(Instant::now()));
-            select! {
-                recv(self.reports_rx) -> msg => if let Ok(report) = msg { reports.push(report) },
-                recv(self.wake) -> _ => dirty = true,
-                default(timeout) => {
-                    let version = self.read_data_version();
-                    if version != self.data_version {
-                        self.data_version = version;
-                        dirty = true;
-                    }
+            let now = Instant::now();
+            if now >= next_poll {
+                // Every commit moves the watcher's data_version, this engine's own cycles too, so
+                // it is read once per poll interval (not after each cycle).
+                next_poll = now + self.store.options().poll_interval;
+                let version = self.read_data_version();
+                if version != self.data_version {
+                    self.data_version = version;
+                    dirty = true;
+                    continue;
                 }
             }
+            // Workers say when their reports make a batch; below that, reports are looked for
+            // at least every REPORT_BATCH_DELAY while requests are in flight.
+            let mut wake_at = next_poll.min(next_housekeeping);
+            if let Some(at) = next_due {
+                wake_at = wake_at.min(at);
+            }
+            if let Some(at) = reports.deadline() {
+                wake_at = wake_at.min(at);
+            } else if self.local.total() > 0 {
+                wake_at = wake_at.min(now + REPORT_BATCH_DELAY);
+            }
+            select! {
+                recv(self.batch_rx) -> _ => {}
+                recv(self.wake) -> _ => dirty = true,
+                default(wake_at.saturating_duration_since(now)) => {}
+            }
         }
-        self.stop(reports);
+        self.stop(reports.items);
     }
 
     fn read_data_version(&self) -> Option<i64> {

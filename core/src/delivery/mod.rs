@@ -13,6 +13,7 @@
 //! - [`Delivery::shutdown`] (and `Drop`) stop claiming, let requests in flight finish within a
 //!   grace period, release unfinished claims and never hang.
 
+mod batching;
 #[cfg(any(test, feature = "bench-internals"))]
 #[doc(hidden)]
 pub mod bench_support;
@@ -46,15 +47,21 @@ pub use ops::{Attempt, EndpointStats, Response, Stats};
 /// claim cycle is one durable commit, so claiming ahead is what lets a cycle serve many sends.
 pub const CLAIM_AHEAD: usize = 4;
 
+/// The fewest deliveries claimed at once when [`DeliveryOptions::max_in_flight`] is not set,
+/// whatever the worker count: a claim cycle (a durable commit) takes a few hundred
+/// microseconds, and the jobs still queued must keep the workers busy meanwhile.
+pub const MIN_CLAIM_AHEAD: usize = 64;
+
 /// Options for [`crate::Store::start_delivery`]; defaults are design.md section 6.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DeliveryOptions {
     /// HTTP worker threads (default 16).
     pub workers: usize,
     /// Optional ceiling on deliveries claimed at once across all endpoints, being sent or
-    /// queued for a worker (default: [`CLAIM_AHEAD`] × `workers`, so a worker that finishes
-    /// finds its next job already claimed instead of waiting for a claim cycle). Requests
-    /// actually in flight never exceed `workers`.
+    /// queued for a worker (default: [`CLAIM_AHEAD`] × `workers`, at least
+    /// [`MIN_CLAIM_AHEAD`], so a worker that finishes finds its next job already claimed
+    /// instead of waiting for a claim cycle; see [`DeliveryOptions::claim_capacity`]).
+    /// Requests actually in flight never exceed `workers`.
     pub max_in_flight: Option<usize>,
     /// Added to an endpoint's timeout to form the lease of a claimed delivery (default 30 s).
     pub lease_grace: Duration,
@@ -93,6 +100,19 @@ impl Default for DeliveryOptions {
 }
 
 impl DeliveryOptions {
+    /// Deliveries the engine claims at once: `max_in_flight` when set, otherwise
+    /// [`CLAIM_AHEAD`] × `workers` and at least [`MIN_CLAIM_AHEAD`].
+    ///
+    /// ```
+    /// use tidings::DeliveryOptions;
+    /// assert_eq!(DeliveryOptions::default().claim_capacity(), 64); // 16 workers
+    /// assert_eq!(DeliveryOptions { workers: 32, ..DeliveryOptions::default() }.claim_capacity(), 128);
+    /// assert_eq!(DeliveryOptions { max_in_flight: Some(8), ..DeliveryOptions::default() }.claim_capacity(), 8);
+    /// ```
+    pub fn claim_capacity(&self) -> usize {
+        self.max_in_flight.unwrap_or(self.workers.saturating_mul(CLAIM_AHEAD).max(MIN_CLAIM_AHEAD)).max(1)
+    }
+
     fn validate(&self) -> Result<()> {
         if self.workers == 0 || self.workers > 1024 {
             return Err(Error::invalid("workers", "must be between 1 and 1024"));

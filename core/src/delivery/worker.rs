@@ -9,6 +9,7 @@ use crossbeam_channel::{Receiver, Sender};
 
 use super::Destination;
 use super::Engine;
+use super::batching::Policy;
 use super::complete::Finished;
 use super::request::Job;
 use crate::clock;
@@ -47,11 +48,32 @@ pub(crate) fn attempt(destination: &dyn Destination, job: Job, source: &str) -> 
     Finished { job, started_at, duration, result }
 }
 
+/// Where a worker's reports go, and when it wakes the dispatcher for them.
+pub(crate) struct Reporting {
+    pub reports: Sender<Report>,
+    /// Told (without blocking) when the reports waiting make a batch.
+    pub batch_ready: Sender<()>,
+    pub policy: Policy,
+}
+
+impl Reporting {
+    /// Hands over `report`; false when the dispatcher is gone.
+    fn send(&self, report: Report, jobs: &Receiver<Job>) -> bool {
+        if self.reports.send(report).is_err() {
+            return false;
+        }
+        if self.policy.cycle_now(self.reports.len(), jobs.len()) {
+            let _ = self.batch_ready.try_send(());
+        }
+        true
+    }
+}
+
 /// Starts worker `index`.
 pub(crate) fn spawn(
     index: usize,
     jobs: Receiver<Job>,
-    reports: Sender<Report>,
+    reporting: Reporting,
     destination: Arc<dyn Destination>,
     source: Arc<str>,
     engine: Arc<Engine>,
@@ -63,7 +85,7 @@ pub(crate) fn spawn(
             } else {
                 Report::Done(attempt(destination.as_ref(), job, &source))
             };
-            if reports.send(report).is_err() {
+            if !reporting.send(report, &jobs) {
                 break;
             }
         }
