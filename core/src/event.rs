@@ -92,6 +92,59 @@ pub struct RecordedEvent {
     pub recorded_at: OffsetDateTime,
 }
 
+/// An event as the log stores it: data and metadata are JSON text, checked only when they are
+/// used. The delivery engine hands these to its workers, which write the text into the
+/// default body verbatim and parse it only for a template.
+#[derive(Debug, Clone)]
+pub(crate) struct StoredEvent {
+    pub id: String,
+    pub stream: String,
+    pub version: u64,
+    pub position: u64,
+    pub event_type: String,
+    pub data: String,
+    pub metadata: String,
+    pub tenant: Option<String>,
+    pub recorded_at: OffsetDateTime,
+}
+
+impl StoredEvent {
+    /// The stored form of an event that was never stored (a test event, a keepalive ping).
+    pub(crate) fn of(event: &RecordedEvent) -> StoredEvent {
+        StoredEvent {
+            id: event.id.clone(),
+            stream: event.stream.clone(),
+            version: event.version,
+            position: event.position,
+            event_type: event.event_type.clone(),
+            data: event.data.to_string(),
+            metadata: event.metadata.to_string(),
+            tenant: event.tenant.clone(),
+            recorded_at: event.recorded_at,
+        }
+    }
+
+    /// The event with its data and metadata parsed; fails with [`Error::Storage`] when the
+    /// stored text is not JSON.
+    pub(crate) fn parse(&self) -> Result<RecordedEvent> {
+        let parse = |what: &str, text: &str| {
+            serde_json::from_str::<Value>(text)
+                .map_err(|e| Error::Storage(format!("the stored {what} of event {} is not JSON: {e}", self.id)))
+        };
+        Ok(RecordedEvent {
+            id: self.id.clone(),
+            stream: self.stream.clone(),
+            version: self.version,
+            position: self.position,
+            event_type: self.event_type.clone(),
+            data: parse("data", &self.data)?,
+            metadata: parse("metadata", &self.metadata)?,
+            tenant: self.tenant.clone(),
+            recorded_at: self.recorded_at,
+        })
+    }
+}
+
 /// An event checked and serialised, ready to insert.
 #[derive(Debug)]
 pub(crate) struct ValidEvent {

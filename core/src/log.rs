@@ -25,7 +25,7 @@ use serde_json::Value;
 
 use crate::clock;
 use crate::error::{Error, ExpectedVersion, Result};
-use crate::event::{self, NewEvent, RecordedEvent, ValidEvent};
+use crate::event::{self, NewEvent, RecordedEvent, StoredEvent, ValidEvent};
 use crate::outbox;
 use crate::pattern::PatternSet;
 use crate::rates;
@@ -435,13 +435,25 @@ pub(crate) fn event_by_id(conn: &Connection, id: &str) -> Result<Option<Recorded
         .optional()?)
 }
 
-/// One event by position.
-pub(crate) fn event_at(conn: &Connection, position: u64) -> Result<Option<RecordedEvent>> {
+/// One event by position, as stored (its data and metadata unparsed).
+pub(crate) fn event_at(conn: &Connection, position: u64) -> Result<Option<StoredEvent>> {
     Ok(conn
         .prepare_cached(&format!(
             "SELECT {EVENT_COLUMNS} FROM tidings_events e JOIN tidings_streams s ON s.id = e.stream_id WHERE e.position = +?1"
         ))?
-        .query_row([position], event_from_row)
+        .query_row([position], |row| {
+            Ok(StoredEvent {
+                position: row.get(0)?,
+                id: row.get(1)?,
+                stream: row.get(2)?,
+                version: row.get(3)?,
+                event_type: row.get(4)?,
+                data: row.get(5)?,
+                metadata: row.get(6)?,
+                tenant: row.get(7)?,
+                recorded_at: clock::from_micros(row.get(8)?),
+            })
+        })
         .optional()?)
 }
 

@@ -398,3 +398,43 @@ fn egress_to_loopback_is_refused_by_default() -> tidings::Result<()> {
     assert_eq!(receiver.count(), 0, "nothing may reach a refused address");
     Ok(())
 }
+
+#[test]
+fn an_event_whose_stored_data_is_not_json_fails_alone() -> tidings::Result<()> {
+    // The engine hands the log's JSON text to its workers unparsed; text damaged in the file
+    // (here by another connection) must fail that one delivery as an invalid request, and
+    // neither stop the claim cycles nor reach the receiver as a broken body.
+    let dir = tempdir()?;
+    let path = dir.path().join("app.db");
+    let store = open_store(&path)?;
+    let receiver = Receiver::start();
+    let endpoint = store.create_endpoint(&EndpointSpec::new(receiver.url()))?;
+    for n in 1..=3 {
+        append(&store, "s", "thing.happened", n)?;
+    }
+    let raw = tidings_tests::procs::raw(&path)?;
+    let damaged = raw.execute("UPDATE tidings_events SET data = '{\"n\": 2' WHERE version = 2", [])?;
+    assert_eq!(damaged, 1);
+    drop(raw);
+
+    let delivery = store.start_delivery(options(2))?;
+    assert!(receiver.wait_for(2, Duration::from_secs(20)));
+    assert!(delivery.wait_idle(Duration::from_secs(10)));
+    let bodies: Vec<serde_json::Value> =
+        receiver.requests().iter().map(|r| serde_json::from_slice(&r.body)).collect::<Result<_, _>>()?;
+    let mut sent: Vec<i64> = bodies.iter().filter_map(|b| b["data"]["n"].as_i64()).collect();
+    sent.sort_unstable();
+    assert_eq!(sent, [1, 3], "the undamaged events arrive whole");
+
+    let mut deliveries = store.deliveries(&DeliveryFilter::default())?;
+    deliveries.sort_by_key(|d| d.event_position);
+    assert_eq!(deliveries.len(), 3);
+    assert!(deliveries.iter().all(|d| d.endpoint_id == endpoint.id));
+    assert_eq!(deliveries[1].state, DeliveryState::Failed);
+    let attempts = store.attempts(deliveries[1].id)?;
+    assert_eq!(attempts.len(), 1, "an invalid request is not retried");
+    assert_eq!(attempts[0].error_kind.as_deref(), Some("invalid_request"));
+    assert_eq!(attempts[0].status_code, None);
+    assert!([&deliveries[0], &deliveries[2]].iter().all(|d| d.state == DeliveryState::Succeeded));
+    Ok(())
+}

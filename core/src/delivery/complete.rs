@@ -7,6 +7,7 @@
 //! transitions that emit `tidings.endpoint.*` events are conditional updates too, so with
 //! several delivering processes each transition is emitted once.
 
+use std::collections::HashSet;
 use std::time::{Duration, SystemTime};
 
 use rusqlite::{Connection, OptionalExtension, params};
@@ -72,12 +73,33 @@ fn emit(
     Ok(())
 }
 
-/// Records one finished attempt. Returns whether system events were appended.
-pub(crate) fn record(
+/// Records finished attempts inside one write transaction.
+pub(crate) struct Recorder<'a> {
+    owner: &'a str,
+    health: &'a HealthPolicy,
+    /// Endpoints whose latest attempt recorded in this transaction succeeded: the success
+    /// already reset their health, so another success changes nothing and skips the updates.
+    healthy: HashSet<i64>,
+}
+
+impl<'a> Recorder<'a> {
+    /// A recorder for the leases of `owner`.
+    pub(crate) fn new(owner: &'a str, health: &'a HealthPolicy) -> Self {
+        Recorder { owner, health, healthy: HashSet::new() }
+    }
+
+    /// Records one finished attempt. Returns whether system events were appended.
+    pub(crate) fn record(&mut self, conn: &Connection, shared: &Shared, f: &Finished) -> Result<bool> {
+        record(conn, shared, self.owner, self.health, &mut self.healthy, f)
+    }
+}
+
+fn record(
     conn: &Connection,
     shared: &Shared,
     owner: &str,
     health: &HealthPolicy,
+    healthy: &mut HashSet<i64>,
     f: &Finished,
 ) -> Result<bool> {
     if f.job.ping {
@@ -165,6 +187,13 @@ pub(crate) fn record(
         outcome,
         "attempt recorded"
     );
+    if matches!(verdict, Verdict::Success) {
+        if !healthy.insert(target.seq) {
+            return Ok(false);
+        }
+    } else {
+        healthy.remove(&target.seq);
+    }
     update_health(conn, shared, health, target.seq, &target.id, &verdict, status, now)
 }
 

@@ -226,11 +226,10 @@ impl Dispatcher {
         let mut release = Vec::new();
         {
             let (conn, shared) = tx.parts()?;
+            let mut recorder = complete::Recorder::new(&self.owner, &health);
             for report in reports.iter() {
                 match report {
-                    Report::Done(finished) => {
-                        emitted |= complete::record(conn, shared, &self.owner, &health, finished)?
-                    }
+                    Report::Done(finished) => emitted |= recorder.record(conn, shared, finished)?,
                     Report::NotSent(job) if !job.ping => release.push(job.delivery_id),
                     Report::NotSent(_) => {}
                 }
@@ -377,9 +376,10 @@ impl Dispatcher {
         let mut emitted = false;
         {
             let (conn, shared) = tx.parts()?;
+            let mut recorder = complete::Recorder::new(&self.owner, &health);
             for report in reports {
                 match report {
-                    Report::Done(f) => emitted |= complete::record(conn, shared, &self.owner, &health, f)?,
+                    Report::Done(f) => emitted |= recorder.record(conn, shared, f)?,
                     Report::NotSent(job) if !job.ping => release.push(job.delivery_id),
                     Report::NotSent(_) => {}
                 }

@@ -19,6 +19,8 @@ mod batching;
 pub mod bench_support;
 mod claim;
 mod complete;
+#[cfg(test)]
+mod complete_tests;
 mod dispatcher;
 pub(crate) mod http;
 mod outcome;
@@ -159,7 +161,8 @@ impl Destination for http::HttpSender {
         source: &str,
         unix_now: i64,
     ) -> std::result::Result<http::HttpResponse, http::SendError> {
-        let body = request::render_body(&job.target, &job.event, source);
+        let body = request::render_stored_body(&job.target, &job.event, source)
+            .map_err(|e| http::SendError::invalid(e.to_string()))?;
         let outgoing = request::build(&job.target, &job.event.id, body, unix_now);
         http::HttpSender::send(self, &outgoing, worker::RESPONSE_BODY_LIMIT)
     }

@@ -4,14 +4,16 @@
 //! and custom headers.
 
 use std::sync::Arc;
+
+use serde_json::value::RawValue;
 use std::time::Duration;
 
 use super::http::OutgoingRequest;
 use crate::endpoint::{Auth, Endpoint};
-use crate::event::RecordedEvent;
+use crate::event::{RecordedEvent, StoredEvent};
 use crate::retry::RetryPolicy;
 use crate::signing::{self, Secret};
-use crate::template::{RenderContext, TemplateSet};
+use crate::template::{RenderContext, StoredContext, TemplateSet};
 
 /// Everything about an endpoint that sending needs, loaded once per change of the endpoint.
 pub(crate) struct Target {
@@ -57,14 +59,14 @@ pub(crate) struct Job {
     pub delivery_id: i64,
     pub attempt: u32,
     pub target: Arc<Target>,
-    pub event: RecordedEvent,
+    pub event: StoredEvent,
     /// A `tidings.ping` keepalive: not stored, not recorded, not retried.
     pub ping: bool,
 }
 
 /// A keepalive ping for an idle endpoint: a `tidings.ping` event that is never stored.
-pub(crate) fn ping_event(endpoint_id: &str) -> RecordedEvent {
-    RecordedEvent {
+pub(crate) fn ping_event(endpoint_id: &str) -> StoredEvent {
+    StoredEvent::of(&RecordedEvent {
         id: crate::event::new_event_id(),
         stream: "tidings.ping".to_string(),
         version: 0,
@@ -74,12 +76,39 @@ pub(crate) fn ping_event(endpoint_id: &str) -> RecordedEvent {
         metadata: serde_json::json!({}),
         tenant: None,
         recorded_at: time::OffsetDateTime::now_utc(),
-    }
+    })
 }
 
 /// The JSON body of an attempt.
 pub(crate) fn render_body(target: &Target, event: &RecordedEvent, source: &str) -> Vec<u8> {
     target.templates.render_body(&RenderContext::of(event, source))
+}
+
+/// The JSON body of an attempt at a stored event. The default body takes the stored data
+/// and metadata verbatim (checked to be JSON, not parsed into values); a template gets them
+/// parsed. Fails when the stored text is not JSON.
+pub(crate) fn render_stored_body(target: &Target, event: &StoredEvent, source: &str) -> crate::Result<Vec<u8>> {
+    if target.templates.select(&event.event_type).is_some() {
+        return Ok(render_body(target, &event.parse()?, source));
+    }
+    let raw = |what: &str, text: &str| {
+        RawValue::from_string(text.to_owned())
+            .map_err(|e| crate::Error::Storage(format!("the stored {what} of event {} is not JSON: {e}", event.id)))
+    };
+    let (data, metadata) = (raw("data", &event.data)?, raw("metadata", &event.metadata)?);
+    let context = StoredContext {
+        id: &event.id,
+        event_type: &event.event_type,
+        timestamp: event.recorded_at,
+        source,
+        stream: &event.stream,
+        version: event.version,
+        position: event.position,
+        tenant: event.tenant.as_deref(),
+        data: &data,
+        metadata: &metadata,
+    };
+    Ok(context.default_body())
 }
 
 /// The request for one attempt, signed at `unix_now`.

@@ -19,6 +19,7 @@ use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use serde::Serialize;
+use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 use time::{OffsetDateTime, UtcOffset};
 
@@ -91,9 +92,10 @@ impl<'a> RenderContext<'a> {
     }
 }
 
-/// The default body in its documented key order.
+/// The default body in its documented key order; `D` is [`Value`], or [`RawValue`] for JSON
+/// text written verbatim.
 #[derive(Serialize)]
-struct Envelope<'a> {
+struct Envelope<'a, D: ?Sized> {
     id: &'a str,
     #[serde(rename = "type")]
     event_type: &'a str,
@@ -103,8 +105,8 @@ struct Envelope<'a> {
     version: u64,
     position: u64,
     tenant: Option<&'a str>,
-    data: &'a Value,
-    metadata: &'a Value,
+    data: &'a D,
+    metadata: &'a D,
 }
 
 impl RenderContext<'_> {
@@ -129,7 +131,7 @@ impl RenderContext<'_> {
         })
     }
 
-    fn ordered_envelope(&self) -> Envelope<'_> {
+    fn ordered_envelope(&self) -> Envelope<'_, Value> {
         Envelope {
             id: self.id,
             event_type: self.event_type,
@@ -142,6 +144,43 @@ impl RenderContext<'_> {
             data: self.data,
             metadata: self.metadata,
         }
+    }
+}
+
+/// An event for the default body whose data and metadata are JSON text, as the log stores
+/// them: written verbatim instead of parsed and serialised again. The delivery engine sends
+/// events this way; the bytes equal [`default_body`]'s for text in `serde_json`'s compact form,
+/// which is how the log stores it.
+pub(crate) struct StoredContext<'a> {
+    pub id: &'a str,
+    pub event_type: &'a str,
+    pub timestamp: OffsetDateTime,
+    pub source: &'a str,
+    pub stream: &'a str,
+    pub version: u64,
+    pub position: u64,
+    pub tenant: Option<&'a str>,
+    pub data: &'a RawValue,
+    pub metadata: &'a RawValue,
+}
+
+impl StoredContext<'_> {
+    /// The default body, keys in [`default_body`]'s order.
+    pub(crate) fn default_body(&self) -> Vec<u8> {
+        let envelope = Envelope {
+            id: self.id,
+            event_type: self.event_type,
+            timestamp: rfc3339_millis(self.timestamp),
+            source: self.source,
+            stream: self.stream,
+            version: self.version,
+            position: self.position,
+            tenant: self.tenant,
+            data: self.data,
+            metadata: self.metadata,
+        };
+        // Borrowed strings, numbers and checked JSON text cannot fail to serialise.
+        serde_json::to_vec(&envelope).unwrap_or_default()
     }
 }
 

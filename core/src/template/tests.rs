@@ -344,3 +344,56 @@ fn template_set_errors_name_the_template_field() {
         other => panic!("{other:?}"),
     }
 }
+
+#[test]
+fn the_default_body_of_stored_json_text_is_the_bytes_of_the_parsed_event() {
+    // The engine writes the log's JSON text into the default body verbatim; for any text the
+    // log stores (serde_json's compact form), that must equal parsing it and serialising again.
+    let values = [
+        json!({"order_id": 7, "total": 99.5, "lines": [{"sku": "A-1", "qty": 2}]}),
+        json!({"z": 1, "a": [1.0e-7, 3.141592653589793, -0.0, 1e300], "m": {"b": null, "a": true}}),
+        json!({"text": "quote \" backslash \\ newline \n tab \t nul \u{0} é 漢 😀 \u{2028}"}),
+        json!({"big": u64::MAX, "neg": i64::MIN, "deep": [[[[{"k": []}]]]]}),
+        json!("a bare string"),
+        json!(12.25),
+        json!([]),
+        json!({}),
+    ];
+    for data in values {
+        let metadata = json!({"actor": "alice", "trace": {"id": "t-1"}});
+        let stored_data = crate::event::to_json_text("data", &data).unwrap();
+        let stored_metadata = crate::event::to_json_text("metadata", &metadata).unwrap();
+        let timestamp = datetime!(2026-11-22 08:00:00.123456 UTC);
+        let parsed = RenderContext {
+            id: "0193a0c4-7b1e-7000-8000-000000000001",
+            event_type: "order.created",
+            timestamp,
+            source: "shop",
+            stream: "order-\"1\"",
+            version: 3,
+            position: 42,
+            tenant: None,
+            data: &serde_json::from_str(&stored_data).unwrap(),
+            metadata: &serde_json::from_str(&stored_metadata).unwrap(),
+        };
+        let data_text = RawValue::from_string(stored_data.clone()).unwrap();
+        let metadata_text = RawValue::from_string(stored_metadata).unwrap();
+        let stored = StoredContext {
+            id: parsed.id,
+            event_type: parsed.event_type,
+            timestamp,
+            source: parsed.source,
+            stream: parsed.stream,
+            version: 3,
+            position: 42,
+            tenant: None,
+            data: &data_text,
+            metadata: &metadata_text,
+        };
+        assert_eq!(
+            String::from_utf8(stored.default_body()).unwrap(),
+            String::from_utf8(default_body(&parsed)).unwrap(),
+            "data {stored_data}"
+        );
+    }
+}

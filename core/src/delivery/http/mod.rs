@@ -192,7 +192,7 @@ impl SendError {
         SendError { kind, message: message.into() }
     }
 
-    fn invalid(message: impl Into<String>) -> Self {
+    pub(crate) fn invalid(message: impl Into<String>) -> Self {
         SendError::new(SendErrorKind::InvalidRequest, message)
     }
 }
