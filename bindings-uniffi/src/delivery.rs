@@ -17,7 +17,7 @@ pub struct DeliveryOptions {
     #[uniffi(default = 16)]
     pub workers: u32,
     /// Ceiling on deliveries claimed at once across all endpoints, sending or queued for a
-    /// worker (`null`: 4 × `workers`, at least 64).
+    /// worker (`null`: 4 × `workers`, at least 256).
     #[uniffi(default = None)]
     pub max_in_flight: Option<u32>,
     /// Seconds added to an endpoint's timeout to form the lease of a claimed delivery.

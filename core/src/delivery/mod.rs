@@ -50,9 +50,9 @@ pub use ops::{Attempt, EndpointStats, Response, Stats};
 pub const CLAIM_AHEAD: usize = 4;
 
 /// The fewest deliveries claimed at once when [`DeliveryOptions::max_in_flight`] is not set,
-/// whatever the worker count: a claim cycle (a durable commit) takes a few hundred
-/// microseconds, and the jobs still queued must keep the workers busy meanwhile.
-pub const MIN_CLAIM_AHEAD: usize = 64;
+/// whatever the worker count: a claim cycle (a durable commit) takes about a millisecond with
+/// its batch, and the jobs still queued must keep the workers busy meanwhile.
+pub const MIN_CLAIM_AHEAD: usize = 256;
 
 /// Options for [`crate::Store::start_delivery`]; defaults are design.md section 6.
 #[derive(Debug, Clone, PartialEq)]
@@ -107,8 +107,8 @@ impl DeliveryOptions {
     ///
     /// ```
     /// use tidings::DeliveryOptions;
-    /// assert_eq!(DeliveryOptions::default().claim_capacity(), 64); // 16 workers
-    /// assert_eq!(DeliveryOptions { workers: 32, ..DeliveryOptions::default() }.claim_capacity(), 128);
+    /// assert_eq!(DeliveryOptions::default().claim_capacity(), 256); // 16 workers
+    /// assert_eq!(DeliveryOptions { workers: 128, ..DeliveryOptions::default() }.claim_capacity(), 512);
     /// assert_eq!(DeliveryOptions { max_in_flight: Some(8), ..DeliveryOptions::default() }.claim_capacity(), 8);
     /// ```
     pub fn claim_capacity(&self) -> usize {
