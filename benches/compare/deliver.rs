@@ -72,6 +72,9 @@ pub fn tidings_deliveries(dir: &Path, workers: usize, count: u64) -> Throughput 
 
 /// The raw limit: `threads` threads posting `count` bodies in total with one shared `ureq`
 /// agent (keep-alive pool, per-phase timeouts as tidings sets them), headers like a webhook's.
+/// Each body is tidings' default envelope of the same event (id, type, timestamp, source,
+/// stream, version, position, tenant, data, metadata), so both contenders post bodies of the
+/// same size; signing is left out (a fixed signature header of the same length).
 pub fn raw_ureq(threads: usize, count: u64) -> Throughput {
     let responder = Responder::start();
     let url = responder.url();
@@ -87,6 +90,8 @@ pub fn raw_ureq(threads: usize, count: u64) -> Throughput {
         .build();
     let agent = ureq::Agent::new_with_config(config);
     let per_thread = count / threads as u64;
+    let source = StoreOptions::default().source;
+    let source = source.as_str();
     let (start, cpu_start) = (Instant::now(), cpu_seconds());
     std::thread::scope(|scope| {
         for t in 0..threads {
@@ -97,14 +102,18 @@ pub fn raw_ureq(threads: usize, count: u64) -> Throughput {
                 .spawn_scoped(scope, move || {
                     for i in 0..per_thread {
                         let n = t as u64 * per_thread + i;
+                        // tidings' default envelope of the same event, field for field.
+                        let id = uuid::Uuid::now_v7().to_string();
                         let payload = serde_json::to_vec(&json!({
-                            "type": "order.created", "timestamp": "2026-11-22T08:00:00.000000Z", "data": body(n)
+                            "id": id, "type": "order.created", "timestamp": "2026-11-22T08:00:00.000Z",
+                            "source": source, "stream": format!("order-{}", n % 1000), "version": n / 1000 + 1,
+                            "position": n + 1, "tenant": null, "data": body(n), "metadata": {}
                         }))
                         .expect("json");
                         let response = agent
                             .post(&url)
                             .header("content-type", "application/json")
-                            .header("webhook-id", format!("msg_{n:026}"))
+                            .header("webhook-id", id.as_str())
                             .header("webhook-timestamp", "1795334400")
                             .header("webhook-signature", "v1,K5oZfzN95Z9UVu1EsfQmfVNQhnkZ2pj9o9NDN/H/pI4=")
                             .send(&payload[..])
