@@ -435,26 +435,23 @@ pub(crate) fn event_by_id(conn: &Connection, id: &str) -> Result<Option<Recorded
         .optional()?)
 }
 
-/// One event by position, as stored (its data and metadata unparsed).
-pub(crate) fn event_at(conn: &Connection, position: u64) -> Result<Option<StoredEvent>> {
-    Ok(conn
-        .prepare_cached(&format!(
-            "SELECT {EVENT_COLUMNS} FROM tidings_events e JOIN tidings_streams s ON s.id = e.stream_id WHERE e.position = +?1"
-        ))?
-        .query_row([position], |row| {
-            Ok(StoredEvent {
-                position: row.get(0)?,
-                id: row.get(1)?,
-                stream: row.get(2)?,
-                version: row.get(3)?,
-                event_type: row.get(4)?,
-                data: row.get(5)?,
-                metadata: row.get(6)?,
-                tenant: row.get(7)?,
-                recorded_at: clock::from_micros(row.get(8)?),
-            })
-        })
-        .optional()?)
+/// The event in the [`EVENT_COLUMNS`] that start at column `first` of `row`, as stored; `None`
+/// when they are null (an outer join that found no event).
+pub(crate) fn stored_event_from_row(row: &Row<'_>, first: usize) -> rusqlite::Result<Option<StoredEvent>> {
+    let Some(position) = row.get::<_, Option<u64>>(first)? else {
+        return Ok(None);
+    };
+    Ok(Some(StoredEvent {
+        position,
+        id: row.get(first + 1)?,
+        stream: row.get(first + 2)?,
+        version: row.get(first + 3)?,
+        event_type: row.get(first + 4)?,
+        data: row.get(first + 5)?,
+        metadata: row.get(first + 6)?,
+        tenant: row.get(first + 7)?,
+        recorded_at: clock::from_micros(row.get(first + 8)?),
+    }))
 }
 
 /// The last position handed out (0 for an empty log): the newest event's, or the high-water
