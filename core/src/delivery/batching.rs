@@ -4,19 +4,23 @@
 //! the dispatcher only when it says so, so a busy engine does not wake the dispatcher for
 //! every finished request.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 /// Longest a finished attempt waits to be recorded while the workers still have jobs queued.
 pub(crate) const REPORT_BATCH_DELAY: Duration = Duration::from_millis(2);
 
-/// When a batch of reports calls for a cycle.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// When a batch of reports calls for a cycle. Shared by the dispatcher (which sets the batch
+/// size after each cycle) and the workers (which read it).
+#[derive(Debug)]
 pub(crate) struct Policy {
-    /// Reports that make a batch: a quarter of the claim capacity. A cycle (records, claims,
-    /// one durable commit) takes a while, and the jobs still queued when it starts must keep
-    /// the workers busy until it hands out more: measured here, 64 reports per cycle and 176
-    /// jobs left kept 16 workers fed, where 32 and 16 left them waiting every cycle.
-    batch: usize,
+    /// Reports that make a batch: a quarter of the deliveries in flight after the last cycle
+    /// (the claim capacity, unless the endpoints' own `max_in_flight` allowed fewer). A cycle
+    /// (records, claims, one durable commit) takes a while, and the jobs still queued when it
+    /// starts must keep the workers busy until it hands out more: measured here, 64 reports per
+    /// cycle with 176 jobs left kept 16 workers fed, where 32 with 16 left (a half) had them
+    /// waiting every cycle.
+    batch: AtomicUsize,
     /// Fewer jobs than this waiting for a worker: the workers are about to run dry, so the
     /// next cycle (which claims more) should not wait.
     low_water: usize,
@@ -25,13 +29,20 @@ pub(crate) struct Policy {
 impl Policy {
     /// The policy for `workers` workers claiming at most `capacity` deliveries at once.
     pub(crate) fn new(workers: usize, capacity: usize) -> Policy {
-        Policy { batch: (capacity / 4).max(1), low_water: workers }
+        let policy = Policy { batch: AtomicUsize::new(1), low_water: workers };
+        policy.in_flight(capacity);
+        policy
+    }
+
+    /// Sets the batch from the deliveries in flight (claimed, not recorded) after a cycle.
+    pub(crate) fn in_flight(&self, claimed: usize) {
+        self.batch.store((claimed / 4).max(1), Ordering::Relaxed);
     }
 
     /// Whether `reported` reports not yet recorded, with `queued` jobs waiting for a worker,
     /// call for a cycle now.
     pub(crate) fn cycle_now(&self, reported: usize, queued: usize) -> bool {
-        reported > 0 && (reported >= self.batch || queued < self.low_water)
+        reported > 0 && (reported >= self.batch.load(Ordering::Relaxed) || queued < self.low_water)
     }
 }
 
@@ -89,6 +100,18 @@ mod tests {
         assert!(policy.cycle_now(64, 16));
         assert!(policy.cycle_now(1, 15), "the workers are about to run dry");
         assert!(Policy::new(1, 1).cycle_now(1, 1));
+    }
+
+    #[test]
+    fn the_batch_follows_what_the_endpoints_let_the_engine_claim() {
+        // An engine that may claim 256 but whose endpoints allow 64 in flight must not wait
+        // for 64 reports, which would leave its workers nothing queued.
+        let policy = Policy::new(16, 256);
+        policy.in_flight(64);
+        assert!(!policy.cycle_now(15, 33));
+        assert!(policy.cycle_now(16, 32));
+        policy.in_flight(0);
+        assert!(policy.cycle_now(1, 40), "a batch is at least one report");
     }
 
     #[test]

@@ -47,12 +47,16 @@ pub(crate) fn spawn(
     let (jobs_tx, jobs_rx) = crossbeam_channel::unbounded::<Job>();
     let (reports_tx, reports_rx) = crossbeam_channel::unbounded::<Report>();
     let (batch_tx, batch_rx) = crossbeam_channel::bounded::<()>(1);
-    let policy = batching::Policy::new(options.workers, options.claim_capacity());
+    let policy = Arc::new(batching::Policy::new(options.workers, options.claim_capacity()));
     for i in 0..options.workers {
         worker::spawn(
             i,
             jobs_rx.clone(),
-            worker::Reporting { reports: reports_tx.clone(), batch_ready: batch_tx.clone(), policy },
+            worker::Reporting {
+                reports: reports_tx.clone(),
+                batch_ready: batch_tx.clone(),
+                policy: Arc::clone(&policy),
+            },
             Arc::clone(&sender),
             Arc::clone(&source),
             Arc::clone(&engine),
@@ -101,7 +105,7 @@ struct Dispatcher {
     reports_rx: Receiver<Report>,
     /// Workers' signal that the reports make a batch.
     batch_rx: Receiver<()>,
-    policy: batching::Policy,
+    policy: Arc<batching::Policy>,
     wake: Receiver<()>,
     watcher: Option<Connection>,
     data_version: Option<i64>,
@@ -141,6 +145,7 @@ impl Dispatcher {
                 match self.cycle(&mut reports.items) {
                     Ok(result) => {
                         failures = 0;
+                        self.policy.in_flight(self.local.total());
                         reports.recorded();
                         next_due = result.next_due.map(|at| {
                             let wait = at.saturating_sub(clock::now_micros()).max(0) as u64;

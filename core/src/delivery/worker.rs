@@ -53,7 +53,7 @@ pub(crate) struct Reporting {
     pub reports: Sender<Report>,
     /// Told (without blocking) when the reports waiting make a batch.
     pub batch_ready: Sender<()>,
-    pub policy: Policy,
+    pub policy: Arc<Policy>,
 }
 
 impl Reporting {
