@@ -2,11 +2,12 @@
 //! transaction that records finished attempts and claims due rows), hands the claimed jobs to
 //! the workers, and runs housekeeping now and then.
 //!
-//! It wakes on: a commit in this process (commit listener), a worker telling it that finished
-//! attempts make a batch (see [`super::batching`]), the earliest due time it knows of, a
+//! It wakes on: a commit in this process (commit listener), a worker telling it of the first
+//! report after a cycle or that finished attempts make a batch (see [`super::batching`]), the
+//! end of the first report's [`REPORT_BATCH_DELAY`](super::batching::REPORT_BATCH_DELAY), the earliest due time it knows of, a
 //! `wait_idle` request, and a change of `PRAGMA data_version` (a commit by another process),
-//! polled every `poll_interval`. While requests are in flight it also looks for reports every
-//! [`REPORT_BATCH_DELAY`], so none waits much longer than that. Nothing else makes it spin.
+//! polled every `poll_interval`. Nothing else makes it spin: requests in flight cost it no
+//! wake-ups until they finish.
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
@@ -16,7 +17,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, Sender, select};
 use rusqlite::Connection;
 
-use super::batching::{self, Pending, REPORT_BATCH_DELAY};
+use super::batching::{self, Pending};
 use super::claim::{self, LocalState};
 use super::complete::{self, HealthPolicy};
 use super::request::Job;
@@ -130,21 +131,30 @@ impl Dispatcher {
         let mut next_housekeeping = Instant::now() + self.options.housekeeping_interval;
         let mut next_poll = Instant::now();
         let mut failures = 0u32;
+        // After a failed cycle, nothing starts another before this (reports included).
+        let mut retry_at: Option<Instant> = None;
         self.data_version = self.read_data_version();
         while !self.engine.stopping() {
             let now = Instant::now();
-            reports.add(self.reports_rx.try_iter(), now);
+            // Reports stay in the channel until a cycle takes them: counting them here is enough
+            // to decide, and leaves the workers' count (which wakes this thread) running.
+            let waiting = self.reports_rx.len();
+            reports.observe(waiting, now);
             let requested = {
                 let status = self.engine.lock_status();
                 status.requested > status.cycles
             };
             // Finished attempts are recorded in batches (see `batching`): each cycle that claims
             // is one durable commit, so batching is what keeps the syncs per delivery low.
-            let reports_ready = reports.ready(&self.policy, self.jobs_tx.len(), now);
-            if dirty || requested || reports_ready || next_due.is_some_and(|t| now >= t) {
+            let reports_ready = reports.ready(&self.policy, waiting, self.jobs_tx.len(), now);
+            let backing_off = retry_at.is_some_and(|t| now < t);
+            if !backing_off && (dirty || requested || reports_ready || next_due.is_some_and(|t| now >= t)) {
+                self.policy.taking_reports();
+                reports.take(self.reports_rx.try_iter());
                 match self.cycle(&mut reports.items) {
                     Ok(result) => {
                         failures = 0;
+                        retry_at = None;
                         self.policy.in_flight(self.local.total());
                         reports.recorded();
                         next_due = result.next_due.map(|at| {
@@ -159,6 +169,7 @@ impl Dispatcher {
                         let backoff = Duration::from_millis(50u64.saturating_mul(1 << failures.min(6)));
                         tracing::warn!(error = %err, retry_in_ms = backoff.as_millis() as u64, "dispatcher cycle failed");
                         next_due = Some(Instant::now() + backoff);
+                        retry_at = next_due;
                         dirty = false;
                         self.publish(false);
                     }
@@ -185,16 +196,11 @@ impl Dispatcher {
                     continue;
                 }
             }
-            // Workers say when their reports make a batch; below that, reports are looked for
-            // at least every REPORT_BATCH_DELAY while requests are in flight.
+            // Workers wake this thread for the first report after a cycle and when their reports
+            // make a batch; the first one's delay is the only report timer.
             let mut wake_at = next_poll.min(next_housekeeping);
-            if let Some(at) = next_due {
+            for at in [next_due, reports.deadline(), retry_at].into_iter().flatten() {
                 wake_at = wake_at.min(at);
-            }
-            if let Some(at) = reports.deadline() {
-                wake_at = wake_at.min(at);
-            } else if self.local.total() > 0 {
-                wake_at = wake_at.min(now + REPORT_BATCH_DELAY);
             }
             select! {
                 recv(self.batch_rx) -> _ => {}

@@ -51,7 +51,8 @@ pub(crate) fn attempt(destination: &dyn Destination, job: Job, source: &str) -> 
 /// Where a worker's reports go, and when it wakes the dispatcher for them.
 pub(crate) struct Reporting {
     pub reports: Sender<Report>,
-    /// Told (without blocking) when the reports waiting make a batch.
+    /// Told (without blocking) of the first report after a cycle and when the reports waiting
+    /// make a batch.
     pub batch_ready: Sender<()>,
     pub policy: Arc<Policy>,
 }
@@ -62,7 +63,7 @@ impl Reporting {
         if self.reports.send(report).is_err() {
             return false;
         }
-        if self.policy.cycle_now(self.reports.len(), jobs.len()) {
+        if self.policy.wake_dispatcher(self.reports.len(), jobs.len()) {
             let _ = self.batch_ready.try_send(());
         }
         true
