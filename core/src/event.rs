@@ -1,6 +1,7 @@
 //! Events as the caller writes them ([`NewEvent`]) and as the log returns them
 //! ([`RecordedEvent`]), with the validation rules every append applies at the door.
 
+use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 use time::OffsetDateTime;
 
@@ -127,10 +128,7 @@ impl StoredEvent {
     /// The event with its data and metadata parsed; fails with [`Error::Storage`] when the
     /// stored text is not JSON.
     pub(crate) fn parse(&self) -> Result<RecordedEvent> {
-        let parse = |what: &str, text: &str| {
-            serde_json::from_str::<Value>(text)
-                .map_err(|e| Error::Storage(format!("the stored {what} of event {} is not JSON: {e}", self.id)))
-        };
+        let parse = |what: &str, text: &str| serde_json::from_str::<Value>(text).map_err(|e| self.not_json(what, &e));
         Ok(RecordedEvent {
             id: self.id.clone(),
             stream: self.stream.clone(),
@@ -142,6 +140,18 @@ impl StoredEvent {
             tenant: self.tenant.clone(),
             recorded_at: self.recorded_at,
         })
+    }
+
+    /// The data and metadata as checked JSON text, for writing verbatim; fails with
+    /// [`Error::Storage`] when the stored text is not JSON.
+    pub(crate) fn raw(&self) -> Result<(Box<RawValue>, Box<RawValue>)> {
+        let raw = |what: &str, text: &str| RawValue::from_string(text.to_owned()).map_err(|e| self.not_json(what, &e));
+        Ok((raw("data", &self.data)?, raw("metadata", &self.metadata)?))
+    }
+
+    /// The error for stored text that is not JSON (it names the event, never the text).
+    fn not_json(&self, what: &str, e: &serde_json::Error) -> Error {
+        Error::Storage(format!("the stored {what} of event {} is not JSON: {e}", self.id))
     }
 }
 

@@ -353,7 +353,8 @@ mod tests {
     use super::*;
 
     /// The claim's due query reads the due index in claim order and each event by its
-    /// position: no scan, no sort, no temporary table, whatever the table sizes.
+    /// position: no scan, no sort, no temporary table (the left joins keep the deliveries as
+    /// the outer table, and the due index gives the claim order).
     #[test]
     fn the_due_queries_walk_the_due_index_and_look_events_up_by_position() -> Result<()> {
         let mut conn = Connection::open_in_memory()?;

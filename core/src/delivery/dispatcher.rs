@@ -4,10 +4,11 @@
 //!
 //! It wakes on: a commit in this process (commit listener), a worker telling it of the first
 //! report after a cycle or that finished attempts make a batch (see [`super::batching`]), the
-//! end of the first report's [`REPORT_BATCH_DELAY`](super::batching::REPORT_BATCH_DELAY), the earliest due time it knows of, a
-//! `wait_idle` request, and a change of `PRAGMA data_version` (a commit by another process),
-//! polled every `poll_interval`. Nothing else makes it spin: requests in flight cost it no
-//! wake-ups until they finish.
+//! end of the first report's delay
+//! ([`REPORT_BATCH_DELAY`](super::batching::REPORT_BATCH_DELAY)), the earliest due time it
+//! knows of, a `wait_idle` request, and a change of `PRAGMA data_version` (a commit by another
+//! process), polled every `poll_interval`. Nothing else makes it spin: requests in flight cost
+//! it no wake-ups until they finish.
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
@@ -104,7 +105,7 @@ struct Dispatcher {
     jobs_tx: Sender<Job>,
     jobs_rx: Receiver<Job>,
     reports_rx: Receiver<Report>,
-    /// Workers' signal that the reports make a batch.
+    /// Workers' signal: a first report since the last cycle took them, or a batch.
     batch_rx: Receiver<()>,
     policy: Arc<batching::Policy>,
     wake: Receiver<()>,

@@ -51,7 +51,9 @@ pub const CLAIM_AHEAD: usize = 4;
 
 /// The fewest deliveries claimed at once when [`DeliveryOptions::max_in_flight`] is not set,
 /// whatever the worker count: a claim cycle (a durable commit) takes about a millisecond with
-/// its batch, and the jobs still queued must keep the workers busy meanwhile.
+/// its batch, and the jobs still queued must keep the workers busy meanwhile. Claims of a
+/// process that dies are sent by another only once their leases expire (the endpoint's
+/// timeout plus [`DeliveryOptions::lease_grace`]); a lower `max_in_flight` holds fewer.
 pub const MIN_CLAIM_AHEAD: usize = 256;
 
 /// Options for [`crate::Store::start_delivery`]; defaults are design.md section 6.

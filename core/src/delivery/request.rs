@@ -4,8 +4,6 @@
 //! and custom headers.
 
 use std::sync::Arc;
-
-use serde_json::value::RawValue;
 use std::time::Duration;
 
 use super::http::OutgoingRequest;
@@ -91,11 +89,7 @@ pub(crate) fn render_stored_body(target: &Target, event: &StoredEvent, source: &
     if target.templates.select(&event.event_type).is_some() {
         return Ok(render_body(target, &event.parse()?, source));
     }
-    let raw = |what: &str, text: &str| {
-        RawValue::from_string(text.to_owned())
-            .map_err(|e| crate::Error::Storage(format!("the stored {what} of event {} is not JSON: {e}", event.id)))
-    };
-    let (data, metadata) = (raw("data", &event.data)?, raw("metadata", &event.metadata)?);
+    let (data, metadata) = event.raw()?;
     let context = StoredContext {
         id: &event.id,
         event_type: &event.event_type,
