@@ -11,7 +11,7 @@ use crate::endpoint::{Auth, Endpoint};
 use crate::event::{RecordedEvent, StoredEvent};
 use crate::retry::RetryPolicy;
 use crate::signing::{self, Secret};
-use crate::template::{RenderContext, StoredContext, TemplateSet};
+use crate::template::{RenderContext, TemplateSet};
 
 /// Everything about an endpoint that sending needs, loaded once per change of the endpoint.
 pub(crate) struct Target {
@@ -89,20 +89,7 @@ pub(crate) fn render_stored_body(target: &Target, event: &StoredEvent, source: &
     if target.templates.select(&event.event_type).is_some() {
         return Ok(render_body(target, &event.parse()?, source));
     }
-    let (data, metadata) = event.raw()?;
-    let context = StoredContext {
-        id: &event.id,
-        event_type: &event.event_type,
-        timestamp: event.recorded_at,
-        source,
-        stream: &event.stream,
-        version: event.version,
-        position: event.position,
-        tenant: event.tenant.as_deref(),
-        data: &data,
-        metadata: &metadata,
-    };
-    Ok(context.default_body())
+    crate::template::stored_default_body(event, source)
 }
 
 /// The request for one attempt, signed at `unix_now`.

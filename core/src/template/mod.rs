@@ -24,6 +24,7 @@ use serde_json::{Map, Value};
 use time::{OffsetDateTime, UtcOffset};
 
 use crate::error::{Error, Result};
+use crate::event::StoredEvent;
 use crate::pattern::{Pattern, is_system_type};
 
 /// The longest template text, in bytes (64 KiB).
@@ -147,41 +148,26 @@ impl RenderContext<'_> {
     }
 }
 
-/// An event for the default body whose data and metadata are JSON text, as the log stores
-/// them: written verbatim instead of parsed and serialised again. The delivery engine sends
-/// events this way; the bytes equal [`default_body`]'s for text in `serde_json`'s compact form,
-/// which is how the log stores it.
-pub(crate) struct StoredContext<'a> {
-    pub id: &'a str,
-    pub event_type: &'a str,
-    pub timestamp: OffsetDateTime,
-    pub source: &'a str,
-    pub stream: &'a str,
-    pub version: u64,
-    pub position: u64,
-    pub tenant: Option<&'a str>,
-    pub data: &'a RawValue,
-    pub metadata: &'a RawValue,
-}
-
-impl StoredContext<'_> {
-    /// The default body, keys in [`default_body`]'s order.
-    pub(crate) fn default_body(&self) -> Vec<u8> {
-        let envelope = Envelope {
-            id: self.id,
-            event_type: self.event_type,
-            timestamp: rfc3339_millis(self.timestamp),
-            source: self.source,
-            stream: self.stream,
-            version: self.version,
-            position: self.position,
-            tenant: self.tenant,
-            data: self.data,
-            metadata: self.metadata,
-        };
-        // Borrowed strings, numbers and checked JSON text cannot fail to serialise.
-        serde_json::to_vec(&envelope).unwrap_or_default()
-    }
+/// The default body of a stored event, its data and metadata written as the log stores them
+/// (checked JSON text) instead of parsed and serialised again. The delivery engine sends events
+/// this way; the bytes equal [`default_body`]'s, because the log stores `serde_json`'s compact
+/// form. Fails when the stored text is not JSON.
+pub(crate) fn stored_default_body(event: &StoredEvent, source: &str) -> Result<Vec<u8>> {
+    let (data, metadata): (Box<RawValue>, Box<RawValue>) = event.raw()?;
+    let envelope = Envelope {
+        id: &event.id,
+        event_type: &event.event_type,
+        timestamp: rfc3339_millis(event.recorded_at),
+        source,
+        stream: &event.stream,
+        version: event.version,
+        position: event.position,
+        tenant: event.tenant.as_deref(),
+        data: &*data,
+        metadata: &*metadata,
+    };
+    // Borrowed strings, numbers and checked JSON text cannot fail to serialise.
+    Ok(serde_json::to_vec(&envelope).unwrap_or_default())
 }
 
 /// The default body as compact JSON, keys in the order `id, type, timestamp, source, stream,

@@ -376,22 +376,19 @@ fn the_default_body_of_stored_json_text_is_the_bytes_of_the_parsed_event() {
             data: &serde_json::from_str(&stored_data).unwrap(),
             metadata: &serde_json::from_str(&stored_metadata).unwrap(),
         };
-        let data_text = RawValue::from_string(stored_data.clone()).unwrap();
-        let metadata_text = RawValue::from_string(stored_metadata).unwrap();
-        let stored = StoredContext {
-            id: parsed.id,
-            event_type: parsed.event_type,
-            timestamp,
-            source: parsed.source,
-            stream: parsed.stream,
+        let stored = StoredEvent {
+            id: parsed.id.to_owned(),
+            stream: parsed.stream.to_owned(),
             version: 3,
             position: 42,
+            event_type: parsed.event_type.to_owned(),
+            data: stored_data.clone(),
+            metadata: stored_metadata,
             tenant: None,
-            data: &data_text,
-            metadata: &metadata_text,
+            recorded_at: timestamp,
         };
         assert_eq!(
-            String::from_utf8(stored.default_body()).unwrap(),
+            String::from_utf8(stored_default_body(&stored, "shop").unwrap()).unwrap(),
             String::from_utf8(default_body(&parsed)).unwrap(),
             "data {stored_data}"
         );
