@@ -142,11 +142,12 @@ impl StoredEvent {
         })
     }
 
-    /// The data and metadata as checked JSON text, for writing verbatim; fails with
-    /// [`Error::Storage`] when the stored text is not JSON.
-    pub(crate) fn raw(&self) -> Result<(Box<RawValue>, Box<RawValue>)> {
-        let raw = |what: &str, text: &str| RawValue::from_string(text.to_owned()).map_err(|e| self.not_json(what, &e));
-        Ok((raw("data", &self.data)?, raw("metadata", &self.metadata)?))
+    /// The data and metadata as checked JSON text borrowed from this event, for writing
+    /// verbatim; fails with [`Error::Storage`] when the stored text is not JSON.
+    pub(crate) fn raw(&self) -> Result<(&RawValue, &RawValue)> {
+        let data = serde_json::from_str::<&RawValue>(&self.data).map_err(|e| self.not_json("data", &e))?;
+        let metadata = serde_json::from_str::<&RawValue>(&self.metadata).map_err(|e| self.not_json("metadata", &e))?;
+        Ok((data, metadata))
     }
 
     /// The error for stored text that is not JSON (it names the event, never the text).

@@ -19,7 +19,6 @@ use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use serde::Serialize;
-use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 use time::{OffsetDateTime, UtcOffset};
 
@@ -93,7 +92,7 @@ impl<'a> RenderContext<'a> {
     }
 }
 
-/// The default body in its documented key order; `D` is [`Value`], or [`RawValue`] for JSON
+/// The default body in its documented key order; `D` is [`Value`], or [`RawValue`](serde_json::value::RawValue) for JSON
 /// text written verbatim.
 #[derive(Serialize)]
 struct Envelope<'a, D: ?Sized> {
@@ -153,7 +152,7 @@ impl RenderContext<'_> {
 /// this way; the bytes equal [`default_body`]'s, because the log stores `serde_json`'s compact
 /// form. Fails when the stored text is not JSON.
 pub(crate) fn stored_default_body(event: &StoredEvent, source: &str) -> Result<Vec<u8>> {
-    let (data, metadata): (Box<RawValue>, Box<RawValue>) = event.raw()?;
+    let (data, metadata) = event.raw()?;
     let envelope = Envelope {
         id: &event.id,
         event_type: &event.event_type,
@@ -163,8 +162,8 @@ pub(crate) fn stored_default_body(event: &StoredEvent, source: &str) -> Result<V
         version: event.version,
         position: event.position,
         tenant: event.tenant.as_deref(),
-        data: &*data,
-        metadata: &*metadata,
+        data,
+        metadata,
     };
     // Borrowed strings, numbers and checked JSON text cannot fail to serialise.
     Ok(serde_json::to_vec(&envelope).unwrap_or_default())
