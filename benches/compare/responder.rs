@@ -9,7 +9,7 @@
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 const RESPONSE: &[u8] = b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n";
@@ -23,6 +23,11 @@ pub struct Responder {
 
 struct Shared {
     count: AtomicU64,
+    /// The count a [`Responder::wait_for`] caller waits for (`u64::MAX`: nobody waits).
+    target: AtomicU64,
+    /// Told when the count reaches `target`.
+    reached: Condvar,
+    reached_lock: Mutex<()>,
     stop: AtomicBool,
     /// Receipt times by `seq`, when timing is on.
     receipts: Mutex<Option<Vec<(u64, Instant)>>>,
@@ -33,8 +38,14 @@ impl Responder {
     pub fn start() -> Responder {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind the responder");
         let addr = listener.local_addr().expect("responder address");
-        let shared =
-            Arc::new(Shared { count: AtomicU64::new(0), stop: AtomicBool::new(false), receipts: Mutex::new(None) });
+        let shared = Arc::new(Shared {
+            count: AtomicU64::new(0),
+            target: AtomicU64::new(u64::MAX),
+            reached: Condvar::new(),
+            reached_lock: Mutex::new(()),
+            stop: AtomicBool::new(false),
+            receipts: Mutex::new(None),
+        });
         let accept_shared = Arc::clone(&shared);
         std::thread::spawn(move || {
             for stream in listener.incoming() {
@@ -62,15 +73,29 @@ impl Responder {
     }
 
     /// Waits until `n` requests were answered; false after `timeout`.
+    ///
+    /// The waiting thread sleeps until the responder thread that answers the `n`-th request
+    /// wakes it: a waiter that polled would wake thousands of times a second on the machine it
+    /// measures, and only the tidings side of a delivery row waits here while it is timed.
     pub fn wait_for(&self, n: u64, timeout: Duration) -> bool {
         let deadline = Instant::now() + timeout;
-        while self.count() < n {
-            if Instant::now() >= deadline {
-                return false;
+        self.shared.target.store(n, Ordering::SeqCst);
+        let mut guard = self.shared.reached_lock.lock().expect("reached lock");
+        let reached = loop {
+            if self.shared.count.load(Ordering::SeqCst) >= n {
+                break true;
             }
-            std::thread::sleep(Duration::from_micros(200));
-        }
-        true
+            let now = Instant::now();
+            if now >= deadline {
+                break false;
+            }
+            // The bound only guards against a missed wake-up; the responder's notify ends the wait.
+            let wait = (deadline - now).min(Duration::from_millis(100));
+            guard = self.shared.reached.wait_timeout(guard, wait).expect("reached lock").0;
+        };
+        drop(guard);
+        self.shared.target.store(u64::MAX, Ordering::SeqCst);
+        reached
     }
 
     /// Starts recording the receipt time of every request whose body has a `"seq":N` field.
@@ -129,7 +154,12 @@ fn serve(stream: TcpStream, shared: &Shared) {
         if writer.write_all(RESPONSE).is_err() {
             return;
         }
-        shared.count.fetch_add(1, Ordering::Relaxed);
+        let answered = shared.count.fetch_add(1, Ordering::SeqCst) + 1;
+        if answered == shared.target.load(Ordering::SeqCst) {
+            // Taking the lock orders this notify after the waiter's check of the count.
+            let _guard = shared.reached_lock.lock().expect("reached lock");
+            shared.reached.notify_all();
+        }
         let mut receipts = shared.receipts.lock().expect("receipts");
         if let Some(list) = receipts.as_mut()
             && let Some(seq) = seq_of(&body)
@@ -145,4 +175,43 @@ fn seq_of(body: &[u8]) -> Option<u64> {
     let rest = &text[text.find("\"seq\":")? + 6..];
     let digits: String = rest.chars().skip_while(|c| c.is_whitespace()).take_while(char::is_ascii_digit).collect();
     digits.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Posts `n` requests on one keep-alive connection and reads the answers.
+    fn post(addr: SocketAddr, n: usize) {
+        let mut stream = TcpStream::connect(addr).expect("connect");
+        let mut answers = BufReader::new(stream.try_clone().expect("clone"));
+        for seq in 0..n {
+            let body = format!("{{\"seq\":{seq}}}");
+            let request = format!("POST /hook HTTP/1.1\r\nhost: x\r\ncontent-length: {}\r\n\r\n{body}", body.len());
+            stream.write_all(request.as_bytes()).expect("write");
+            let mut head = vec![0u8; RESPONSE.len()];
+            answers.read_exact(&mut head).expect("answer");
+            assert_eq!(head, RESPONSE);
+        }
+    }
+
+    #[test]
+    fn wait_for_returns_once_the_requests_are_answered_and_times_out_otherwise() {
+        let responder = Responder::start();
+        let addr = responder.addr;
+        // The requests arrive while the caller already waits (and one before it does).
+        post(addr, 1);
+        let client = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(50));
+            post(addr, 2);
+        });
+        assert!(responder.wait_for(3, Duration::from_secs(30)), "three requests were answered");
+        client.join().expect("client");
+        assert_eq!(responder.count(), 3);
+        // A count already reached returns at once; one never reached times out.
+        assert!(responder.wait_for(2, Duration::from_millis(1)));
+        assert!(!responder.wait_for(4, Duration::from_millis(150)));
+        post(addr, 1);
+        assert!(responder.wait_for(4, Duration::from_secs(30)), "a later waiter is woken too");
+    }
 }
