@@ -25,11 +25,20 @@ pub struct CountingReceiver {
     accept: Option<JoinHandle<()>>,
 }
 
-#[derive(Default)]
 struct Counts {
     /// path -> webhook-id key -> times received.
     by_path: HashMap<String, HashMap<u128, u32>>,
     total: usize,
+    /// The smallest total a [`CountingReceiver::wait_total`] caller waits for (`usize::MAX`:
+    /// none). Waiters are woken when it is reached, not on every request: a waiter woken per
+    /// request would cost the process under test a wake-up per delivery.
+    wanted: usize,
+}
+
+impl Default for Counts {
+    fn default() -> Self {
+        Counts { by_path: HashMap::new(), total: 0, wanted: usize::MAX }
+    }
 }
 
 struct Shared {
@@ -122,13 +131,19 @@ impl CountingReceiver {
         self.lock().by_path.get(path).map_or(0, |m| m.values().filter(|n| **n > 1).count())
     }
 
-    /// Waits until `total` requests were received; `false` on timeout.
+    /// Waits until `total` requests were received; `false` on timeout. The receiver wakes the
+    /// caller once, when the total is reached.
     pub fn wait_total(&self, total: usize, timeout: Duration) -> bool {
-        let guard = self.lock();
+        let mut guard = self.lock();
+        guard.wanted = guard.wanted.min(total);
         let (guard, _) = self
             .shared
             .changed
-            .wait_timeout_while(guard, timeout, |c| c.total < total)
+            .wait_timeout_while(guard, timeout, |c| {
+                // Woken for another waiter's smaller total: ask again for this one.
+                c.wanted = c.wanted.min(total);
+                c.total < total
+            })
             .unwrap_or_else(|p| p.into_inner());
         guard.total >= total
     }
@@ -174,12 +189,19 @@ fn serve(stream: TcpStream, shared: Arc<Shared>) {
     let Ok(mut conn) = LiteConn::new(stream) else { return };
     while let Ok(Some(request)) = conn.read_request(&shared.stop) {
         let key = id_key(request.header("webhook-id").unwrap_or(""));
-        {
+        let reached = {
             let mut counts = shared.counts.lock().unwrap_or_else(|p| p.into_inner());
             *counts.by_path.entry(request.path().to_owned()).or_default().entry(key).or_default() += 1;
             counts.total += 1;
+            let reached = counts.total >= counts.wanted;
+            if reached {
+                counts.wanted = usize::MAX;
+            }
+            reached
+        };
+        if reached {
+            shared.changed.notify_all();
         }
-        shared.changed.notify_all();
         let status = shared.status.load(Ordering::SeqCst);
         let answer = format!("HTTP/1.1 {status} X\r\ncontent-length: 0\r\n\r\n");
         if conn.stream.write_all(answer.as_bytes()).is_err() {
@@ -188,5 +210,47 @@ fn serve(stream: TcpStream, shared: Arc<Shared>) {
         if request.header("connection").is_some_and(|v| v.eq_ignore_ascii_case("close")) {
             return;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Read;
+
+    /// Sends `n` requests to `path` on one keep-alive connection, reading each answer.
+    fn send(receiver: &CountingReceiver, path: &str, n: usize) {
+        let mut stream = TcpStream::connect(receiver.addr).expect("connect");
+        for i in 0..n {
+            let request =
+                format!("POST {path} HTTP/1.1\r\nhost: x\r\nwebhook-id: msg-{i}\r\ncontent-length: 2\r\n\r\n{{}}");
+            stream.write_all(request.as_bytes()).expect("write");
+            let mut answer = Vec::new();
+            let mut byte = [0u8; 1];
+            while !answer.ends_with(b"\r\n\r\n") {
+                stream.read_exact(&mut byte).expect("answer");
+                answer.push(byte[0]);
+            }
+            assert!(answer.starts_with(b"HTTP/1.1 200"));
+        }
+    }
+
+    #[test]
+    fn waiters_for_different_totals_are_each_woken_when_theirs_is_reached() {
+        let receiver = Arc::new(CountingReceiver::start());
+        let waiter = |total: usize| {
+            let receiver = Arc::clone(&receiver);
+            thread::spawn(move || receiver.wait_total(total, Duration::from_secs(30)))
+        };
+        let (small, large) = (waiter(2), waiter(5));
+        send(&receiver, "/a", 3);
+        assert!(small.join().expect("small waiter"), "a total of 2 was reached");
+        send(&receiver, "/b", 2);
+        assert!(large.join().expect("large waiter"), "a total of 5 was reached");
+        assert_eq!(receiver.total(), 5);
+        assert_eq!(receiver.distinct("/a"), 3);
+        // Reached already: at once; never reached: false after the timeout.
+        assert!(receiver.wait_total(5, Duration::ZERO));
+        assert!(!receiver.wait_total(6, Duration::from_millis(100)));
     }
 }
