@@ -27,6 +27,8 @@ pub(crate) struct ErrorTypes {
     storage: Py<PyType>,
     delivery: Py<PyType>,
     transaction_open: Py<PyType>,
+    /// A `StorageError` subclass, so code written before it existed still catches it.
+    incompatible: Py<PyType>,
 }
 
 static TYPES: PyOnceLock<ErrorTypes> = PyOnceLock::new();
@@ -61,7 +63,7 @@ const CLASSES: [(&str, bool, &str); 11] = [
     ),
     ("ClosedError", false, "The store, transaction or delivery engine is closed."),
     ("BusyError", false, "The database stayed locked past the busy timeout."),
-    ("StorageError", false, "SQLite failed, or the file is not a tidings database this version can open."),
+    ("StorageError", false, "SQLite failed (I/O, a full disk, a damaged file, a write to a read-only store)."),
     (
         "DeliveryError",
         false,
@@ -75,6 +77,11 @@ const CLASSES: [(&str, bool, &str); 11] = [
          instead of starting a second one or calling a store write.",
     ),
 ];
+
+/// Docstring of `IncompatibleDatabaseError`, made after the table as a subclass of `StorageError`.
+const INCOMPATIBLE_DOC: &str = "The file is not a tidings store this version can use, and was left as it was: \
+     not SQLite, SQLite without tidings' tables (read-only opens only), or another schema version. \
+     A ``StorageError``. Attributes: ``found`` (the file's schema version, or None), ``supported``.";
 
 fn make_type(py: Python<'_>, name: &str, bases: Bound<'_, PyTuple>, doc: &str) -> PyResult<Py<PyType>> {
     let namespace = PyDict::new(py);
@@ -99,19 +106,25 @@ fn create(py: Python<'_>) -> PyResult<ErrorTypes> {
     }
     let mut it = made.into_iter();
     let mut next = || it.next().ok_or_else(|| pyo3::exceptions::PyRuntimeError::new_err("exception table"));
+    let (concurrency, idempotency, not_found, invalid, signature) = (next()?, next()?, next()?, next()?, next()?);
+    let (rate_limited, closed, busy, storage, delivery, transaction_open) =
+        (next()?, next()?, next()?, next()?, next()?, next()?);
+    let incompatible =
+        make_type(py, "IncompatibleDatabaseError", PyTuple::new(py, [storage.bind(py).clone()])?, INCOMPATIBLE_DOC)?;
     Ok(ErrorTypes {
         base,
-        concurrency: next()?,
-        idempotency: next()?,
-        not_found: next()?,
-        invalid: next()?,
-        signature: next()?,
-        rate_limited: next()?,
-        closed: next()?,
-        busy: next()?,
-        storage: next()?,
-        delivery: next()?,
-        transaction_open: next()?,
+        concurrency,
+        idempotency,
+        not_found,
+        invalid,
+        signature,
+        rate_limited,
+        closed,
+        busy,
+        storage,
+        delivery,
+        transaction_open,
+        incompatible,
     })
 }
 
@@ -137,6 +150,7 @@ pub(crate) fn register(module: &Bound<'_, PyModule>) -> PyResult<()> {
         ("StorageError", &t.storage),
         ("DeliveryError", &t.delivery),
         ("TransactionOpenError", &t.transaction_open),
+        ("IncompatibleDatabaseError", &t.incompatible),
     ] {
         module.add(name, class.bind(py))?;
     }
@@ -207,6 +221,13 @@ fn build(py: Python<'_>, err: Error) -> PyResult<PyErr> {
         Error::Closed => (&t.closed, Vec::new()),
         Error::Busy => (&t.busy, Vec::new()),
         Error::TransactionOpen => (&t.transaction_open, Vec::new()),
+        Error::Incompatible { found, supported } => (
+            &t.incompatible,
+            vec![
+                ("found", found.into_pyobject(py)?.into_any().unbind()),
+                ("supported", supported.into_pyobject(py)?.into_any().unbind()),
+            ],
+        ),
         Error::Storage(_) => (&t.storage, Vec::new()),
         Error::Delivery { kind, reason } => (
             &t.delivery,

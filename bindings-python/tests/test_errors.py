@@ -24,6 +24,7 @@ ERRORS = [
     tidings.StorageError,
     tidings.DeliveryError,
     tidings.TransactionOpenError,
+    tidings.IncompatibleDatabaseError,
 ]
 
 
@@ -35,6 +36,7 @@ def test_hierarchy() -> None:
     assert issubclass(tidings.Error, Exception)
     assert issubclass(tidings.InvalidInputError, ValueError)
     assert not issubclass(tidings.NotFoundError, ValueError)
+    assert issubclass(tidings.IncompatibleDatabaseError, tidings.StorageError)
 
 
 class Unknown:
@@ -182,3 +184,30 @@ def test_core_events_reach_python_logging(store: tidings.Store, caplog: pytest.L
     with caplog.at_level(logging.WARNING, logger="tidings"):
         store.create_endpoint("https://example.com/quiet")
     assert [r for r in caplog.records if r.name == "tidings"] == []
+
+
+def test_a_file_tidings_cannot_use_is_refused_and_left_alone(tmp_path: Path) -> None:
+    import sqlite3
+
+    text = tmp_path / "notes.txt"
+    text.write_text("plain text, long enough to be read as a database header\n")
+    with pytest.raises(tidings.IncompatibleDatabaseError) as info:
+        tidings.Store(text)
+    assert (info.value.found, info.value.supported) == (None, tidings.SCHEMA_VERSION)
+    assert "not a tidings database" in str(info.value)
+    assert text.read_text() == "plain text, long enough to be read as a database header\n"
+
+    newer = tmp_path / "newer.db"
+    tidings.Store(newer).close()
+    with sqlite3.connect(newer) as conn:
+        conn.execute(
+            "UPDATE tidings_meta SET value = ? WHERE key = 'schema_version'", (tidings.SCHEMA_VERSION + 1,)
+        )
+    conn.close()
+    before = newer.read_bytes()
+    with pytest.raises(tidings.StorageError) as caught:  # still caught as a StorageError
+        tidings.Store(newer)
+    assert isinstance(caught.value, tidings.IncompatibleDatabaseError)
+    assert (caught.value.found, caught.value.supported) == (tidings.SCHEMA_VERSION + 1, tidings.SCHEMA_VERSION)
+    assert "newer" in str(caught.value)
+    assert newer.read_bytes() == before

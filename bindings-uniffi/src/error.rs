@@ -68,10 +68,21 @@ pub enum TidingsError {
     /// This thread already holds an open transaction on this store: use it, or end it first.
     #[error("this thread already holds an open transaction on this store")]
     TransactionOpen,
-    /// SQLite failed, or the file is not a (compatible) tidings database.
+    /// The file is not a tidings store this library can use, and was left as it was: not
+    /// SQLite, SQLite without tidings' tables (read-only opens only), or another schema
+    /// version.
+    #[error("{}", tidings::Error::Incompatible { found: *.found, supported: *.supported })]
+    Incompatible {
+        /// The file's tidings schema version (`null`: none, not a tidings database).
+        found: Option<i64>,
+        /// The schema version this library reads and writes.
+        supported: i64,
+    },
+
+    /// SQLite failed (I/O, a full disk, a damaged file, a write to a read-only store).
     #[error("storage error: {reason}")]
     Storage {
-        /// What SQLite or the schema check said.
+        /// What SQLite said.
         reason: String,
     },
     /// A synchronous send (`call`, ...) failed.
@@ -134,6 +145,7 @@ impl From<tidings::Error> for TidingsError {
             E::Closed => TidingsError::Closed,
             E::Busy => TidingsError::Busy,
             E::TransactionOpen => TidingsError::TransactionOpen,
+            E::Incompatible { found, supported } => TidingsError::Incompatible { found, supported },
             E::Storage(reason) => TidingsError::Storage { reason },
             E::Delivery { kind, reason } => TidingsError::Delivery { kind, reason },
             // A kind added to core later: still an error the caller sees, with its text.

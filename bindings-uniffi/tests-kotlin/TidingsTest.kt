@@ -229,6 +229,15 @@ fun invalidInputIsItsOwnExceptionAndChangesNothing() {
     }
 }
 
+fun aFileThatIsNotATidingsStoreIsRefusedAndLeftAlone() {
+    val text = File(freshPath())
+    text.writeText("plain text, long enough to be read as a database header\n")
+    val e = assertThrows<TidingsException.Incompatible> { Store(text.path, StoreOptions()) }
+    checkEq(e.found, null, "no schema version in a text file")
+    check(e.supported > 0L) { "the library's schema version: ${e.supported}" }
+    checkEq(text.readText(), "plain text, long enough to be read as a database header\n", "the file is unchanged")
+}
+
 fun secondTransactionOnOneThreadIsRefused() {
     openStore().use { store ->
         store.begin().use { tx ->
@@ -389,6 +398,7 @@ fun main() {
         "rolled-back transaction leaves nothing" to ::rolledBackTransactionLeavesNothing,
         "concurrency conflict carries the actual version" to ::concurrencyConflictCarriesTheActualVersion,
         "invalid input is its own exception and changes nothing" to ::invalidInputIsItsOwnExceptionAndChangesNothing,
+        "a file that is not a tidings store is refused and left alone" to ::aFileThatIsNotATidingsStoreIsRefusedAndLeftAlone,
         "second transaction on one thread is refused" to ::secondTransactionOnOneThreadIsRefused,
         "SQL values round-trip" to ::sqlValuesRoundTrip,
         "endpoints can be managed" to ::endpointsCanBeManaged,

@@ -152,8 +152,33 @@ pub enum Error {
     #[error("this thread already holds an open transaction on this store; use it instead")]
     TransactionOpen,
 
-    /// SQLite failed, the file is not a tidings database, or its schema is newer than this
-    /// library.
+    /// The file is not a tidings store this library can use, and was left as it was: not an
+    /// SQLite database at all; an SQLite database without tidings' tables (only a read-only
+    /// open refuses that: [`crate::Store::open`] adds them); or tidings tables of another
+    /// schema version (newer than this library, or older and opened read-only, which cannot
+    /// migrate).
+    ///
+    /// ```
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let dir = tempfile::tempdir()?;
+    /// let path = dir.path().join("notes.txt");
+    /// std::fs::write(&path, "plain text, long enough to be read as a database header")?;
+    /// match tidings::Store::open_read_only(&path, tidings::StoreOptions::default()) {
+    ///     Err(tidings::Error::Incompatible { found: None, .. }) => {} // not a tidings store
+    ///     other => panic!("unexpected: {other:?}"),
+    /// }
+    /// # Ok(()) }
+    /// ```
+    #[error("{}", incompatible_text(*.found, *.supported))]
+    Incompatible {
+        /// The tidings schema version in the file; `None` when it has none (not SQLite, or
+        /// no tidings tables).
+        found: Option<i64>,
+        /// The schema version this library reads and writes ([`crate::SCHEMA_VERSION`]).
+        supported: i64,
+    },
+
+    /// SQLite failed (I/O, a full disk, a damaged file, a write through a read-only store).
     #[error("storage error: {0}")]
     Storage(String),
 
@@ -168,7 +193,26 @@ pub enum Error {
     },
 }
 
+/// The message of [`Error::Incompatible`].
+fn incompatible_text(found: Option<i64>, supported: i64) -> String {
+    match found {
+        None => "not a tidings database (not SQLite, or no tidings tables in it)".to_owned(),
+        Some(v) if v > supported => {
+            format!("the database has tidings schema version {v}, newer than this library's {supported}")
+        }
+        Some(v) => format!(
+            "the database has tidings schema version {v}, older than this library's {supported}: \
+             open it writable once to migrate it"
+        ),
+    }
+}
+
 impl Error {
+    /// [`Error::Incompatible`] for a file with schema version `found` (`None`: not tidings).
+    pub(crate) fn incompatible(found: Option<i64>) -> Self {
+        Error::Incompatible { found, supported: crate::schema::SCHEMA_VERSION }
+    }
+
     /// Shorthand for [`Error::InvalidInput`].
     pub fn invalid(field: impl Into<String>, reason: impl Into<String>) -> Self {
         Error::InvalidInput { field: field.into(), reason: reason.into() }
@@ -189,6 +233,7 @@ impl From<rusqlite::Error> for Error {
             {
                 Error::Busy
             }
+            rusqlite::Error::SqliteFailure(e, _) if e.code == ErrorCode::NotADatabase => Error::incompatible(None),
             _ => Error::Storage(err.to_string()),
         }
     }

@@ -54,9 +54,7 @@ pub(crate) fn migrate(conn: &mut Connection) -> Result<()> {
         tx.execute_batch(CREATE_META)?;
         let current = schema_version(&tx)?.unwrap_or(0);
         if current > SCHEMA_VERSION {
-            return Err(Error::Storage(format!(
-                "the database has tidings schema version {current}, newer than this library's {SCHEMA_VERSION}"
-            )));
+            return Err(Error::incompatible(Some(current)));
         }
         if current == SCHEMA_VERSION {
             tx.commit()?;
@@ -122,7 +120,10 @@ mod tests {
             "UPDATE tidings_meta SET value = ?2 WHERE key = ?1",
             rusqlite::params![KEY_SCHEMA_VERSION, SCHEMA_VERSION + 1],
         )?;
-        assert!(matches!(migrate(&mut conn), Err(Error::Storage(_))));
+        assert!(matches!(
+            migrate(&mut conn),
+            Err(Error::Incompatible { found: Some(v), supported: SCHEMA_VERSION }) if v == SCHEMA_VERSION + 1
+        ));
         Ok(())
     }
 

@@ -173,7 +173,7 @@ impl Store {
     /// migration runs and nothing is written (connections are `SQLITE_OPEN_READONLY`). Reads,
     /// including `read_all` with `wait`, work as usual; writes fail with [`Error::Storage`].
     /// A missing file is [`Error::NotFound`]; a file that is not SQLite, not a tidings store, or
-    /// of another schema version is [`Error::Storage`] saying which.
+    /// of another schema version is [`Error::Incompatible`] saying which.
     pub fn open_read_only(path: impl AsRef<Path>, options: StoreOptions) -> Result<Store> {
         let path = path.as_ref();
         match std::fs::metadata(path) {
@@ -185,15 +185,8 @@ impl Store {
         options.validate()?;
         let conn = db::open_reader(path, &options, true)?;
         match schema::schema_version(&conn)? {
-            None => return Err(Error::Storage(format!("{} is not a tidings database", path.display()))),
-            Some(v) if v != schema::SCHEMA_VERSION => {
-                return Err(Error::Storage(format!(
-                    "{} has tidings schema version {v}; this library reads version {}",
-                    path.display(),
-                    schema::SCHEMA_VERSION
-                )));
-            }
-            Some(_) => {}
+            Some(v) if v == schema::SCHEMA_VERSION => {}
+            found => return Err(Error::incompatible(found)),
         }
         let pool = ReaderPool::new(path.to_path_buf(), true);
         pool.give_back(conn, options.max_idle_readers.max(1));

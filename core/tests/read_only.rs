@@ -20,7 +20,12 @@ fn refuses_missing_foreign_and_plain_sqlite_files_without_touching_them() -> Res
     std::fs::write(&text, b"not a database at all, just some text that is long enough")
         .map_err(|e| Error::Storage(e.to_string()))?;
     let before = std::fs::read(&text).map_err(|e| Error::Storage(e.to_string()))?;
-    assert!(matches!(Store::open_read_only(&text, StoreOptions::default()), Err(Error::Storage(_))));
+    assert!(matches!(
+        Store::open_read_only(&text, StoreOptions::default()),
+        Err(Error::Incompatible { found: None, supported: tidings::SCHEMA_VERSION })
+    ));
+    // A writable open refuses it the same way, and leaves it as it was too.
+    assert!(matches!(Store::open(&text, StoreOptions::default()), Err(Error::Incompatible { found: None, .. })));
     assert_eq!(std::fs::read(&text).map_err(|e| Error::Storage(e.to_string()))?, before);
 
     let plain = dir.path().join("plain.db");
@@ -28,8 +33,10 @@ fn refuses_missing_foreign_and_plain_sqlite_files_without_touching_them() -> Res
     conn.execute_batch("CREATE TABLE t (x)")?;
     drop(conn);
     match Store::open_read_only(&plain, StoreOptions::default()) {
-        Err(Error::Storage(reason)) => assert!(reason.contains("not a tidings database"), "{reason}"),
-        other => panic!("expected a storage error, got {other:?}"),
+        Err(e @ Error::Incompatible { found: None, .. }) => {
+            assert!(e.to_string().contains("not a tidings database"), "{e}")
+        }
+        other => panic!("expected an incompatible-database error, got {other:?}"),
     }
     Ok(())
 }

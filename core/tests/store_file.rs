@@ -138,8 +138,10 @@ fn a_newer_schema_is_refused_and_left_alone() -> Result<()> {
     raw(&path)?.execute("UPDATE tidings_meta SET value = ?1 WHERE key = 'schema_version'", [SCHEMA_VERSION + 1])?;
     let before = dump(&path)?;
     match open(&path) {
-        Err(Error::Storage(reason)) => assert!(reason.contains("newer"), "{reason}"),
-        other => panic!("expected a storage error for a newer schema, got {other:?}"),
+        Err(e @ Error::Incompatible { found: Some(_), supported: SCHEMA_VERSION }) => {
+            assert!(e.to_string().contains("newer"), "{e}")
+        }
+        other => panic!("expected an incompatible-database error for a newer schema, got {other:?}"),
     }
     assert_eq!(dump(&path)?, before);
     Ok(())

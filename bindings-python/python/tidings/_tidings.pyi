@@ -36,6 +36,7 @@ __all__ = [
     "StorageError",
     "DeliveryError",
     "TransactionOpenError",
+    "IncompatibleDatabaseError",
     "Store",
     "Transaction",
     "Endpoint",
@@ -118,7 +119,18 @@ class BusyError(Error):
     """The database stayed locked past the busy timeout."""
 
 class StorageError(Error):
-    """SQLite failed, or the file is not a tidings database this version can open."""
+    """SQLite failed (I/O, a full disk, a damaged file, a write to a read-only store)."""
+
+class IncompatibleDatabaseError(StorageError):
+    """The file is not a tidings store this version can use, and was left as it was.
+
+    Not SQLite, SQLite without tidings' tables (read-only opens only), or another schema
+    version. ``found`` is the file's schema version (None when it has none); ``supported``
+    is :data:`SCHEMA_VERSION`.
+    """
+
+    found: int | None
+    supported: int
 
 class DeliveryError(Error):
     """A synchronous send (``send_test``, ``call``) failed.
