@@ -80,8 +80,8 @@ const CLASSES: [(&str, bool, &str); 11] = [
 
 /// Docstring of `IncompatibleDatabaseError`, made after the table as a subclass of `StorageError`.
 const INCOMPATIBLE_DOC: &str = "The file is not a tidings store this version can use, and was left as it was: \
-     not SQLite, SQLite without tidings' tables (read-only opens only), or another schema version. \
-     A ``StorageError``. Attributes: ``found`` (the file's schema version, or None), ``supported``.";
+     not an SQLite database, or tidings tables of a newer schema version. A ``StorageError``. \
+     Attributes: ``found`` (the file's schema version, or None), ``supported``.";
 
 fn make_type(py: Python<'_>, name: &str, bases: Bound<'_, PyTuple>, doc: &str) -> PyResult<Py<PyType>> {
     let namespace = PyDict::new(py);

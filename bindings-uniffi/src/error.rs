@@ -68,9 +68,9 @@ pub enum TidingsError {
     /// This thread already holds an open transaction on this store: use it, or end it first.
     #[error("this thread already holds an open transaction on this store")]
     TransactionOpen,
-    /// The file is not a tidings store this library can use, and was left as it was: not
-    /// SQLite, SQLite without tidings' tables (read-only opens only), or another schema
-    /// version.
+    /// The file is not a tidings store this library can use, and was left as it was: not an
+    /// SQLite database, or tidings tables of a newer schema version (an older one is
+    /// migrated).
     #[error("{}", tidings::Error::Incompatible { found: *.found, supported: *.supported })]
     Incompatible {
         /// The file's tidings schema version (`null`: none, not a tidings database).

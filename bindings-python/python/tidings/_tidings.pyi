@@ -124,9 +124,9 @@ class StorageError(Error):
 class IncompatibleDatabaseError(StorageError):
     """The file is not a tidings store this version can use, and was left as it was.
 
-    Not SQLite, SQLite without tidings' tables (read-only opens only), or another schema
-    version. ``found`` is the file's schema version (None when it has none); ``supported``
-    is :data:`SCHEMA_VERSION`.
+    Not an SQLite database, or tidings tables of a newer schema version (an older one is
+    migrated). ``found`` is the file's schema version (None when it has none);
+    ``supported`` is :data:`SCHEMA_VERSION`.
     """
 
     found: int | None
