@@ -21,6 +21,8 @@ fn claim_complete(c: &mut Criterion) {
     store
         .create_endpoint(&EndpointSpec { max_in_flight: 1024, ..EndpointSpec::new("https://example.com/hook") })
         .expect("endpoint");
+    // An endpoint that has been succeeding: its full concurrency may be claimed at once.
+    tidings::bench_support::prove_endpoints(&store).expect("prove");
     let mut next = 0u64;
     let mut refill = |store: &tidings::Store, pending: &mut u64| {
         while *pending < backlog {

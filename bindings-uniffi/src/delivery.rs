@@ -59,6 +59,7 @@ impl DeliveryOptions {
             housekeeping_interval: convert::seconds("housekeeping_interval", self.housekeeping_interval)?,
             event_retention: retention_rules(&self.event_retention)?,
             owner: self.owner.clone(),
+            ..tidings::DeliveryOptions::default()
         })
     }
 }

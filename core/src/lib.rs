@@ -69,7 +69,7 @@ pub use consumers::Snapshot;
 #[doc(hidden)]
 pub use delivery::bench_support;
 pub use delivery::{Attempt, CLAIM_AHEAD, Delivery, DeliveryOptions, EndpointStats, MIN_CLAIM_AHEAD, Response, Stats};
-pub use endpoint::{Auth, Endpoint, EndpointHealth, EndpointSpec, EndpointUpdate};
+pub use endpoint::{Auth, CircuitState, Endpoint, EndpointHealth, EndpointSpec, EndpointUpdate};
 pub use error::{Error, ExpectedVersion, Result, SignatureFailure};
 pub use event::{MAX_JSON_DEPTH, NewEvent, RecordedEvent};
 pub use log::{ReadAllOptions, ReadStreamOptions};

@@ -206,7 +206,7 @@ pub(crate) fn append(
             "INSERT INTO tidings_events (position, id, stream_id, version, type, data, metadata, tenant, recorded_at)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
         )?;
-        let mut deliver = conn.prepare_cached(outbox::INSERT_DELIVERY)?;
+        let mut deliver = outbox::DeliveryInserts::new(conn, now)?;
         let mut targets: Option<std::sync::Arc<[outbox::Target]>> = None;
         for (i, (v, (data, metadata))) in valid.into_iter().zip(payloads).enumerate() {
             let position = last_position + 1 + i as u64;
@@ -229,7 +229,7 @@ pub(crate) fn append(
                 (Some(t), true) => std::sync::Arc::clone(t),
                 _ => matcher.targets(&v.event_type, v.tenant.as_deref()),
             };
-            outbox::insert_deliveries(&mut deliver, position, stream_id, &to, now)?;
+            deliver.add(position, stream_id, &to)?;
             targets = Some(to);
             recorded.push(RecordedEvent {
                 id: v.id,
@@ -243,6 +243,7 @@ pub(crate) fn append(
                 recorded_at: clock::from_micros(now),
             });
         }
+        deliver.finish(conn)?;
     }
     drop(matcher);
     if rate_warning && let Some(t) = tenant.as_deref() {

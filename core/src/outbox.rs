@@ -251,24 +251,48 @@ pub(crate) fn tenant_matches(endpoint_tenant: Option<&str>, event_tenant: Option
 
 /// Inserts one pending delivery: event position, endpoint, stream, time, the endpoint's
 /// `ordered` flag. `ON CONFLICT DO NOTHING`: a delivery exists once per endpoint and event.
-pub(crate) const INSERT_DELIVERY: &str =
-    "INSERT INTO tidings_deliveries (event_position, endpoint_seq, stream_id, state,
+const INSERT_DELIVERY: &str = "INSERT INTO tidings_deliveries (event_position, endpoint_seq, stream_id, state,
     next_attempt_at, created_at, touched_at, ordered)
     VALUES (?1, ?2, ?3, 0, ?4, ?4, ?4, ?5) ON CONFLICT DO NOTHING";
 
-/// Inserts one pending delivery per target endpoint for the event at `position`, with the
-/// statement [`INSERT_DELIVERY`] prepared by the caller (once per append, not once per event).
-pub(crate) fn insert_deliveries(
-    insert: &mut rusqlite::Statement<'_>,
-    position: u64,
-    stream_id: i64,
-    targets: &[Target],
+/// The deliveries of one append: a pending row per (event, target endpoint), and once per
+/// endpoint, in [`DeliveryInserts::finish`], its due time lowered to now (the due queue of
+/// [`crate::endpoint::state`]), so the engine finds the new work.
+pub(crate) struct DeliveryInserts<'c> {
+    insert: rusqlite::CachedStatement<'c>,
+    /// The last target list added (appends mostly repeat one).
+    last: Option<Arc<[Target]>>,
+    endpoints: Vec<i64>,
     now: i64,
-) -> Result<()> {
-    for target in targets {
-        insert.execute(params![position, target.seq, stream_id, now, target.ordered])?;
+}
+
+impl<'c> DeliveryInserts<'c> {
+    /// Prepares the insert (once per append, not once per event).
+    pub(crate) fn new(conn: &'c Connection, now: i64) -> Result<Self> {
+        Ok(DeliveryInserts { insert: conn.prepare_cached(INSERT_DELIVERY)?, last: None, endpoints: Vec::new(), now })
     }
-    Ok(())
+
+    /// One pending delivery per target endpoint for the event at `position`.
+    pub(crate) fn add(&mut self, position: u64, stream_id: i64, targets: &Arc<[Target]>) -> Result<()> {
+        for target in targets.iter() {
+            self.insert.execute(params![position, target.seq, stream_id, self.now, target.ordered])?;
+        }
+        if !self.last.as_ref().is_some_and(|last| Arc::ptr_eq(last, targets)) {
+            self.endpoints.extend(targets.iter().map(|t| t.seq));
+            self.last = Some(Arc::clone(targets));
+        }
+        Ok(())
+    }
+
+    /// Makes every endpoint that got a delivery due now.
+    pub(crate) fn finish(mut self, conn: &Connection) -> Result<()> {
+        self.endpoints.sort_unstable();
+        self.endpoints.dedup();
+        for seq in &self.endpoints {
+            crate::endpoint::state::note_due(conn, *seq, self.now)?;
+        }
+        Ok(())
+    }
 }
 
 /// Cancels the unfinished deliveries of the events selected by `event_filter` (a condition on
@@ -375,6 +399,9 @@ pub(crate) fn fan_out_range(
             }
         }
     }
+    if changed > 0 {
+        crate::endpoint::state::note_due(conn, seq, now)?;
+    }
     Ok(changed)
 }
 
@@ -479,6 +506,16 @@ pub(crate) fn recover(conn: &Connection, seq: i64, since: i64) -> Result<usize> 
                AND (SELECT e.recorded_at FROM tidings_events e WHERE e.position = event_position) >= ?2",
         )?
         .execute(params![seq, since, now])?)
+}
+
+/// Whether any delivery is pending, sending or retrying, for any endpoint and any process (the
+/// first entry of the due index).
+pub(crate) fn any_open(conn: &Connection) -> Result<bool> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT EXISTS (SELECT 1 FROM tidings_deliveries INDEXED BY tidings_deliveries_due WHERE state <= 2)",
+        )?
+        .query_row([], |r| r.get(0))?)
 }
 
 /// Counts of deliveries by state, optionally for one endpoint.

@@ -14,6 +14,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("sql/0001_initial.sql"),
     include_str!("sql/0002_range_partial_indexes.sql"),
     include_str!("sql/0003_ordered_deliveries.sql"),
+    include_str!("sql/0004_endpoint_state.sql"),
 ];
 
 /// The schema version this library writes.

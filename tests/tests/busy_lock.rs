@@ -35,7 +35,8 @@ fn a_lock_held_by_another_process_makes_writes_busy_and_delivery_back_off_then_r
         retry: fast_retry(Duration::from_millis(100), 1.0, 100),
         ..EndpointSpec::new(receiver.url())
     })?;
-    let delivery = store.start_delivery(DeliveryOptions { workers: 2, ..Default::default() })?;
+    // The circuit would stop the retries after five failures; this test wants them going.
+    let delivery = store.start_delivery(DeliveryOptions { workers: 2, circuit_after: 1000, ..Default::default() })?;
     for i in 0..5 {
         store.transaction(|tx| {
             tx.execute("INSERT INTO app_orders (note) VALUES (?1)", [format!("before-{i}")])?;

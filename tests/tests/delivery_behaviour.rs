@@ -335,7 +335,13 @@ fn shutdown_with_requests_in_flight_returns_within_the_grace_period() -> tidings
     let store = open_store(&path)?;
     let receiver = Receiver::start();
     receiver.set_behavior(Behavior::Hang);
-    store.create_endpoint(&EndpointSpec { timeout: Duration::from_secs(60), ..EndpointSpec::new(receiver.url()) })?;
+    // Two endpoints: a new endpoint has one request in flight until it succeeds.
+    for path in ["/a", "/b"] {
+        store.create_endpoint(&EndpointSpec {
+            timeout: Duration::from_secs(60),
+            ..EndpointSpec::new(receiver.url_for(path))
+        })?;
+    }
     let delivery = store.start_delivery(options(2))?;
     for i in 0..6 {
         append(&store, "s", "thing.happened", i)?;
@@ -347,7 +353,7 @@ fn shutdown_with_requests_in_flight_returns_within_the_grace_period() -> tidings
     assert!(took < Duration::from_secs(10), "shutdown took {took:?}");
     // Every claim was released: nothing is left sending, and attempts were not counted.
     let rows = store.deliveries(&DeliveryFilter::default())?;
-    assert_eq!(rows.len(), 6);
+    assert_eq!(rows.len(), 12);
     assert!(rows.iter().all(|d| d.state == DeliveryState::Pending && d.attempts == 0), "{rows:?}");
     Ok(())
 }

@@ -180,7 +180,10 @@ fn a_receiver_down_for_half_the_run_gets_everything_without_a_busy_loop() -> Res
         max_in_flight: 8,
         ..EndpointSpec::new(format!("http://127.0.0.1:{port}/down"))
     })?;
-    let delivery = store.start_delivery(DeliveryOptions { workers: 8, ..Default::default() })?;
+    // This test is about retries and backoff while the receiver is down: the circuit, which
+    // would stop them after five failures (tests/tests/isolation.rs), is kept closed.
+    let delivery =
+        store.start_delivery(DeliveryOptions { workers: 8, circuit_after: 1_000_000, ..Default::default() })?;
     let events: Vec<NewEvent> = (0..count).map(|i| NewEvent::new("thing.happened", json!({"i": i}))).collect();
     for chunk in events.chunks(100) {
         store.append("s", chunk, ExpectedVersion::Any)?;

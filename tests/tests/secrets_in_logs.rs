@@ -161,7 +161,12 @@ fn no_secret_reaches_logs_errors_debug_output_or_records() -> Result<()> {
     }
     store.update_endpoint(&ok.id, &EndpointUpdate { headers: Some(headers.clone()), ..Default::default() })?;
 
-    let delivery = store.start_delivery(DeliveryOptions { workers: 4, ..Default::default() })?;
+    // A short cool-down: the failing endpoints' circuits open, probe and log that too.
+    let delivery = store.start_delivery(DeliveryOptions {
+        workers: 4,
+        circuit_cooldown: Duration::from_millis(200),
+        ..Default::default()
+    })?;
     for i in 0..3 {
         store.append(
             "s",

@@ -1,13 +1,22 @@
 //! Claiming due deliveries under a lease, inside the dispatcher's write transaction.
 //!
-//! A row is due when it is pending or retrying and `next_attempt_at` has passed, or when it is
-//! sending and its lease (kept in `next_attempt_at` while claimed) has expired: that is how a
-//! crashed process's work is resumed. Endpoints are visited in turn (no head-of-line blocking):
-//! each gets at most its free in-flight slots (`max_in_flight`, per process) and, when it has a
-//! rate limit, at most the whole tokens of its bucket, which lives in the endpoint row and so
-//! is shared by every process. For `ordered` endpoints the claim query skips a row while an
-//! earlier event of the same stream is unfinished, so a stream has at most one delivery in
-//! flight and its events go out in version order.
+//! A cycle visits only the endpoints whose `due_at` has come (the due queue of
+//! [`crate::endpoint::state`]), earliest first, so idle endpoints cost nothing however many
+//! there are. For each one it asks the circuit ([`circuit::gate`]) what may be sent, takes
+//! whole tokens from its shared token bucket, claims up to its free room of due rows (pending,
+//! retrying, or sending with an expired lease: that is how a crashed process's work is
+//! resumed), and sets the endpoint's next `due_at`.
+//!
+//! Room per endpoint, per process: its current concurrency, plus as much again claimed ahead
+//! when the endpoint is proven healthy (so a finished request's successor is already here).
+//! Endpoints that are not proven (new, failing, or with an open circuit) are *guarded*:
+//! together they may hold at most half of the claim capacity, so they can never take the
+//! room the healthy ones need. For `ordered` endpoints the due query skips a row while an
+//! earlier event of its stream is unfinished.
+//!
+//! A damaged row fails only itself: a delivery whose row or event cannot be read is failed
+//! with a clear error; an endpoint whose settings cannot be read is disabled with a system
+//! event; the other endpoints are claimed as usual.
 
 use std::collections::HashMap;
 use std::num::NonZeroUsize;
@@ -17,103 +26,500 @@ use std::time::Duration;
 use lru::LruCache;
 use rusqlite::{Connection, params};
 
+use super::circuit::{self, Gate};
+use super::complete;
 use super::request::{Job, Target};
 use super::throttle::Bucket;
 use crate::clock;
-use crate::endpoint;
+use crate::endpoint::{self, SendingSettings, state};
 use crate::error::Result;
 use crate::event::StoredEvent;
 use crate::log;
+use crate::store::Shared;
 
-/// What one process knows about its own work in flight, plus cached endpoint settings.
-pub(crate) struct LocalState {
-    in_flight: HashMap<i64, u32>,
-    total: usize,
-    targets: LruCache<i64, (i64, i64, Arc<Target>)>,
-    turn: usize,
-}
+/// How many due endpoints one query of the due queue returns.
+const DUE_PAGE: usize = 256;
 
 /// How long a cached endpoint's settings are trusted at most (they are also reloaded when the
 /// row changes and when a rotated secret's grace period ends).
 const TARGET_TTL_MICROS: i64 = 30_000_000;
 
+/// What one process knows about its claims, per endpoint, plus cached endpoint settings.
+pub(crate) struct LocalState {
+    lanes: HashMap<i64, Lane>,
+    /// Claims not yet recorded, all endpoints.
+    total: usize,
+    /// Claims not yet recorded of guarded endpoints.
+    guarded: usize,
+    targets: LruCache<i64, (i64, Arc<Target>)>,
+}
+
+/// One endpoint's claims in this process.
+#[derive(Debug, Clone, Copy, Default)]
+struct Lane {
+    /// Claimed, not yet recorded.
+    outstanding: u32,
+    /// Most claims it may hold (as of its last visit or health change).
+    allowance: u32,
+    /// Not proven healthy: counted against the guarded share.
+    guarded: bool,
+}
+
+/// What the sending side may do with an endpoint's jobs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct LaneLimit {
+    /// Requests in flight at once.
+    pub in_flight: u32,
+    /// Jobs kept (in flight and queued); surplus queued jobs are given back.
+    pub keep: u32,
+    /// Counted against the guarded share of the senders.
+    pub guarded: bool,
+}
+
+/// The room an endpoint in `health` has under `gate`, and what it may have in flight.
+fn lane_limit(gate: Gate, proven: bool) -> LaneLimit {
+    match gate {
+        Gate::Send { limit } if proven => LaneLimit { in_flight: limit, keep: limit.saturating_mul(2), guarded: false },
+        Gate::Send { limit } => LaneLimit { in_flight: limit, keep: limit, guarded: true },
+        Gate::Probe => LaneLimit { in_flight: 1, keep: 1, guarded: true },
+        Gate::Wait { .. } => LaneLimit { in_flight: 0, keep: 0, guarded: true },
+    }
+}
+
+/// The lane limit of an endpoint whose health just changed (after a batch was recorded).
+pub(crate) fn limit_after(health: &state::HealthState, now: i64) -> LaneLimit {
+    lane_limit(circuit::gate(health, now), health.proven())
+}
+
 impl LocalState {
     pub(crate) fn new() -> Self {
         LocalState {
-            in_flight: HashMap::new(),
+            lanes: HashMap::new(),
             total: 0,
+            guarded: 0,
             targets: LruCache::new(NonZeroUsize::new(1024).unwrap_or(NonZeroUsize::MIN)),
-            turn: 0,
         }
     }
 
-    /// Requests claimed and not yet recorded.
+    /// Claims not yet recorded.
     pub(crate) fn total(&self) -> usize {
         self.total
     }
 
     pub(crate) fn started(&mut self, seq: i64) {
-        *self.in_flight.entry(seq).or_default() += 1;
+        let lane = self.lanes.entry(seq).or_default();
+        lane.outstanding += 1;
         self.total += 1;
+        if lane.guarded {
+            self.guarded += 1;
+        }
     }
 
     pub(crate) fn finished(&mut self, seq: i64) {
-        if let Some(n) = self.in_flight.get_mut(&seq) {
-            *n = n.saturating_sub(1);
-            if *n == 0 {
-                self.in_flight.remove(&seq);
-            }
+        let Some(lane) = self.lanes.get_mut(&seq) else { return };
+        if lane.outstanding == 0 {
+            return;
         }
+        lane.outstanding -= 1;
         self.total = self.total.saturating_sub(1);
+        if lane.guarded {
+            self.guarded = self.guarded.saturating_sub(1);
+        }
+        if lane.outstanding == 0 {
+            self.lanes.remove(&seq);
+        }
     }
 
-    fn target(&mut self, conn: &Connection, seq: i64, id: &str, updated_at: i64, now: i64) -> Result<Arc<Target>> {
-        if let Some((stamp, valid_until, target)) = self.targets.get(&seq)
-            && *stamp == updated_at
+    /// Applies an endpoint's new limit (from its lane's last visit or a health change).
+    pub(crate) fn set_limit(&mut self, seq: i64, limit: LaneLimit) {
+        let Some(lane) = self.lanes.get_mut(&seq) else { return };
+        if lane.guarded != limit.guarded {
+            let n = lane.outstanding as usize;
+            self.guarded = if limit.guarded { self.guarded + n } else { self.guarded.saturating_sub(n) };
+        }
+        lane.guarded = limit.guarded;
+        lane.allowance = limit.keep;
+    }
+
+    /// Whether the endpoint holds all the claims it may (no need to look at its rows).
+    fn saturated(&self, seq: i64) -> bool {
+        self.lanes.get(&seq).is_some_and(|lane| lane.outstanding > 0 && lane.outstanding >= lane.allowance)
+    }
+
+    fn outstanding(&self, seq: i64) -> u32 {
+        self.lanes.get(&seq).map_or(0, |lane| lane.outstanding)
+    }
+
+    /// The endpoint's sending settings, from the cache while its row is unchanged.
+    fn target(&mut self, conn: &Connection, seq: i64, updated_at: i64, now: i64) -> Result<Loaded> {
+        if let Some((valid_until, target)) = self.targets.get(&seq)
+            && target.updated_at == updated_at
             && now < *valid_until
         {
-            return Ok(Arc::clone(target));
+            return Ok(Loaded::Live(Arc::clone(target)));
         }
-        let (_, ep) = endpoint::get_with_seq(conn, id)?;
-        let secrets = endpoint::active_secrets(conn, seq, now)?;
+        let (endpoint, secrets, previous_until) = match endpoint::sending_settings(conn, seq, now)? {
+            SendingSettings::Live { endpoint, secrets, previous_until } => (endpoint, secrets, previous_until),
+            SendingSettings::Gone => return Ok(Loaded::Gone),
+            SendingSettings::Damaged(reason) => return Ok(Loaded::Damaged(reason)),
+        };
+        let target = match Target::new(seq, &endpoint, secrets) {
+            Ok(target) => Arc::new(target),
+            Err(err) => return Ok(Loaded::Damaged(err.to_string())),
+        };
         // Reload when a rotated secret's grace period ends, which changes no row.
         let mut valid_until = now.saturating_add(TARGET_TTL_MICROS);
-        if let Some(until) = endpoint::previous_secret_until(conn, seq, now)? {
+        if let Some(until) = previous_until {
             valid_until = valid_until.min(until);
         }
-        let target = Arc::new(Target::new(seq, &ep, secrets)?);
-        self.targets.put(seq, (updated_at, valid_until, Arc::clone(&target)));
-        Ok(target)
+        self.targets.put(seq, (valid_until, Arc::clone(&target)));
+        Ok(Loaded::Live(target))
     }
+}
+
+/// An endpoint's sending settings, as the claim finds them.
+enum Loaded {
+    Live(Arc<Target>),
+    /// Deleted meanwhile.
+    Gone,
+    /// A stored setting cannot be read: the endpoint is disabled.
+    Damaged(String),
+}
+
+/// The bounds of one claim pass.
+pub(crate) struct ClaimLimits<'a> {
+    /// The lease owner.
+    pub owner: &'a str,
+    /// Most claims held at once (recorded claims free room).
+    pub capacity: usize,
+    /// Most claims guarded endpoints hold together.
+    pub guarded_capacity: usize,
+    /// Added to an endpoint's timeout to form a lease.
+    pub lease_grace: Duration,
+    /// Now, microseconds.
+    pub now: i64,
 }
 
 /// The result of one claim pass.
+#[derive(Default)]
 pub(crate) struct Claimed {
     /// Attempts to start now.
     pub jobs: Vec<Job>,
-    /// The earliest future moment something becomes due (or a bucket refills), microseconds.
+    /// The sending limits of the endpoints visited.
+    pub lanes: Vec<(i64, LaneLimit)>,
+    /// The earliest future moment something becomes due, microseconds.
     pub next_due: Option<i64>,
-    /// Rows are due now but were left for lack of capacity or tokens.
+    /// Rows are due now but were left for lack of capacity.
     pub due_left: bool,
+    /// System events were appended (a circuit half-opened, a damaged endpoint disabled).
+    pub emitted: bool,
 }
 
-struct EndpointRow {
+impl Claimed {
+    fn earliest(&mut self, at: i64) {
+        self.next_due = Some(self.next_due.map_or(at, |n| n.min(at)));
+    }
+}
+
+/// Claims due deliveries (and keepalive pings) within `limits`.
+pub(crate) fn claim(
+    conn: &Connection,
+    shared: &Shared,
+    local: &mut LocalState,
+    limits: &ClaimLimits<'_>,
+) -> Result<Claimed> {
+    let mut claimed = Claimed::default();
+    let mut cursor = None;
+    'pages: loop {
+        let page = state::due_page(conn, limits.now, cursor, DUE_PAGE)?;
+        for &(due_at, seq) in &page {
+            cursor = Some((due_at, seq));
+            if local.total >= limits.capacity {
+                claimed.due_left = true;
+                break 'pages;
+            }
+            if local.saturated(seq) {
+                continue;
+            }
+            visit_and_apply(conn, shared, local, limits, seq, &mut claimed)?;
+        }
+        if page.len() < DUE_PAGE {
+            break;
+        }
+    }
+    if let Some(at) = state::next_due_after(conn, limits.now)? {
+        claimed.earliest(at);
+    }
+    Ok(claimed)
+}
+
+/// What one endpoint's visit produced.
+#[derive(Default)]
+struct Visit {
+    jobs: Vec<Job>,
+    limit: Option<LaneLimit>,
+    next_due: Option<i64>,
+    due_left: bool,
+    emitted: bool,
+}
+
+/// Visits one endpoint and adds what it produced to `claimed` and `local`.
+fn visit_and_apply(
+    conn: &Connection,
+    shared: &Shared,
+    local: &mut LocalState,
+    limits: &ClaimLimits<'_>,
     seq: i64,
-    id: String,
-    updated_at: i64,
-    max_in_flight: u32,
-    rate_limit: Option<f64>,
-    burst: Option<u32>,
-    bucket_tokens: Option<f64>,
-    bucket_at: Option<i64>,
-    ordered: bool,
-    timeout_us: i64,
-    keepalive_us: Option<i64>,
-    last_contact: i64,
+    claimed: &mut Claimed,
+) -> Result<()> {
+    let visit = visit(conn, shared, local, limits, seq)?;
+    if let Some(limit) = visit.limit {
+        if !visit.jobs.is_empty() {
+            local.lanes.entry(seq).or_default();
+        }
+        local.set_limit(seq, limit);
+        claimed.lanes.push((seq, limit));
+    }
+    for job in visit.jobs {
+        local.started(seq);
+        claimed.jobs.push(job);
+    }
+    if let Some(at) = visit.next_due {
+        claimed.earliest(at);
+    }
+    claimed.due_left |= visit.due_left;
+    claimed.emitted |= visit.emitted;
+    Ok(())
 }
 
-/// Due rows of one endpoint with their events (null columns when the event is gone), in one
-/// statement: the event columns are [`log::EVENT_COLUMNS`], from column 2.
+/// Disables an endpoint whose settings cannot be read, with a system event saying why.
+fn quarantine_endpoint(conn: &Connection, shared: &Shared, seq: i64, damage: &str) -> Result<bool> {
+    tracing::warn!(endpoint_seq = seq, damage, "an endpoint's stored settings are damaged; disabling it");
+    let reason = format!("its stored settings are damaged ({damage}); fix or recreate it");
+    let Some(id) = endpoint::disable_damaged(conn, seq, &reason)? else { return Ok(false) };
+    state::set_due(conn, seq, None)?;
+    complete::emit(
+        conn,
+        shared,
+        &id,
+        "tidings.endpoint.disabled",
+        serde_json::json!({"endpoint_id": id, "reason": reason, "last_status": null}),
+    )?;
+    Ok(true)
+}
+
+/// One endpoint: gate, room, tokens, due rows, next due time.
+fn visit(
+    conn: &Connection,
+    shared: &Shared,
+    local: &mut LocalState,
+    limits: &ClaimLimits<'_>,
+    seq: i64,
+) -> Result<Visit> {
+    let now = limits.now;
+    let mut visit = Visit::default();
+    let Some(updated_at) = endpoint::live_updated_at(conn, seq)? else {
+        // Deleted or disabled: its deliveries are cancelled or paused; enabling makes it due.
+        state::set_due(conn, seq, None)?;
+        return Ok(visit);
+    };
+    let target = match local.target(conn, seq, updated_at, now)? {
+        Loaded::Live(target) => target,
+        Loaded::Gone => {
+            state::set_due(conn, seq, None)?;
+            return Ok(visit);
+        }
+        Loaded::Damaged(damage) => {
+            visit.emitted = quarantine_endpoint(conn, shared, seq, &damage)?;
+            return Ok(visit);
+        }
+    };
+    let mut health = state::load_health(conn, seq)?;
+    let gate = circuit::gate(&health, now);
+    let limit = lane_limit(gate, health.proven());
+    visit.limit = Some(limit);
+    if let Gate::Wait { until } = gate {
+        state::set_due(conn, seq, Some(until))?;
+        visit.next_due = Some(until);
+        return Ok(visit);
+    }
+    let outstanding = local.outstanding(seq);
+    let mut room = limit.keep.saturating_sub(outstanding) as usize;
+    if limit.guarded {
+        room = room.min(limits.guarded_capacity.saturating_sub(local.guarded));
+    }
+    room = room.min(limits.capacity.saturating_sub(local.total));
+    if room == 0 {
+        // Its claims come back as they are recorded, which starts another cycle.
+        return Ok(visit);
+    }
+    let mut bucket = target.rate_limit.map(|(rate, burst)| {
+        let stored = state::load_bucket(conn, seq).unwrap_or_default();
+        let mut b = Bucket::load(rate, burst, stored.tokens, stored.at, now);
+        b.refill(now);
+        b
+    });
+    if let Some(b) = &bucket {
+        let available = b.available() as usize;
+        if available == 0 {
+            let at = now.saturating_add(b.micros_until_token());
+            state::set_due(conn, seq, Some(at))?;
+            visit.next_due = Some(at);
+            return Ok(visit);
+        }
+        room = room.min(available);
+    }
+    let free_now = limit.in_flight.saturating_sub(outstanding) as usize;
+    let rows = due_rows(conn, &target, room, now)?;
+    let all_due_taken = rows.len() < room;
+    let lease = |i: usize| {
+        // A job claimed ahead waits for a request before it: its lease covers both.
+        let waits = if i < free_now { 1 } else { 2 };
+        now.saturating_add(clock::duration_micros(target.timeout).saturating_mul(waits))
+            .saturating_add(clock::duration_micros(limits.lease_grace))
+    };
+    for (i, row) in rows.into_iter().enumerate() {
+        match row {
+            DueRow::Ready { id, attempts, event } => {
+                let lease_until = lease(i);
+                take(conn, id, limits.owner, lease_until, now)?;
+                visit.jobs.push(Job {
+                    delivery_id: id,
+                    attempt: attempts + 1,
+                    target: Arc::clone(&target),
+                    event,
+                    ping: false,
+                    lease_until,
+                });
+            }
+            DueRow::EventGone { id } => cancel_orphan(conn, id, now)?,
+            DueRow::Damaged { id, reason } => fail_damaged(conn, id, &reason, now)?,
+        }
+    }
+    let taken = visit.jobs.len() as u64;
+    if gate == Gate::Probe && taken > 0 {
+        let mut changes = Vec::new();
+        circuit::probe(&mut health, visit.jobs[0].lease_until, &mut changes);
+        state::save_health(conn, seq, &health)?;
+        for change in changes {
+            visit.emitted |= complete::announce(conn, shared, &target, &health, change)?;
+        }
+    }
+    if let Some(b) = bucket.as_mut() {
+        b.take(taken);
+        state::save_bucket(conn, seq, state::BucketState { tokens: Some(b.tokens), at: Some(b.at) })?;
+    }
+    if taken > 0 && target.keepalive_us.is_some() {
+        state::touch_ping(conn, seq, now)?;
+    }
+    if all_due_taken {
+        let wake = reschedule(conn, local, &target, now, &mut visit)?;
+        visit.next_due = wake;
+    } else {
+        visit.due_left = true;
+    }
+    Ok(visit)
+}
+
+/// After taking every claimable row: sets the endpoint's `due_at` to its earliest unfinished
+/// delivery (or its next ping, sending the ping when it is due and nothing else is), and
+/// returns the earliest future moment to wake for it.
+fn reschedule(
+    conn: &Connection,
+    local: &LocalState,
+    target: &Arc<Target>,
+    now: i64,
+    visit: &mut Visit,
+) -> Result<Option<i64>> {
+    let seq = target.seq;
+    // Read leniently: a damaged next_attempt_at (not an integer) is never due, never in the way.
+    let earliest: Option<i64> = conn
+        .prepare_cached("SELECT min(next_attempt_at) FROM tidings_deliveries WHERE endpoint_seq = +?1 AND state <= 2")?
+        .query_row([seq], |r| r.get::<_, rusqlite::types::Value>(0))
+        .map(integer)?;
+    // Rows due now but not claimable (ordered, waiting for an earlier event) must not hide the
+    // next row that becomes due later, such as that earlier event's retry.
+    let later: Option<i64> = match earliest {
+        Some(at) if at <= now => conn
+            .prepare_cached(
+                "SELECT min(next_attempt_at) FROM tidings_deliveries
+                 WHERE endpoint_seq = +?1 AND state <= 2 AND next_attempt_at > +?2",
+            )?
+            .query_row(params![seq, now], |r| r.get::<_, rusqlite::types::Value>(0))
+            .map(integer)?,
+        other => other,
+    };
+    let mut due = earliest;
+    let mut wake = later;
+    if let (Some(every), None) = (target.keepalive_us, earliest) {
+        let ping_at = keepalive(conn, local, target, every, now, visit)?;
+        due = Some(ping_at);
+        wake = Some(ping_at);
+    }
+    state::set_due(conn, seq, due)?;
+    Ok(wake)
+}
+
+/// A keepalive ping for an endpoint with nothing else to send, when its last contact is
+/// `every` ago and nothing of it is in flight here; returns when the next one is due. The
+/// conditional update makes one process send it when several deliver from the file.
+fn keepalive(
+    conn: &Connection,
+    local: &LocalState,
+    target: &Arc<Target>,
+    every: i64,
+    now: i64,
+    visit: &mut Visit,
+) -> Result<i64> {
+    let seq = target.seq;
+    let last = state::last_ping(conn, seq)?.unwrap_or(target.updated_at);
+    let due = last.saturating_add(every);
+    if due > now {
+        return Ok(due);
+    }
+    if local.outstanding(seq) > 0 || !visit.jobs.is_empty() {
+        return Ok(now.saturating_add(every));
+    }
+    state::touch_ping(conn, seq, now)?;
+    visit.jobs.push(Job {
+        delivery_id: 0,
+        attempt: 1,
+        target: Arc::clone(target),
+        event: super::request::ping_event(&target.id),
+        ping: true,
+        lease_until: i64::MAX,
+    });
+    Ok(now.saturating_add(every))
+}
+
+/// An integer, or `None` for NULL or a value of another type.
+fn integer(value: rusqlite::types::Value) -> Option<i64> {
+    match value {
+        rusqlite::types::Value::Integer(i) => Some(i),
+        _ => None,
+    }
+}
+
+/// A due row of the claim query.
+enum DueRow {
+    Ready {
+        id: i64,
+        attempts: u32,
+        event: StoredEvent,
+    },
+    /// Its event was deleted: the delivery is cancelled.
+    EventGone {
+        id: i64,
+    },
+    /// The row or its event cannot be read: the delivery is failed.
+    Damaged {
+        id: i64,
+        reason: String,
+    },
+}
+
+/// Due rows of one endpoint with their events, in one statement: the event columns are
+/// [`log::EVENT_COLUMNS`], from column 2.
 static DUE_PLAIN: LazyLock<String> = LazyLock::new(|| {
     format!(
         "SELECT d.id, d.attempts, {} FROM tidings_deliveries d {DUE_EVENTS}
@@ -140,199 +546,80 @@ static DUE_ORDERED: LazyLock<String> = LazyLock::new(|| {
 const DUE_EVENTS: &str = "LEFT JOIN tidings_events e ON e.position = d.event_position
     LEFT JOIN tidings_streams s ON s.id = e.stream_id";
 
-/// Claims up to `capacity` due deliveries for `owner`.
-pub(crate) fn claim(
-    conn: &Connection,
-    local: &mut LocalState,
-    owner: &str,
-    capacity: usize,
-    lease_grace: Duration,
-    now: i64,
-) -> Result<Claimed> {
-    let mut endpoints: Vec<EndpointRow> = conn
-        .prepare_cached(
-            "SELECT seq, id, updated_at, max_in_flight, rate_limit, burst, bucket_tokens, bucket_at, ordered, timeout_us,
-                keepalive_us, coalesce(last_ping_at, created_at)
-             FROM tidings_endpoints WHERE enabled = 1 AND deleted_at IS NULL ORDER BY seq",
-        )?
-        .query_map([], |r| {
-            Ok(EndpointRow {
-                seq: r.get(0)?,
-                id: r.get(1)?,
-                updated_at: r.get(2)?,
-                max_in_flight: r.get(3)?,
-                rate_limit: r.get(4)?,
-                burst: r.get(5)?,
-                bucket_tokens: r.get(6)?,
-                bucket_at: r.get(7)?,
-                ordered: r.get(8)?,
-                timeout_us: r.get(9)?,
-                keepalive_us: r.get(10)?,
-                last_contact: r.get(11)?,
-            })
-        })?
-        .collect::<rusqlite::Result<_>>()?;
-    if !endpoints.is_empty() {
-        let start = local.turn % endpoints.len();
-        endpoints.rotate_left(start);
-        local.turn = local.turn.wrapping_add(1);
+/// Up to `want` due rows of the endpoint. Read in one statement; if a row cannot be read, the
+/// rows are read one by one so only the damaged ones fail.
+fn due_rows(conn: &Connection, target: &Target, want: usize, now: i64) -> Result<Vec<DueRow>> {
+    let sql: &str = if target.ordered { &DUE_ORDERED } else { &DUE_PLAIN };
+    let mut stmt = conn.prepare_cached(sql)?;
+    let batch: rusqlite::Result<Vec<DueRow>> =
+        stmt.query_map(params![target.seq, now, want as i64], read_due_row)?.collect();
+    match batch {
+        Ok(rows) => Ok(rows),
+        Err(err) if is_row_damage(&err) => {
+            let ids: Vec<i64> = conn
+                .prepare_cached(&format!("SELECT id FROM ({sql})"))?
+                .query_map(params![target.seq, now, want as i64], |r| r.get(0))?
+                .collect::<rusqlite::Result<_>>()?;
+            let mut one = conn.prepare_cached(&format!(
+                "SELECT d.id, d.attempts, {} FROM tidings_deliveries d {DUE_EVENTS} WHERE d.id = +?1",
+                log::EVENT_COLUMNS
+            ))?;
+            let mut rows = Vec::with_capacity(ids.len());
+            for id in ids {
+                match one.query_row([id], read_due_row) {
+                    Ok(row) => rows.push(row),
+                    Err(err) if is_row_damage(&err) => rows.push(DueRow::Damaged { id, reason: err.to_string() }),
+                    Err(err) => return Err(err.into()),
+                }
+            }
+            Ok(rows)
+        }
+        Err(err) => Err(err.into()),
     }
-
-    let mut claimed = Claimed { jobs: Vec::new(), next_due: None, due_left: false };
-    let mut budget = capacity;
-    let earliest = |claimed: &mut Claimed, at: i64| {
-        claimed.next_due = Some(claimed.next_due.map_or(at, |n: i64| n.min(at)));
-    };
-    let mut next_stmt = conn.prepare_cached(
-        "SELECT min(next_attempt_at) FROM tidings_deliveries WHERE endpoint_seq = +?1 AND state <= 2",
-    )?;
-    for ep in &endpoints {
-        let Some(next): Option<i64> = next_stmt.query_row([ep.seq], |r| r.get(0))? else {
-            if let Some(every) = ep.keepalive_us {
-                keepalive(conn, local, ep, every, owner_budget(&mut budget), now, &mut claimed)?;
-            }
-            continue;
-        };
-        if next > now {
-            earliest(&mut claimed, next);
-            continue;
-        }
-        let busy = local.in_flight.get(&ep.seq).copied().unwrap_or(0);
-        let room = ep.max_in_flight.saturating_sub(busy) as usize;
-        if room == 0 || budget == 0 {
-            claimed.due_left = true;
-            continue;
-        }
-        let mut want = room.min(budget);
-        let mut bucket = ep.rate_limit.map(|rate| {
-            let mut b = Bucket::load(rate, ep.burst, ep.bucket_tokens, ep.bucket_at, now);
-            b.refill(now);
-            b
-        });
-        if let Some(b) = &bucket {
-            let available = b.available() as usize;
-            if available == 0 {
-                claimed.due_left = true;
-                earliest(&mut claimed, now + b.micros_until_token());
-                continue;
-            }
-            want = want.min(available);
-        }
-        let rows: Vec<(i64, u32, Option<StoredEvent>)> = conn
-            .prepare_cached(if ep.ordered { &DUE_ORDERED } else { &DUE_PLAIN })?
-            .query_map(params![ep.seq, now, want as i64], |r| {
-                Ok((r.get(0)?, r.get(1)?, log::stored_event_from_row(r, 2)?))
-            })?
-            .collect::<rusqlite::Result<_>>()?;
-        if rows.len() == want {
-            claimed.due_left = true;
-        } else {
-            // Rows due now but not claimable (ordered, waiting for an earlier event) must not hide
-            // the next row that becomes due later, such as that earlier event's retry.
-            let later: Option<i64> = conn
-                .prepare_cached(
-                    "SELECT min(next_attempt_at) FROM tidings_deliveries
-                     WHERE endpoint_seq = +?1 AND state <= 2 AND next_attempt_at > +?2",
-                )?
-                .query_row(params![ep.seq, now], |r| r.get(0))?;
-            if let Some(at) = later {
-                earliest(&mut claimed, at);
-            }
-        }
-        if rows.is_empty() {
-            continue;
-        }
-        let lease_until = now.saturating_add(ep.timeout_us).saturating_add(clock::duration_micros(lease_grace));
-        let target = local.target(conn, ep.seq, &ep.id, ep.updated_at, now)?;
-        let mut take = conn.prepare_cached(
-            "UPDATE tidings_deliveries SET state = 1, attempts = attempts + 1, lease_owner = ?2, lease_expires_at = ?3,
-                next_attempt_at = ?3, touched_at = ?4
-             WHERE id = ?1",
-        )?;
-        let mut taken = 0u64;
-        for (id, attempts, event) in rows {
-            let Some(event) = event else {
-                conn.prepare_cached(
-                    "UPDATE tidings_deliveries SET state = 6, touched_at = ?2, completed_at = ?2 WHERE id = ?1",
-                )?
-                .execute(params![id, now])?;
-                continue;
-            };
-            take.execute(params![id, owner, lease_until, now])?;
-            taken += 1;
-            local.started(ep.seq);
-            claimed.jobs.push(Job {
-                delivery_id: id,
-                attempt: attempts + 1,
-                target: Arc::clone(&target),
-                event,
-                ping: false,
-            });
-        }
-        budget = budget.saturating_sub(taken as usize);
-        if taken > 0 && ep.keepalive_us.is_some() {
-            conn.prepare_cached("UPDATE tidings_endpoints SET last_ping_at = ?2 WHERE seq = ?1")?
-                .execute(params![ep.seq, now])?;
-        }
-        if let Some(b) = bucket.as_mut() {
-            b.take(taken);
-            conn.prepare_cached("UPDATE tidings_endpoints SET bucket_tokens = ?2, bucket_at = ?3 WHERE seq = ?1")?
-                .execute(params![ep.seq, b.tokens, b.at])?;
-        }
-    }
-    Ok(claimed)
 }
 
-/// Takes one unit of the claim budget if any is left.
-fn owner_budget(budget: &mut usize) -> bool {
-    if *budget == 0 {
-        return false;
-    }
-    *budget -= 1;
-    true
+fn read_due_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<DueRow> {
+    let id: i64 = r.get(0)?;
+    let attempts: u32 = r.get(1)?;
+    Ok(match log::stored_event_from_row(r, 2)? {
+        Some(event) => DueRow::Ready { id, attempts, event },
+        None => DueRow::EventGone { id },
+    })
 }
 
-/// Schedules a keepalive ping for an idle endpoint whose last contact is `every` ago. The
-/// conditional update makes one process send it when several deliver from the file.
-fn keepalive(
-    conn: &Connection,
-    local: &mut LocalState,
-    ep: &EndpointRow,
-    every: i64,
-    has_budget: bool,
-    now: i64,
-    claimed: &mut Claimed,
-) -> Result<()> {
-    let due = ep.last_contact.saturating_add(every);
-    if due > now || !has_budget || local.in_flight.contains_key(&ep.seq) {
-        let at = if due > now { due } else { now.saturating_add(every) };
-        claimed.next_due = Some(claimed.next_due.map_or(at, |n| n.min(at)));
-        return Ok(());
-    }
-    let won = conn
-        .prepare_cached(
-            "UPDATE tidings_endpoints SET last_ping_at = ?2
-             WHERE seq = ?1 AND coalesce(last_ping_at, created_at) <= ?3",
-        )?
-        .execute(params![ep.seq, now, now - every])?;
-    if won > 0 {
-        let target = local.target(conn, ep.seq, &ep.id, ep.updated_at, now)?;
-        local.started(ep.seq);
-        claimed.jobs.push(Job {
-            delivery_id: 0,
-            attempt: 1,
-            target,
-            event: super::request::ping_event(&ep.id),
-            ping: true,
-        });
-    }
-    let at = now.saturating_add(every);
-    claimed.next_due = Some(claimed.next_due.map_or(at, |n| n.min(at)));
+fn is_row_damage(err: &rusqlite::Error) -> bool {
+    endpoint::is_value_error(err)
+}
+
+fn take(conn: &Connection, id: i64, owner: &str, lease_until: i64, now: i64) -> Result<()> {
+    conn.prepare_cached(
+        "UPDATE tidings_deliveries SET state = 1, attempts = attempts + 1, lease_owner = ?2, lease_expires_at = ?3,
+            next_attempt_at = ?3, touched_at = ?4
+         WHERE id = ?1",
+    )?
+    .execute(params![id, owner, lease_until, now])?;
     Ok(())
 }
 
-/// Releases claims this owner will not finish (shutdown): the rows become due again now, with
-/// the unfinished attempt not counted. Paused rows only lose their lease.
+fn cancel_orphan(conn: &Connection, id: i64, now: i64) -> Result<()> {
+    conn.prepare_cached("UPDATE tidings_deliveries SET state = 6, touched_at = ?2, completed_at = ?2 WHERE id = ?1")?
+        .execute(params![id, now])?;
+    Ok(())
+}
+
+fn fail_damaged(conn: &Connection, id: i64, reason: &str, now: i64) -> Result<()> {
+    tracing::warn!(delivery = id, reason, "a stored delivery or its event is damaged; failing the delivery");
+    conn.prepare_cached(
+        "UPDATE tidings_deliveries SET state = 5, attempts = 0, last_status = NULL, last_error = ?3, lease_owner = NULL,
+            lease_expires_at = NULL, touched_at = ?2, completed_at = ?2
+         WHERE id = ?1",
+    )?
+    .execute(params![id, now, format!("the stored delivery or its event is damaged: {reason}")])?;
+    Ok(())
+}
+
+/// Releases claims this owner will not finish (shutdown, or jobs given back): the rows become
+/// due again now, with the unfinished attempt not counted. Paused rows only lose their lease.
 pub(crate) fn release(conn: &Connection, owner: &str, ids: &[i64], now: i64) -> Result<usize> {
     let mut stmt = conn.prepare_cached(
         "UPDATE tidings_deliveries SET
@@ -346,6 +633,26 @@ pub(crate) fn release(conn: &Connection, owner: &str, ids: &[i64], now: i64) -> 
         released += stmt.execute(params![id, owner, now])?;
     }
     Ok(released)
+}
+
+/// Makes the claims of a dead `owner` due (its process is gone: nothing of it is in flight),
+/// so they are sent at once instead of when their leases expire. They keep their place: due
+/// since they were created, so they go before the endpoint's later work. Returns how many.
+pub(crate) fn reclaim_dead(conn: &Connection, owner: &str, now: i64) -> Result<usize> {
+    let due = conn
+        .prepare_cached(
+            "UPDATE tidings_deliveries SET next_attempt_at = min(created_at, ?2), touched_at = ?2
+             WHERE state = 1 AND lease_owner = ?1 AND next_attempt_at > ?2",
+        )?
+        .execute(params![owner, now])?;
+    // A paused row keeps its lease while its request is in flight; the request died with it.
+    let paused = conn
+        .prepare_cached(
+            "UPDATE tidings_deliveries SET lease_owner = NULL, lease_expires_at = NULL, touched_at = ?2
+             WHERE state = 3 AND lease_owner = ?1",
+        )?
+        .execute(params![owner, now])?;
+    Ok(due + paused)
 }
 
 #[cfg(test)]
@@ -376,5 +683,55 @@ mod tests {
             assert!(!ops.iter().any(|op| op == "OpenEphemeral"), "{sql}: {ops:?}");
         }
         Ok(())
+    }
+
+    /// The due queue is read through its partial index, in due order, without a sort: a cycle
+    /// costs the due endpoints, not every endpoint.
+    #[test]
+    fn the_due_queue_is_read_through_its_index() -> Result<()> {
+        let mut conn = Connection::open_in_memory()?;
+        crate::schema::migrate(&mut conn)?;
+        let plan: Vec<String> = conn
+            .prepare(
+                "EXPLAIN QUERY PLAN SELECT due_at, seq FROM tidings_endpoint_state
+                 WHERE due_at IS NOT NULL AND due_at <= +?1 AND (due_at > +?2 OR (due_at = +?2 AND seq > +?3))
+                 ORDER BY due_at, seq LIMIT +?4",
+            )?
+            .query_map(params![1, 0, 0, 10], |r| r.get(3))?
+            .collect::<rusqlite::Result<_>>()?;
+        let plan = plan.join("\n");
+        assert!(
+            plan.contains("USING INDEX tidings_endpoint_state_due")
+                || plan.contains("USING COVERING INDEX tidings_endpoint_state_due"),
+            "{plan}"
+        );
+        assert!(!plan.contains("TEMP B-TREE"), "{plan}");
+        Ok(())
+    }
+
+    #[test]
+    fn guarded_endpoints_get_no_claims_ahead_and_proven_ones_twice_their_concurrency() {
+        assert_eq!(lane_limit(Gate::Send { limit: 3 }, true), LaneLimit { in_flight: 3, keep: 6, guarded: false });
+        assert_eq!(lane_limit(Gate::Send { limit: 3 }, false), LaneLimit { in_flight: 3, keep: 3, guarded: true });
+        assert_eq!(lane_limit(Gate::Probe, false), LaneLimit { in_flight: 1, keep: 1, guarded: true });
+        assert_eq!(lane_limit(Gate::Wait { until: 5 }, false).keep, 0);
+    }
+
+    #[test]
+    fn local_state_counts_guarded_claims_and_follows_limit_changes() {
+        let mut local = LocalState::new();
+        local.started(1);
+        local.set_limit(1, LaneLimit { in_flight: 1, keep: 1, guarded: true });
+        local.started(1);
+        assert_eq!((local.total, local.guarded), (2, 2));
+        assert!(local.saturated(1));
+        local.set_limit(1, LaneLimit { in_flight: 4, keep: 8, guarded: false });
+        assert_eq!((local.total, local.guarded), (2, 0));
+        assert!(!local.saturated(1));
+        local.finished(1);
+        local.finished(1);
+        local.finished(1);
+        assert_eq!((local.total, local.guarded), (0, 0));
+        assert!(local.lanes.is_empty());
     }
 }

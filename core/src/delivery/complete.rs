@@ -3,21 +3,24 @@
 //! health with its system events.
 //!
 //! Every state change is conditional on this process still holding the lease, so a delivery
-//! cancelled or re-claimed meanwhile is not overwritten (its attempt is still recorded). Health
-//! transitions that emit `tidings.endpoint.*` events are conditional updates too, so with
-//! several delivering processes each transition is emitted once.
+//! cancelled or re-claimed meanwhile is not overwritten (its attempt is still recorded). An
+//! endpoint's health is loaded once per batch, moved by each of its outcomes in order
+//! ([`super::circuit`]) and written once, in the same transaction, so with several delivering
+//! processes every transition is computed from the latest state and announced once.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::{Connection, params};
 use serde_json::json;
 
+use super::circuit::{self, Change, HealthPolicy, Outcome};
 use super::http::{HttpResponse, SendError};
 use super::outcome::{Verdict, classify};
-use super::request::Job;
+use super::request::{Job, Target};
 use crate::clock;
-use crate::endpoint;
+use crate::endpoint::{self, state::HealthState};
 use crate::error::{ExpectedVersion, Result};
 use crate::event::NewEvent;
 use crate::log;
@@ -34,15 +37,6 @@ pub(crate) struct Finished {
     pub result: Result<HttpResponse, SendError>,
 }
 
-/// How stale an endpoint's `last_success_at` may get while it keeps succeeding.
-const LAST_SUCCESS_PRECISION_MICROS: i64 = 1_000_000;
-
-/// Health thresholds from the delivery options.
-pub(crate) struct HealthPolicy {
-    pub unhealthy_after: u32,
-    pub disable_after: Duration,
-}
-
 /// A random number in `[0, 1)` for jitter.
 fn unit_random() -> f64 {
     let bits = getrandom::u64().unwrap_or(0x9e37_79b9_7f4a_7c15);
@@ -54,7 +48,7 @@ pub(crate) fn system_stream(endpoint_id: &str) -> String {
     format!("tidings.endpoint.{endpoint_id}")
 }
 
-fn emit(
+pub(crate) fn emit(
     conn: &Connection,
     shared: &Shared,
     endpoint_id: &str,
@@ -73,40 +67,74 @@ fn emit(
     Ok(())
 }
 
-/// Records finished attempts inside one write transaction.
+/// Records finished attempts inside one write transaction; [`Recorder::finish`] then moves
+/// each endpoint's health.
 pub(crate) struct Recorder<'a> {
     owner: &'a str,
-    health: &'a HealthPolicy,
-    /// Endpoints whose latest attempt recorded in this transaction succeeded: the success
-    /// already reset their health, so another success changes nothing and skips the updates.
-    healthy: HashSet<i64>,
+    policy: &'a HealthPolicy,
+    /// Each endpoint's outcomes, in the order recorded.
+    outcomes: Vec<(Arc<Target>, Vec<Outcome>)>,
+    index: HashMap<i64, usize>,
+}
+
+/// What a batch did to the endpoints' health.
+#[derive(Debug, Default)]
+pub(crate) struct HealthChanges {
+    /// System events were appended (wake the commit listeners).
+    pub emitted: bool,
+    /// The health of every endpoint with an outcome in the batch, after it (endpoint seq).
+    pub health: Vec<(i64, HealthState)>,
 }
 
 impl<'a> Recorder<'a> {
     /// A recorder for the leases of `owner`.
-    pub(crate) fn new(owner: &'a str, health: &'a HealthPolicy) -> Self {
-        Recorder { owner, health, healthy: HashSet::new() }
+    pub(crate) fn new(owner: &'a str, policy: &'a HealthPolicy) -> Self {
+        Recorder { owner, policy, outcomes: Vec::new(), index: HashMap::new() }
     }
 
-    /// Records one finished attempt. Returns whether system events were appended.
-    pub(crate) fn record(&mut self, conn: &Connection, shared: &Shared, f: &Finished) -> Result<bool> {
-        record(conn, shared, self.owner, self.health, &mut self.healthy, f)
+    /// Records one finished attempt: its attempt row and the delivery's next state.
+    pub(crate) fn record(&mut self, conn: &Connection, f: &Finished) -> Result<()> {
+        if f.job.ping {
+            let status = f.result.as_ref().ok().map(|r| r.status);
+            tracing::debug!(endpoint = %f.job.target.id, status, "keepalive ping sent");
+            return Ok(());
+        }
+        let outcome = record(conn, self.owner, f)?;
+        let target = &f.job.target;
+        let slot = *self.index.entry(target.seq).or_insert_with(|| {
+            self.outcomes.push((Arc::clone(target), Vec::new()));
+            self.outcomes.len() - 1
+        });
+        self.outcomes[slot].1.push(outcome);
+        Ok(())
+    }
+
+    /// Moves each endpoint's health by its outcomes, in order, writes it once and announces
+    /// its transitions.
+    pub(crate) fn finish(self, conn: &Connection, shared: &Shared) -> Result<HealthChanges> {
+        let now = clock::now_micros();
+        let mut changes = HealthChanges::default();
+        for (target, outcomes) in &self.outcomes {
+            let before = endpoint::state::load_health(conn, target.seq)?;
+            let mut after = before.clone();
+            let mut transitions = Vec::new();
+            for outcome in outcomes {
+                circuit::apply(&mut after, *outcome, now, target.max_in_flight, self.policy, &mut transitions);
+            }
+            if after != before {
+                endpoint::state::save_health(conn, target.seq, &after)?;
+            }
+            for change in transitions {
+                changes.emitted |= announce(conn, shared, target, &after, change)?;
+            }
+            changes.health.push((target.seq, after));
+        }
+        Ok(changes)
     }
 }
 
-fn record(
-    conn: &Connection,
-    shared: &Shared,
-    owner: &str,
-    health: &HealthPolicy,
-    healthy: &mut HashSet<i64>,
-    f: &Finished,
-) -> Result<bool> {
-    if f.job.ping {
-        let status = f.result.as_ref().ok().map(|r| r.status);
-        tracing::debug!(endpoint = %f.job.target.id, status, "keepalive ping sent");
-        return Ok(false);
-    }
+/// Writes the attempt row and the delivery's next state; returns what it says of the endpoint.
+fn record(conn: &Connection, owner: &str, f: &Finished) -> Result<Outcome> {
     let now = clock::now_micros();
     let target = &f.job.target;
     let verdict = classify(&f.result, &target.final_statuses, SystemTime::now());
@@ -187,99 +215,51 @@ fn record(
         outcome,
         "attempt recorded"
     );
-    if matches!(verdict, Verdict::Success) {
-        if !healthy.insert(target.seq) {
-            return Ok(false);
-        }
-    } else {
-        healthy.remove(&target.seq);
-    }
-    update_health(conn, shared, health, target.seq, &target.id, &verdict, status, now)
+    Ok(match verdict {
+        Verdict::Success => Outcome::Success,
+        Verdict::Fail { disable } => Outcome::Failure { status, gone: disable },
+        Verdict::Retry { .. } => Outcome::Failure { status, gone: false },
+    })
 }
 
-#[allow(clippy::too_many_arguments)]
-fn update_health(
+/// Appends the system event of one health transition (and disables the endpoint for a
+/// [`Change::Disable`], if it is still enabled). Returns whether an event was appended.
+pub(crate) fn announce(
     conn: &Connection,
     shared: &Shared,
-    health: &HealthPolicy,
-    seq: i64,
-    endpoint_id: &str,
-    verdict: &Verdict,
-    status: Option<u16>,
-    now: i64,
+    target: &Target,
+    health: &HealthState,
+    change: Change,
 ) -> Result<bool> {
-    let mut emitted = false;
-    if matches!(verdict, Verdict::Success) {
-        // While an endpoint keeps succeeding, its (wide) row is rewritten at most once a second:
-        // `last_success_at` is that precise, and a busy endpoint's deliveries do not each pay
-        // for a row update.
-        conn.prepare_cached(
-            "UPDATE tidings_endpoints SET consecutive_failures = 0, failing_since = NULL, last_success_at = ?2
-             WHERE seq = ?1 AND (consecutive_failures <> 0 OR failing_since IS NOT NULL OR last_success_at IS NULL
-                                 OR last_success_at < ?3)",
-        )?
-        .execute(params![seq, now, now.saturating_sub(LAST_SUCCESS_PRECISION_MICROS)])?;
-        let recovered = conn
-            .prepare_cached("UPDATE tidings_endpoints SET unhealthy = 0 WHERE seq = ?1 AND unhealthy = 1")?
-            .execute([seq])?;
-        if recovered > 0 {
-            emit(conn, shared, endpoint_id, "tidings.endpoint.recovered", json!({"endpoint_id": endpoint_id}))?;
-            emitted = true;
-        }
-        return Ok(emitted);
-    }
-    conn.prepare_cached(
-        "UPDATE tidings_endpoints SET consecutive_failures = consecutive_failures + 1,
-            failing_since = coalesce(failing_since, ?2) WHERE seq = ?1",
-    )?
-    .execute(params![seq, now])?;
-    let became_unhealthy = conn
-        .prepare_cached(
-            "UPDATE tidings_endpoints SET unhealthy = 1 WHERE seq = ?1 AND unhealthy = 0 AND consecutive_failures >= ?2",
-        )?
-        .execute(params![seq, health.unhealthy_after])?;
-    if became_unhealthy > 0 {
-        let failures: u32 = conn
-            .prepare_cached("SELECT consecutive_failures FROM tidings_endpoints WHERE seq = ?1")?
-            .query_row([seq], |r| r.get(0))?;
-        emit(
-            conn,
-            shared,
-            endpoint_id,
+    let id = target.id.as_str();
+    let micros_text = |at: i64| clock::from_micros(at).format(&time::format_description::well_known::Rfc3339).ok();
+    let (event_type, data) = match change {
+        Change::Unhealthy { failures, status } => (
             "tidings.endpoint.unhealthy",
-            json!({"endpoint_id": endpoint_id, "consecutive_failures": failures, "last_status": status}),
-        )?;
-        emitted = true;
-    }
-    let reason = if matches!(verdict, Verdict::Fail { disable: true }) {
-        Some("the receiver answered 410 Gone".to_string())
-    } else {
-        let cutoff = now.saturating_sub(clock::duration_micros(health.disable_after));
-        let stale: bool = conn
-            .prepare_cached(
-                "SELECT failing_since IS NOT NULL AND failing_since <= ?2 FROM tidings_endpoints WHERE seq = ?1",
-            )?
-            .query_row(params![seq, cutoff], |r| r.get(0))?;
-        stale.then(|| format!("no successful delivery for {} s while failing", health.disable_after.as_secs()))
-    };
-    if let Some(reason) = reason {
-        let enabled: bool = conn
-            .prepare_cached("SELECT enabled FROM tidings_endpoints WHERE seq = ?1 AND deleted_at IS NULL")?
-            .query_row([seq], |r| r.get(0))
-            .optional()?
-            .unwrap_or(false);
-        if enabled {
-            endpoint::disable(conn, endpoint_id, Some(&reason))?;
-            emit(
-                conn,
-                shared,
-                endpoint_id,
-                "tidings.endpoint.disabled",
-                json!({"endpoint_id": endpoint_id, "reason": reason, "last_status": status}),
-            )?;
-            tracing::warn!(endpoint = %endpoint_id, %reason, "endpoint disabled automatically");
-            emitted = true;
+            json!({"endpoint_id": id, "consecutive_failures": failures, "last_status": status}),
+        ),
+        Change::Recovered => ("tidings.endpoint.recovered", json!({"endpoint_id": id})),
+        Change::CircuitOpened { failures, until, cooldown } => (
+            "tidings.endpoint.circuit_opened",
+            json!({"endpoint_id": id, "consecutive_failures": failures, "cooldown_ms": cooldown.as_millis() as u64,
+                   "until": micros_text(until)}),
+        ),
+        Change::CircuitHalfOpened { probe_until } => (
+            "tidings.endpoint.circuit_half_opened",
+            json!({"endpoint_id": id, "probe_until": micros_text(probe_until)}),
+        ),
+        Change::CircuitClosed => {
+            ("tidings.endpoint.circuit_closed", json!({"endpoint_id": id, "concurrency": health.concurrency}))
         }
-    }
-    Ok(emitted)
+        Change::Disable { reason, status } => {
+            if !endpoint::is_enabled(conn, target.seq)? {
+                return Ok(false);
+            }
+            endpoint::disable(conn, id, Some(&reason))?;
+            tracing::warn!(endpoint = %id, %reason, "endpoint disabled automatically");
+            ("tidings.endpoint.disabled", json!({"endpoint_id": id, "reason": reason, "last_status": status}))
+        }
+    };
+    emit(conn, shared, id, event_type, data)?;
+    Ok(true)
 }

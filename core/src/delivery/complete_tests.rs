@@ -1,17 +1,11 @@
 //! Recording a batch of attempts in one transaction: the health an endpoint ends with must be
-//! the one recording them one by one gives, although a success that follows a success in the
-//! same transaction skips the endpoint's updates.
-
-use std::sync::Arc;
-use std::time::Duration;
+//! the one recording them one by one gives (each outcome moves it in order).
 
 use serde_json::json;
 
-use super::claim::{self, LocalState};
-use super::complete::{Finished, HealthPolicy, Recorder};
-use super::http::HttpResponse;
-use crate::transaction::Transaction;
-use crate::{EndpointSpec, ExpectedVersion, NewEvent, ReadStreamOptions, Result, Store, StoreOptions, clock};
+use super::bench_support::{claim_batch, prove_endpoints, record_statuses};
+use super::claim::LocalState;
+use crate::{EndpointSpec, ExpectedVersion, NewEvent, ReadStreamOptions, Result, Store, StoreOptions};
 
 /// Claims `statuses.len()` deliveries of one endpoint, then records them as answered with
 /// `statuses`, in order, in one transaction. Returns the endpoint's health and the types of its
@@ -23,34 +17,11 @@ fn record_batch(statuses: &[u16]) -> Result<(crate::EndpointHealth, Vec<String>)
         store.create_endpoint(&EndpointSpec { max_in_flight: 64, ..EndpointSpec::new("https://example.com/hook") })?;
     let events: Vec<NewEvent> = (0..statuses.len()).map(|n| NewEvent::new("order.created", json!({"n": n}))).collect();
     store.append("orders", &events, ExpectedVersion::Any)?;
-
-    let shared = Arc::clone(store.shared());
+    prove_endpoints(&store)?;
     let mut local = LocalState::new();
-    let tx = Transaction::begin(Arc::clone(&shared))?;
-    let claimed = {
-        let (conn, _) = tx.parts()?;
-        claim::claim(conn, &mut local, "owner", statuses.len(), Duration::from_secs(30), clock::now_micros())?
-    };
-    tx.commit()?;
+    let claimed = claim_batch(&store, &mut local, "owner", statuses.len())?;
     assert_eq!(claimed.jobs.len(), statuses.len());
-
-    let health = HealthPolicy { unhealthy_after: 2, disable_after: Duration::from_secs(3600) };
-    let tx = Transaction::begin(shared)?;
-    {
-        let (conn, shared) = tx.parts()?;
-        let mut recorder = Recorder::new("owner", &health);
-        for (job, status) in claimed.jobs.into_iter().zip(statuses) {
-            let response = HttpResponse { status: *status, retry_after: None, body: Vec::new(), content_type: None };
-            let finished = Finished {
-                job,
-                started_at: clock::now_micros(),
-                duration: Duration::from_millis(1),
-                result: Ok(response),
-            };
-            recorder.record(conn, shared, &finished)?;
-        }
-    }
-    tx.commit()?;
+    record_statuses(&store, "owner", claimed, statuses)?;
     let system = store
         .read_stream(&super::complete::system_stream(&endpoint.id), ReadStreamOptions::default())?
         .into_iter()

@@ -1,15 +1,25 @@
-//! The delivery engine: one dispatcher thread that claims due deliveries under a lease and a
-//! pool of worker threads that send them (design.md section 5).
+//! The delivery engine: one dispatcher thread that claims due deliveries under a lease, a
+//! scheduler that hands them out fairly per endpoint, and an elastic pool of sending threads
+//! (design.md section 5).
 //!
 //! - [`crate::Store::start_delivery`] starts it and returns a [`Delivery`] handle.
 //! - The dispatcher wakes at once on a commit in this process, within `poll_interval` on a
-//!   commit by another process (`PRAGMA data_version`), and at the earliest retry due time;
-//!   otherwise it sleeps (an idle engine uses no CPU).
+//!   commit by another process (`PRAGMA data_version`), and at the earliest due time it knows
+//!   of; otherwise it sleeps (an idle engine uses no CPU). A cycle visits only endpoints with
+//!   due work ([`claim`]).
 //! - Each dispatcher cycle is one short `BEGIN IMMEDIATE` transaction that records finished
 //!   attempts and claims due rows; in `Normal` durability it is committed with a WAL sync, so
 //!   every event a request announces is durable before the request leaves.
-//! - Workers render and sign each body at send time and post it with `ureq` (keep-alive,
-//!   per-phase timeouts); results go back to the dispatcher, which records them in batches.
+//! - Isolation: jobs wait per endpoint and are handed out round-robin, each endpoint up to its
+//!   current concurrency ([`scheduler`]); failing endpoints lose concurrency and trip a
+//!   circuit breaker ([`circuit`]); endpoints not proven healthy share half of the engine;
+//!   slow requests do not hold the threads the others need (the pool grows past `workers`, up
+//!   to `max_workers`).
+//! - Sending threads render and sign each body at send time and post it with `ureq`
+//!   (keep-alive, per-phase timeouts); results go back to the dispatcher, which records them
+//!   in batches.
+//! - A crashed engine on the same host is noticed at once through its lock file, and its
+//!   claims are sent without waiting for their leases ([`liveness`]).
 //! - [`Delivery::shutdown`] (and `Drop`) stop claiming, let requests in flight finish within a
 //!   grace period, release unfinished claims and never hang.
 
@@ -17,14 +27,19 @@ mod batching;
 #[cfg(any(test, feature = "bench-internals"))]
 #[doc(hidden)]
 pub mod bench_support;
+mod circuit;
 mod claim;
 mod complete;
 #[cfg(test)]
 mod complete_tests;
 mod dispatcher;
 pub(crate) mod http;
+mod liveness;
 mod outcome;
 mod request;
+mod scheduler;
+#[cfg(test)]
+mod scheduler_tests;
 #[cfg(test)]
 mod statements_tests;
 mod throttle;
@@ -59,18 +74,32 @@ pub const MIN_CLAIM_AHEAD: usize = 256;
 /// Options for [`crate::Store::start_delivery`]; defaults are design.md section 6.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DeliveryOptions {
-    /// HTTP worker threads (default 16).
+    /// Sending threads kept for requests that make progress (default 16). A request in flight
+    /// longer than 50 ms stops counting against them: the pool starts another thread in its
+    /// place while jobs wait, up to `max_workers`, so slow and hanging endpoints never hold
+    /// the threads the healthy ones need.
     pub workers: usize,
+    /// Most sending threads, hence most requests in flight (default 256; at least
+    /// `workers`). Endpoints not proven healthy (new, failing, or with an open circuit)
+    /// together get at most half of them.
+    pub max_workers: usize,
     /// Optional ceiling on deliveries claimed at once across all endpoints, being sent or
-    /// queued for a worker (default: [`CLAIM_AHEAD`] × `workers`, at least
-    /// [`MIN_CLAIM_AHEAD`], so a worker that finishes finds its next job already claimed
-    /// instead of waiting for a claim cycle; see [`DeliveryOptions::claim_capacity`]).
-    /// Requests actually in flight never exceed `workers`.
+    /// queued for a sending thread (default: [`CLAIM_AHEAD`] × `workers`, at least
+    /// [`MIN_CLAIM_AHEAD`] and `max_workers`, so a thread that finishes finds its next job
+    /// already claimed instead of waiting for a claim cycle; see
+    /// [`DeliveryOptions::claim_capacity`]). Endpoints not proven healthy hold at most half.
     pub max_in_flight: Option<usize>,
-    /// Added to an endpoint's timeout to form the lease of a claimed delivery (default 30 s).
+    /// Added to an endpoint's timeout to form the lease of a claimed delivery (default 30 s;
+    /// a delivery claimed ahead of a request to the same endpoint gets one more timeout).
     pub lease_grace: Duration,
     /// Failed attempts in a row after which an endpoint is unhealthy (default 5).
     pub unhealthy_after: u32,
+    /// Failed attempts in a row that open an endpoint's circuit (default 5): nothing is sent
+    /// to it for `circuit_cooldown`, then one probe; its success closes the circuit.
+    pub circuit_after: u32,
+    /// How long an open circuit waits before its probe (default 30 s), doubled at each
+    /// opening since it last closed, up to 10 minutes (or this, if longer).
+    pub circuit_cooldown: Duration,
     /// An endpoint failing with no success for this long is disabled (default 5 days).
     pub disable_after: Duration,
     /// Finished delivery records kept at most (default 100,000).
@@ -90,9 +119,12 @@ impl Default for DeliveryOptions {
     fn default() -> Self {
         DeliveryOptions {
             workers: 16,
+            max_workers: 256,
             max_in_flight: None,
             lease_grace: Duration::from_secs(30),
             unhealthy_after: 5,
+            circuit_after: 5,
+            circuit_cooldown: Duration::from_secs(30),
             disable_after: Duration::from_secs(5 * 24 * 3600),
             max_records: 100_000,
             max_record_age: Duration::from_secs(30 * 24 * 3600),
@@ -105,21 +137,41 @@ impl Default for DeliveryOptions {
 
 impl DeliveryOptions {
     /// Deliveries the engine claims at once: `max_in_flight` when set, otherwise
-    /// [`CLAIM_AHEAD`] × `workers` and at least [`MIN_CLAIM_AHEAD`].
+    /// [`CLAIM_AHEAD`] × `workers`, at least [`MIN_CLAIM_AHEAD`] and `max_workers`.
     ///
     /// ```
     /// use tidings::DeliveryOptions;
     /// assert_eq!(DeliveryOptions::default().claim_capacity(), 256); // 16 workers
     /// assert_eq!(DeliveryOptions { workers: 128, ..DeliveryOptions::default() }.claim_capacity(), 512);
+    /// assert_eq!(DeliveryOptions { max_workers: 1000, ..DeliveryOptions::default() }.claim_capacity(), 1000);
     /// assert_eq!(DeliveryOptions { max_in_flight: Some(8), ..DeliveryOptions::default() }.claim_capacity(), 8);
     /// ```
     pub fn claim_capacity(&self) -> usize {
-        self.max_in_flight.unwrap_or(self.workers.saturating_mul(CLAIM_AHEAD).max(MIN_CLAIM_AHEAD)).max(1)
+        let default = self.workers.saturating_mul(CLAIM_AHEAD).max(MIN_CLAIM_AHEAD).max(self.max_workers);
+        self.max_in_flight.unwrap_or(default).max(1)
     }
 
     fn validate(&self) -> Result<()> {
         if self.workers == 0 || self.workers > 1024 {
             return Err(Error::invalid("workers", "must be between 1 and 1024"));
+        }
+        if self.max_workers < self.workers || self.max_workers > 4096 {
+            return Err(Error::invalid("max_workers", "must be between workers and 4096"));
+        }
+        if self.circuit_after == 0 {
+            return Err(Error::invalid("circuit_after", "must be at least 1"));
+        }
+        if self.circuit_cooldown < Duration::from_millis(10) || self.circuit_cooldown > Duration::from_secs(24 * 3600) {
+            return Err(Error::invalid("circuit_cooldown", "must be between 10 ms and 24 hours"));
+        }
+        if self.lease_grace > Duration::from_secs(24 * 3600) {
+            return Err(Error::invalid("lease_grace", "must be at most 24 hours"));
+        }
+        if self.disable_after.is_zero() || self.disable_after > Duration::from_secs(10 * 365 * 24 * 3600) {
+            return Err(Error::invalid("disable_after", "must be between 1 µs and 10 years"));
+        }
+        if self.max_record_age.is_zero() || self.max_record_age > Duration::from_secs(100 * 365 * 24 * 3600) {
+            return Err(Error::invalid("max_record_age", "must be between 1 µs and 100 years"));
         }
         if self.max_in_flight == Some(0) {
             return Err(Error::invalid("max_in_flight", "must be at least 1"));
@@ -179,6 +231,8 @@ struct Status {
     requested: u64,
     /// After the last cycle: nothing in flight, nothing due now.
     idle: bool,
+    /// After the last cycle: no delivery pending, sending or retrying anywhere.
+    drained: bool,
     /// The dispatcher has exited.
     stopped: bool,
 }
@@ -205,7 +259,17 @@ impl Engine {
     }
 
     fn wait_idle(&self, timeout: Duration) -> bool {
-        let deadline = Instant::now() + timeout;
+        self.wait_for(timeout, |status| status.idle)
+    }
+
+    fn drain(&self, timeout: Duration) -> bool {
+        self.wait_for(timeout, |status| status.drained)
+    }
+
+    /// Waits until a cycle that started after this call ends with `done(status)` true.
+    fn wait_for(&self, timeout: Duration, done: impl Fn(&Status) -> bool) -> bool {
+        let deadline =
+            Instant::now().checked_add(timeout).unwrap_or_else(|| Instant::now() + Duration::from_secs(1 << 32));
         let mut status = self.lock_status();
         let target = status.cycles + 1;
         status.requested = status.requested.max(target);
@@ -216,7 +280,7 @@ impl Engine {
             if status.stopped {
                 return false;
             }
-            if status.cycles >= target && status.idle {
+            if status.cycles >= target && done(&status) {
                 return true;
             }
             let now = Instant::now();
@@ -273,6 +337,27 @@ impl Delivery {
     pub async fn idle(&self, timeout: Duration) -> bool {
         let engine = Arc::clone(&self.engine);
         tokio::task::spawn_blocking(move || engine.wait_idle(timeout)).await.unwrap_or(false)
+    }
+
+    /// Blocks until every delivery is finished: none is pending, sending or retrying, in this
+    /// process or any other on the file (paused ones, of disabled endpoints, do not count), or
+    /// until `timeout`. Returns whether that happened (`false`: the timeout passed, or the
+    /// engine stopped).
+    ///
+    /// Unlike [`Delivery::wait_idle`], which returns as soon as nothing is due *now*, `drain`
+    /// also waits for retries scheduled later, for endpoints whose circuit is open, and for
+    /// other engines' claims. Use `wait_idle` to let a burst settle; use `drain` before a
+    /// shutdown, in tests, or in a script that must know everything was delivered (or failed
+    /// for good).
+    pub fn drain(&self, timeout: Duration) -> bool {
+        self.engine.drain(timeout)
+    }
+
+    /// Async form of [`Delivery::drain`], waiting on tokio's blocking pool.
+    #[cfg(feature = "tokio")]
+    pub async fn drained(&self, timeout: Duration) -> bool {
+        let engine = Arc::clone(&self.engine);
+        tokio::task::spawn_blocking(move || engine.drain(timeout)).await.unwrap_or(false)
     }
 
     /// Stops the engine: no new claims; requests in flight may finish within `grace`; claims

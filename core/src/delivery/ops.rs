@@ -83,6 +83,10 @@ pub struct EndpointStats {
     pub unhealthy: bool,
     /// Whether it is enabled.
     pub enabled: bool,
+    /// Its circuit breaker.
+    pub circuit: crate::CircuitState,
+    /// Requests the engine lets be in flight to it now, per process.
+    pub concurrency: u32,
 }
 
 /// Delivery statistics for the whole store.
@@ -174,15 +178,13 @@ fn stats(conn: &Connection) -> Result<Stats> {
         by_endpoint.entry(seq).or_default().push(d);
     }
     let mut endpoints = Vec::new();
-    let mut stmt = conn.prepare_cached(
-        "SELECT seq, id, name, consecutive_failures, unhealthy, enabled FROM tidings_endpoints
-         WHERE deleted_at IS NULL ORDER BY seq",
-    )?;
-    let rows = stmt.query_map([], |r| {
-        Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?))
-    })?;
-    for row in rows {
-        let (seq, endpoint_id, name, consecutive_failures, unhealthy, enabled) = row?;
+    let mut stmt = conn
+        .prepare_cached("SELECT seq, id, name, enabled FROM tidings_endpoints WHERE deleted_at IS NULL ORDER BY seq")?;
+    let rows = stmt
+        .query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get(2)?, r.get(3)?)))?
+        .collect::<rusqlite::Result<Vec<(i64, String, Option<String>, bool)>>>()?;
+    for (seq, endpoint_id, name, enabled) in rows {
+        let health = endpoint::state::load_health(conn, seq)?;
         let states = per_endpoint.remove(&seq).unwrap_or_else(empty_states);
         let lat = by_endpoint.remove(&seq).unwrap_or_default();
         endpoints.push(EndpointStats {
@@ -193,9 +195,11 @@ fn stats(conn: &Connection) -> Result<Stats> {
             p50: percentile(&lat, 50.0),
             p95: percentile(&lat, 95.0),
             p99: percentile(&lat, 99.0),
-            consecutive_failures,
-            unhealthy,
+            consecutive_failures: health.consecutive_failures,
+            unhealthy: health.unhealthy,
             enabled,
+            circuit: health.circuit,
+            concurrency: health.concurrency,
         });
     }
     Ok(Stats {

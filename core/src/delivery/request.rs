@@ -28,6 +28,16 @@ pub(crate) struct Target {
     pub templates: TemplateSet,
     pub secrets: Vec<Secret>,
     pub final_statuses: Vec<u16>,
+    /// Most requests in flight at once (the endpoint's `max_in_flight`, at least one).
+    pub max_in_flight: u32,
+    /// A rate limit is set (claims take tokens from the shared bucket).
+    pub rate_limit: Option<(f64, Option<u32>)>,
+    /// Keep per-stream order.
+    pub ordered: bool,
+    /// Keepalive ping interval, microseconds.
+    pub keepalive_us: Option<i64>,
+    /// The settings row's `updated_at` these came from (the claim's cache key).
+    pub updated_at: i64,
 }
 
 impl Target {
@@ -47,6 +57,11 @@ impl Target {
             templates: TemplateSet::parse(&spec.templates)?,
             secrets,
             final_statuses: spec.final_statuses.clone(),
+            max_in_flight: spec.max_in_flight.max(1),
+            rate_limit: spec.rate_limit.map(|rate| (rate, spec.burst)),
+            ordered: spec.ordered,
+            keepalive_us: spec.keepalive.map(crate::clock::duration_micros),
+            updated_at: crate::clock::micros_of(endpoint.updated_at),
         })
     }
 }
@@ -60,6 +75,9 @@ pub(crate) struct Job {
     pub event: StoredEvent,
     /// A `tidings.ping` keepalive: not stored, not recorded, not retried.
     pub ping: bool,
+    /// When this process's lease on the delivery ends, microseconds: an attempt that could not
+    /// finish before it is not started (another engine may claim the delivery then).
+    pub lease_until: i64,
 }
 
 /// A keepalive ping for an idle endpoint: a `tidings.ping` event that is never stored.

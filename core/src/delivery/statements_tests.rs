@@ -50,6 +50,7 @@ fn append_claim_and_record_reuse_their_prepared_statements() -> Result<()> {
     let dir = tempfile::tempdir().map_err(|e| crate::Error::Storage(e.to_string()))?;
     let store = Store::open(dir.path().join("stmts.db"), StoreOptions::default())?;
     store.create_endpoint(&EndpointSpec::new("https://example.com/hook"))?;
+    super::bench_support::prove_endpoints(&store)?;
     // The first rounds prepare everything (and may re-prepare once while the schema loads).
     round(&store, 0)?;
     let warm = round(&store, 1)?;

@@ -1,17 +1,19 @@
-//! HTTP worker threads: take a claimed job, render and sign its body at send time, post it,
-//! and report the result to the dispatcher. Workers never touch the database.
+//! Sending threads: take a job from the [`Scheduler`] when one may be sent now, render and
+//! sign its body at send time, post it, and report the result to the dispatcher. They never
+//! touch the database.
 
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Instant;
 
-use crossbeam_channel::{Receiver, Sender};
+use crossbeam_channel::Sender;
 
 use super::Destination;
 use super::Engine;
 use super::batching::Policy;
 use super::complete::Finished;
 use super::request::Job;
+use super::scheduler::Scheduler;
 use crate::clock;
 
 /// Response bytes read per attempt (the record keeps the first KiB).
@@ -59,34 +61,36 @@ pub(crate) struct Reporting {
 
 impl Reporting {
     /// Hands over `report`; false when the dispatcher is gone.
-    fn send(&self, report: Report, jobs: &Receiver<Job>) -> bool {
+    fn send(&self, report: Report, ready_jobs: usize) -> bool {
         if self.reports.send(report).is_err() {
             return false;
         }
-        if self.policy.wake_dispatcher(self.reports.len(), jobs.len()) {
+        if self.policy.wake_dispatcher(self.reports.len(), ready_jobs) {
             let _ = self.batch_ready.try_send(());
         }
         true
     }
 }
 
-/// Starts worker `index`.
+/// Starts sending thread `index`: it takes jobs until the scheduler closes (or lets it go).
 pub(crate) fn spawn(
     index: usize,
-    jobs: Receiver<Job>,
-    reporting: Reporting,
+    scheduler: Arc<Scheduler>,
+    reporting: Arc<Reporting>,
     destination: Arc<dyn Destination>,
     source: Arc<str>,
     engine: Arc<Engine>,
 ) -> std::io::Result<JoinHandle<()>> {
     std::thread::Builder::new().name(format!("tidings-worker-{index}")).spawn(move || {
-        while let Ok(job) = jobs.recv() {
-            let report = if engine.stopping() {
+        while let Some((job, ticket)) = scheduler.take() {
+            // After the lease ends another engine may claim the delivery: never start then.
+            let report = if engine.stopping() || (!job.ping && clock::now_micros() >= job.lease_until) {
                 Report::NotSent(job)
             } else {
                 Report::Done(attempt(destination.as_ref(), job, &source))
             };
-            if !reporting.send(report, &jobs) {
+            scheduler.done(ticket);
+            if !reporting.send(report, scheduler.ready_jobs()) {
                 break;
             }
         }

@@ -6,6 +6,7 @@
 //! values are redacted in every `Debug` output.
 
 mod repo;
+pub(crate) mod state;
 mod validate;
 
 pub(crate) use repo::*;
@@ -273,6 +274,67 @@ impl EndpointUpdate {
     }
 }
 
+/// An endpoint's circuit breaker (see [`crate::DeliveryOptions::circuit_after`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[non_exhaustive]
+pub enum CircuitState {
+    /// Requests flow, up to the endpoint's current concurrency.
+    #[default]
+    Closed,
+    /// Too many failures in a row: nothing is sent until the cool-down ends.
+    Open,
+    /// The cool-down ended: one probe request is out; its success closes the circuit, its
+    /// failure opens it again for a longer cool-down.
+    HalfOpen,
+}
+
+impl CircuitState {
+    /// Every state.
+    pub const ALL: [CircuitState; 3] = [CircuitState::Closed, CircuitState::Open, CircuitState::HalfOpen];
+
+    /// `"closed"`, `"open"` or `"half_open"` (the bindings' and the CLI's spelling).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CircuitState::Closed => "closed",
+            CircuitState::Open => "open",
+            CircuitState::HalfOpen => "half_open",
+        }
+    }
+
+    /// Parses a name given by [`CircuitState::as_str`] (`half-open` is accepted too).
+    pub fn parse(s: &str) -> crate::Result<CircuitState> {
+        let wanted = s.replace('-', "_");
+        CircuitState::ALL
+            .into_iter()
+            .find(|state| state.as_str().eq_ignore_ascii_case(&wanted))
+            .ok_or_else(|| crate::Error::invalid("circuit", format!("unknown circuit state {s:?}")))
+    }
+
+    /// The code stored in the database.
+    pub(crate) fn code(self) -> i64 {
+        match self {
+            CircuitState::Closed => 0,
+            CircuitState::Open => 1,
+            CircuitState::HalfOpen => 2,
+        }
+    }
+
+    /// The state of a stored code (an unknown code reads as closed).
+    pub(crate) fn from_code(code: i64) -> CircuitState {
+        match code {
+            1 => CircuitState::Open,
+            2 => CircuitState::HalfOpen,
+            _ => CircuitState::Closed,
+        }
+    }
+}
+
+impl fmt::Display for CircuitState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// Health of an endpoint as the delivery engine sees it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct EndpointHealth {
@@ -283,6 +345,27 @@ pub struct EndpointHealth {
     /// The last successful delivery (to within a second: while an endpoint keeps succeeding,
     /// this is updated at most once a second).
     pub last_success_at: Option<OffsetDateTime>,
+    /// Its circuit breaker.
+    pub circuit: CircuitState,
+    /// Open: when the half-open probe may go. Half-open: when the probe's lease ends. `None`
+    /// while closed.
+    pub circuit_until: Option<OffsetDateTime>,
+    /// Requests the engine lets be in flight to it now, per delivering process: starts at one,
+    /// grows by one with each success up to its `max_in_flight`, halves with each failure.
+    pub concurrency: u32,
+}
+
+impl EndpointHealth {
+    pub(crate) fn of(state: &state::HealthState) -> EndpointHealth {
+        EndpointHealth {
+            consecutive_failures: state.consecutive_failures,
+            unhealthy: state.unhealthy,
+            last_success_at: state.last_success_at.map(crate::clock::from_micros),
+            circuit: state.circuit,
+            circuit_until: state.circuit_until.map(crate::clock::from_micros),
+            concurrency: state.concurrency,
+        }
+    }
 }
 
 /// An endpoint as stored.

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
+use super::state::{self, HealthState};
 use super::{Auth, Endpoint, EndpointHealth, EndpointSpec, EndpointUpdate, validate};
 use crate::clock;
 use crate::error::{Error, Result};
@@ -18,7 +19,7 @@ use crate::signing::Secret;
 const COLUMNS: &str = "seq, id, name, url, events, tenant, enabled, disabled_reason, secret, auth, headers,
     timeout_us, max_attempts, initial_delay_us, max_delay_us, multiplier, jitter, rate_limit, burst,
     max_in_flight, ordered, verify_tls, ca_cert, signature_header, templates, keepalive_us, final_statuses,
-    consecutive_failures, unhealthy, last_success_at, created_at, updated_at";
+    created_at, updated_at";
 
 fn json_err(e: serde_json::Error) -> rusqlite::Error {
     rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e))
@@ -53,7 +54,8 @@ fn auth_from_json(text: Option<String>) -> rusqlite::Result<Option<Auth>> {
     })
 }
 
-/// (seq, endpoint) as read from a row selected with [`COLUMNS`].
+/// (seq, endpoint) as read from a row selected with [`COLUMNS`], with a default health (see
+/// [`with_health`]).
 fn from_row(r: &Row<'_>) -> rusqlite::Result<(i64, Endpoint)> {
     let text = |i: usize| r.get::<_, String>(i);
     let secret_text: String = r.get(8)?;
@@ -93,23 +95,149 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<(i64, Endpoint)> {
         secret,
         spec,
         disabled_reason: r.get(7)?,
-        health: EndpointHealth {
-            consecutive_failures: r.get(27)?,
-            unhealthy: r.get(28)?,
-            last_success_at: r.get::<_, Option<i64>>(29)?.map(clock::from_micros),
-        },
-        created_at: clock::from_micros(r.get(30)?),
-        updated_at: clock::from_micros(r.get(31)?),
+        health: EndpointHealth::of(&HealthState::default()),
+        created_at: clock::from_micros(r.get(27)?),
+        updated_at: clock::from_micros(r.get(28)?),
     };
     Ok((r.get(0)?, endpoint))
 }
 
+/// The endpoint with its health, from the state table (its owner, [`state`]).
+fn with_health(conn: &Connection, (seq, mut endpoint): (i64, Endpoint)) -> Result<(i64, Endpoint)> {
+    endpoint.health = EndpointHealth::of(&state::load_health(conn, seq)?);
+    Ok((seq, endpoint))
+}
+
 /// Reads a live (not deleted) endpoint with its internal seq.
 pub(crate) fn get_with_seq(conn: &Connection, id: &str) -> Result<(i64, Endpoint)> {
-    conn.prepare_cached(&format!("SELECT {COLUMNS} FROM tidings_endpoints WHERE id = ?1 AND deleted_at IS NULL"))?
+    let found = conn
+        .prepare_cached(&format!("SELECT {COLUMNS} FROM tidings_endpoints WHERE id = ?1 AND deleted_at IS NULL"))?
         .query_row([id], from_row)
         .optional()?
-        .ok_or_else(|| Error::not_found("endpoint", id))
+        .ok_or_else(|| Error::not_found("endpoint", id))?;
+    with_health(conn, found)
+}
+
+/// Whether the endpoint with this seq is live and enabled.
+pub(crate) fn is_enabled(conn: &Connection, seq: i64) -> Result<bool> {
+    Ok(conn
+        .prepare_cached("SELECT enabled FROM tidings_endpoints WHERE seq = ?1 AND deleted_at IS NULL")?
+        .query_row([seq], |r| r.get::<_, bool>(0))
+        .optional()?
+        .unwrap_or(false))
+}
+
+/// The `updated_at` of a live, enabled endpoint (`None`: deleted or disabled); a damaged
+/// value reads as 0, so the settings are loaded (and found damaged) again.
+pub(crate) fn live_updated_at(conn: &Connection, seq: i64) -> Result<Option<i64>> {
+    let value: Option<rusqlite::types::Value> = conn
+        .prepare_cached(
+            "SELECT updated_at FROM tidings_endpoints WHERE seq = ?1 AND deleted_at IS NULL AND enabled = 1",
+        )?
+        .query_row([seq], |r| r.get(0))
+        .optional()?;
+    Ok(value.map(|v| match v {
+        rusqlite::types::Value::Integer(at) => at,
+        _ => 0,
+    }))
+}
+
+/// What the delivery engine needs to send to an endpoint.
+pub(crate) enum SendingSettings {
+    /// Its settings and the secrets that sign now.
+    Live {
+        /// Every setting (health left at its default).
+        endpoint: Box<Endpoint>,
+        /// The current secret, plus the previous one during its grace period.
+        secrets: Vec<Secret>,
+        /// When the previous secret stops signing, if it still does.
+        previous_until: Option<i64>,
+    },
+    /// Deleted (or never existed).
+    Gone,
+    /// A stored value cannot be read (why, without the value).
+    Damaged(String),
+}
+
+/// The sending settings of a live endpoint by seq. A value that cannot be read (a wrong type,
+/// unreadable JSON, a malformed secret) is reported as [`SendingSettings::Damaged`], not as an
+/// error: only a failure of the database itself is an error.
+pub(crate) fn sending_settings(conn: &Connection, seq: i64, now: i64) -> Result<SendingSettings> {
+    let found = conn
+        .prepare_cached(&format!("SELECT {COLUMNS} FROM tidings_endpoints WHERE seq = ?1 AND deleted_at IS NULL"))?
+        .query_row([seq], from_row)
+        .optional();
+    let endpoint = match found {
+        Ok(Some((_, endpoint))) => endpoint,
+        Ok(None) => return Ok(SendingSettings::Gone),
+        Err(err) if is_value_error(&err) => return Ok(SendingSettings::Damaged(err.to_string())),
+        Err(err) => return Err(err.into()),
+    };
+    let secrets = conn
+        .prepare_cached("SELECT secret, previous_secret, previous_secret_until FROM tidings_endpoints WHERE seq = ?1")?
+        .query_row([seq], |r| {
+            Ok((
+                r.get::<_, rusqlite::types::Value>(0)?,
+                r.get::<_, rusqlite::types::Value>(1)?,
+                r.get::<_, rusqlite::types::Value>(2)?,
+            ))
+        })?;
+    use rusqlite::types::Value as V;
+    let current = match &secrets.0 {
+        V::Text(text) => Secret::parse(text).ok(),
+        _ => None,
+    };
+    let Some(current) = current else {
+        return Ok(SendingSettings::Damaged("the stored secret is malformed".into()));
+    };
+    let mut active = vec![current];
+    let mut previous_until = None;
+    if let (V::Text(previous), V::Integer(until)) = (&secrets.1, &secrets.2)
+        && *until > now
+    {
+        match Secret::parse(previous) {
+            Ok(previous) => active.push(previous),
+            Err(_) => return Ok(SendingSettings::Damaged("the stored previous secret is malformed".into())),
+        }
+        previous_until = Some(*until);
+    }
+    Ok(SendingSettings::Live { endpoint: Box::new(endpoint), secrets: active, previous_until })
+}
+
+/// A value that cannot be read as its column's type (not a failure of SQLite itself).
+pub(crate) fn is_value_error(err: &rusqlite::Error) -> bool {
+    matches!(
+        err,
+        rusqlite::Error::FromSqlConversionFailure(..)
+            | rusqlite::Error::IntegralValueOutOfRange(..)
+            | rusqlite::Error::InvalidColumnType(..)
+            | rusqlite::Error::Utf8Error(..)
+    )
+}
+
+/// Disables an endpoint whose stored settings cannot be read (without reading them), pausing
+/// its deliveries. Returns its id (its seq as text if even that is unreadable), or `None` when
+/// it was already disabled or deleted.
+pub(crate) fn disable_damaged(conn: &Connection, seq: i64, reason: &str) -> Result<Option<String>> {
+    let now = clock::now_micros();
+    let position = crate::log::last_position(conn)? as i64;
+    let changed = conn
+        .prepare_cached(
+            "UPDATE tidings_endpoints SET enabled = 0, disabled_reason = ?2, disabled_at_position = ?3, updated_at = ?4
+             WHERE seq = ?1 AND enabled = 1 AND deleted_at IS NULL",
+        )?
+        .execute(params![seq, reason, position, now])?;
+    if changed == 0 {
+        return Ok(None);
+    }
+    outbox::pause_endpoint(conn, seq, now)?;
+    schema::bump_endpoints_generation(conn)?;
+    let id: rusqlite::types::Value =
+        conn.prepare_cached("SELECT id FROM tidings_endpoints WHERE seq = ?1")?.query_row([seq], |r| r.get(0))?;
+    Ok(Some(match id {
+        rusqlite::types::Value::Text(id) if !id.is_empty() && !id.chars().any(char::is_control) => id,
+        _ => seq.to_string(),
+    }))
 }
 
 /// Reads a live endpoint.
@@ -122,8 +250,8 @@ pub(crate) fn list(conn: &Connection, tenant: Option<&str>) -> Result<Vec<Endpoi
     let mut stmt = conn.prepare_cached(&format!(
         "SELECT {COLUMNS} FROM tidings_endpoints WHERE deleted_at IS NULL AND (?1 IS NULL OR tenant = ?1) ORDER BY seq"
     ))?;
-    let rows = stmt.query_map([tenant], from_row)?;
-    Ok(rows.map(|r| r.map(|(_, e)| e)).collect::<rusqlite::Result<Vec<_>>>()?)
+    let rows = stmt.query_map([tenant], from_row)?.collect::<rusqlite::Result<Vec<_>>>()?;
+    rows.into_iter().map(|row| with_health(conn, row).map(|(_, e)| e)).collect()
 }
 
 /// Creates an endpoint from a validated spec.
@@ -171,6 +299,8 @@ pub(crate) fn create(conn: &Connection, spec: &EndpointSpec) -> Result<Endpoint>
         serde_json::to_string(&spec.final_statuses)?,
         now,
     ])?;
+    let seq = conn.last_insert_rowid();
+    state::create(conn, seq, spec.keepalive.map(|every| now.saturating_add(micros(every))))?;
     schema::bump_endpoints_generation(conn)?;
     tracing::info!(endpoint = %id, "endpoint created");
     get(conn, &id)
@@ -218,6 +348,7 @@ pub(crate) fn update(conn: &Connection, id: &str, change: &EndpointUpdate) -> Re
         serde_json::to_string(&spec.final_statuses)?,
         clock::now_micros(),
     ])?;
+    state::settings_changed(conn, seq, clock::now_micros())?;
     if spec.ordered != current.spec.ordered {
         // The per-stream order index covers the unfinished deliveries of ordered endpoints.
         conn.prepare_cached("UPDATE tidings_deliveries SET ordered = ?2 WHERE endpoint_seq = ?1 AND state <= 3")?
@@ -283,11 +414,12 @@ pub(crate) fn enable(conn: &Connection, id: &str, catch_up: bool) -> Result<Endp
         .prepare_cached("SELECT disabled_at_position FROM tidings_endpoints WHERE seq = ?1")?
         .query_row([seq], |r| r.get(0))?;
     conn.prepare_cached(
-        "UPDATE tidings_endpoints SET enabled = 1, disabled_reason = NULL, disabled_at_position = NULL,
-            consecutive_failures = 0, unhealthy = 0, failing_since = NULL, updated_at = ?2
+        "UPDATE tidings_endpoints SET enabled = 1, disabled_reason = NULL, disabled_at_position = NULL, updated_at = ?2
          WHERE seq = ?1",
     )?
     .execute(params![seq, now])?;
+    state::reset_health(conn, seq)?;
+    state::settings_changed(conn, seq, now)?;
     let resumed = outbox::resume_endpoint(conn, seq, now)?;
     let mut caught_up = 0;
     if catch_up && let Some(after) = disabled_at {
@@ -337,18 +469,6 @@ pub(crate) fn active_secrets(conn: &Connection, seq: i64, now: i64) -> Result<Ve
         secrets.push(Secret::parse(&prev)?);
     }
     Ok(secrets)
-}
-
-/// When the previous secret stops signing, if it still does at `now`.
-pub(crate) fn previous_secret_until(conn: &Connection, seq: i64, now: i64) -> Result<Option<i64>> {
-    let until: Option<i64> = conn
-        .prepare_cached(
-            "SELECT previous_secret_until FROM tidings_endpoints WHERE seq = ?1 AND previous_secret IS NOT NULL",
-        )?
-        .query_row([seq], |r| r.get(0))
-        .optional()?
-        .flatten();
-    Ok(until.filter(|u| *u > now))
 }
 
 /// `replay(endpoint, from, to)`: every matching event in the range gets a pending delivery;
