@@ -112,6 +112,9 @@ fn bad_endpoints_are_refused_and_nothing_changes() -> Result<()> {
     refused(&path, "rate_limit", || create(EndpointSpec { rate_limit: Some(0.0), ..base() }));
     refused(&path, "rate_limit", || create(EndpointSpec { rate_limit: Some(-1.0), ..base() }));
     refused(&path, "rate_limit", || create(EndpointSpec { rate_limit: Some(f64::INFINITY), ..base() }));
+    // Slower than a request a day: the wait for a token would overflow the scheduler's time.
+    refused(&path, "rate_limit", || create(EndpointSpec { rate_limit: Some(1e-300), ..base() }));
+    refused(&path, "rate_limit", || create(EndpointSpec { rate_limit: Some(1e-5), ..base() }));
     refused(&path, "burst", || create(EndpointSpec { rate_limit: Some(10.0), burst: Some(0), ..base() }));
     refused(&path, "secret", || create(EndpointSpec { secret: Some("nope".into()), ..base() }));
     refused(&path, "secret", || create(EndpointSpec { secret: Some("whsec_!!!not base64!!!".into()), ..base() }));

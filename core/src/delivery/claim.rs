@@ -20,21 +20,20 @@
 
 use std::collections::HashMap;
 use std::num::NonZeroUsize;
-use std::sync::{Arc, LazyLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use lru::LruCache;
-use rusqlite::{Connection, params};
+use rusqlite::Connection;
 
 use super::circuit::{self, Gate};
 use super::complete;
 use super::request::{Job, Target};
+use super::rows::{self, DueRow};
 use super::throttle::Bucket;
 use crate::clock;
 use crate::endpoint::{self, SendingSettings, state};
 use crate::error::Result;
-use crate::event::StoredEvent;
-use crate::log;
 use crate::store::Shared;
 
 /// How many due endpoints one query of the due queue returns.
@@ -308,7 +307,7 @@ fn quarantine_endpoint(conn: &Connection, shared: &Shared, seq: i64, damage: &st
     Ok(true)
 }
 
-/// One endpoint: gate, room, tokens, due rows, next due time.
+/// One endpoint: its settings and gate, its room, its tokens, its due rows, its next due time.
 fn visit(
     conn: &Connection,
     shared: &Shared,
@@ -318,22 +317,7 @@ fn visit(
 ) -> Result<Visit> {
     let now = limits.now;
     let mut visit = Visit::default();
-    let Some(updated_at) = endpoint::live_updated_at(conn, seq)? else {
-        // Deleted or disabled: its deliveries are cancelled or paused; enabling makes it due.
-        state::set_due(conn, seq, None)?;
-        return Ok(visit);
-    };
-    let target = match local.target(conn, seq, updated_at, now)? {
-        Loaded::Live(target) => target,
-        Loaded::Gone => {
-            state::set_due(conn, seq, None)?;
-            return Ok(visit);
-        }
-        Loaded::Damaged(damage) => {
-            visit.emitted = quarantine_endpoint(conn, shared, seq, &damage)?;
-            return Ok(visit);
-        }
-    };
+    let Some(target) = live_target(conn, shared, local, seq, now, &mut visit)? else { return Ok(visit) };
     let mut health = state::load_health(conn, seq)?;
     let gate = circuit::gate(&health, now);
     let limit = lane_limit(gate, health.proven());
@@ -360,46 +344,22 @@ fn visit(
         b
     });
     if let Some(b) = &bucket {
-        let available = b.available() as usize;
-        if available == 0 {
+        if b.available() == 0 {
             let at = now.saturating_add(b.micros_until_token());
             state::set_due(conn, seq, Some(at))?;
             visit.next_due = Some(at);
             return Ok(visit);
         }
-        room = room.min(available);
+        room = room.min(usize::try_from(b.available()).unwrap_or(usize::MAX));
     }
     let free_now = limit.in_flight.saturating_sub(outstanding) as usize;
-    let rows = due_rows(conn, &target, room, now)?;
-    let all_due_taken = rows.len() < room;
-    let lease = |i: usize| {
-        // A job claimed ahead waits for a request before it: its lease covers both.
-        let waits = if i < free_now { 1 } else { 2 };
-        now.saturating_add(clock::duration_micros(target.timeout).saturating_mul(waits))
-            .saturating_add(clock::duration_micros(limits.lease_grace))
-    };
-    for (i, row) in rows.into_iter().enumerate() {
-        match row {
-            DueRow::Ready { id, attempts, event } => {
-                let lease_until = lease(i);
-                take(conn, id, limits.owner, lease_until, now)?;
-                visit.jobs.push(Job {
-                    delivery_id: id,
-                    attempt: attempts + 1,
-                    target: Arc::clone(&target),
-                    event,
-                    ping: false,
-                    lease_until,
-                });
-            }
-            DueRow::EventGone { id } => cancel_orphan(conn, id, now)?,
-            DueRow::Damaged { id, reason } => fail_damaged(conn, id, &reason, now)?,
-        }
-    }
+    let all_due_taken = take_due_rows(conn, limits, &target, room, free_now, &mut visit)?;
     let taken = visit.jobs.len() as u64;
-    if gate == Gate::Probe && taken > 0 {
+    if gate == Gate::Probe
+        && let Some(first) = visit.jobs.first()
+    {
         let mut changes = Vec::new();
-        circuit::probe(&mut health, visit.jobs[0].lease_until, &mut changes);
+        circuit::probe(&mut health, first.lease_until, &mut changes);
         state::save_health(conn, seq, &health)?;
         for change in changes {
             visit.emitted |= complete::announce(conn, shared, &target, &health, change)?;
@@ -413,12 +373,77 @@ fn visit(
         state::touch_ping(conn, seq, now)?;
     }
     if all_due_taken {
-        let wake = reschedule(conn, local, &target, now, &mut visit)?;
-        visit.next_due = wake;
+        visit.next_due = reschedule(conn, local, &target, now, &mut visit)?;
     } else {
         visit.due_left = true;
     }
     Ok(visit)
+}
+
+/// The endpoint's sending settings if it is live and enabled and they can be read. Otherwise
+/// it is taken off the due queue (deleted or disabled: enabling makes it due again), or, when
+/// its settings are damaged, disabled with a system event.
+fn live_target(
+    conn: &Connection,
+    shared: &Shared,
+    local: &mut LocalState,
+    seq: i64,
+    now: i64,
+    visit: &mut Visit,
+) -> Result<Option<Arc<Target>>> {
+    let loaded = match endpoint::live_updated_at(conn, seq)? {
+        Some(updated_at) => local.target(conn, seq, updated_at, now)?,
+        None => Loaded::Gone,
+    };
+    match loaded {
+        Loaded::Live(target) => Ok(Some(target)),
+        Loaded::Gone => {
+            state::set_due(conn, seq, None)?;
+            Ok(None)
+        }
+        Loaded::Damaged(damage) => {
+            visit.emitted = quarantine_endpoint(conn, shared, seq, &damage)?;
+            Ok(None)
+        }
+    }
+}
+
+/// Claims up to `room` due rows of the endpoint for `limits.owner`; the first `free_now` may
+/// be sent at once, the others are claimed ahead (their lease covers one more request before
+/// them). Returns whether every claimable row was taken.
+fn take_due_rows(
+    conn: &Connection,
+    limits: &ClaimLimits<'_>,
+    target: &Arc<Target>,
+    room: usize,
+    free_now: usize,
+    visit: &mut Visit,
+) -> Result<bool> {
+    let now = limits.now;
+    let due = rows::due_rows(conn, target, room, now)?;
+    let all_taken = due.len() < room;
+    let timeout = clock::duration_micros(target.timeout);
+    let grace = clock::duration_micros(limits.lease_grace);
+    for (i, row) in due.into_iter().enumerate() {
+        match row {
+            DueRow::Ready { id, attempts, event } => {
+                let waits = if i < free_now { 1 } else { 2 };
+                let lease_until = now.saturating_add(timeout.saturating_mul(waits)).saturating_add(grace);
+                rows::take(conn, id, limits.owner, lease_until, now)?;
+                visit.jobs.push(Job {
+                    delivery_id: id,
+                    attempt: attempts.saturating_add(1),
+                    target: Arc::clone(target),
+                    event,
+                    ping: false,
+                    lease_until,
+                });
+            }
+            DueRow::EventGone { id } => rows::cancel_orphan(conn, id, now)?,
+            DueRow::Damaged { id, reason } => rows::fail_damaged(conn, id, &reason, now)?,
+        }
+    }
+    Ok(all_taken)
 }
 
 /// After taking every claimable row: sets the endpoint's `due_at` to its earliest unfinished
@@ -432,23 +457,7 @@ fn reschedule(
     visit: &mut Visit,
 ) -> Result<Option<i64>> {
     let seq = target.seq;
-    // Read leniently: a damaged next_attempt_at (not an integer) is never due, never in the way.
-    let earliest: Option<i64> = conn
-        .prepare_cached("SELECT min(next_attempt_at) FROM tidings_deliveries WHERE endpoint_seq = +?1 AND state <= 2")?
-        .query_row([seq], |r| r.get::<_, rusqlite::types::Value>(0))
-        .map(integer)?;
-    // Rows due now but not claimable (ordered, waiting for an earlier event) must not hide the
-    // next row that becomes due later, such as that earlier event's retry.
-    let later: Option<i64> = match earliest {
-        Some(at) if at <= now => conn
-            .prepare_cached(
-                "SELECT min(next_attempt_at) FROM tidings_deliveries
-                 WHERE endpoint_seq = +?1 AND state <= 2 AND next_attempt_at > +?2",
-            )?
-            .query_row(params![seq, now], |r| r.get::<_, rusqlite::types::Value>(0))
-            .map(integer)?,
-        other => other,
-    };
+    let (earliest, later) = rows::earliest_due(conn, seq, now)?;
     let mut due = earliest;
     let mut wake = later;
     if let (Some(every), None) = (target.keepalive_us, earliest) {
@@ -492,198 +501,10 @@ fn keepalive(
     Ok(now.saturating_add(every))
 }
 
-/// An integer, or `None` for NULL or a value of another type.
-fn integer(value: rusqlite::types::Value) -> Option<i64> {
-    match value {
-        rusqlite::types::Value::Integer(i) => Some(i),
-        _ => None,
-    }
-}
-
-/// A due row of the claim query.
-enum DueRow {
-    Ready {
-        id: i64,
-        attempts: u32,
-        event: StoredEvent,
-    },
-    /// Its event was deleted: the delivery is cancelled.
-    EventGone {
-        id: i64,
-    },
-    /// The row or its event cannot be read: the delivery is failed.
-    Damaged {
-        id: i64,
-        reason: String,
-    },
-}
-
-/// Due rows of one endpoint with their events, in one statement: the event columns are
-/// [`log::EVENT_COLUMNS`], from column 2.
-static DUE_PLAIN: LazyLock<String> = LazyLock::new(|| {
-    format!(
-        "SELECT d.id, d.attempts, {} FROM tidings_deliveries d {DUE_EVENTS}
-         WHERE d.endpoint_seq = +?1 AND d.state <= 2 AND d.next_attempt_at <= +?2
-         ORDER BY d.next_attempt_at, d.id LIMIT +?3",
-        log::EVENT_COLUMNS
-    )
-});
-
-/// [`DUE_PLAIN`] for an ordered endpoint: a row waits while an earlier event of its stream is
-/// unfinished.
-static DUE_ORDERED: LazyLock<String> = LazyLock::new(|| {
-    format!(
-        "SELECT d.id, d.attempts, {} FROM tidings_deliveries d {DUE_EVENTS}
-         WHERE d.endpoint_seq = +?1 AND d.state <= 2 AND d.next_attempt_at <= +?2
-           AND NOT EXISTS (SELECT 1 FROM tidings_deliveries o
-                           WHERE o.endpoint_seq = d.endpoint_seq AND o.stream_id = d.stream_id
-                             AND o.event_position < d.event_position AND o.ordered = 1 AND o.state <= 3)
-         ORDER BY d.next_attempt_at, d.id LIMIT +?3",
-        log::EVENT_COLUMNS
-    )
-});
-
-const DUE_EVENTS: &str = "LEFT JOIN tidings_events e ON e.position = d.event_position
-    LEFT JOIN tidings_streams s ON s.id = e.stream_id";
-
-/// Up to `want` due rows of the endpoint. Read in one statement; if a row cannot be read, the
-/// rows are read one by one so only the damaged ones fail.
-fn due_rows(conn: &Connection, target: &Target, want: usize, now: i64) -> Result<Vec<DueRow>> {
-    let sql: &str = if target.ordered { &DUE_ORDERED } else { &DUE_PLAIN };
-    let mut stmt = conn.prepare_cached(sql)?;
-    let batch: rusqlite::Result<Vec<DueRow>> =
-        stmt.query_map(params![target.seq, now, want as i64], read_due_row)?.collect();
-    match batch {
-        Ok(rows) => Ok(rows),
-        Err(err) if is_row_damage(&err) => {
-            let ids: Vec<i64> = conn
-                .prepare_cached(&format!("SELECT id FROM ({sql})"))?
-                .query_map(params![target.seq, now, want as i64], |r| r.get(0))?
-                .collect::<rusqlite::Result<_>>()?;
-            let mut one = conn.prepare_cached(&format!(
-                "SELECT d.id, d.attempts, {} FROM tidings_deliveries d {DUE_EVENTS} WHERE d.id = +?1",
-                log::EVENT_COLUMNS
-            ))?;
-            let mut rows = Vec::with_capacity(ids.len());
-            for id in ids {
-                match one.query_row([id], read_due_row) {
-                    Ok(row) => rows.push(row),
-                    Err(err) if is_row_damage(&err) => rows.push(DueRow::Damaged { id, reason: err.to_string() }),
-                    Err(err) => return Err(err.into()),
-                }
-            }
-            Ok(rows)
-        }
-        Err(err) => Err(err.into()),
-    }
-}
-
-fn read_due_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<DueRow> {
-    let id: i64 = r.get(0)?;
-    let attempts: u32 = r.get(1)?;
-    Ok(match log::stored_event_from_row(r, 2)? {
-        Some(event) => DueRow::Ready { id, attempts, event },
-        None => DueRow::EventGone { id },
-    })
-}
-
-fn is_row_damage(err: &rusqlite::Error) -> bool {
-    endpoint::is_value_error(err)
-}
-
-fn take(conn: &Connection, id: i64, owner: &str, lease_until: i64, now: i64) -> Result<()> {
-    conn.prepare_cached(
-        "UPDATE tidings_deliveries SET state = 1, attempts = attempts + 1, lease_owner = ?2, lease_expires_at = ?3,
-            next_attempt_at = ?3, touched_at = ?4
-         WHERE id = ?1",
-    )?
-    .execute(params![id, owner, lease_until, now])?;
-    Ok(())
-}
-
-fn cancel_orphan(conn: &Connection, id: i64, now: i64) -> Result<()> {
-    conn.prepare_cached("UPDATE tidings_deliveries SET state = 6, touched_at = ?2, completed_at = ?2 WHERE id = ?1")?
-        .execute(params![id, now])?;
-    Ok(())
-}
-
-fn fail_damaged(conn: &Connection, id: i64, reason: &str, now: i64) -> Result<()> {
-    tracing::warn!(delivery = id, reason, "a stored delivery or its event is damaged; failing the delivery");
-    conn.prepare_cached(
-        "UPDATE tidings_deliveries SET state = 5, attempts = 0, last_status = NULL, last_error = ?3, lease_owner = NULL,
-            lease_expires_at = NULL, touched_at = ?2, completed_at = ?2
-         WHERE id = ?1",
-    )?
-    .execute(params![id, now, format!("the stored delivery or its event is damaged: {reason}")])?;
-    Ok(())
-}
-
-/// Releases claims this owner will not finish (shutdown, or jobs given back): the rows become
-/// due again now, with the unfinished attempt not counted. Paused rows only lose their lease.
-pub(crate) fn release(conn: &Connection, owner: &str, ids: &[i64], now: i64) -> Result<usize> {
-    let mut stmt = conn.prepare_cached(
-        "UPDATE tidings_deliveries SET
-            state = CASE WHEN state = 3 THEN 3 WHEN attempts > 1 THEN 2 ELSE 0 END,
-            attempts = max(attempts - 1, 0), lease_owner = NULL, lease_expires_at = NULL,
-            next_attempt_at = ?3, touched_at = ?3
-         WHERE id = ?1 AND lease_owner = ?2 AND (state = 1 OR state = 3)",
-    )?;
-    let mut released = 0;
-    for id in ids {
-        released += stmt.execute(params![id, owner, now])?;
-    }
-    Ok(released)
-}
-
-/// Makes the claims of a dead `owner` due (its process is gone: nothing of it is in flight),
-/// so they are sent at once instead of when their leases expire. They keep their place: due
-/// since they were created, so they go before the endpoint's later work. Returns how many.
-pub(crate) fn reclaim_dead(conn: &Connection, owner: &str, now: i64) -> Result<usize> {
-    let due = conn
-        .prepare_cached(
-            "UPDATE tidings_deliveries SET next_attempt_at = min(created_at, ?2), touched_at = ?2
-             WHERE state = 1 AND lease_owner = ?1 AND next_attempt_at > ?2",
-        )?
-        .execute(params![owner, now])?;
-    // A paused row keeps its lease while its request is in flight; the request died with it.
-    let paused = conn
-        .prepare_cached(
-            "UPDATE tidings_deliveries SET lease_owner = NULL, lease_expires_at = NULL, touched_at = ?2
-             WHERE state = 3 AND lease_owner = ?1",
-        )?
-        .execute(params![owner, now])?;
-    Ok(due + paused)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// The claim's due query reads the due index in claim order and each event by its
-    /// position: no scan, no sort, no temporary table (the left joins keep the deliveries as
-    /// the outer table, and the due index gives the claim order).
-    #[test]
-    fn the_due_queries_walk_the_due_index_and_look_events_up_by_position() -> Result<()> {
-        let mut conn = Connection::open_in_memory()?;
-        crate::schema::migrate(&mut conn)?;
-        for sql in [DUE_PLAIN.as_str(), DUE_ORDERED.as_str()] {
-            let plan: Vec<String> = conn
-                .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))?
-                .query_map(params![1, 5, 10], |r| r.get(3))?
-                .collect::<rusqlite::Result<_>>()?;
-            let plan = plan.join("\n");
-            assert!(plan.contains("SEARCH d USING INDEX tidings_deliveries_due"), "{plan}");
-            assert!(plan.contains("SEARCH e USING INTEGER PRIMARY KEY"), "{plan}");
-            assert!(plan.contains("SEARCH s USING INTEGER PRIMARY KEY"), "{plan}");
-            assert!(!plan.contains("SCAN") && !plan.contains("TEMP B-TREE"), "{plan}");
-            let ops: Vec<String> = conn
-                .prepare(&format!("EXPLAIN {sql}"))?
-                .query_map(params![1, 5, 10], |r| r.get(1))?
-                .collect::<rusqlite::Result<_>>()?;
-            assert!(!ops.iter().any(|op| op == "OpenEphemeral"), "{sql}: {ops:?}");
-        }
-        Ok(())
-    }
+    use rusqlite::params;
 
     /// The due queue is read through its partial index, in due order, without a sort: a cycle
     /// costs the due endpoints, not every endpoint.

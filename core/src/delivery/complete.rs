@@ -138,45 +138,15 @@ fn record(conn: &Connection, owner: &str, f: &Finished) -> Result<Outcome> {
     let now = clock::now_micros();
     let target = &f.job.target;
     let verdict = classify(&f.result, &target.final_statuses, SystemTime::now());
-    let (status, error_kind, error, body) = match &f.result {
-        Ok(r) => {
-            let cut = &r.body[..r.body.len().min(RECORDED_BODY_BYTES)];
-            let error = (!(200..300).contains(&r.status)).then(|| format!("HTTP {}", r.status));
-            (
-                Some(r.status),
-                error.as_ref().map(|_| "status".to_string()),
-                error,
-                Some(String::from_utf8_lossy(cut).into_owned()),
-            )
-        }
-        Err(e) => (None, Some(e.kind.as_str().to_string()), Some(e.message.clone()), None),
-    };
-    conn.prepare_cached(
-        "INSERT INTO tidings_attempts (delivery_id, number, started_at, duration_us, status_code, error_kind, error,
-            response_body)
-         VALUES (?1, (SELECT coalesce(max(number), 0) + 1 FROM tidings_attempts WHERE delivery_id = +?1), ?2, ?3, ?4, ?5,
-            ?6, ?7)",
-    )?
-    .execute(params![
-        f.job.delivery_id,
-        f.started_at,
-        clock::duration_micros(f.duration),
-        status,
-        error_kind,
-        error,
-        body
-    ])?;
-
-    let last_error = error.as_deref().map(|e| match &error_kind {
-        Some(kind) if kind != "status" => format!("{kind}: {e}"),
-        _ => e.to_string(),
-    });
+    let row = AttemptRow::of(f);
+    row.insert(conn, f)?;
     let outcome = match &verdict {
         Verdict::Retry { .. } if !target.retry.has_attempts_left(f.job.attempt) => "exhausted",
         Verdict::Retry { .. } => "retry",
         Verdict::Success => "success",
         Verdict::Fail { .. } => "failed",
     };
+    let id = f.job.delivery_id;
     match (&verdict, outcome) {
         (Verdict::Success, _) => {
             conn.prepare_cached(
@@ -184,7 +154,7 @@ fn record(conn: &Connection, owner: &str, f: &Finished) -> Result<Outcome> {
                     lease_expires_at = NULL, touched_at = ?4, completed_at = ?4
                  WHERE id = ?1 AND lease_owner = ?2 AND (state = 1 OR state = 3)",
             )?
-            .execute(params![f.job.delivery_id, owner, status, now])?;
+            .execute(params![id, owner, row.status, now])?;
         }
         (Verdict::Retry { retry_after }, "retry") => {
             let delay = target.retry.retry_after_delay(f.job.attempt, unit_random(), *retry_after);
@@ -194,7 +164,7 @@ fn record(conn: &Connection, owner: &str, f: &Finished) -> Result<Outcome> {
                     last_status = ?4, last_error = ?5, lease_owner = NULL, lease_expires_at = NULL, touched_at = ?6
                  WHERE id = ?1 AND lease_owner = ?2 AND (state = 1 OR state = 3)",
             )?
-            .execute(params![f.job.delivery_id, owner, due, status, last_error, now])?;
+            .execute(params![id, owner, due, row.status, row.last_error(), now])?;
         }
         _ => {
             conn.prepare_cached(
@@ -202,24 +172,82 @@ fn record(conn: &Connection, owner: &str, f: &Finished) -> Result<Outcome> {
                     lease_expires_at = NULL, touched_at = ?5, completed_at = ?5
                  WHERE id = ?1 AND lease_owner = ?2 AND (state = 1 OR state = 3)",
             )?
-            .execute(params![f.job.delivery_id, owner, status, last_error, now])?;
+            .execute(params![id, owner, row.status, row.last_error(), now])?;
         }
     }
     tracing::debug!(
-        delivery = f.job.delivery_id,
+        delivery = id,
         endpoint = %target.id,
         attempt = f.job.attempt,
-        status,
-        error_kind = error_kind.as_deref(),
+        status = row.status,
+        error_kind = row.error_kind.as_deref(),
         duration_ms = f.duration.as_millis() as u64,
         outcome,
         "attempt recorded"
     );
     Ok(match verdict {
         Verdict::Success => Outcome::Success,
-        Verdict::Fail { disable } => Outcome::Failure { status, gone: disable },
-        Verdict::Retry { .. } => Outcome::Failure { status, gone: false },
+        Verdict::Fail { disable } => Outcome::Failure { status: row.status, gone: disable },
+        Verdict::Retry { .. } => Outcome::Failure { status: row.status, gone: false },
     })
+}
+
+/// What an attempt's record keeps: the status, the error and the start of the response body.
+struct AttemptRow {
+    status: Option<u16>,
+    error_kind: Option<String>,
+    error: Option<String>,
+    body: Option<String>,
+}
+
+impl AttemptRow {
+    fn of(f: &Finished) -> AttemptRow {
+        match &f.result {
+            Ok(r) => {
+                let cut = &r.body[..r.body.len().min(RECORDED_BODY_BYTES)];
+                let error = (!(200..300).contains(&r.status)).then(|| format!("HTTP {}", r.status));
+                AttemptRow {
+                    status: Some(r.status),
+                    error_kind: error.as_ref().map(|_| "status".to_string()),
+                    error,
+                    body: Some(String::from_utf8_lossy(cut).into_owned()),
+                }
+            }
+            Err(e) => AttemptRow {
+                status: None,
+                error_kind: Some(e.kind.as_str().to_string()),
+                error: Some(e.message.clone()),
+                body: None,
+            },
+        }
+    }
+
+    /// The delivery's `last_error`: the kind and the message, or the status text.
+    fn last_error(&self) -> Option<String> {
+        self.error.as_deref().map(|e| match &self.error_kind {
+            Some(kind) if kind != "status" => format!("{kind}: {e}"),
+            _ => e.to_string(),
+        })
+    }
+
+    fn insert(&self, conn: &Connection, f: &Finished) -> Result<()> {
+        conn.prepare_cached(
+            "INSERT INTO tidings_attempts (delivery_id, number, started_at, duration_us, status_code, error_kind, error,
+                response_body)
+             VALUES (?1, (SELECT coalesce(max(number), 0) + 1 FROM tidings_attempts WHERE delivery_id = +?1), ?2, ?3,
+                ?4, ?5, ?6, ?7)",
+        )?
+        .execute(params![
+            f.job.delivery_id,
+            f.started_at,
+            clock::duration_micros(f.duration),
+            self.status,
+            self.error_kind,
+            self.error,
+            self.body
+        ])?;
+        Ok(())
+    }
 }
 
 /// Appends the system event of one health transition (and disables the endpoint for a

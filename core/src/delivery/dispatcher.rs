@@ -26,6 +26,7 @@ use super::claim::{self, ClaimLimits, LocalState};
 use super::complete::{self, HealthChanges};
 use super::liveness::{self, Reaped, Registration};
 use super::request::Job;
+use super::rows;
 use super::scheduler::{PoolSize, Scheduler};
 use super::worker::{self, Report, Reporting};
 use super::{DeliveryOptions, Engine};
@@ -228,8 +229,9 @@ impl Dispatcher {
                 self.policy.in_flight(self.local.total());
                 reports.recorded();
                 t.next_due = result.next_due.map(|at| {
-                    let wait = at.saturating_sub(clock::now_micros()).max(0) as u64;
-                    Instant::now() + Duration::from_micros(wait)
+                    let wait = Duration::from_micros(at.saturating_sub(clock::now_micros()).max(0) as u64);
+                    // A due time out of reach (a damaged row) is an hour away: looked at again then.
+                    Instant::now() + wait.min(Duration::from_secs(3600))
                 });
                 let given_back = !result.given_back.is_empty();
                 reports.take(result.given_back.into_iter().map(Report::NotSent));
@@ -471,7 +473,7 @@ impl Dispatcher {
         let health = {
             let (conn, shared) = tx.parts()?;
             let health = record(conn, shared, &self.owner, &self.health, reports, now)?;
-            claim::release(conn, &self.owner, unfinished, now)?;
+            rows::release(conn, &self.owner, unfinished, now)?;
             if self.registration.listed() {
                 liveness::unregister(conn, &self.registration)?;
             }
@@ -502,7 +504,7 @@ fn record(
             Report::NotSent(_) => {}
         }
     }
-    claim::release(conn, owner, &release, now)?;
+    rows::release(conn, owner, &release, now)?;
     recorder.finish(conn, shared)
 }
 

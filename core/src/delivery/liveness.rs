@@ -6,7 +6,7 @@
 //! (`flock`) on a lock file of its own, next to the database, and lists it in
 //! `tidings_engines`. The operating system releases the lock when the process dies, however it
 //! dies. Another engine that can take the lock knows the owner is dead: in its next cycle it
-//! makes the dead owner's claims due at once ([`super::claim::reclaim_dead`]) and removes the
+//! makes the dead owner's claims due at once ([`super::rows::reclaim_dead`]) and removes the
 //! entry and the file.
 //!
 //! An owner is judged dead only when its lock file exists and its lock can be taken. A lock
@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 use rusqlite::{Connection, params};
 use sha2::{Digest, Sha256};
 
-use super::claim;
+use super::rows;
 use crate::clock;
 use crate::error::{Error, Result};
 
@@ -177,7 +177,7 @@ pub(crate) fn reap(conn: &Connection, me: &str, now: i64) -> Result<Reaped> {
         };
         match file.try_lock() {
             Ok(()) => {
-                let reclaimed = claim::reclaim_dead(conn, &owner, now)?;
+                let reclaimed = rows::reclaim_dead(conn, &owner, now)?;
                 conn.prepare_cached("DELETE FROM tidings_engines WHERE owner = ?1")?.execute([&owner])?;
                 tracing::info!(owner, reclaimed, "a delivery engine on this host died; its claims are due again");
                 reaped.reclaimed += reclaimed;

@@ -37,6 +37,7 @@ pub(crate) mod http;
 mod liveness;
 mod outcome;
 mod request;
+mod rows;
 mod scheduler;
 #[cfg(test)]
 mod scheduler_tests;

@@ -39,9 +39,15 @@ impl Bucket {
         self.tokens -= n as f64;
     }
 
-    /// Microseconds until one whole token is available.
+    /// Microseconds until one whole token is available (at most a day: a bucket read from a
+    /// damaged row, with a rate or tokens out of range, must not push the wait out of reach).
     pub(crate) fn micros_until_token(&self) -> i64 {
-        if self.tokens >= 1.0 { 0 } else { (((1.0 - self.tokens) / self.rate) * 1e6).ceil() as i64 }
+        const DAY_MICROS: f64 = 86_400e6;
+        if self.tokens >= 1.0 {
+            return 0;
+        }
+        let wait = ((1.0 - self.tokens) / self.rate) * 1e6;
+        if wait.is_nan() { DAY_MICROS as i64 } else { wait.ceil().clamp(0.0, DAY_MICROS) as i64 }
     }
 }
 
@@ -62,6 +68,17 @@ mod tests {
         assert_eq!(b.available(), 1);
         b.refill(10_000_000);
         assert_eq!(b.available(), 1, "capped at burst");
+    }
+
+    #[test]
+    fn the_wait_for_a_token_stays_within_a_day_whatever_the_row_holds() {
+        let day = 86_400_000_000;
+        for (rate, tokens) in [(1e-300, 0.0), (0.0, 0.0), (f64::NAN, 0.0), (1.0, f64::NEG_INFINITY), (-5.0, 0.5)] {
+            let b = Bucket { rate, burst: 1.0, tokens, at: 0 };
+            let wait = b.micros_until_token();
+            assert!((0..=day).contains(&wait), "rate {rate} tokens {tokens}: {wait}");
+        }
+        assert_eq!(Bucket { rate: 1.0 / 86_400.0, burst: 1.0, tokens: 0.0, at: 0 }.micros_until_token(), day);
     }
 
     #[test]

@@ -12,6 +12,9 @@ use crate::pattern::PatternSet;
 use crate::signing::Secret;
 use crate::template::TemplateSet;
 
+/// The smallest `rate_limit`: one request a day. Below it a bucket's wait for a token stops
+/// being a time the scheduler can use.
+const MIN_RATE_LIMIT: f64 = 1.0 / 86_400.0;
 /// Headers tidings sets itself; an endpoint may not override them.
 const RESERVED_HEADERS: &[&str] = &[
     "host",
@@ -70,9 +73,12 @@ pub(crate) fn check(spec: &EndpointSpec) -> Result<Checked> {
     }
     spec.retry.validate()?;
     if let Some(rate) = spec.rate_limit
-        && !(rate.is_finite() && rate > 0.0 && rate <= 100_000.0)
+        && !(rate.is_finite() && (MIN_RATE_LIMIT..=100_000.0).contains(&rate))
     {
-        return Err(Error::invalid("rate_limit", "must be more than 0 and at most 100000 requests per second"));
+        return Err(Error::invalid(
+            "rate_limit",
+            "must be between one request a day (0.0000116) and 100000 requests per second",
+        ));
     }
     if let Some(burst) = spec.burst {
         if spec.rate_limit.is_none() {

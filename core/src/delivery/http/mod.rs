@@ -20,6 +20,8 @@
 //!   `timeout`. No global or per-call timeout is set, because either one makes `ureq` resolve
 //!   every host on a new thread. Name resolution itself is bounded by the system resolver
 //!   (numeric hosts need no lookup).
+//! * **A connection costs at most 48 KiB of buffers**: a 32 KiB input buffer (a response head
+//!   larger than [`RESPONSE_HEAD_LIMIT`] fails the attempt) and a 16 KiB output buffer.
 //! * **The response body costs at most `body_limit` bytes**: it is read up to the limit and the
 //!   connection is then dropped (closed, not drained), so a receiver sending 100 MB costs
 //!   neither 100 MB nor the time to read them. A body that trickles in fails with
@@ -54,6 +56,10 @@ use crate::error::Error;
 
 /// The longest connect phase (TCP connect and TLS handshake), whatever the request timeout.
 pub(crate) const MAX_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The largest response head (status line and headers) read; a larger one fails the attempt
+/// as [`SendErrorKind::Io`].
+pub(crate) const RESPONSE_HEAD_LIMIT: usize = 32 * 1024;
 
 /// How many agents for distinct `ca_cert` PEMs are kept (least recently used evicted).
 pub(crate) const CA_AGENT_CAPACITY: usize = 64;
@@ -369,6 +375,12 @@ fn build_agent(egress: &EgressPolicy, max_idle_per_host: usize, user_agent: &str
         .tls_config(tls)
         .max_idle_connections(max_idle_per_host.saturating_mul(64).max(256))
         .max_idle_connections_per_host(max_idle_per_host)
+        // Buffers per connection (ureq's defaults are 128 KiB each way): with hundreds of
+        // requests in flight to slow receivers, they are most of the engine's memory. A request
+        // body larger than the output buffer is written in pieces.
+        .input_buffer_size(RESPONSE_HEAD_LIMIT)
+        .max_response_header_size(RESPONSE_HEAD_LIMIT)
+        .output_buffer_size(16 * 1024)
         .timeout_connect(Some(MAX_CONNECT_TIMEOUT))
         .timeout_send_request(Some(Duration::from_secs(30)))
         .timeout_send_body(Some(Duration::from_secs(30)))

@@ -468,3 +468,21 @@ fn sender_is_shareable() {
     assert_eq!(bad.user_agent, FALLBACK_USER_AGENT);
     assert_eq!(bad.max_idle_per_host, 1);
 }
+
+#[test]
+fn a_response_head_over_the_limit_fails_and_a_large_request_body_goes_out_whole() {
+    let receiver = Receiver::start();
+    let big_header = "x".repeat(RESPONSE_HEAD_LIMIT + 1);
+    receiver.set_behavior(Behavior::StatusWithHeaders(200, vec![("x-big".to_owned(), big_header)]));
+    let err = sender().send(&post(&receiver.url(), secs(5)), LIMIT).unwrap_err();
+    assert_eq!(err.kind, SendErrorKind::Io, "{err}");
+
+    // A head just under the limit is read; a body of 2 MiB (many output buffers) arrives whole.
+    receiver.set_behavior(Behavior::StatusWithHeaders(200, vec![("x-big".to_owned(), "y".repeat(16 * 1024))]));
+    let mut request = post(&receiver.url(), secs(10));
+    request.body = vec![b'7'; 2 * 1024 * 1024];
+    let response = sender().send(&request, LIMIT).unwrap();
+    assert_eq!(response.status, 200);
+    let recorded = receiver.requests();
+    assert_eq!(recorded.last().map(|r| r.body.len()), Some(2 * 1024 * 1024));
+}
