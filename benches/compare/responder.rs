@@ -1,7 +1,12 @@
 //! The receiver every delivery row posts to: a minimal HTTP/1.1 keep-alive responder on
 //! `127.0.0.1`, one thread per connection, that reads each request (head and
 //! `content-length` body), answers `200` with an empty body and counts it (optionally with
-//! the receipt time of each request whose body carries a `"seq"` number).
+//! the receipt time of each request whose body carries a `"seq"` number, or with its
+//! `webhook-id`).
+//!
+//! For the isolation rows the path picks the answer: `/hang/...` is held without an answer for
+//! [`HOLD`] (or until the responder is dropped), `/fail/...` gets `500`, `/slow/...` gets its
+//! `200` after [`SLOW`]; only `200`s count in [`Responder::count`].
 //!
 //! It does as little as an HTTP server can, so that the client side (tidings or the raw
 //! `ureq` loop) is what the rows measure, and both contenders pay for it equally.
@@ -13,6 +18,13 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 const RESPONSE: &[u8] = b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n";
+const FAILURE: &[u8] = b"HTTP/1.1 500 Internal Server Error\r\ncontent-length: 0\r\n\r\n";
+
+/// How long a `/hang/` request is held: past the default 15 s timeout.
+pub const HOLD: Duration = Duration::from_secs(20);
+
+/// How long a `/slow/` request waits for its answer.
+pub const SLOW: Duration = Duration::from_millis(20);
 
 /// A running responder; stops accepting when dropped (connection threads end with their
 /// connections).
@@ -31,6 +43,12 @@ struct Shared {
     stop: AtomicBool,
     /// Receipt times by `seq`, when timing is on.
     receipts: Mutex<Option<Vec<(u64, Instant)>>>,
+    /// `webhook-id` and receipt time of every request, when `recording_ids` is on.
+    ids: Mutex<Option<Vec<(String, Instant)>>>,
+    recording_ids: AtomicBool,
+    /// Requests answered 500 (`/fail/`) and requests held (`/hang/`).
+    failed: AtomicU64,
+    held: AtomicU64,
 }
 
 impl Responder {
@@ -45,6 +63,10 @@ impl Responder {
             reached_lock: Mutex::new(()),
             stop: AtomicBool::new(false),
             receipts: Mutex::new(None),
+            ids: Mutex::new(None),
+            recording_ids: AtomicBool::new(false),
+            failed: AtomicU64::new(0),
+            held: AtomicU64::new(0),
         });
         let accept_shared = Arc::clone(&shared);
         std::thread::spawn(move || {
@@ -67,9 +89,30 @@ impl Responder {
         format!("http://{}/hook", self.addr)
     }
 
-    /// Requests answered so far.
+    /// The URL of a path (`/hang/7`, `/fail/3`, `/slow/a`, `/ok/1`).
+    pub fn url_for(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    /// Requests answered `200` so far.
     pub fn count(&self) -> u64 {
         self.shared.count.load(Ordering::Relaxed)
+    }
+
+    /// Requests answered `500` (`/fail/`) and requests held (`/hang/`) so far.
+    pub fn failed_and_held(&self) -> (u64, u64) {
+        (self.shared.failed.load(Ordering::Relaxed), self.shared.held.load(Ordering::Relaxed))
+    }
+
+    /// Starts recording the `webhook-id` and receipt time of every request.
+    pub fn record_ids(&self) {
+        *self.shared.ids.lock().expect("ids") = Some(Vec::new());
+        self.shared.recording_ids.store(true, Ordering::SeqCst);
+    }
+
+    /// The ids recorded so far, in arrival order.
+    pub fn ids(&self) -> Vec<(String, Instant)> {
+        self.shared.ids.lock().expect("ids").clone().unwrap_or_default()
     }
 
     /// Waits until `n` requests were answered; false after `timeout`.
@@ -121,36 +164,37 @@ fn serve(stream: TcpStream, shared: &Shared) {
     let _ = stream.set_nodelay(true);
     let Ok(mut writer) = stream.try_clone() else { return };
     let mut reader = BufReader::with_capacity(64 * 1024, stream);
-    let mut line = String::new();
     let mut body = Vec::new();
     loop {
-        let mut length = 0usize;
-        let mut first = true;
-        loop {
-            line.clear();
-            match reader.read_line(&mut line) {
-                Ok(0) | Err(_) => return,
-                Ok(_) => {}
-            }
-            let trimmed = line.trim_end();
-            if trimmed.is_empty() {
-                if first {
-                    continue;
-                }
-                break;
-            }
-            first = false;
-            if let Some((name, value)) = trimmed.split_once(':')
-                && name.eq_ignore_ascii_case("content-length")
-            {
-                length = value.trim().parse().unwrap_or(0);
-            }
-        }
-        body.resize(length, 0);
+        let Some(head) = read_head(&mut reader) else { return };
+        body.resize(head.length, 0);
         if reader.read_exact(&mut body).is_err() {
             return;
         }
         let received = Instant::now();
+        if shared.recording_ids.load(Ordering::Relaxed)
+            && let Some(list) = shared.ids.lock().expect("ids").as_mut()
+        {
+            list.push((head.webhook_id.clone().unwrap_or_default(), received));
+        }
+        if head.path.starts_with("/hang/") {
+            shared.held.fetch_add(1, Ordering::SeqCst);
+            let until = received + HOLD;
+            while Instant::now() < until && !shared.stop.load(Ordering::Relaxed) {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            return;
+        }
+        if head.path.starts_with("/fail/") {
+            shared.failed.fetch_add(1, Ordering::SeqCst);
+            if writer.write_all(FAILURE).is_err() {
+                return;
+            }
+            continue;
+        }
+        if head.path.starts_with("/slow/") {
+            std::thread::sleep(SLOW);
+        }
         if writer.write_all(RESPONSE).is_err() {
             return;
         }
@@ -165,6 +209,46 @@ fn serve(stream: TcpStream, shared: &Shared) {
             && let Some(seq) = seq_of(&body)
         {
             list.push((seq, received));
+        }
+    }
+}
+
+/// What the responder needs of a request head.
+struct Head {
+    path: String,
+    length: usize,
+    webhook_id: Option<String>,
+}
+
+/// Reads one request head (`None` at the end of the connection).
+fn read_head(reader: &mut BufReader<TcpStream>) -> Option<Head> {
+    let mut line = String::new();
+    let mut head = Head { path: String::new(), length: 0, webhook_id: None };
+    let mut first = true;
+    loop {
+        line.clear();
+        match reader.read_line(&mut line) {
+            Ok(0) | Err(_) => return None,
+            Ok(_) => {}
+        }
+        let trimmed = line.trim_end();
+        if trimmed.is_empty() {
+            if first {
+                continue;
+            }
+            return Some(head);
+        }
+        if first {
+            head.path = trimmed.split_whitespace().nth(1).unwrap_or("/").to_string();
+            first = false;
+            continue;
+        }
+        if let Some((name, value)) = trimmed.split_once(':') {
+            if name.eq_ignore_ascii_case("content-length") {
+                head.length = value.trim().parse().unwrap_or(0);
+            } else if name.eq_ignore_ascii_case("webhook-id") {
+                head.webhook_id = Some(value.trim().to_string());
+            }
         }
     }
 }
