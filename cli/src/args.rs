@@ -87,12 +87,20 @@ pub enum Command {
         #[command(flatten)]
         egress: EgressArgs,
     },
-    /// Run the delivery engine in the foreground until Ctrl-C or SIGTERM
+    /// Run the delivery engine in the foreground until Ctrl-C or SIGTERM (or until idle or
+    /// drained)
     ///
     /// Shows a status line (queue counts and delivery rate). On Ctrl-C or SIGTERM it stops
     /// claiming, lets requests in flight finish within --grace, releases the rest for the next
     /// run and exits 0; a second signal exits at once. Loopback and private receivers need
     /// --allow-private or --allow-network.
+    ///
+    /// To stop on its own: --exit-when-idle stops as soon as nothing is due now (a retry
+    /// scheduled for later stays queued; for a quick pass over what is due). --until-drained
+    /// stops only when nothing is pending, sending or retrying any more (each delivery
+    /// succeeded or failed for good; deliveries paused by a disabled endpoint do not count),
+    /// waiting for later retries and open circuits; for scripts and CI that need everything
+    /// delivered. It exits 0 when drained, and 1 with an error if --timeout passed first.
     Deliver(DeliverArgs),
     /// Verify a received webhook's signature (the request as JSON on stdin)
     ///
@@ -132,15 +140,36 @@ pub struct EgressArgs {
 /// `tidings deliver`.
 #[derive(Debug, Args)]
 pub struct DeliverArgs {
-    /// HTTP worker threads.
-    #[arg(long, default_value_t = 16)]
+    /// Sending threads kept for requests that make progress (1 to 1024).
+    #[arg(long, default_value_t = 16, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=1024))]
     pub workers: usize,
-    /// How long requests in flight may finish after Ctrl-C.
+    /// Most sending threads, hence most requests in flight (at least --workers, at most 4096;
+    /// default 256, or --workers if higher). A request slower than 50 ms lets the pool start
+    /// another thread, up to this many, so slow endpoints do not hold up the others.
+    #[arg(long, value_name = "N", value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=4096))]
+    pub max_workers: Option<usize>,
+    /// Failed attempts in a row that open an endpoint's circuit: nothing is sent to it for the
+    /// cool-down, then one probe (default 5).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub circuit_after: Option<u32>,
+    /// How long an open circuit waits before its probe, doubled at each new opening (10ms to
+    /// 24h; default 30s).
+    #[arg(long, value_name = "DURATION", value_parser = parse_cooldown)]
+    pub circuit_cooldown: Option<Duration>,
+    /// How long requests in flight may finish when it stops (Ctrl-C, idle, drained, --timeout).
     #[arg(long, default_value = "5s", value_parser = parse_duration)]
     pub grace: Duration,
-    /// Stop once nothing is due or in flight (retries scheduled for later stay queued).
-    #[arg(long)]
+    /// Stop once nothing is due now or in flight (retries scheduled for later stay queued).
+    #[arg(long, conflicts_with = "until_drained")]
     pub exit_when_idle: bool,
+    /// Stop once nothing is pending, sending or retrying (everything delivered or failed for
+    /// good; paused deliveries of disabled endpoints do not count); exits 0.
+    #[arg(long)]
+    pub until_drained: bool,
+    /// With --until-drained: give up after this long and exit 1 with an error (default: wait as
+    /// long as it takes).
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, requires = "until_drained")]
+    pub timeout: Option<Duration>,
     #[command(flatten)]
     pub egress: EgressArgs,
 }
@@ -456,6 +485,14 @@ impl Since {
 /// Parses `30s`, `15m`, `1h`, `2d`, `1h 30m` (humantime).
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     humantime::parse_duration(s.trim()).map_err(|e| format!("{e} (expected a duration such as 30s, 15m, 1h or 2d)"))
+}
+
+fn parse_cooldown(s: &str) -> Result<Duration, String> {
+    let d = parse_duration(s)?;
+    if d < Duration::from_millis(10) || d > Duration::from_secs(24 * 3600) {
+        return Err("must be between 10ms and 24h".into());
+    }
+    Ok(d)
 }
 
 fn parse_since(s: &str) -> Result<Since, String> {

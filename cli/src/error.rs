@@ -9,7 +9,8 @@ use std::fmt;
 /// What went wrong, as far as the exit code is concerned.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
-    /// The operation ran and failed (the demo, a test request answered with an error...).
+    /// The operation ran and failed (the demo, a test request answered with an error,
+    /// `deliver --until-drained` gave up waiting at its `--timeout`...).
     Failed,
     /// Bad command line (clap uses 2 for its own errors too).
     Usage,
@@ -51,7 +52,8 @@ impl Kind {
 pub const EXIT_CODES: &str = "\
 Exit codes:
   0  success
-  1  the operation failed (demo not fully delivered, test request not answered with 2xx)
+  1  the operation failed (demo not fully delivered, test request not answered with 2xx,
+     deliver --until-drained gave up at its --timeout)
   2  bad command line (unknown option, bad duration, missing --db)
   3  database missing, not SQLite, not a tidings store, or another schema version
   4  not found (endpoint, event or delivery id)

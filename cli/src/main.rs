@@ -41,7 +41,8 @@ fn main() -> ExitCode {
     match commands::run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {}", e.message);
+            // Messages may quote what a receiver or the database said: printed inert.
+            eprintln!("error: {}", output::clean(&e.message));
             ExitCode::from(e.kind.exit_code())
         }
     }

@@ -4,13 +4,18 @@
 //! per command (pretty-printed), or one compact object per line for streams (`events tail`,
 //! `stats --watch`, `deliver`). Secrets, auth tokens and custom header values never appear
 //! unless the command was given `--show-secret` (and then only the signing secret).
+//!
+//! Text from the database or from a receiver (names, URLs, reasons, response bodies) never
+//! reaches the terminal raw: every write to stdout escapes control characters (`\u{1b}`), bar
+//! the newlines of the layout, and JSON escapes them as `\u001b` (see [`clean`], [`json_text`]).
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::io::Write;
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use tidings::{Attempt, Auth, DeliveryRecord, Endpoint, EndpointStats, RecordedEvent, Stats};
+use tidings::{Attempt, Auth, CircuitState, DeliveryRecord, Endpoint, EndpointStats, RecordedEvent, Stats};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
@@ -84,11 +89,71 @@ pub fn shorten(text: &str, max: usize) -> String {
     }
 }
 
-/// Writes to stdout. When stdout was closed by its reader (`| head`), the process ends at once
-/// with status 0, as Unix tools do, instead of panicking; other write errors are ignored.
+/// Characters that must not reach a terminal as they are: C0 and C1 controls and DEL (escape
+/// sequences, bells, carriage returns, backspaces) and the bidirectional overrides and isolates
+/// (which reorder what is shown).
+fn unsafe_char(c: char) -> bool {
+    c.is_control() || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+}
+
+fn escape_with(text: &str, keep: impl Fn(char) -> bool) -> Cow<'_, str> {
+    if !text.chars().any(|c| unsafe_char(c) && !keep(c)) {
+        return Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        if unsafe_char(c) && !keep(c) {
+            // `\n`, `\r`, `\t`, or `\u{1b}`: visible, and inert on any terminal.
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    Cow::Owned(out)
+}
+
+/// `text` with every control character escaped (`\u{1b}`, `\n`...): one inert line, safe to
+/// print whatever the database or a receiver put in it.
+pub fn clean(text: &str) -> Cow<'_, str> {
+    escape_with(text, |_| false)
+}
+
+/// Like [`clean`], but newlines are kept (for multi-line output).
+pub fn clean_lines(text: &str) -> Cow<'_, str> {
+    escape_with(text, |c| c == '\n')
+}
+
+/// JSON text with the characters serde_json leaves raw inside strings (DEL, C1 controls,
+/// bidirectional overrides) written as `\uXXXX` escapes: the same JSON value, inert on a
+/// terminal. They can only occur inside strings, where the escape means the same character;
+/// the only raw controls outside strings are the layout's whitespace, which stays.
+pub fn json_text(serialized: String) -> String {
+    let raw = |c: char| unsafe_char(c) && !matches!(c, '\n' | '\r' | '\t');
+    if !serialized.chars().any(raw) {
+        return serialized;
+    }
+    let mut out = String::with_capacity(serialized.len() + 16);
+    for c in serialized.chars() {
+        if raw(c) {
+            // Every such character is in the Basic Multilingual Plane: one escape each.
+            out.push_str(&format!("\\u{:04x}", u32::from(c)));
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// Writes to stdout, control characters escaped (newlines excepted, see [`clean_lines`]).
+/// When stdout was closed by its reader (`| head`), the process ends at once with status 0, as
+/// Unix tools do, instead of panicking; other write errors are ignored.
 pub fn write_out(args: std::fmt::Arguments<'_>) {
+    let text = match args.as_str() {
+        Some(s) => Cow::Borrowed(s),
+        None => Cow::Owned(args.to_string()),
+    };
     let mut out = std::io::stdout().lock();
-    if let Err(e) = out.write_fmt(args).and_then(|()| out.flush())
+    if let Err(e) = out.write_all(clean_lines(&text).as_bytes()).and_then(|()| out.flush())
         && e.kind() == std::io::ErrorKind::BrokenPipe
     {
         std::process::exit(0);
@@ -97,12 +162,12 @@ pub fn write_out(args: std::fmt::Arguments<'_>) {
 
 /// Prints a JSON document (pretty) on stdout.
 pub fn print_json(value: &Value) {
-    outln!("{}", serde_json::to_string_pretty(value).unwrap_or_else(|_| value.to_string()));
+    outln!("{}", json_text(serde_json::to_string_pretty(value).unwrap_or_else(|_| value.to_string())));
 }
 
 /// Prints one compact JSON object on its own line and flushes (for streams).
 pub fn print_json_line(value: &Value) {
-    outln!("{value}");
+    outln!("{}", json_text(value.to_string()));
 }
 
 /// A text table with left-aligned columns separated by two spaces.
@@ -117,9 +182,9 @@ impl Table {
         Table { headers: headers.into_iter().map(Into::into).collect(), rows: Vec::new() }
     }
 
-    /// Adds a row.
+    /// Adds a row (control characters in cells are escaped, so columns stay aligned).
     pub fn row(&mut self, cells: Vec<String>) {
-        self.rows.push(cells);
+        self.rows.push(cells.into_iter().map(|c| clean(&c).into_owned()).collect());
     }
 
     /// The table as text, one line per row, with `indent` spaces before each line.
@@ -217,6 +282,9 @@ pub fn endpoint_json(e: &Endpoint, show_secret: bool) -> Value {
             "consecutive_failures": e.health.consecutive_failures,
             "unhealthy": e.health.unhealthy,
             "last_success_at": opt_rfc3339(e.health.last_success_at),
+            "circuit": e.health.circuit.as_str(),
+            "circuit_until": opt_rfc3339(e.health.circuit_until),
+            "concurrency": e.health.concurrency,
         },
         "created_at": rfc3339(e.created_at),
         "updated_at": rfc3339(e.updated_at),
@@ -231,6 +299,29 @@ fn health_text(e: &Endpoint) -> String {
     let state = if e.health.unhealthy { "unhealthy" } else { "healthy" };
     let last = e.health.last_success_at.map_or_else(|| "never".to_string(), time);
     format!("{state}, {} failed attempts in a row, last success {last}", e.health.consecutive_failures)
+}
+
+/// An endpoint's circuit for people: `closed`, `open until <time>`, `half_open until <time>`.
+pub fn circuit_text(circuit: CircuitState, until: Option<OffsetDateTime>) -> String {
+    let meaning = match circuit {
+        CircuitState::Closed => "",
+        CircuitState::Open => " (nothing is sent until then, then one probe)",
+        CircuitState::HalfOpen => " (one probe is out; its success closes the circuit)",
+        _ => "",
+    };
+    match until {
+        Some(t) if circuit != CircuitState::Closed => format!("{} until {}{meaning}", circuit.as_str(), time(t)),
+        _ => circuit.as_str().to_string(),
+    }
+}
+
+fn concurrency_text(e: &Endpoint) -> String {
+    format!(
+        "{} request{} at a time now, per delivering process (+1 per success up to {}, halved per failure)",
+        e.health.concurrency,
+        if e.health.concurrency == 1 { "" } else { "s" },
+        e.spec.max_in_flight
+    )
 }
 
 /// Prints one endpoint for people.
@@ -300,6 +391,8 @@ pub fn print_endpoint(e: &Endpoint, show_secret: bool) {
         fields.push(("final statuses", s.final_statuses.iter().map(u16::to_string).collect::<Vec<_>>().join(", ")));
     }
     fields.push(("health", health_text(e)));
+    fields.push(("circuit", circuit_text(e.health.circuit, e.health.circuit_until)));
+    fields.push(("concurrency", concurrency_text(e)));
     fields.push(("created", time(e.created_at)));
     fields.push(("updated", time(e.updated_at)));
     print_fields(&fields);
@@ -311,7 +404,7 @@ pub fn print_endpoints(endpoints: &[Endpoint]) {
         outln!("no endpoints");
         return;
     }
-    let mut table = Table::new(["ID", "NAME", "URL", "EVENTS", "ENABLED", "HEALTH"]);
+    let mut table = Table::new(["ID", "NAME", "URL", "EVENTS", "ENABLED", "HEALTH", "CIRCUIT", "CONC"]);
     for e in endpoints {
         table.row(vec![
             e.id.clone(),
@@ -324,6 +417,8 @@ pub fn print_endpoints(endpoints: &[Endpoint]) {
             } else {
                 "ok".into()
             },
+            e.health.circuit.as_str().to_string(),
+            e.health.concurrency.to_string(),
         ]);
     }
     table.print();
@@ -490,13 +585,16 @@ pub fn print_delivery(d: &DeliveryRecord, attempts: &[Attempt], names: &HashMap<
     table.print();
 }
 
-fn endpoint_stats_json(e: &EndpointStats) -> Value {
+fn endpoint_stats_json(e: &EndpointStats, circuit_until: &CircuitUntil) -> Value {
     json!({
         "endpoint_id": e.endpoint_id,
         "name": e.name,
         "enabled": e.enabled,
         "unhealthy": e.unhealthy,
         "consecutive_failures": e.consecutive_failures,
+        "circuit": e.circuit.as_str(),
+        "circuit_until": opt_rfc3339(circuit_until_of(e, circuit_until)),
+        "concurrency": e.concurrency,
         "by_state": e.by_state,
         "success_rate": e.success_rate,
         "p50_ms": opt_millis(e.p50),
@@ -505,8 +603,29 @@ fn endpoint_stats_json(e: &EndpointStats) -> Value {
     })
 }
 
+/// When each endpoint's circuit (open or half-open) next changes, with the state it was read
+/// with: `Stats` carries the circuit but not its time, so `stats` reads the times from the
+/// endpoints (see [`circuit_until_of`]).
+pub type CircuitUntil = HashMap<String, (CircuitState, OffsetDateTime)>;
+
+/// The open or half-open circuits' times of these endpoints.
+pub fn circuit_until_map(endpoints: &[Endpoint]) -> CircuitUntil {
+    endpoints
+        .iter()
+        .filter_map(|e| Some((e.id.clone(), (e.health.circuit, e.health.circuit_until?))))
+        .filter(|(_, (circuit, _))| *circuit != CircuitState::Closed)
+        .collect()
+}
+
+/// The time of an endpoint's circuit in `map`, only if it was read in the same state as the
+/// statistics show (the two reads are not one snapshot; a circuit that changed in between
+/// shows no time rather than a wrong one).
+fn circuit_until_of(e: &EndpointStats, map: &CircuitUntil) -> Option<OffsetDateTime> {
+    map.get(&e.endpoint_id).filter(|(circuit, _)| *circuit == e.circuit).map(|(_, until)| *until)
+}
+
 /// Statistics as JSON.
-pub fn stats_json(s: &Stats) -> Value {
+pub fn stats_json(s: &Stats, circuit_until: &CircuitUntil) -> Value {
     json!({
         "events": s.events,
         "by_state": s.by_state,
@@ -514,7 +633,7 @@ pub fn stats_json(s: &Stats) -> Value {
         "p50_ms": opt_millis(s.p50),
         "p95_ms": opt_millis(s.p95),
         "p99_ms": opt_millis(s.p99),
-        "endpoints": s.endpoints.iter().map(endpoint_stats_json).collect::<Vec<_>>(),
+        "endpoints": s.endpoints.iter().map(|e| endpoint_stats_json(e, circuit_until)).collect::<Vec<_>>(),
     })
 }
 
@@ -523,7 +642,7 @@ fn count(states: &std::collections::BTreeMap<String, u64>, state: &str) -> u64 {
 }
 
 /// Statistics as text for people.
-pub fn stats_text(s: &Stats) -> String {
+pub fn stats_text(s: &Stats, circuit_until: &CircuitUntil) -> String {
     let states = ["pending", "sending", "retrying", "paused", "succeeded", "failed", "cancelled"];
     let mut out = String::new();
     out.push_str(&format!("events        {}\n", s.events));
@@ -546,6 +665,8 @@ pub fn stats_text(s: &Stats) -> String {
         "ENDPOINT",
         "NAME",
         "STATUS",
+        "CIRCUIT",
+        "CONC",
         "PENDING",
         "RETRYING",
         "SUCCEEDED",
@@ -565,6 +686,11 @@ pub fn stats_text(s: &Stats) -> String {
             e.endpoint_id.clone(),
             e.name.clone().unwrap_or_else(|| "-".into()),
             status,
+            match circuit_until_of(e, circuit_until) {
+                Some(t) => format!("{} until {}", e.circuit.as_str(), time(t)),
+                None => e.circuit.as_str().to_string(),
+            },
+            e.concurrency.to_string(),
             (count(&e.by_state, "pending") + count(&e.by_state, "sending")).to_string(),
             count(&e.by_state, "retrying").to_string(),
             count(&e.by_state, "succeeded").to_string(),
@@ -597,6 +723,29 @@ mod tests {
         let mut t = Table::new(["A", "LONG HEADER"]);
         t.row(vec!["wide cell".into(), "x".into()]);
         assert_eq!(t.render(2), "  A          LONG HEADER\n  wide cell  x\n");
+    }
+
+    #[test]
+    fn control_characters_are_printed_inert() {
+        assert!(matches!(clean("plain text, ünïcode"), Cow::Borrowed(_)));
+        assert_eq!(
+            clean("a\u{1b}[2Jb\u{7}\r\n\t\u{9b}\u{7f}\u{202e}"),
+            "a\\u{1b}[2Jb\\u{7}\\r\\n\\t\\u{9b}\\u{7f}\\u{202e}"
+        );
+        assert_eq!(clean_lines("one\ntwo\u{1b}"), "one\ntwo\\u{1b}");
+        let value = json!({"s": "x\u{1b}\u{9b}\u{7f}\u{202e}\n"});
+        let text = json_text(serde_json::to_string_pretty(&value).expect("json"));
+        assert!(!text.chars().any(|c| unsafe_char(c) && c != '\n'), "{text:?}");
+        assert!(text.contains(r"\u009b") && text.contains(r"\u007f") && text.contains(r"\u202e"), "{text}");
+        assert_eq!(serde_json::from_str::<Value>(&text).expect("still JSON"), value);
+    }
+
+    #[test]
+    fn circuits_read_well() {
+        let at = OffsetDateTime::UNIX_EPOCH;
+        assert_eq!(circuit_text(CircuitState::Closed, None), "closed");
+        assert!(circuit_text(CircuitState::Open, Some(at)).starts_with("open until 1970-01-01 00:00:00Z"));
+        assert!(circuit_text(CircuitState::HalfOpen, Some(at)).starts_with("half_open until 1970-01-01"));
     }
 
     #[test]

@@ -4,6 +4,9 @@
 //! it stops claiming, lets requests in flight finish within `--grace`, releases unfinished
 //! claims for the next run (`Delivery::shutdown`) and exits 0. A second signal exits at once
 //! with 130; the leases of anything still in flight then expire and other engines resume it.
+//! With `--exit-when-idle` it also stops once nothing is due now (`Delivery::wait_idle`); with
+//! `--until-drained` once nothing is pending, sending or retrying (`Delivery::drain`), or with
+//! exit code 1 when `--timeout` passed first.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -47,8 +50,64 @@ fn status_text(now: &BTreeMap<&'static str, u64>, start: &BTreeMap<&'static str,
     )
 }
 
+/// Why `deliver` stopped (the `reason` of its last JSON line).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stop {
+    /// SIGINT or SIGTERM.
+    Signal,
+    /// `--exit-when-idle`: nothing due now.
+    Idle,
+    /// `--until-drained`: nothing pending, sending or retrying.
+    Drained,
+    /// `--until-drained --timeout`: the timeout passed first.
+    Timeout,
+}
+
+impl Stop {
+    fn as_str(self) -> &'static str {
+        match self {
+            Stop::Signal => "signal",
+            Stop::Idle => "idle",
+            Stop::Drained => "drained",
+            Stop::Timeout => "timeout",
+        }
+    }
+
+    fn text(self) -> &'static str {
+        match self {
+            Stop::Signal => "signal",
+            Stop::Idle => "queue empty",
+            Stop::Drained => "drained",
+            Stop::Timeout => "timed out",
+        }
+    }
+}
+
+/// How often the loop wakes to look for a signal and refresh the status line.
+const TICK: Duration = Duration::from_millis(500);
+
+/// The engine's options from the command line (the rest are the defaults).
+fn delivery_options(args: &DeliverArgs) -> Result<DeliveryOptions> {
+    let defaults = DeliveryOptions::default();
+    let max_workers = args.max_workers.unwrap_or(defaults.max_workers.max(args.workers));
+    if max_workers < args.workers {
+        return Err(CliError::usage(format!(
+            "--max-workers {max_workers} is below --workers {}: it must be at least as many",
+            args.workers
+        )));
+    }
+    Ok(DeliveryOptions {
+        workers: args.workers,
+        max_workers,
+        circuit_after: args.circuit_after.unwrap_or(defaults.circuit_after),
+        circuit_cooldown: args.circuit_cooldown.unwrap_or(defaults.circuit_cooldown),
+        ..defaults
+    })
+}
+
 /// `tidings deliver`.
 pub fn run(ctx: &Ctx, args: &DeliverArgs) -> Result<()> {
+    let options = delivery_options(args)?;
     let store = db::open_store(ctx.db()?, sending_options(&args.egress)?)?;
     let (signal_tx, signal_rx) = mpsc::channel::<()>();
     let signals = AtomicUsize::new(0);
@@ -62,24 +121,51 @@ pub fn run(ctx: &Ctx, args: &DeliverArgs) -> Result<()> {
     .map_err(|e| CliError::failed(format!("cannot install the signal handler: {e}")))?;
 
     let start_counts = counts(&store)?;
-    let delivery = store.start_delivery(DeliveryOptions { workers: args.workers, ..Default::default() })?;
+    let delivery = store.start_delivery(options)?;
     let started = Instant::now();
+    // A timeout too far away to represent is no deadline at all.
+    let deadline = args.timeout.and_then(|t| started.checked_add(t));
     let mut status = StatusLine::new(ctx.json);
     if !ctx.json {
-        eprintln!(
-            "delivering from {} with {} workers; Ctrl-C stops{}",
-            ctx.db()?.display(),
-            args.workers,
-            if args.exit_when_idle { " (and so does an empty queue)" } else { "" }
-        );
+        let until = if args.exit_when_idle {
+            " (and so does an empty queue)".to_string()
+        } else if args.until_drained {
+            match args.timeout {
+                Some(t) => format!(" (and so does a drained queue; gives up after {})", output::duration(t)),
+                None => " (and so does a drained queue)".to_string(),
+            }
+        } else {
+            String::new()
+        };
+        eprintln!("delivering from {} with {} workers; Ctrl-C stops{until}", ctx.db()?.display(), args.workers);
     }
     let mut last_json = String::new();
     let reason = loop {
         let woke = if args.exit_when_idle {
-            if delivery.wait_idle(Duration::from_millis(500)) {
-                break "idle";
+            if delivery.wait_idle(TICK) {
+                break Stop::Idle;
             }
             signal_rx.try_recv()
+        } else if args.until_drained {
+            let slice = match deadline {
+                Some(deadline) => match deadline.checked_duration_since(Instant::now()) {
+                    Some(left) if !left.is_zero() => left.min(TICK),
+                    _ => break Stop::Timeout,
+                },
+                None => TICK,
+            };
+            let asked = Instant::now();
+            if delivery.drain(slice) {
+                break Stop::Drained;
+            }
+            let woke = signal_rx.try_recv();
+            // `drain` gives up before its timeout only when the engine stopped.
+            if asked.elapsed() < slice && woke.is_err() {
+                status.clear();
+                let _ = delivery.shutdown(args.grace);
+                return Err(CliError::failed("the delivery engine stopped before the queue was drained"));
+            }
+            woke
         } else {
             signal_rx.recv_timeout(Duration::from_secs(1)).map_err(|e| match e {
                 RecvTimeoutError::Timeout => mpsc::TryRecvError::Empty,
@@ -87,8 +173,8 @@ pub fn run(ctx: &Ctx, args: &DeliverArgs) -> Result<()> {
             })
         };
         match woke {
-            Ok(()) => break "signal",
-            Err(mpsc::TryRecvError::Disconnected) => break "signal",
+            Ok(()) => break Stop::Signal,
+            Err(mpsc::TryRecvError::Disconnected) => break Stop::Signal,
             Err(mpsc::TryRecvError::Empty) => {}
         }
         let now = counts(&store)?;
@@ -106,7 +192,7 @@ pub fn run(ctx: &Ctx, args: &DeliverArgs) -> Result<()> {
         }
     };
     status.clear();
-    if !ctx.json && reason == "signal" {
+    if !ctx.json && reason == Stop::Signal {
         eprintln!("stopping: requests in flight may finish within {}", output::duration(args.grace));
     }
     delivery.shutdown(args.grace)?;
@@ -116,15 +202,24 @@ pub fn run(ctx: &Ctx, args: &DeliverArgs) -> Result<()> {
     let waiting = get(&end, "pending") + get(&end, "sending") + get(&end, "retrying");
     if ctx.json {
         output::print_json_line(
-            &json!({"kind": "stopped", "reason": reason, "elapsed_ms": output::millis(started.elapsed()),
+            &json!({"kind": "stopped", "reason": reason.as_str(), "elapsed_ms": output::millis(started.elapsed()),
                    "delivered": delivered, "failed": failed, "waiting": waiting, "counts": end}),
         );
     } else {
         outln!(
             "stopped ({}) after {}: {delivered} delivered, {failed} failed; {waiting} still queued",
-            if reason == "idle" { "queue empty" } else { "signal" },
+            reason.text(),
             output::latency(started.elapsed())
         );
+    }
+    if reason == Stop::Timeout {
+        return Err(CliError::failed(format!(
+            "timed out: the queue was not drained within {} ({} pending, {} sending, {} retrying when it stopped)",
+            output::duration(args.timeout.unwrap_or_default()),
+            get(&end, "pending"),
+            get(&end, "sending"),
+            get(&end, "retrying"),
+        )));
     }
     Ok(())
 }

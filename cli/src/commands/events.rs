@@ -34,7 +34,7 @@ pub fn run(ctx: &Ctx, cmd: EventsCommand) -> Result<()> {
 /// Prints one event (a closed stdout ends the command quietly, see `output::write_out`).
 fn emit(ctx: &Ctx, event: &RecordedEvent) {
     if ctx.json {
-        outln!("{}", output::event_json(event));
+        output::print_json_line(&output::event_json(event));
     } else {
         outln!("{}", output::event_line(event));
     }
