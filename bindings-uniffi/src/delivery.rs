@@ -3,21 +3,28 @@
 //! Durations are seconds.
 
 use std::collections::HashMap;
-use std::sync::RwLock;
 use std::time::SystemTime;
 
 use crate::convert;
+use crate::endpoint::CircuitState;
 use crate::error::{Result, TidingsError};
 use crate::types::{RetentionRule, retention_rules};
 
 /// Options for `Store.startDelivery`; defaults are design.md section 6.
 #[derive(Debug, Clone, PartialEq, uniffi::Record)]
 pub struct DeliveryOptions {
-    /// HTTP worker threads.
+    /// Sending threads kept for requests that make progress. A request in flight longer than
+    /// 50 ms stops counting against them: the pool starts another thread in its place while
+    /// work waits, up to `maxWorkers`, so slow endpoints do not hold up healthy ones.
     #[uniffi(default = 16)]
     pub workers: u32,
+    /// Most sending threads, hence most requests in flight at once: at least `workers`, at
+    /// most 4096. Endpoints not proven healthy (new, failing, or with an open circuit) share
+    /// at most half of them.
+    #[uniffi(default = 256)]
+    pub max_workers: u32,
     /// Ceiling on deliveries claimed at once across all endpoints, sending or queued for a
-    /// worker (`null`: 4 × `workers`, at least 256).
+    /// sending thread (`null`: 4 × `workers`, at least 256 and at least `maxWorkers`).
     #[uniffi(default = None)]
     pub max_in_flight: Option<u32>,
     /// Seconds added to an endpoint's timeout to form the lease of a claimed delivery.
@@ -26,6 +33,14 @@ pub struct DeliveryOptions {
     /// Failed attempts in a row after which an endpoint is unhealthy.
     #[uniffi(default = 5)]
     pub unhealthy_after: u32,
+    /// Failed attempts in a row that open an endpoint's circuit: nothing is sent to it for
+    /// `circuitCooldown`, then one probe request, whose success closes the circuit again.
+    #[uniffi(default = 5)]
+    pub circuit_after: u32,
+    /// Seconds an open circuit waits before its probe (10 ms to 24 hours), doubled at each
+    /// re-opening since it last closed, up to 10 minutes (or this, if longer).
+    #[uniffi(default = 30.0)]
+    pub circuit_cooldown: f64,
     /// Seconds without a success, while failing, after which an endpoint is disabled.
     #[uniffi(default = 432000.0)]
     pub disable_after: f64,
@@ -50,16 +65,18 @@ impl DeliveryOptions {
     pub(crate) fn to_core(&self) -> Result<tidings::DeliveryOptions> {
         Ok(tidings::DeliveryOptions {
             workers: convert::size(u64::from(self.workers)),
+            max_workers: convert::size(u64::from(self.max_workers)),
             max_in_flight: self.max_in_flight.map(|n| convert::size(u64::from(n))),
             lease_grace: convert::seconds("lease_grace", self.lease_grace)?,
             unhealthy_after: self.unhealthy_after,
+            circuit_after: self.circuit_after,
+            circuit_cooldown: convert::seconds("circuit_cooldown", self.circuit_cooldown)?,
             disable_after: convert::seconds("disable_after", self.disable_after)?,
             max_records: self.max_records,
             max_record_age: convert::seconds("max_record_age", self.max_record_age)?,
             housekeeping_interval: convert::seconds("housekeeping_interval", self.housekeeping_interval)?,
             event_retention: retention_rules(&self.event_retention)?,
             owner: self.owner.clone(),
-            ..tidings::DeliveryOptions::default()
         })
     }
 }
@@ -68,42 +85,57 @@ impl DeliveryOptions {
 /// with a 5 s grace period.
 #[derive(uniffi::Object)]
 pub struct Delivery {
-    inner: RwLock<Option<tidings::Delivery>>,
+    // Core's handle is shared (`stop` takes `&self`), so a `shutdown` on one thread is not held
+    // up by a `waitIdle` or `drain` blocking on another: those return `false` at once.
+    inner: tidings::Delivery,
 }
 
 impl Delivery {
     pub(crate) fn new(inner: tidings::Delivery) -> Delivery {
-        Delivery { inner: RwLock::new(Some(inner)) }
+        Delivery { inner }
     }
 }
 
 #[uniffi::export]
 impl Delivery {
-    /// Blocks until nothing is due or in flight (deliveries waiting for a later retry do not
-    /// count), or until `timeout` seconds passed. Returns whether the engine became idle;
-    /// `false` once it was shut down.
+    /// Blocks until nothing is due *now* and nothing is in flight, or until `timeout` seconds
+    /// passed. Deliveries waiting for a later retry, or for an endpoint's open circuit, do not
+    /// count. Returns whether the engine became idle; `false` once it was shut down.
+    ///
+    /// Use it to let a burst settle. To wait until every delivery is finished, use `drain`.
     #[uniffi::method(default(timeout = 10.0))]
     pub fn wait_idle(&self, timeout: f64) -> Result<bool> {
         let timeout = convert::seconds("timeout", timeout)?;
-        let guard = self.inner.read().unwrap_or_else(|p| p.into_inner());
-        Ok(guard.as_ref().is_some_and(|d| d.wait_idle(timeout)))
+        Ok(self.inner.wait_idle(timeout))
+    }
+
+    /// Blocks until every delivery is finished (succeeded, failed for good or cancelled): none
+    /// is pending, sending or retrying, in this process or any other on the same file; paused
+    /// deliveries of disabled endpoints do not count. Returns `false` when `timeout` seconds
+    /// passed first or the engine was shut down.
+    ///
+    /// Unlike `waitIdle`, which returns as soon as nothing is due now, `drain` also waits for
+    /// retries scheduled later (`Retry-After`, backoff), for endpoints whose circuit is open
+    /// and for other engines' claims. Use it before a shutdown, in tests, or in a job that must
+    /// know everything was delivered; its wait can be as long as the retry schedule.
+    pub fn drain(&self, timeout: f64) -> Result<bool> {
+        let timeout = convert::seconds("timeout", timeout)?;
+        Ok(self.inner.drain(timeout))
     }
 
     /// Stops the engine: no new claims; requests in flight may finish within `grace` seconds;
-    /// unfinished claims are released for the next run. Calling it again does nothing.
+    /// unfinished claims are released for the next run. A `waitIdle` or `drain` blocking on
+    /// another thread returns `false`. Calling it again does nothing.
     #[uniffi::method(default(grace = 5.0))]
     pub fn shutdown(&self, grace: f64) -> Result<()> {
         let grace = convert::seconds("grace", grace)?;
-        let taken = self.inner.write().unwrap_or_else(|p| p.into_inner()).take();
-        match taken {
-            Some(delivery) => Ok(delivery.shutdown(grace)?),
-            None => Ok(()),
-        }
+        self.inner.stop(grace);
+        Ok(())
     }
 
     /// Whether the engine is running (not shut down).
     pub fn is_running(&self) -> bool {
-        self.inner.read().unwrap_or_else(|p| p.into_inner()).is_some()
+        self.inner.is_running()
     }
 }
 
@@ -284,11 +316,17 @@ pub struct EndpointStats {
     pub unhealthy: bool,
     /// Whether it is enabled.
     pub enabled: bool,
+    /// Its circuit breaker.
+    pub circuit: CircuitState,
+    /// Requests the engine lets be in flight to it now, per delivering process.
+    pub concurrency: u32,
 }
 
-impl From<tidings::EndpointStats> for EndpointStats {
-    fn from(s: tidings::EndpointStats) -> Self {
-        EndpointStats {
+impl TryFrom<tidings::EndpointStats> for EndpointStats {
+    type Error = TidingsError;
+
+    fn try_from(s: tidings::EndpointStats) -> Result<Self> {
+        Ok(EndpointStats {
             endpoint_id: s.endpoint_id,
             name: s.name,
             by_state: s.by_state.into_iter().collect(),
@@ -299,7 +337,9 @@ impl From<tidings::EndpointStats> for EndpointStats {
             consecutive_failures: s.consecutive_failures,
             unhealthy: s.unhealthy,
             enabled: s.enabled,
-        }
+            circuit: CircuitState::from_core(s.circuit)?,
+            concurrency: s.concurrency,
+        })
     }
 }
 
@@ -322,17 +362,19 @@ pub struct Stats {
     pub endpoints: Vec<EndpointStats>,
 }
 
-impl From<tidings::Stats> for Stats {
-    fn from(s: tidings::Stats) -> Self {
-        Stats {
+impl TryFrom<tidings::Stats> for Stats {
+    type Error = TidingsError;
+
+    fn try_from(s: tidings::Stats) -> Result<Self> {
+        Ok(Stats {
             events: s.events,
             by_state: s.by_state.into_iter().collect(),
             success_rate: s.success_rate,
             p50: s.p50.map(convert::secs),
             p95: s.p95.map(convert::secs),
             p99: s.p99.map(convert::secs),
-            endpoints: s.endpoints.into_iter().map(EndpointStats::from).collect(),
-        }
+            endpoints: s.endpoints.into_iter().map(EndpointStats::try_from).collect::<Result<_>>()?,
+        })
     }
 }
 
@@ -345,9 +387,12 @@ mod tests {
     fn delivery_option_defaults_match_core() -> Result<()> {
         let ours = DeliveryOptions {
             workers: 16,
+            max_workers: 256,
             max_in_flight: None,
             lease_grace: 30.0,
             unhealthy_after: 5,
+            circuit_after: 5,
+            circuit_cooldown: 30.0,
             disable_after: 432_000.0,
             max_records: 100_000,
             max_record_age: 2_592_000.0,

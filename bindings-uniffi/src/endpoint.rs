@@ -1,6 +1,6 @@
 //! Webhook endpoints across the border: [`EndpointOptions`] (create, every field with its
 //! design.md section 6 default), [`EndpointUpdate`] (partial changes), [`Endpoint`] (what the
-//! store returns) and [`Auth`].
+//! store returns, with its health and [`CircuitState`]) and [`Auth`].
 
 use std::collections::{BTreeMap, HashMap};
 use std::time::SystemTime;
@@ -385,6 +385,14 @@ pub struct Endpoint {
     pub unhealthy: bool,
     /// The last successful delivery.
     pub last_success_at: Option<SystemTime>,
+    /// Its circuit breaker (see `DeliveryOptions.circuitAfter`).
+    pub circuit: CircuitState,
+    /// Open: when the half-open probe may go. Half-open: when the probe's lease ends. `null`
+    /// while closed.
+    pub circuit_until: Option<SystemTime>,
+    /// Requests the engine lets be in flight to it now, per delivering process: starts at 1,
+    /// grows by one with each success up to `maxInFlight`, halves with each failure.
+    pub concurrency: u32,
     /// When it was created.
     pub created_at: SystemTime,
     /// When it was last changed.
@@ -402,10 +410,12 @@ impl std::fmt::Debug for Endpoint {
     }
 }
 
-impl From<tidings::Endpoint> for Endpoint {
-    fn from(ep: tidings::Endpoint) -> Self {
+impl TryFrom<tidings::Endpoint> for Endpoint {
+    type Error = TidingsError;
+
+    fn try_from(ep: tidings::Endpoint) -> Result<Self> {
         let spec = ep.spec;
-        Endpoint {
+        Ok(Endpoint {
             id: ep.id,
             secret: ep.secret.expose().to_string(),
             url: spec.url,
@@ -435,15 +445,43 @@ impl From<tidings::Endpoint> for Endpoint {
             consecutive_failures: ep.health.consecutive_failures,
             unhealthy: ep.health.unhealthy,
             last_success_at: ep.health.last_success_at.map(convert::time),
+            circuit: CircuitState::from_core(ep.health.circuit)?,
+            circuit_until: ep.health.circuit_until.map(convert::time),
+            concurrency: ep.health.concurrency,
             created_at: convert::time(ep.created_at),
             updated_at: convert::time(ep.updated_at),
-        }
+        })
     }
 }
 
 /// Converts a list of core endpoints.
-pub(crate) fn endpoints(list: Vec<tidings::Endpoint>) -> Vec<Endpoint> {
-    list.into_iter().map(Endpoint::from).collect()
+pub(crate) fn endpoints(list: Vec<tidings::Endpoint>) -> Result<Vec<Endpoint>> {
+    list.into_iter().map(Endpoint::try_from).collect()
+}
+
+/// An endpoint's circuit breaker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, uniffi::Enum)]
+pub enum CircuitState {
+    /// Requests flow, up to the endpoint's current `concurrency`.
+    Closed,
+    /// Too many failures in a row: nothing is sent until `circuitUntil`.
+    Open,
+    /// The cool-down ended and one probe request is out: its success closes the circuit, its
+    /// failure opens it again for a longer cool-down.
+    HalfOpen,
+}
+
+impl CircuitState {
+    pub(crate) fn from_core(state: tidings::CircuitState) -> Result<CircuitState> {
+        Ok(match state {
+            tidings::CircuitState::Closed => CircuitState::Closed,
+            tidings::CircuitState::Open => CircuitState::Open,
+            tidings::CircuitState::HalfOpen => CircuitState::HalfOpen,
+            other => {
+                return Err(TidingsError::Storage { reason: format!("unknown circuit state {}", other.as_str()) });
+            }
+        })
+    }
 }
 
 #[cfg(test)]
@@ -483,6 +521,19 @@ mod tests {
     fn endpoint_option_defaults_match_core() -> Result<()> {
         let url = "https://example.com/hook";
         assert!(defaults().to_core(url.into())? == tidings::EndpointSpec::new(url));
+        Ok(())
+    }
+
+    #[test]
+    fn every_circuit_state_converts() -> Result<()> {
+        let names = |state: CircuitState| match state {
+            CircuitState::Closed => "closed",
+            CircuitState::Open => "open",
+            CircuitState::HalfOpen => "half_open",
+        };
+        for state in tidings::CircuitState::ALL {
+            assert_eq!(names(CircuitState::from_core(state)?), state.as_str());
+        }
         Ok(())
     }
 

@@ -9,14 +9,14 @@
 //! | `store` | the `Store` object: every store-level operation |
 //! | `transaction` | the `Transaction` object: `execute`, `query`, `append`, `commit`, `rollback` |
 //! | `delivery` | the `Delivery` engine handle and the delivery-side records |
-//! | `endpoint` | `EndpointOptions`, `EndpointUpdate`, `Endpoint`, `Auth` |
+//! | `endpoint` | `EndpointOptions`, `EndpointUpdate`, `Endpoint`, `CircuitState`, `Auth` |
 //! | `types` | events, expected versions, SQLite values, store options, rates, snapshots |
 //! | `error` | `TidingsError` (Kotlin: the sealed class `TidingsException`) |
 //! | `convert` | JSON text, seconds, timestamps and SQLite values at the border |
 //!
 //! Conventions: JSON crosses as `String` (invalid JSON is `InvalidInput`); durations are `f64`
 //! seconds; points in time are uniffi timestamps (`java.time.Instant`, Swift `Date`). The API is
-//! synchronous: blocking calls (`waitIdle`, `readAll(wait = ..)`, `call`) block the calling
+//! synchronous: blocking calls (`waitIdle`, `drain`, `readAll(wait = ..)`, `call`) block the calling
 //! thread only. The `uniffi-bindgen` binary (feature `cli`) generates the foreign sources.
 
 #![warn(missing_docs)]
@@ -34,7 +34,7 @@ mod types;
 use std::collections::HashMap;
 
 pub use delivery::{Attempt, Delivery, DeliveryOptions, DeliveryRecord, DeliveryState, EndpointStats, Response, Stats};
-pub use endpoint::{Auth, Endpoint, EndpointOptions, EndpointUpdate};
+pub use endpoint::{Auth, CircuitState, Endpoint, EndpointOptions, EndpointUpdate};
 pub use error::{Result, SignatureFailure, TidingsError};
 pub use store::Store;
 pub use transaction::Transaction;

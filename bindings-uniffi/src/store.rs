@@ -203,23 +203,23 @@ impl Store {
     /// Creates a webhook endpoint for `url` (a secret is generated unless given).
     #[uniffi::method(default(options))]
     pub fn create_endpoint(&self, url: String, options: EndpointOptions) -> Result<Endpoint> {
-        Ok(self.inner.create_endpoint(&options.to_core(url)?)?.into())
+        self.inner.create_endpoint(&options.to_core(url)?)?.try_into()
     }
 
     /// One endpoint by id.
     pub fn get_endpoint(&self, id: String) -> Result<Endpoint> {
-        Ok(self.inner.get_endpoint(&id)?.into())
+        self.inner.get_endpoint(&id)?.try_into()
     }
 
     /// Every endpoint, or those scoped to `tenant`.
     #[uniffi::method(default(tenant = None))]
     pub fn list_endpoints(&self, tenant: Option<String>) -> Result<Vec<Endpoint>> {
-        Ok(endpoint::endpoints(self.inner.list_endpoints(tenant.as_deref())?))
+        endpoint::endpoints(self.inner.list_endpoints(tenant.as_deref())?)
     }
 
     /// Changes an endpoint (see `EndpointUpdate`).
     pub fn update_endpoint(&self, id: String, changes: EndpointUpdate) -> Result<Endpoint> {
-        Ok(self.inner.update_endpoint(&id, &changes.to_core()?)?.into())
+        self.inner.update_endpoint(&id, &changes.to_core()?)?.try_into()
     }
 
     /// Deletes an endpoint; its unfinished deliveries are cancelled.
@@ -235,19 +235,19 @@ impl Store {
             Some(secret) => self.inner.rotate_secret_to(&id, &secret)?,
             None => self.inner.rotate_secret(&id)?,
         };
-        Ok(endpoint.into())
+        endpoint.try_into()
     }
 
     /// Disables an endpoint: nothing new is queued for it and waiting deliveries pause.
     #[uniffi::method(default(reason = None))]
     pub fn disable_endpoint(&self, id: String, reason: Option<String>) -> Result<Endpoint> {
-        Ok(self.inner.disable_endpoint(&id, reason.as_deref())?.into())
+        self.inner.disable_endpoint(&id, reason.as_deref())?.try_into()
     }
 
     /// Enables an endpoint; with `catchUp`, events appended while it was disabled are delivered.
     #[uniffi::method(default(catch_up = true))]
     pub fn enable_endpoint(&self, id: String, catch_up: bool) -> Result<Endpoint> {
-        Ok(self.inner.enable_endpoint(&id, catch_up)?.into())
+        self.inner.enable_endpoint(&id, catch_up)?.try_into()
     }
 
     // ----- delivery -----
@@ -323,7 +323,7 @@ impl Store {
 
     /// Delivery statistics: counts by state, success rate, latency percentiles, per endpoint.
     pub fn stats(&self) -> Result<Stats> {
-        Ok(self.inner.stats()?.into())
+        self.inner.stats()?.try_into()
     }
 
     /// Counts of deliveries by state name, for every endpoint or one.

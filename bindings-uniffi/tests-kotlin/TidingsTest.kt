@@ -2,6 +2,7 @@
 // `main` runs every test in its own thread with a time limit and ends with "N passed, M failed".
 
 import com.sun.net.httpserver.HttpServer
+import dev.tidings.CircuitState
 import dev.tidings.DeliveryOptions
 import dev.tidings.DeliveryState
 import dev.tidings.EndpointOptions
@@ -17,11 +18,15 @@ import dev.tidings.verify
 import java.io.File
 import java.net.InetSocketAddress
 import java.nio.file.Files
+import java.time.Duration
+import java.time.Instant
 import java.util.Base64
 import java.util.concurrent.ConcurrentLinkedQueue
 import java.util.concurrent.CountDownLatch
 import java.util.concurrent.Executors
 import java.util.concurrent.TimeUnit
+import java.util.concurrent.atomic.AtomicInteger
+import java.util.concurrent.atomic.AtomicReference
 import javax.crypto.Mac
 import javax.crypto.spec.SecretKeySpec
 import kotlin.system.exitProcess
@@ -64,9 +69,21 @@ fun countRows(store: Store, sql: String): Long =
 
 class Received(val headers: Map<String, String>, val body: ByteArray)
 
-class Receiver(private val status: Int = 200, private val answer: String = "") : AutoCloseable {
+/** What a scripted receiver answers: a status and extra response headers. */
+class Answer(val status: Int, val headers: Map<String, String> = emptyMap())
+
+/**
+ * Answers every request with `status` and `answer`, or, given a `script`, with what the script
+ * returns for the request's number (1, 2, ... in order of arrival).
+ */
+class Receiver(
+    private val status: Int = 200,
+    private val answer: String = "",
+    private val script: ((Int) -> Answer)? = null,
+) : AutoCloseable {
     val requests = ConcurrentLinkedQueue<Received>()
     @Volatile var arrived = CountDownLatch(0)
+    private val numbered = AtomicInteger(0)
     private val pool = Executors.newFixedThreadPool(4)
     private val server: HttpServer = HttpServer.create(InetSocketAddress("127.0.0.1", 0), 0)
 
@@ -76,9 +93,11 @@ class Receiver(private val status: Int = 200, private val answer: String = "") :
             val body = exchange.requestBody.readAllBytes()
             val headers = exchange.requestHeaders.entries.associate { (k, v) -> k.lowercase() to v.first() }
             requests.add(Received(headers, body))
+            val scripted = script?.invoke(numbered.incrementAndGet()) ?: Answer(status)
             val reply = answer.toByteArray()
             exchange.responseHeaders.add("content-type", "application/json")
-            exchange.sendResponseHeaders(status, if (reply.isEmpty()) -1 else reply.size.toLong())
+            for ((name, value) in scripted.headers) exchange.responseHeaders.add(name, value)
+            exchange.sendResponseHeaders(scripted.status, if (reply.isEmpty()) -1 else reply.size.toLong())
             if (reply.isNotEmpty()) exchange.responseBody.use { it.write(reply) }
             exchange.close()
             arrived.countDown()
@@ -97,6 +116,20 @@ class Receiver(private val status: Int = 200, private val answer: String = "") :
         pool.shutdownNow()
     }
 }
+
+/** Polls `condition` every 20 ms until it holds or `seconds` passed; returns whether it held. */
+fun waitUntil(seconds: Double, condition: () -> Boolean): Boolean {
+    val deadline = System.nanoTime() + (seconds * 1e9).toLong()
+    while (System.nanoTime() < deadline) {
+        if (condition()) return true
+        Thread.sleep(20)
+    }
+    return condition()
+}
+
+/** The circuit events (`tidings.endpoint.circuit_*`) of an endpoint's system stream, in order. */
+fun circuitEvents(store: Store, endpointId: String): List<String> =
+    store.readStream("tidings.endpoint.$endpointId").map { it.eventType }.filter { it.startsWith("tidings.endpoint.circuit_") }
 
 /** The Standard Webhooks v1 signature, computed here with javax.crypto (not by tidings). */
 fun standardSignature(secret: String, id: String, timestamp: String, body: ByteArray): String {
@@ -391,6 +424,152 @@ fun objectsAreAutoCloseable() {
     }
 }
 
+fun drainWaitsForRetriesWhereWaitIdleDoesNot() {
+    // 503 with Retry-After: 1 twice, then 200; every request after the third fails the same way.
+    val later = Answer(503, mapOf("Retry-After" to "1"))
+    Receiver(script = { n -> if (n == 3) Answer(200) else later }).use { receiver ->
+        openStore().use { store ->
+            val ep = store.createEndpoint(receiver.url, EndpointOptions(jitter = 0.0))
+            store.append("order-1", "order.created", "{}")
+            store.startDelivery(DeliveryOptions(workers = 2u)).use { delivery ->
+                check(delivery.waitIdle(30.0)) { "waitIdle timed out" }
+                checkEq(receiver.requests.size, 1, "requests when waitIdle returns (the retry waits a second)")
+                checkEq(store.deliveries(endpointId = ep.id).single().status, DeliveryState.RETRYING, "state after waitIdle")
+
+                var started = System.nanoTime()
+                check(delivery.drain(30.0)) { "drain timed out" }
+                val drainedAfter = Duration.ofNanos(System.nanoTime() - started)
+                checkEq(receiver.requests.size, 3, "requests when drain returns")
+                check(drainedAfter >= Duration.ofMillis(1500)) { "drain waited two Retry-After seconds, took $drainedAfter" }
+                val row = store.deliveries(endpointId = ep.id).single()
+                checkEq(row.status, DeliveryState.SUCCEEDED, "state after drain")
+                checkEq(store.attempts(row.id).map { it.statusCode?.toInt() }, listOf(503, 503, 200), "attempts")
+
+                // A delivery that keeps failing: drain says so when its timeout passes.
+                store.append("order-2", "order.created", "{}")
+                started = System.nanoTime()
+                checkEq(delivery.drain(0.5), false, "drain while a delivery keeps failing")
+                val tookMs = (System.nanoTime() - started) / 1_000_000
+                check(tookMs >= 500) { "drain(0.5) returned after only $tookMs ms" }
+                check(delivery.waitIdle(10.0)) { "waitIdle with a retry waiting" }
+                val failing = store.deliveries(endpointId = ep.id).first { it.id != row.id }
+                check(failing.status in setOf(DeliveryState.PENDING, DeliveryState.SENDING, DeliveryState.RETRYING)) {
+                    "the failing delivery is unfinished: ${failing.status}"
+                }
+                checkEq(failing.lastStatusCode?.toInt(), 503, "the failing delivery's last status")
+
+                // shutdown on one thread ends a drain blocking on another at once, with false.
+                val result = AtomicReference<Boolean?>(null)
+                val drainer = Thread { result.set(delivery.drain(60.0)) }
+                drainer.start()
+                Thread.sleep(300)
+                check(drainer.isAlive) { "drain(60.0) returned early: ${result.get()}" }
+                started = System.nanoTime()
+                delivery.shutdown(1.0)
+                drainer.join(10_000)
+                val stopMs = (System.nanoTime() - started) / 1_000_000
+                check(!drainer.isAlive) { "drain still blocked 10 s after shutdown" }
+                checkEq(result.get(), false, "drain interrupted by shutdown")
+                check(stopMs < 5_000) { "shutdown waited for the drain: $stopMs ms" }
+                checkEq(delivery.drain(5.0), false, "drain after shutdown")
+            }
+        }
+    }
+}
+
+fun circuitOpensAfterFailuresInARow() {
+    Receiver(status = 500).use { receiver ->
+        openStore().use { store ->
+            val ep = store.createEndpoint(receiver.url, EndpointOptions(initialDelay = 0.05, multiplier = 1.0, jitter = 0.0))
+            for (fresh in listOf(ep, store.getEndpoint(ep.id))) {
+                checkEq(fresh.circuit, CircuitState.CLOSED, "a new endpoint's circuit")
+                checkEq(fresh.concurrency, 1u, "a new endpoint's concurrency")
+                checkEq(fresh.circuitUntil, null, "circuitUntil while closed")
+            }
+            val fresh = store.stats().endpoints.single { it.endpointId == ep.id }
+            checkEq(fresh.circuit to fresh.concurrency, CircuitState.CLOSED to 1u, "stats of a new endpoint")
+
+            store.append("order-1", "order.created", "{}")
+            store.startDelivery(DeliveryOptions(workers = 2u, circuitAfter = 2u, circuitCooldown = 60.0)).use { delivery ->
+                check(waitUntil(30.0) { store.getEndpoint(ep.id).circuit == CircuitState.OPEN }) {
+                    "the circuit did not open: ${store.getEndpoint(ep.id).circuit}, ${receiver.requests.size} requests"
+                }
+                val opened = store.getEndpoint(ep.id)
+                val now = Instant.now()
+                val until = opened.circuitUntil ?: throw AssertionError("an open circuit has no circuitUntil")
+                check(until.isAfter(now.plusSeconds(50)) && !until.isAfter(now.plusSeconds(61))) {
+                    "the probe is due about 60 s after opening: $until, now $now"
+                }
+                checkEq(opened.consecutiveFailures, 2u, "failures that opened it")
+                checkEq(opened.unhealthy, false, "not unhealthy yet (unhealthyAfter = 5)")
+                checkEq(opened.concurrency, 1u, "concurrency after failures")
+                val stats = store.stats().endpoints.single { it.endpointId == ep.id }
+                checkEq(stats.circuit, CircuitState.OPEN, "circuit in stats")
+                checkEq(stats.concurrency, 1u, "concurrency in stats")
+                checkEq(stats.consecutiveFailures, 2u, "failures in stats")
+                // Open: nothing more is sent although the retry is due after 50 ms.
+                checkEq(delivery.drain(1.0), false, "drain with an open circuit")
+                checkEq(receiver.requests.size, 2, "requests sent (none while open)")
+                checkEq(circuitEvents(store, ep.id), listOf("tidings.endpoint.circuit_opened"), "circuit events")
+                delivery.shutdown(1.0)
+            }
+        }
+    }
+}
+
+fun circuitClosesAfterASuccessfulProbe() {
+    Receiver(script = { n -> Answer(if (n <= 2) 500 else 200) }).use { receiver ->
+        openStore().use { store ->
+            val ep = store.createEndpoint(receiver.url, EndpointOptions(initialDelay = 0.05, multiplier = 1.0, jitter = 0.0))
+            store.append("order-1", "order.created", "{}")
+            store.startDelivery(DeliveryOptions(workers = 2u, circuitAfter = 2u, circuitCooldown = 0.2)).use { delivery ->
+                check(delivery.drain(30.0)) { "drain timed out: ${circuitEvents(store, ep.id)}" }
+                checkEq(receiver.requests.size, 3, "two failures and the probe")
+                checkEq(
+                    circuitEvents(store, ep.id),
+                    listOf("tidings.endpoint.circuit_opened", "tidings.endpoint.circuit_half_opened", "tidings.endpoint.circuit_closed"),
+                    "circuit events",
+                )
+                val closed = store.getEndpoint(ep.id)
+                checkEq(closed.circuit, CircuitState.CLOSED, "closed by the probe")
+                checkEq(closed.circuitUntil, null, "circuitUntil once closed")
+                checkEq(closed.concurrency, 1u, "a closed circuit starts again at one request")
+                checkEq(closed.consecutiveFailures, 0u, "failures reset")
+
+                // Each success allows one more request in flight, up to maxInFlight (4).
+                store.appendEvents("order-2", List(3) { NewEvent("order.created", "{}") })
+                check(delivery.drain(30.0)) { "second drain timed out" }
+                checkEq(receiver.requests.size, 6, "requests")
+                checkEq(store.getEndpoint(ep.id).concurrency, 4u, "concurrency after three more successes")
+                checkEq(store.stats().endpoints.single { it.endpointId == ep.id }.concurrency, 4u, "concurrency in stats")
+            }
+        }
+    }
+}
+
+fun deliveryOptionsAreChecked() {
+    val defaults = DeliveryOptions()
+    checkEq(defaults.maxWorkers, 256u, "default maxWorkers")
+    checkEq(defaults.circuitAfter, 5u, "default circuitAfter")
+    checkEq(defaults.circuitCooldown, 30.0, "default circuitCooldown")
+    openStore().use { store ->
+        val refused = listOf(
+            DeliveryOptions(workers = 8u, maxWorkers = 4u) to "max_workers",
+            DeliveryOptions(maxWorkers = 5000u) to "max_workers",
+            DeliveryOptions(circuitAfter = 0u) to "circuit_after",
+            DeliveryOptions(circuitCooldown = -1.0) to "circuit_cooldown",
+            DeliveryOptions(circuitCooldown = 0.001) to "circuit_cooldown",
+        )
+        for ((options, field) in refused) {
+            val e = assertThrows<TidingsException.InvalidInput> { store.startDelivery(options).close() }
+            checkEq(e.field, field, "field refused in $options")
+        }
+        store.startDelivery(DeliveryOptions(workers = 2u, maxWorkers = 2u, circuitAfter = 1u, circuitCooldown = 0.01)).use {
+            check(it.isRunning()) { "maxWorkers = workers is allowed" }
+        }
+    }
+}
+
 fun main() {
     val tests: List<Pair<String, () -> Unit>> = listOf(
         "signature helper matches the Standard Webhooks vector" to ::signatureHelperMatchesTheStandardVector,
@@ -405,6 +584,10 @@ fun main() {
         "signed deliveries arrive and verify" to ::signedDeliveriesArriveAndVerify,
         "synchronous call and send test obey egress" to ::synchronousCallAndSendTest,
         "objects are AutoCloseable" to ::objectsAreAutoCloseable,
+        "drain waits for retries where waitIdle does not" to ::drainWaitsForRetriesWhereWaitIdleDoesNot,
+        "circuit opens after failures in a row" to ::circuitOpensAfterFailuresInARow,
+        "circuit closes after a successful probe" to ::circuitClosesAfterASuccessfulProbe,
+        "delivery options are checked" to ::deliveryOptionsAreChecked,
     )
     var passed = 0
     var failed = 0
