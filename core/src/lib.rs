@@ -68,7 +68,10 @@ pub use consumers::Snapshot;
 #[cfg(feature = "bench-internals")]
 #[doc(hidden)]
 pub use delivery::bench_support;
-pub use delivery::{Attempt, CLAIM_AHEAD, Delivery, DeliveryOptions, EndpointStats, MIN_CLAIM_AHEAD, Response, Stats};
+pub use delivery::{
+    Attempt, CLAIM_AHEAD, DEFAULT_MAX_WORKERS, Delivery, DeliveryOptions, EndpointStats, MIN_CLAIM_AHEAD, Response,
+    Stats,
+};
 pub use endpoint::{Auth, CircuitState, Endpoint, EndpointHealth, EndpointSpec, EndpointUpdate};
 pub use error::{Error, ExpectedVersion, Result, SignatureFailure};
 pub use event::{MAX_JSON_DEPTH, NewEvent, RecordedEvent};

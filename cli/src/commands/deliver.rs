@@ -89,7 +89,7 @@ const TICK: Duration = Duration::from_millis(500);
 /// The engine's options from the command line (the rest are the defaults).
 fn delivery_options(args: &DeliverArgs) -> Result<DeliveryOptions> {
     let defaults = DeliveryOptions::default();
-    let max_workers = args.max_workers.unwrap_or(defaults.max_workers.max(args.workers));
+    let max_workers = args.max_workers.unwrap_or(tidings::DEFAULT_MAX_WORKERS.max(args.workers));
     if max_workers < args.workers {
         return Err(CliError::usage(format!(
             "--max-workers {max_workers} is below --workers {}: it must be at least as many",
@@ -98,7 +98,7 @@ fn delivery_options(args: &DeliverArgs) -> Result<DeliveryOptions> {
     }
     Ok(DeliveryOptions {
         workers: args.workers,
-        max_workers,
+        max_workers: Some(max_workers),
         circuit_after: args.circuit_after.unwrap_or(defaults.circuit_after),
         circuit_cooldown: args.circuit_cooldown.unwrap_or(defaults.circuit_cooldown),
         ..defaults

@@ -56,7 +56,7 @@ pub(crate) fn spawn(
         Location::File(path) => Some(db::open_reader(path, &shared.options, false)?),
         Location::Memory => None,
     };
-    let scheduler = Scheduler::new(PoolSize { workers: options.workers, max_workers: options.max_workers });
+    let scheduler = Scheduler::new(PoolSize { workers: options.workers, max_workers: options.max_workers() });
     let (reports_tx, reports_rx) = crossbeam_channel::unbounded::<Report>();
     let (batch_tx, batch_rx) = crossbeam_channel::bounded::<()>(1);
     let policy = Arc::new(batching::Policy::new(options.workers, options.claim_capacity()));

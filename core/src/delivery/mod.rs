@@ -72,6 +72,10 @@ pub const CLAIM_AHEAD: usize = 4;
 /// timeout plus [`DeliveryOptions::lease_grace`]); a lower `max_in_flight` holds fewer.
 pub const MIN_CLAIM_AHEAD: usize = 256;
 
+/// The most sending threads when [`DeliveryOptions::max_workers`] is not set (or `workers`, if
+/// more).
+pub const DEFAULT_MAX_WORKERS: usize = 256;
+
 /// Options for [`crate::Store::start_delivery`]; defaults are design.md section 6.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DeliveryOptions {
@@ -80,10 +84,11 @@ pub struct DeliveryOptions {
     /// place while jobs wait, up to `max_workers`, so slow and hanging endpoints never hold
     /// the threads the healthy ones need.
     pub workers: usize,
-    /// Most sending threads, hence most requests in flight (default 256; at least
-    /// `workers`). Endpoints not proven healthy (new, failing, or with an open circuit)
-    /// together get at most half of them.
-    pub max_workers: usize,
+    /// Most sending threads, hence most requests in flight (`None`, the default: 256, or
+    /// `workers` if more; see [`DeliveryOptions::max_workers`]). A value below `workers` is
+    /// refused. Endpoints not proven healthy (new, failing, or with an open circuit) together
+    /// get at most half of them.
+    pub max_workers: Option<usize>,
     /// Optional ceiling on deliveries claimed at once across all endpoints, being sent or
     /// queued for a sending thread (default: [`CLAIM_AHEAD`] × `workers`, at least
     /// [`MIN_CLAIM_AHEAD`] and `max_workers`, so a thread that finishes finds its next job
@@ -120,7 +125,7 @@ impl Default for DeliveryOptions {
     fn default() -> Self {
         DeliveryOptions {
             workers: 16,
-            max_workers: 256,
+            max_workers: None,
             max_in_flight: None,
             lease_grace: Duration::from_secs(30),
             unhealthy_after: 5,
@@ -137,18 +142,31 @@ impl Default for DeliveryOptions {
 }
 
 impl DeliveryOptions {
+    /// Most sending threads: `max_workers` when set, otherwise [`DEFAULT_MAX_WORKERS`] or
+    /// `workers`, whichever is more.
+    ///
+    /// ```
+    /// use tidings::DeliveryOptions;
+    /// assert_eq!(DeliveryOptions::default().max_workers(), 256);
+    /// assert_eq!(DeliveryOptions { workers: 300, ..DeliveryOptions::default() }.max_workers(), 300);
+    /// assert_eq!(DeliveryOptions { max_workers: Some(32), ..DeliveryOptions::default() }.max_workers(), 32);
+    /// ```
+    pub fn max_workers(&self) -> usize {
+        self.max_workers.unwrap_or(DEFAULT_MAX_WORKERS.max(self.workers))
+    }
+
     /// Deliveries the engine claims at once: `max_in_flight` when set, otherwise
-    /// [`CLAIM_AHEAD`] × `workers`, at least [`MIN_CLAIM_AHEAD`] and `max_workers`.
+    /// [`CLAIM_AHEAD`] × `workers`, at least [`MIN_CLAIM_AHEAD`] and the most sending threads.
     ///
     /// ```
     /// use tidings::DeliveryOptions;
     /// assert_eq!(DeliveryOptions::default().claim_capacity(), 256); // 16 workers
     /// assert_eq!(DeliveryOptions { workers: 128, ..DeliveryOptions::default() }.claim_capacity(), 512);
-    /// assert_eq!(DeliveryOptions { max_workers: 1000, ..DeliveryOptions::default() }.claim_capacity(), 1000);
+    /// assert_eq!(DeliveryOptions { max_workers: Some(1000), ..DeliveryOptions::default() }.claim_capacity(), 1000);
     /// assert_eq!(DeliveryOptions { max_in_flight: Some(8), ..DeliveryOptions::default() }.claim_capacity(), 8);
     /// ```
     pub fn claim_capacity(&self) -> usize {
-        let default = self.workers.saturating_mul(CLAIM_AHEAD).max(MIN_CLAIM_AHEAD).max(self.max_workers);
+        let default = self.workers.saturating_mul(CLAIM_AHEAD).max(MIN_CLAIM_AHEAD).max(self.max_workers());
         self.max_in_flight.unwrap_or(default).max(1)
     }
 
@@ -156,8 +174,8 @@ impl DeliveryOptions {
         if self.workers == 0 || self.workers > 1024 {
             return Err(Error::invalid("workers", "must be between 1 and 1024"));
         }
-        if self.max_workers < self.workers || self.max_workers > 4096 {
-            return Err(Error::invalid("max_workers", "must be between workers and 4096"));
+        if self.max_workers.is_some_and(|max| max < self.workers || max > 4096) {
+            return Err(Error::invalid("max_workers", "must be at least workers and at most 4096"));
         }
         if self.circuit_after == 0 {
             return Err(Error::invalid("circuit_after", "must be at least 1"));

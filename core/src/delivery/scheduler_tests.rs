@@ -202,3 +202,23 @@ fn a_busy_but_fast_pool_stays_at_workers() {
     assert!(s.threads() < 8, "{} threads", s.threads());
     s.close();
 }
+
+#[test]
+fn delivery_options_are_checked_and_max_workers_follows_workers_unless_set() -> crate::Result<()> {
+    use crate::{DeliveryOptions, Error, Store};
+    let store = Store::open_in_memory()?;
+    let refused = |options: DeliveryOptions, field: &str| match store.start_delivery(options) {
+        Err(Error::InvalidInput { field: f, .. }) => assert_eq!(f, field),
+        other => panic!("{field}: expected InvalidInput, got {other:?}"),
+    };
+    refused(DeliveryOptions { workers: 8, max_workers: Some(4), ..Default::default() }, "max_workers");
+    refused(DeliveryOptions { max_workers: Some(5000), ..Default::default() }, "max_workers");
+    refused(DeliveryOptions { circuit_after: 0, ..Default::default() }, "circuit_after");
+    refused(DeliveryOptions { circuit_cooldown: Duration::from_millis(1), ..Default::default() }, "circuit_cooldown");
+    refused(DeliveryOptions { workers: 0, ..Default::default() }, "workers");
+    // Unset, max_workers is 256 or workers if more: 300 workers start.
+    let delivery = store.start_delivery(DeliveryOptions { workers: 300, ..Default::default() })?;
+    assert!(delivery.is_running());
+    delivery.shutdown(Duration::from_secs(1))?;
+    Ok(())
+}
