@@ -452,6 +452,25 @@ impl PyEndpoint {
         opt_datetime(py, self.inner.health.last_success_at)
     }
 
+    /// The circuit breaker: "closed", "open" or "half_open".
+    #[getter]
+    fn circuit(&self) -> &'static str {
+        self.inner.health.circuit.as_str()
+    }
+
+    /// Open: when the half-open probe may go. Half-open: when the probe's lease ends. None
+    /// while closed.
+    #[getter]
+    fn circuit_until<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        opt_datetime(py, self.inner.health.circuit_until)
+    }
+
+    /// Requests the engine lets be in flight to it now, per delivering process.
+    #[getter]
+    fn concurrency(&self) -> u32 {
+        self.inner.health.concurrency
+    }
+
     #[getter]
     fn created_at<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         datetime(py, self.inner.created_at)

@@ -3,8 +3,9 @@
 //! `Store.prune_events`).
 //!
 //! The core handle stops through a shared reference, so `stop` from one thread also ends a
-//! `wait_idle` blocked in another. Both run with the GIL released; so does dropping the Python
-//! object, so a dispatcher thread that logs while it winds down can take the GIL.
+//! `wait_idle` or `drain` blocked in another. Waiting and stopping run with the GIL released;
+//! so does dropping the Python object, so a dispatcher thread that logs while it winds down
+//! can take the GIL.
 
 use std::time::Duration;
 
@@ -36,12 +37,31 @@ impl PyDeliveryEngine {
 #[pymethods]
 impl PyDeliveryEngine {
     /// Blocks (GIL released) until nothing is due or in flight, or `timeout` seconds passed.
-    /// Returns False if the engine was stopped meanwhile.
+    /// Returns False on the timeout or if the engine was stopped meanwhile.
+    ///
+    /// Deliveries waiting for a later retry, endpoints with an open circuit and other
+    /// engines' claims do not count: use it to let a burst settle. To wait until every
+    /// delivery is finished, use `drain`.
     #[pyo3(signature = (timeout = 10.0))]
     fn wait_idle(&self, py: Python<'_>, timeout: f64) -> PyResult<bool> {
         let timeout = seconds(py, "timeout", timeout)?;
         logging::refresh(py);
         Ok(py.detach(|| self.inner.wait_idle(timeout)))
+    }
+
+    /// Blocks (GIL released) until every delivery is finished: none is pending, sending or
+    /// retrying, in this process or any other on the file (paused ones, of disabled
+    /// endpoints, do not count), or `timeout` seconds passed. Returns False on the timeout or
+    /// if the engine was stopped meanwhile.
+    ///
+    /// Unlike `wait_idle`, it also waits for retries scheduled later, endpoints whose circuit
+    /// is open and other engines' claims: use it before stopping, in tests, or in a script
+    /// that must know everything was delivered (or failed for good). There is no default
+    /// timeout: a retry may be scheduled hours ahead.
+    fn drain(&self, py: Python<'_>, timeout: f64) -> PyResult<bool> {
+        let timeout = seconds(py, "timeout", timeout)?;
+        logging::refresh(py);
+        Ok(py.detach(|| self.inner.drain(timeout)))
     }
 
     /// Stops claiming, lets requests in flight finish within `timeout` seconds, releases the

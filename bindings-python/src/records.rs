@@ -278,6 +278,8 @@ pub(crate) fn stats_to_py(py: Python<'_>, stats: Stats) -> PyResult<Bound<'_, Py
         item.set_item("consecutive_failures", e.consecutive_failures)?;
         item.set_item("unhealthy", e.unhealthy)?;
         item.set_item("enabled", e.enabled)?;
+        item.set_item("circuit", e.circuit.as_str())?;
+        item.set_item("concurrency", e.concurrency)?;
         endpoints.append(item)?;
     }
     dict.set_item("endpoints", endpoints)?;

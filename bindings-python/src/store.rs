@@ -490,18 +490,22 @@ impl PyStore {
     }
 
     #[pyo3(signature = (
-        workers = None, *, max_in_flight = None, lease_grace = None, unhealthy_after = None,
-        disable_after = None, max_records = None, max_record_age = None, housekeeping_interval = None,
-        event_retention = None, owner = None
+        workers = None, *, max_workers = None, max_in_flight = None, lease_grace = None,
+        unhealthy_after = None, circuit_after = None, circuit_cooldown = None, disable_after = None,
+        max_records = None, max_record_age = None, housekeeping_interval = None, event_retention = None,
+        owner = None
     ))]
     #[allow(clippy::too_many_arguments)]
     fn start_delivery(
         &self,
         py: Python<'_>,
         workers: Option<usize>,
+        max_workers: Option<usize>,
         max_in_flight: Option<usize>,
         lease_grace: Option<f64>,
         unhealthy_after: Option<u32>,
+        circuit_after: Option<u32>,
+        circuit_cooldown: Option<f64>,
         disable_after: Option<f64>,
         max_records: Option<u64>,
         max_record_age: Option<f64>,
@@ -513,12 +517,21 @@ impl PyStore {
         if let Some(w) = workers {
             options.workers = w;
         }
+        if let Some(w) = max_workers {
+            options.max_workers = Some(w);
+        }
         options.max_in_flight = max_in_flight;
         if let Some(g) = lease_grace {
             options.lease_grace = seconds(py, "lease_grace", g)?;
         }
         if let Some(n) = unhealthy_after {
             options.unhealthy_after = n;
+        }
+        if let Some(n) = circuit_after {
+            options.circuit_after = n;
+        }
+        if let Some(c) = circuit_cooldown {
+            options.circuit_cooldown = seconds(py, "circuit_cooldown", c)?;
         }
         if let Some(d) = disable_after {
             options.disable_after = seconds(py, "disable_after", d)?;

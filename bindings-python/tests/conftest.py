@@ -35,12 +35,15 @@ class Received:
 @dataclass
 class Receiver:
     """A webhook receiver in this process: records every request and answers with ``status``
-    and ``reply`` (per path, or the defaults). Requests to a path in ``hold`` wait for
-    ``gate`` first."""
+    and ``reply`` (per path, or the defaults) and the extra ``headers``. The first requests
+    get the answers in ``script`` instead, in order: (status, extra headers) each. Requests to
+    a path in ``hold`` wait for ``gate`` first."""
 
     port: int = 0
     status: int = 200
     reply: bytes = b'{"ok":true}'
+    headers: dict[str, str] = field(default_factory=dict)
+    script: list[tuple[int, dict[str, str]]] = field(default_factory=list)
     replies: dict[str, tuple[int, bytes]] = field(default_factory=dict)
     hold: set[str] = field(default_factory=set)
     gate: threading.Event = field(default_factory=threading.Event)
@@ -51,10 +54,16 @@ class Receiver:
     def url(self, path: str = "/hook") -> str:
         return f"http://127.0.0.1:{self.port}{path}"
 
-    def record(self, received: Received) -> None:
+    def record(self, received: Received) -> tuple[int, bytes, dict[str, str]]:
+        """Records a request and returns the answer to it: status, body, extra headers."""
         with self.changed:
             self.requests.append(received)
             self.changed.notify_all()
+            if self.script:
+                status, headers = self.script.pop(0)
+                return status, self.reply, headers
+        status, reply = self.replies.get(received.path, (self.status, self.reply))
+        return status, reply, self.headers
 
     def wait_for(self, count: int, path: Optional[str] = None, timeout: float = 30.0) -> list[Received]:
         """The requests (to ``path``, if given) once there are at least ``count``."""
@@ -78,9 +87,10 @@ def _handler(receiver: Receiver) -> type[http.server.BaseHTTPRequestHandler]:
             if self.path in receiver.hold:
                 receiver.arrived.set()
                 receiver.gate.wait(60)
-            receiver.record(received)
-            status, reply = receiver.replies.get(self.path, (receiver.status, receiver.reply))
+            status, reply, headers = receiver.record(received)
             self.send_response(status)
+            for name, value in headers.items():
+                self.send_header(name, value)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(reply)))
             self.end_headers()

@@ -18,11 +18,11 @@ pub struct DeliveryOptions {
     /// work waits, up to `maxWorkers`, so slow endpoints do not hold up healthy ones.
     #[uniffi(default = 16)]
     pub workers: u32,
-    /// Most sending threads, hence most requests in flight at once: at least `workers`, at
-    /// most 4096. Endpoints not proven healthy (new, failing, or with an open circuit) share
-    /// at most half of them.
-    #[uniffi(default = 256)]
-    pub max_workers: u32,
+    /// Most sending threads, hence most requests in flight at once (`null`: 256, or `workers`
+    /// if more); at least `workers`, at most 4096. Endpoints not proven healthy (new, failing,
+    /// or with an open circuit) share at most half of them.
+    #[uniffi(default = None)]
+    pub max_workers: Option<u32>,
     /// Ceiling on deliveries claimed at once across all endpoints, sending or queued for a
     /// sending thread (`null`: 4 × `workers`, at least 256 and at least `maxWorkers`).
     #[uniffi(default = None)]
@@ -65,7 +65,7 @@ impl DeliveryOptions {
     pub(crate) fn to_core(&self) -> Result<tidings::DeliveryOptions> {
         Ok(tidings::DeliveryOptions {
             workers: convert::size(u64::from(self.workers)),
-            max_workers: convert::size(u64::from(self.max_workers)),
+            max_workers: self.max_workers.map(|n| convert::size(u64::from(n))),
             max_in_flight: self.max_in_flight.map(|n| convert::size(u64::from(n))),
             lease_grace: convert::seconds("lease_grace", self.lease_grace)?,
             unhealthy_after: self.unhealthy_after,
@@ -387,7 +387,7 @@ mod tests {
     fn delivery_option_defaults_match_core() -> Result<()> {
         let ours = DeliveryOptions {
             workers: 16,
-            max_workers: 256,
+            max_workers: None,
             max_in_flight: None,
             lease_grace: 30.0,
             unhealthy_after: 5,

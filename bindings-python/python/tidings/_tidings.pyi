@@ -70,6 +70,9 @@ STREAM_EXISTS: Final[StreamExists]
 _ExpectedVersion = Union[int, StreamExists, None]
 """None: any version; 0: the stream must not exist; n >= 1: exactly n; STREAM_EXISTS."""
 
+_CircuitState = Literal["closed", "open", "half_open"]
+"""An endpoint's circuit breaker (see :meth:`Store.start_delivery`'s ``circuit_after``)."""
+
 class Error(Exception):
     """Base class of every error raised by tidings."""
 
@@ -371,6 +374,20 @@ class Endpoint:
     @property
     def last_success_at(self) -> Optional[datetime]: ...
     @property
+    def circuit(self) -> _CircuitState:
+        """The circuit breaker. ``"closed"``: requests flow, up to :attr:`concurrency`.
+        ``"open"``: too many failures in a row; nothing is sent until :attr:`circuit_until`.
+        ``"half_open"``: one probe request is out; its success closes the circuit, its failure
+        opens it again for a longer cool-down."""
+    @property
+    def circuit_until(self) -> Optional[datetime]:
+        """Open: when the half-open probe may go. Half-open: when the probe's lease ends.
+        None while closed."""
+    @property
+    def concurrency(self) -> int:
+        """Requests the engine lets be in flight to this endpoint now, per delivering process:
+        1 for a new endpoint, +1 per success up to :attr:`max_in_flight`, halved per failure."""
+    @property
     def created_at(self) -> datetime: ...
     @property
     def updated_at(self) -> datetime: ...
@@ -383,8 +400,22 @@ class DeliveryEngine:
     """
 
     def wait_idle(self, timeout: float = 10.0) -> bool:
-        """Block until nothing is due or in flight (deliveries waiting for a later retry do not
-        count), or until ``timeout`` seconds passed. Returns whether the engine became idle."""
+        """Block until nothing is due *now* or in flight, or until ``timeout`` seconds passed.
+        Returns whether the engine became idle (False on the timeout or once stopped).
+
+        Deliveries waiting for a later retry, endpoints whose circuit is open and other
+        engines' claims do not count: use it to let a burst settle. To know every delivery
+        is finished, use :meth:`drain`."""
+    def drain(self, timeout: float) -> bool:
+        """Block until every delivery is finished: none is pending, sending or retrying, in
+        this process or any other on the file (paused ones, of disabled endpoints, do not
+        count), or until ``timeout`` seconds passed. Returns whether that happened (False on
+        the timeout or once stopped).
+
+        Unlike :meth:`wait_idle`, it also waits for retries scheduled later, endpoints whose
+        circuit is open and other engines' claims: use it before stopping, in tests, or in a
+        script that must know everything was delivered (or failed for good). A retry may be
+        hours away, so there is no default ``timeout``."""
     def stop(self, timeout: float = 5.0) -> None:
         """Stop claiming; requests in flight may finish within ``timeout`` seconds; claims not
         finished by then are released for the next run. Idempotent."""
@@ -641,9 +672,12 @@ class Store:
         self,
         workers: Optional[int] = None,
         *,
+        max_workers: Optional[int] = None,
         max_in_flight: Optional[int] = None,
         lease_grace: Optional[float] = None,
         unhealthy_after: Optional[int] = None,
+        circuit_after: Optional[int] = None,
+        circuit_cooldown: Optional[float] = None,
         disable_after: Optional[float] = None,
         max_records: Optional[int] = None,
         max_record_age: Optional[float] = None,
@@ -651,8 +685,35 @@ class Store:
         event_retention: Optional[Sequence[RetentionRule]] = None,
         owner: Optional[str] = None,
     ) -> DeliveryEngine:
-        """Start the delivery engine (default 16 workers). Use it as a context manager or call
-        ``stop()``."""
+        """Start the delivery engine. Use it as a context manager or call ``stop()``.
+
+        Options (None keeps the default; times in seconds):
+
+        - ``workers`` (16): sending threads kept for requests that make progress; a request
+          in flight longer than 50 ms stops counting, and the pool starts another thread in
+          its place while jobs wait;
+        - ``max_workers`` (256, or ``workers`` if more): most sending threads, hence most
+          requests in flight; at least ``workers``, at most 4096. Endpoints not proven
+          healthy (new, failing, or with an open circuit) together get at most half;
+        - ``max_in_flight``: most deliveries claimed at once (default: 4 per worker, at least
+          256 and ``max_workers``);
+        - ``lease_grace`` (30): added to an endpoint's timeout to form a claim's lease;
+        - ``unhealthy_after`` (5): failed attempts in a row that mark an endpoint unhealthy;
+        - ``circuit_after`` (5): failed attempts in a row that open an endpoint's circuit:
+          nothing is sent to it for ``circuit_cooldown``, then one probe, whose success closes
+          the circuit;
+        - ``circuit_cooldown`` (30): how long an open circuit waits before its probe, doubled
+          at each opening since it last closed, up to 10 minutes (or this, if longer); between
+          0.01 and 86400;
+        - ``disable_after`` (5 days): an endpoint failing with no success for this long is
+          disabled;
+        - ``max_records`` (100,000) and ``max_record_age`` (30 days): finished delivery records
+          kept;
+        - ``housekeeping_interval`` (60): how often retention and WAL checkpoints run;
+        - ``event_retention``: log retention rules applied by housekeeping (default: keep all);
+        - ``owner``: names this engine's leases (default: source, process id, random suffix).
+
+        A value out of range raises :class:`InvalidInputError` naming the option."""
     def deliveries(
         self,
         endpoint_id: Optional[str] = None,
@@ -680,7 +741,10 @@ class Store:
     def stats(self) -> dict[str, Any]:
         """Counts by status, success rate and latency percentiles (seconds), overall and per
         endpoint: keys ``events``, ``by_state``, ``success_rate``, ``p50``, ``p95``, ``p99``,
-        ``endpoints``."""
+        ``endpoints``. Each item of ``endpoints`` is a dict with ``endpoint_id``, ``name``,
+        ``by_state``, ``success_rate``, ``p50``, ``p95``, ``p99``, ``consecutive_failures``,
+        ``unhealthy``, ``enabled``, ``circuit`` (``"closed"``, ``"open"`` or ``"half_open"``)
+        and ``concurrency`` (as on :class:`Endpoint`)."""
     def rate_stats(self, tenant: str) -> dict[str, Any]:
         """A tenant's event rate meter: ``tenant``, ``current`` (this minute), ``limit``,
         ``mode``, ``warnings``."""

@@ -321,8 +321,10 @@ impl Scheduler {
         if q.ready == 0 {
             return;
         }
-        if q.idle > 0 {
-            self.work.notify_all();
+        // One thread per ready job, not every idle thread: a pool that grew for slow requests
+        // may have hundreds idle.
+        for _ in 0..q.ready.min(q.idle) {
+            self.work.notify_one();
         }
         if q.ready > q.idle {
             self.grow.notify_one();
