@@ -165,19 +165,19 @@ fn serve(stream: TcpStream, shared: &Shared) {
     let Ok(mut writer) = stream.try_clone() else { return };
     let mut reader = BufReader::with_capacity(64 * 1024, stream);
     let mut body = Vec::new();
+    let mut line = String::new();
     loop {
-        let Some(head) = read_head(&mut reader) else { return };
+        let recording = shared.recording_ids.load(Ordering::Relaxed);
+        let Some(head) = read_head(&mut reader, &mut line, recording) else { return };
         body.resize(head.length, 0);
         if reader.read_exact(&mut body).is_err() {
             return;
         }
         let received = Instant::now();
-        if shared.recording_ids.load(Ordering::Relaxed)
-            && let Some(list) = shared.ids.lock().expect("ids").as_mut()
-        {
+        if recording && let Some(list) = shared.ids.lock().expect("ids").as_mut() {
             list.push((head.webhook_id.clone().unwrap_or_default(), received));
         }
-        if head.path.starts_with("/hang/") {
+        if head.route == Route::Hang {
             shared.held.fetch_add(1, Ordering::SeqCst);
             let until = received + HOLD;
             while Instant::now() < until && !shared.stop.load(Ordering::Relaxed) {
@@ -185,14 +185,14 @@ fn serve(stream: TcpStream, shared: &Shared) {
             }
             return;
         }
-        if head.path.starts_with("/fail/") {
+        if head.route == Route::Fail {
             shared.failed.fetch_add(1, Ordering::SeqCst);
             if writer.write_all(FAILURE).is_err() {
                 return;
             }
             continue;
         }
-        if head.path.starts_with("/slow/") {
+        if head.route == Route::Slow {
             std::thread::sleep(SLOW);
         }
         if writer.write_all(RESPONSE).is_err() {
@@ -213,21 +213,30 @@ fn serve(stream: TcpStream, shared: &Shared) {
     }
 }
 
+/// What a request's path asks of the responder.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Route {
+    Ok,
+    Hang,
+    Fail,
+    Slow,
+}
+
 /// What the responder needs of a request head.
 struct Head {
-    path: String,
+    route: Route,
     length: usize,
+    /// Read only while ids are recorded (it costs an allocation per request).
     webhook_id: Option<String>,
 }
 
-/// Reads one request head (`None` at the end of the connection).
-fn read_head(reader: &mut BufReader<TcpStream>) -> Option<Head> {
-    let mut line = String::new();
-    let mut head = Head { path: String::new(), length: 0, webhook_id: None };
+/// Reads one request head (`None` at the end of the connection), into `line`'s buffer.
+fn read_head(reader: &mut BufReader<TcpStream>, line: &mut String, want_id: bool) -> Option<Head> {
+    let mut head = Head { route: Route::Ok, length: 0, webhook_id: None };
     let mut first = true;
     loop {
         line.clear();
-        match reader.read_line(&mut line) {
+        match reader.read_line(line) {
             Ok(0) | Err(_) => return None,
             Ok(_) => {}
         }
@@ -239,14 +248,23 @@ fn read_head(reader: &mut BufReader<TcpStream>) -> Option<Head> {
             return Some(head);
         }
         if first {
-            head.path = trimmed.split_whitespace().nth(1).unwrap_or("/").to_string();
+            let path = trimmed.split_whitespace().nth(1).unwrap_or("/");
+            head.route = if path.starts_with("/hang/") {
+                Route::Hang
+            } else if path.starts_with("/fail/") {
+                Route::Fail
+            } else if path.starts_with("/slow/") {
+                Route::Slow
+            } else {
+                Route::Ok
+            };
             first = false;
             continue;
         }
         if let Some((name, value)) = trimmed.split_once(':') {
             if name.eq_ignore_ascii_case("content-length") {
                 head.length = value.trim().parse().unwrap_or(0);
-            } else if name.eq_ignore_ascii_case("webhook-id") {
+            } else if want_id && name.eq_ignore_ascii_case("webhook-id") {
                 head.webhook_id = Some(value.trim().to_string());
             }
         }

@@ -24,7 +24,7 @@ pub struct DeliveryOptions {
     #[uniffi(default = None)]
     pub max_workers: Option<u32>,
     /// Ceiling on deliveries claimed at once across all endpoints, sending or queued for a
-    /// sending thread (`null`: 4 × `workers`, at least 256 and at least `maxWorkers`).
+    /// sending thread (`null`: 4 × `workers`, at least 512 and at least `maxWorkers`).
     #[uniffi(default = None)]
     pub max_in_flight: Option<u32>,
     /// Seconds added to an endpoint's timeout to form the lease of a claimed delivery.

@@ -319,7 +319,7 @@ pub(crate) fn pause_endpoint(conn: &Connection, seq: i64, now: i64) -> Result<us
 /// Resumes an endpoint's paused deliveries: due now, or, for one whose lease is still held by
 /// a request in flight, back to `sending` until that lease ends (no double send).
 pub(crate) fn resume_endpoint(conn: &Connection, seq: i64, now: i64) -> Result<usize> {
-    Ok(conn
+    let resumed = conn
         .prepare_cached(
             "UPDATE tidings_deliveries SET
                 state = CASE WHEN lease_expires_at > ?2 THEN 1 ELSE 0 END,
@@ -329,7 +329,11 @@ pub(crate) fn resume_endpoint(conn: &Connection, seq: i64, now: i64) -> Result<u
                 touched_at = ?2
              WHERE endpoint_seq = ?1 AND state = 3",
         )?
-        .execute(params![seq, now])?)
+        .execute(params![seq, now])?;
+    if resumed > 0 {
+        crate::endpoint::state::note_due(conn, seq, now)?;
+    }
+    Ok(resumed)
 }
 
 /// Cancels every unfinished delivery of an endpoint (it was deleted).
@@ -482,13 +486,15 @@ pub(crate) fn retry(conn: &Connection, id: u64) -> Result<DeliveryRecord> {
     }
     let now = clock::now_micros();
     // A disabled endpoint's deliveries wait paused until it is enabled again.
-    conn.prepare_cached(
-        "UPDATE tidings_deliveries SET
-            state = CASE WHEN (SELECT enabled FROM tidings_endpoints WHERE seq = endpoint_seq) THEN 0 ELSE 3 END,
-            attempts = 0, next_attempt_at = ?2, touched_at = ?2, completed_at = NULL
-         WHERE id = ?1",
-    )?
-    .execute(params![id as i64, now])?;
+    let seq: i64 = conn
+        .prepare_cached(
+            "UPDATE tidings_deliveries SET
+                state = CASE WHEN (SELECT enabled FROM tidings_endpoints WHERE seq = endpoint_seq) THEN 0 ELSE 3 END,
+                attempts = 0, next_attempt_at = ?2, touched_at = ?2, completed_at = NULL
+             WHERE id = ?1 RETURNING endpoint_seq",
+        )?
+        .query_row(params![id as i64, now], |r| r.get(0))?;
+    crate::endpoint::state::note_due(conn, seq, now)?;
     get(conn, id)
 }
 
@@ -497,7 +503,7 @@ pub(crate) fn retry(conn: &Connection, id: u64) -> Result<DeliveryRecord> {
 /// Returns how many.
 pub(crate) fn recover(conn: &Connection, seq: i64, since: i64) -> Result<usize> {
     let now = clock::now_micros();
-    Ok(conn
+    let recovered = conn
         .prepare_cached(
             "UPDATE tidings_deliveries SET
                 state = CASE WHEN (SELECT enabled FROM tidings_endpoints WHERE seq = endpoint_seq) THEN 0 ELSE 3 END,
@@ -505,7 +511,11 @@ pub(crate) fn recover(conn: &Connection, seq: i64, since: i64) -> Result<usize> 
              WHERE endpoint_seq = ?1 AND state = 5
                AND (SELECT e.recorded_at FROM tidings_events e WHERE e.position = event_position) >= ?2",
         )?
-        .execute(params![seq, since, now])?)
+        .execute(params![seq, since, now])?;
+    if recovered > 0 {
+        crate::endpoint::state::note_due(conn, seq, now)?;
+    }
+    Ok(recovered)
 }
 
 /// Whether any delivery is pending, sending or retrying, for any endpoint and any process (the

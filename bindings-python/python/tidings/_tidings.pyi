@@ -696,7 +696,7 @@ class Store:
           requests in flight; at least ``workers``, at most 4096. Endpoints not proven
           healthy (new, failing, or with an open circuit) together get at most half;
         - ``max_in_flight``: most deliveries claimed at once (default: 4 per worker, at least
-          256 and ``max_workers``);
+          512 and ``max_workers``);
         - ``lease_grace`` (30): added to an endpoint's timeout to form a claim's lease;
         - ``unhealthy_after`` (5): failed attempts in a row that mark an endpoint unhealthy;
         - ``circuit_after`` (5): failed attempts in a row that open an endpoint's circuit:

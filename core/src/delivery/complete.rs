@@ -159,12 +159,18 @@ fn record(conn: &Connection, owner: &str, f: &Finished) -> Result<Outcome> {
         (Verdict::Retry { retry_after }, "retry") => {
             let delay = target.retry.retry_after_delay(f.job.attempt, unit_random(), *retry_after);
             let due = now.saturating_add(clock::duration_micros(delay));
-            conn.prepare_cached(
-                "UPDATE tidings_deliveries SET state = CASE WHEN state = 3 THEN 3 ELSE 2 END, next_attempt_at = ?3,
-                    last_status = ?4, last_error = ?5, lease_owner = NULL, lease_expires_at = NULL, touched_at = ?6
-                 WHERE id = ?1 AND lease_owner = ?2 AND (state = 1 OR state = 3)",
-            )?
-            .execute(params![id, owner, due, row.status, row.last_error(), now])?;
+            let scheduled = conn
+                .prepare_cached(
+                    "UPDATE tidings_deliveries SET state = CASE WHEN state = 3 THEN 3 ELSE 2 END,
+                        next_attempt_at = ?3, last_status = ?4, last_error = ?5, lease_owner = NULL,
+                        lease_expires_at = NULL, touched_at = ?6
+                     WHERE id = ?1 AND lease_owner = ?2 AND (state = 1 OR state = 3)",
+                )?
+                .execute(params![id, owner, due, row.status, row.last_error(), now])?;
+            if scheduled > 0 {
+                // The retry may be due before the lease the endpoint's due time was set to.
+                endpoint::state::note_due(conn, target.seq, due)?;
+            }
         }
         _ => {
             conn.prepare_cached(

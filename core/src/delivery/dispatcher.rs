@@ -337,9 +337,12 @@ impl Dispatcher {
             lease_grace: self.options.lease_grace,
             now,
         };
+        // Whether anything is unfinished matters only to a `drain` caller.
+        let draining = self.engine.draining();
         let claimed = {
             let (conn, shared) = tx.parts()?;
-            claim::claim(conn, shared, &mut self.local, &limits).and_then(|c| Ok((outbox::any_open(conn)?, c)))
+            claim::claim(conn, shared, &mut self.local, &limits)
+                .and_then(|c| Ok((!draining || outbox::any_open(conn)?, c)))
         };
         let (open, claimed) = match claimed {
             Ok(c) => c,

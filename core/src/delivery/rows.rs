@@ -10,7 +10,7 @@
 
 use std::sync::LazyLock;
 
-use rusqlite::{Connection, params};
+use rusqlite::{Connection, OptionalExtension, params};
 
 use super::request::Target;
 use crate::endpoint;
@@ -145,32 +145,53 @@ pub(crate) fn fail_damaged(conn: &Connection, id: i64, reason: &str, now: i64) -
 }
 
 /// Releases claims this owner will not finish (shutdown, or jobs given back): the rows become
-/// due again now, with the unfinished attempt not counted. Paused rows only lose their lease.
+/// due again now (their endpoints too), with the unfinished attempt not counted. Paused rows
+/// only lose their lease.
 pub(crate) fn release(conn: &Connection, owner: &str, ids: &[i64], now: i64) -> Result<usize> {
     let mut stmt = conn.prepare_cached(
         "UPDATE tidings_deliveries SET
             state = CASE WHEN state = 3 THEN 3 WHEN attempts > 1 THEN 2 ELSE 0 END,
             attempts = max(attempts - 1, 0), lease_owner = NULL, lease_expires_at = NULL,
             next_attempt_at = ?3, touched_at = ?3
-         WHERE id = ?1 AND lease_owner = ?2 AND (state = 1 OR state = 3)",
+         WHERE id = ?1 AND lease_owner = ?2 AND (state = 1 OR state = 3)
+         RETURNING endpoint_seq",
     )?;
-    let mut released = 0;
+    let mut endpoints = Vec::new();
     for id in ids {
-        released += stmt.execute(params![id, owner, now])?;
+        if let Some(seq) = stmt.query_row(params![id, owner, now], |r| r.get::<_, i64>(0)).optional()? {
+            endpoints.push(seq);
+        }
     }
+    let released = endpoints.len();
+    note_due_all(conn, endpoints, now)?;
     Ok(released)
+}
+
+/// Makes each endpoint due at `at` at the latest (once per endpoint).
+fn note_due_all(conn: &Connection, mut endpoints: Vec<i64>, at: i64) -> Result<()> {
+    endpoints.sort_unstable();
+    endpoints.dedup();
+    for seq in endpoints {
+        endpoint::state::note_due(conn, seq, at)?;
+    }
+    Ok(())
 }
 
 /// Makes the claims of a dead `owner` due (its process is gone: nothing of it is in flight),
 /// so they are sent at once instead of when their leases expire. They keep their place: due
 /// since they were created, so they go before the endpoint's later work. Returns how many.
 pub(crate) fn reclaim_dead(conn: &Connection, owner: &str, now: i64) -> Result<usize> {
-    let due = conn
+    let endpoints: Vec<i64> = conn
         .prepare_cached(
             "UPDATE tidings_deliveries SET next_attempt_at = min(created_at, ?2), touched_at = ?2
-             WHERE state = 1 AND lease_owner = ?1 AND next_attempt_at > ?2",
+             WHERE state = 1 AND lease_owner = ?1 AND next_attempt_at > ?2
+             RETURNING endpoint_seq",
         )?
-        .execute(params![owner, now])?;
+        .query_map(params![owner, now], |r| r.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    let due = endpoints.len();
+    // Due since they were created: no later than the oldest of them; 0 is no later than any.
+    note_due_all(conn, endpoints, 0)?;
     // A paused row keeps its lease while its request is in flight; the request died with it.
     let paused = conn
         .prepare_cached(

@@ -71,6 +71,8 @@ struct Queues {
     next_ticket: u64,
     threads: usize,
     idle: usize,
+    /// The monitor waits without a timer: it must be told when work starts waiting.
+    monitor_parked: bool,
     closed: bool,
 }
 
@@ -116,6 +118,7 @@ impl Scheduler {
                 next_ticket: 0,
                 threads: 0,
                 idle: 0,
+                monitor_parked: false,
                 closed: false,
             }),
             work: Condvar::new(),
@@ -168,7 +171,7 @@ impl Scheduler {
             list(&mut q, seq);
         }
         self.publish(&q);
-        self.wake(&q);
+        self.wake(q);
     }
 
     /// Applies an endpoint's new limit; returns its queued jobs beyond `limit.keep` (counting
@@ -185,14 +188,26 @@ impl Scheduler {
         list(&mut q, seq);
         forget_if_empty(&mut q, seq);
         self.publish(&q);
-        self.wake(&q);
+        self.wake(q);
         surplus
     }
 
     /// Takes the next job to send, waiting for one; `None` when the scheduler is closed, or when
     /// this thread is beyond `workers` and found nothing for [`IDLE_EXIT`].
     pub(crate) fn take(&self) -> Option<(Job, Ticket)> {
+        let q = self.lock();
+        self.take_locked(q)
+    }
+
+    /// Ends a job's attempt (as [`Scheduler::done`]) and takes the next one (as
+    /// [`Scheduler::take`]) under one lock: a busy thread costs the queues one lock per request.
+    pub(crate) fn done_and_take(&self, ticket: Ticket) -> Option<(Job, Ticket)> {
         let mut q = self.lock();
+        self.free_slot(&mut q, ticket);
+        self.take_locked(q)
+    }
+
+    fn take_locked(&self, mut q: MutexGuard<'_, Queues>) -> Option<(Job, Ticket)> {
         loop {
             if let Some(found) = self.hand_out(&mut q) {
                 return Some(found);
@@ -245,7 +260,7 @@ impl Scheduler {
                 q.guarded_in_flight += 1;
             }
             self.publish(q);
-            if q.ready > q.idle {
+            if q.monitor_parked && q.ready > q.idle {
                 // Work still waits and no thread is free: the monitor times the next growth.
                 self.grow.notify_one();
             }
@@ -260,6 +275,11 @@ impl Scheduler {
     /// Ends a job's attempt: frees its endpoint's slot (and its guarded share).
     pub(crate) fn done(&self, ticket: Ticket) {
         let mut q = self.lock();
+        self.free_slot(&mut q, ticket);
+        self.wake(q);
+    }
+
+    fn free_slot(&self, q: &mut Queues, ticket: Ticket) {
         q.started.remove(&ticket.id);
         if ticket.guarded {
             q.guarded_in_flight = q.guarded_in_flight.saturating_sub(1);
@@ -268,16 +288,13 @@ impl Scheduler {
                 if let Some(lane) = q.lanes.get_mut(&seq) {
                     lane.listed = false;
                 }
-                list(&mut q, seq);
+                list(q, seq);
             }
         }
-        with_lane(&mut q, ticket.seq, |lane| lane.in_flight = lane.in_flight.saturating_sub(1));
-        list(&mut q, ticket.seq);
-        forget_if_empty(&mut q, ticket.seq);
-        self.publish(&q);
-        if !q.ring.is_empty() && q.idle > 0 {
-            self.work.notify_one();
-        }
+        with_lane(q, ticket.seq, |lane| lane.in_flight = lane.in_flight.saturating_sub(1));
+        list(q, ticket.seq);
+        forget_if_empty(q, ticket.seq);
+        self.publish(q);
     }
 
     /// Stops handing out: returns every queued job (for release) and wakes every thread so it
@@ -316,17 +333,17 @@ impl Scheduler {
         self.ready.store(q.ready, Ordering::Relaxed);
     }
 
-    /// Wakes an idle thread for ready work, or the monitor when no thread is idle.
-    fn wake(&self, q: &Queues) {
-        if q.ready == 0 {
-            return;
-        }
-        // One thread per ready job, not every idle thread: a pool that grew for slow requests
-        // may have hundreds idle.
-        for _ in 0..q.ready.min(q.idle) {
+    /// Releases the lock, then wakes one idle thread per ready job (not every idle thread: a
+    /// pool that grew for slow requests may have hundreds idle), or the monitor when no thread
+    /// is idle. Waking after the lock is released spares the woken threads from blocking on it.
+    fn wake(&self, q: MutexGuard<'_, Queues>) {
+        let threads = q.ready.min(q.idle);
+        let monitor = q.monitor_parked && q.ready > q.idle;
+        drop(q);
+        for _ in 0..threads {
             self.work.notify_one();
         }
-        if q.ready > q.idle {
+        if monitor {
             self.grow.notify_one();
         }
     }
@@ -368,7 +385,12 @@ impl Scheduler {
                 Some(at) => {
                     self.grow.wait_timeout(q, at.saturating_duration_since(now)).unwrap_or_else(|p| p.into_inner()).0
                 }
-                None => self.grow.wait(q).unwrap_or_else(|p| p.into_inner()),
+                None => {
+                    q.monitor_parked = true;
+                    let mut q = self.grow.wait(q).unwrap_or_else(|p| p.into_inner());
+                    q.monitor_parked = false;
+                    q
+                }
             };
         }
     }

@@ -82,17 +82,19 @@ pub(crate) fn spawn(
     engine: Arc<Engine>,
 ) -> std::io::Result<JoinHandle<()>> {
     std::thread::Builder::new().name(format!("tidings-worker-{index}")).spawn(move || {
-        while let Some((job, ticket)) = scheduler.take() {
+        let mut next = scheduler.take();
+        while let Some((job, ticket)) = next {
             // After the lease ends another engine may claim the delivery: never start then.
             let report = if engine.stopping() || (!job.ping && clock::now_micros() >= job.lease_until) {
                 Report::NotSent(job)
             } else {
                 Report::Done(attempt(destination.as_ref(), job, &source))
             };
-            scheduler.done(ticket);
             if !reporting.send(report, scheduler.ready_jobs()) {
+                scheduler.done(ticket);
                 break;
             }
+            next = scheduler.done_and_take(ticket);
         }
     })
 }

@@ -5,8 +5,9 @@
 //! It owns:
 //! - the **due queue**: `due_at` is never later than the earliest moment the endpoint has
 //!   something to claim (a due delivery or a keepalive ping). The outbox's inserts lower it
-//!   through [`note_due`]; updates that make a delivery due earlier lower it through the
-//!   trigger of migration 0004; the engine sets it exactly ([`set_due`]) after each visit.
+//!   through [`note_due`], and so does every update that makes a delivery due earlier (the
+//!   outbox's retry, recover and resume; the engine's released claims, scheduled retries and
+//!   dead engines' claims); the engine sets it exactly ([`set_due`]) after each visit.
 //!   [`due_page`] is how a claim cycle finds work without looking at idle endpoints;
 //! - the **health** of the endpoint ([`HealthState`]: circuit, concurrency, failure counters);
 //! - its **token bucket** and its **last keepalive ping**.
@@ -317,30 +318,6 @@ mod tests {
         assert_eq!(next_due_after(&conn, 100)?, Some(200));
         settings_changed(&conn, 1, 90)?;
         assert_eq!(due_page(&conn, 100, None, 10)?, vec![(90, 1)]);
-        Ok(())
-    }
-
-    #[test]
-    fn a_delivery_made_due_earlier_lowers_its_endpoint_due_time() -> Result<()> {
-        let conn = conn()?;
-        conn.execute_batch(
-            "INSERT INTO tidings_deliveries (id, event_position, endpoint_seq, stream_id, state, next_attempt_at,
-                created_at, touched_at) VALUES (1, 1, 4, 1, 1, 1000, 0, 0);",
-        )?;
-        set_due(&conn, 4, Some(1000))?;
-        note_due(&conn, 4, 1000)?;
-        // A claim moves next_attempt_at later: no change.
-        conn.execute("UPDATE tidings_deliveries SET next_attempt_at = 2000 WHERE id = 1", [])?;
-        assert_eq!(due_page(&conn, 5000, None, 10)?, vec![(1000, 4)]);
-        // A retry scheduled earlier than the lease's end lowers it.
-        conn.execute("UPDATE tidings_deliveries SET state = 2, next_attempt_at = 600 WHERE id = 1", [])?;
-        assert_eq!(due_page(&conn, 5000, None, 10)?, vec![(600, 4)]);
-        // Finishing changes nothing; going back to pending (a retry) lowers it again.
-        set_due(&conn, 4, None)?;
-        conn.execute("UPDATE tidings_deliveries SET state = 4 WHERE id = 1", [])?;
-        assert_eq!(due_page(&conn, 5000, None, 10)?, vec![]);
-        conn.execute("UPDATE tidings_deliveries SET state = 0, next_attempt_at = 700 WHERE id = 1", [])?;
-        assert_eq!(due_page(&conn, 5000, None, 10)?, vec![(700, 4)]);
         Ok(())
     }
 }
