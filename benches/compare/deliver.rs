@@ -138,7 +138,16 @@ pub fn latency(dir: &Path, rate: u64, seconds: u64) -> Vec<f64> {
     store.create_endpoint(&EndpointSpec::new(responder.url())).expect("endpoint");
     let delivery = store.start_delivery(DeliveryOptions::default()).expect("start");
     let total = rate * seconds;
-    let interval = Duration::from_secs_f64(1.0 / rate as f64);
+    let committed = paced_appends(&store, "tick", total, Duration::from_secs_f64(1.0 / rate as f64));
+    assert!(responder.wait_for(total, Duration::from_secs(30)), "latency deliveries stalled");
+    let _ = delivery.shutdown(Duration::from_secs(10));
+    latencies_ms(&responder, &committed)
+}
+
+/// Appends `total` events `<kind>.happened` with `{"seq": n}` to stream `<kind>s`, one every
+/// `interval`; returns when each append returned.
+pub fn paced_appends(store: &Store, kind: &str, total: u64, interval: Duration) -> Vec<Instant> {
+    let (stream, event_type) = (format!("{kind}s"), format!("{kind}.happened"));
     let mut committed = Vec::with_capacity(total as usize);
     let start = Instant::now();
     for seq in 0..total {
@@ -147,12 +156,15 @@ pub fn latency(dir: &Path, rate: u64, seconds: u64) -> Vec<f64> {
             std::thread::sleep(wait);
         }
         store
-            .append("ticks", &[NewEvent::new("tick.happened", json!({"seq": seq}))], ExpectedVersion::Any)
+            .append(&stream, &[NewEvent::new(&event_type, json!({"seq": seq}))], ExpectedVersion::Any)
             .expect("append");
         committed.push(Instant::now());
     }
-    assert!(responder.wait_for(total, Duration::from_secs(30)), "latency deliveries stalled");
-    let _ = delivery.shutdown(Duration::from_secs(10));
+    committed
+}
+
+/// Receipt minus commit of every event the responder timed, in milliseconds, sorted.
+pub fn latencies_ms(responder: &Responder, committed: &[Instant]) -> Vec<f64> {
     let mut out: Vec<f64> = responder
         .receipts()
         .into_iter()

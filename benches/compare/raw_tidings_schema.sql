@@ -1,4 +1,4 @@
--- The raw contenders' copy of tidings' tables and indexes (core/src/sql, as of migration 0003),
+-- The raw contenders' copy of tidings' tables and indexes (core/src/sql, as of migration 0004),
 -- without the columns and tables the raw loop never touches: the limit for this layout. Used by
 -- benches/compare/append.rs and python_append.py; keep it in step with core's migrations.
 CREATE TABLE orders (id INTEGER PRIMARY KEY, customer TEXT NOT NULL, total REAL NOT NULL);

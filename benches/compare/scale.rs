@@ -232,6 +232,7 @@ pub fn backlog(dir: &Path, backlog: u64, probes: u64) -> Vec<f64> {
     let slow = EndpointSpec { events: vec!["bulk.*".into()], ..EndpointSpec::new(responder.url_for("/slow/bulk")) };
     store.create_endpoint(&slow).expect("slow endpoint");
     let fresh = EndpointSpec { events: vec!["probe.*".into()], ..EndpointSpec::new(responder.url_for("/ok/probe")) };
+    // The probes are `probe.happened` events (see `paced_appends`).
     store.create_endpoint(&fresh).expect("probe endpoint");
     let mut n = 0;
     while n < backlog {
@@ -243,32 +244,14 @@ pub fn backlog(dir: &Path, backlog: u64, probes: u64) -> Vec<f64> {
     let delivery = store.start_delivery(DeliveryOptions::default()).expect("start");
     // The backlog is draining (slowly) when the probes start.
     assert!(responder.wait_for(10, Duration::from_secs(60)));
-    let mut committed = Vec::with_capacity(probes as usize);
-    let start = Instant::now();
-    for seq in 0..probes {
-        let due = start + Duration::from_millis(20) * seq as u32;
-        if let Some(wait) = due.checked_duration_since(Instant::now()) {
-            std::thread::sleep(wait);
-        }
-        store
-            .append("probes", &[NewEvent::new("probe.created", json!({"seq": seq}))], ExpectedVersion::Any)
-            .expect("append");
-        committed.push(Instant::now());
-    }
+    let committed = crate::deliver::paced_appends(&store, "probe", probes, Duration::from_millis(20));
     let deadline = Instant::now() + Duration::from_secs(60);
     while (responder.receipts().len() as u64) < probes && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(10));
     }
     let _ = delivery.shutdown(Duration::from_secs(1));
-    let mut out: Vec<f64> = responder
-        .receipts()
-        .into_iter()
-        .filter_map(|(seq, at)| {
-            committed.get(seq as usize).map(|c| at.saturating_duration_since(*c).as_secs_f64() * 1e3)
-        })
-        .collect();
+    let out = crate::deliver::latencies_ms(&responder, &committed);
     assert_eq!(out.len() as u64, probes, "every probe arrived");
-    out.sort_by(|a, b| a.total_cmp(b));
     out
 }
 

@@ -117,6 +117,10 @@ fn register(store: &Store, owner: &str) -> Result<Registration> {
     let tx = Transaction::begin(Arc::clone(&shared))?;
     let registration = {
         let (conn, _) = tx.parts()?;
+        let repaired = crate::endpoint::state::ensure_rows(conn)?;
+        if repaired > 0 {
+            tracing::warn!(repaired, "endpoints without a delivery state row were given one");
+        }
         liveness::register(conn, path, owner)?
     };
     tx.commit()?;

@@ -97,6 +97,18 @@ pub(crate) fn create(conn: &Connection, seq: i64, due_at: Option<i64>) -> Result
     Ok(())
 }
 
+/// Creates the missing state rows of live endpoints, due at once (an engine's start: rows are
+/// made with their endpoint, so this only repairs a file damaged or edited by hand).
+pub(crate) fn ensure_rows(conn: &Connection) -> Result<usize> {
+    Ok(conn
+        .prepare_cached(
+            "INSERT INTO tidings_endpoint_state (seq, due_at)
+             SELECT e.seq, 0 FROM tidings_endpoints e
+             WHERE e.deleted_at IS NULL AND NOT EXISTS (SELECT 1 FROM tidings_endpoint_state s WHERE s.seq = e.seq)",
+        )?
+        .execute([])?)
+}
+
 /// The endpoint's health (the default when it has no row yet or a value is damaged).
 pub(crate) fn load_health(conn: &Connection, seq: i64) -> Result<HealthState> {
     let row: Option<Vec<Value>> = conn
@@ -168,10 +180,12 @@ pub(crate) fn reset_health(conn: &Connection, seq: i64) -> Result<()> {
 
 /// Makes the endpoint due at `at` at the latest (lowers `due_at`, never raises it). Called in
 /// the transaction that created deliveries due at `at`, or changed what the engine must do.
+/// The row exists from the endpoint's creation ([`create`]; [`ensure_rows`] repairs a missing
+/// one when an engine starts); a plain update is what an append can afford (an upsert cost
+/// one-event appends 10 %).
 pub(crate) fn note_due(conn: &Connection, seq: i64, at: i64) -> Result<()> {
     conn.prepare_cached(
-        "INSERT INTO tidings_endpoint_state (seq, due_at) VALUES (?1, ?2)
-         ON CONFLICT (seq) DO UPDATE SET due_at = excluded.due_at WHERE due_at IS NULL OR excluded.due_at < due_at",
+        "UPDATE tidings_endpoint_state SET due_at = ?2 WHERE seq = ?1 AND (due_at IS NULL OR due_at > ?2)",
     )?
     .execute(params![seq, at])?;
     Ok(())
@@ -304,6 +318,9 @@ mod tests {
     #[test]
     fn due_is_only_ever_lowered_by_notes_and_pages_in_due_order() -> Result<()> {
         let conn = conn()?;
+        for seq in 1..=3 {
+            create(&conn, seq, None)?;
+        }
         note_due(&conn, 1, 50)?;
         note_due(&conn, 1, 70)?;
         note_due(&conn, 2, 40)?;
@@ -318,6 +335,24 @@ mod tests {
         assert_eq!(next_due_after(&conn, 100)?, Some(200));
         settings_changed(&conn, 1, 90)?;
         assert_eq!(due_page(&conn, 100, None, 10)?, vec![(90, 1)]);
+        Ok(())
+    }
+
+    #[test]
+    fn a_missing_row_is_made_again_due_at_once() -> Result<()> {
+        let conn = conn()?;
+        conn.execute_batch(
+            "INSERT INTO tidings_endpoints (seq, id, url, events, enabled, secret, headers, timeout_us, max_attempts,
+                initial_delay_us, max_delay_us, multiplier, jitter, max_in_flight, ordered, verify_tls, templates,
+                final_statuses, created_at, updated_at)
+             VALUES (5, 'e5', 'https://example.com', '[\"*\"]', 1, 'x', '{}', 1, 1, 1, 1, 1.0, 0.0, 1, 0, 1, '{}',
+                '[]', 0, 0);",
+        )?;
+        note_due(&conn, 5, 10)?;
+        assert_eq!(due_page(&conn, 100, None, 10)?, vec![], "no row: a note cannot lower anything");
+        assert_eq!(ensure_rows(&conn)?, 1);
+        assert_eq!(due_page(&conn, 100, None, 10)?, vec![(0, 5)]);
+        assert_eq!(ensure_rows(&conn)?, 0);
         Ok(())
     }
 }
