@@ -9,10 +9,11 @@
 //!   probing after an open circuit) together have at most `max_workers / 2` requests in
 //!   flight; past that they wait while the others are served.
 //! - **Elastic threads.** The pool keeps `workers` threads. A request in flight longer than
-//!   [`SLOW_REQUEST`] stops counting against them: while jobs wait and no thread is idle, the
-//!   pool starts one more thread for each such request, up to `max_workers`. Fast endpoints
-//!   are served by `workers` threads; hanging ones cost a thread each, never the healthy
-//!   ones' threads. Threads beyond `workers` end after [`IDLE_EXIT`] without work.
+//!   [`SLOW_REQUEST`] ([`SLOW_GUARDED_REQUEST`] to a guarded endpoint, which may well hang)
+//!   does not count against them: while jobs wait and no thread is idle, the pool starts one more
+//!   thread for each such request, up to `max_workers`. Proven, fast endpoints are served by
+//!   `workers` threads; hanging ones cost a thread each, never the healthy ones' threads.
+//!   Threads beyond `workers` end after [`IDLE_EXIT`] without work.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -24,6 +25,10 @@ use super::request::Job;
 
 /// A request in flight longer than this no longer holds one of the `workers` threads' places.
 pub(crate) const SLOW_REQUEST: Duration = Duration::from_millis(50);
+
+/// The same for a request to a guarded endpoint (new, failing or probing): less patience, so
+/// a fleet of new endpoints that hang takes the pool's base threads only for a moment.
+pub(crate) const SLOW_GUARDED_REQUEST: Duration = Duration::from_millis(5);
 
 /// A thread beyond `workers` that finds no job for this long ends.
 pub(crate) const IDLE_EXIT: Duration = Duration::from_secs(10);
@@ -66,8 +71,9 @@ struct Queues {
     guarded_in_flight: usize,
     /// Jobs the lanes could hand out now (guarded share aside).
     ready: usize,
-    /// Requests in flight by ticket (tickets grow with time, so this is start order).
-    started: BTreeMap<u64, Instant>,
+    /// Requests in flight by ticket (tickets grow with time, so this is start order): when
+    /// each started and how long it may take before it counts as slow.
+    started: BTreeMap<u64, (Instant, Duration)>,
     next_ticket: u64,
     threads: usize,
     idle: usize,
@@ -260,13 +266,15 @@ impl Scheduler {
                 q.guarded_in_flight += 1;
             }
             self.publish(q);
-            if q.monitor_parked && q.ready > q.idle {
-                // Work still waits and no thread is free: the monitor times the next growth.
+            if (q.monitor_parked || guarded) && q.ready > q.idle {
+                // Work still waits and no thread is free: the monitor times the next growth
+                // (sooner for a guarded request than its timer may say).
                 self.grow.notify_one();
             }
             let id = q.next_ticket;
             q.next_ticket += 1;
-            q.started.insert(id, Instant::now());
+            let patience = if guarded { SLOW_GUARDED_REQUEST } else { SLOW_REQUEST };
+            q.started.insert(id, (Instant::now(), patience));
             return Some((job, Ticket { id, seq, guarded }));
         }
         None
@@ -349,12 +357,13 @@ impl Scheduler {
     }
 
     /// The monitor: while jobs wait and no thread is idle, starts a thread for every request
-    /// that has been in flight longer than [`SLOW_REQUEST`], up to `max_workers`.
+    /// that has been in flight longer than its patience ([`SLOW_REQUEST`], or
+    /// [`SLOW_GUARDED_REQUEST`] to a guarded endpoint), up to `max_workers`.
     fn monitor(&self, spawn: &Spawner) {
         let mut q = self.lock();
         while !q.closed {
             let now = Instant::now();
-            let slow = q.started.values().take_while(|at| now.duration_since(**at) >= SLOW_REQUEST).count();
+            let slow = q.started.values().filter(|(at, patience)| now.duration_since(*at) >= *patience).count();
             let wanted = (self.size.workers + slow).min(self.size.max_workers);
             let waiting = q.ready.saturating_sub(q.idle);
             let add = if waiting > 0 { wanted.saturating_sub(q.threads).min(waiting) } else { 0 };
@@ -377,9 +386,7 @@ impl Scheduler {
             }
             // Look again when the next request in flight turns slow, if work is waiting.
             let next = (waiting > 0)
-                .then(|| {
-                    q.started.values().find(|at| now.duration_since(**at) < SLOW_REQUEST).map(|at| *at + SLOW_REQUEST)
-                })
+                .then(|| q.started.values().map(|(at, patience)| *at + *patience).filter(|turns| *turns > now).min())
                 .flatten();
             q = match next {
                 Some(at) => {
