@@ -1,7 +1,7 @@
 //! Webhook endpoints: the `Endpoint` record, the `Bearer` / `ApiKey` auth values, and the
 //! conversion of `create_endpoint` arguments and `update_endpoint` changes into core's
 //! [`EndpointSpec`] and [`EndpointUpdate`]. Validation is core's; an argument left as None
-//! keeps core's default (design.md section 6).
+//! keeps core's default (`tidings::EndpointSpec::new`).
 
 use std::collections::BTreeMap;
 

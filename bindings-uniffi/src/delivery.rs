@@ -10,7 +10,7 @@ use crate::endpoint::CircuitState;
 use crate::error::{Result, TidingsError};
 use crate::types::{RetentionRule, retention_rules};
 
-/// Options for `Store.startDelivery`; defaults are design.md section 6.
+/// Options for `Store.startDelivery`; defaults are core's (`tidings::DeliveryOptions::default`).
 #[derive(Debug, Clone, PartialEq, uniffi::Record)]
 pub struct DeliveryOptions {
     /// Sending threads kept for requests that make progress. A request in flight longer than

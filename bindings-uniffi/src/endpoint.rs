@@ -1,5 +1,5 @@
 //! Webhook endpoints across the border: [`EndpointOptions`] (create, every field with its
-//! design.md section 6 default), [`EndpointUpdate`] (partial changes), [`Endpoint`] (what the
+//! core's default), [`EndpointUpdate`] (partial changes), [`Endpoint`] (what the
 //! store returns, with its health and [`CircuitState`]) and [`Auth`].
 
 use std::collections::{BTreeMap, HashMap};

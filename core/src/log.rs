@@ -7,7 +7,7 @@
 //! re-prepare on every use. `+?N` is the same value to the planner's index choice, opaque to
 //! its peeking. `delivery::statements_tests` checks the hot paths re-prepare nothing.
 //!
-//! Rules (design.md section 2): idempotency is checked before the expected version; the
+//! Rules: idempotency is checked before the expected version; the
 //! `tidings.` type prefix is reserved; a stream's tenant is fixed by its first event; positions
 //! are gap-free in commit order and never reused, even after the newest events are deleted.
 //!

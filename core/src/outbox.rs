@@ -1,5 +1,5 @@
 //! The outbox: one delivery row per (event, endpoint), written in the append's transaction,
-//! and its lifecycle (design.md section 4).
+//! and its lifecycle.
 //!
 //! Fan-out uses an in-memory [`Matcher`] of the enabled endpoints, stamped with the endpoints
 //! generation from `tidings_meta`. Every append re-reads the generation inside its write

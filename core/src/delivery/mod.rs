@@ -1,6 +1,6 @@
 //! The delivery engine: one dispatcher thread that claims due deliveries under a lease, a
 //! scheduler that hands them out fairly per endpoint, and an elastic pool of sending threads
-//! (design.md section 5).
+//! (this module is the engine's contract; README.md lists its guarantees and options).
 //!
 //! - [`crate::Store::start_delivery`] starts it and returns a [`Delivery`] handle.
 //! - The dispatcher wakes at once on a commit in this process, within `poll_interval` on a
@@ -79,7 +79,7 @@ pub const MIN_CLAIM_AHEAD: usize = 512;
 /// more).
 pub const DEFAULT_MAX_WORKERS: usize = 256;
 
-/// Options for [`crate::Store::start_delivery`]; defaults are design.md section 6.
+/// Options for [`crate::Store::start_delivery`]; each field gives its default.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DeliveryOptions {
     /// Sending threads kept for requests that make progress (default 16). A request in flight

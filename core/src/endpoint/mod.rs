@@ -45,7 +45,7 @@ impl fmt::Debug for Auth {
 }
 
 /// Everything needed to create an endpoint. Start from [`EndpointSpec::new`], which carries the
-/// defaults of design.md section 6.
+/// defaults (README.md, endpoint options).
 ///
 /// ```
 /// let spec = tidings::EndpointSpec {

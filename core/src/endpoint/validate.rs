@@ -1,4 +1,4 @@
-//! Validation of endpoint specs: every field of design.md section 3 checked before anything is
+//! Validation of endpoint specs: every field of an [`super::EndpointSpec`] checked before anything is
 //! written. Error reasons name the rule, never a secret or header value.
 
 use std::time::Duration;
