@@ -8,9 +8,9 @@
 //! [`super::batching`]), the end of the first report's delay
 //! ([`REPORT_BATCH_DELAY`](super::batching::REPORT_BATCH_DELAY)), the earliest due time it
 //! knows of, a `wait_idle` or `drain` request, a change of `PRAGMA data_version` (a commit by
-//! another process), polled every `poll_interval`, and, while other engines are listed, a
-//! look at their liveness every [`liveness::CHECK_INTERVAL`]. Nothing else makes it spin:
-//! requests in flight cost it no wake-ups until they finish.
+//! another process), polled every `poll_interval`, and a look at the other engines' liveness
+//! every [`liveness::CHECK_INTERVAL`] (a file store). Nothing else makes it spin: requests in
+//! flight cost it no wake-ups until they finish.
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};

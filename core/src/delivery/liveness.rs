@@ -23,7 +23,8 @@ use super::rows;
 use crate::clock;
 use crate::error::{Error, Result};
 
-/// How often a running engine looks for dead engines while others are listed.
+/// How often a running engine (of a file store) looks for dead engines: one read of
+/// `tidings_engines` and a lock attempt per other engine listed.
 pub(crate) const CHECK_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// This engine's entry: its lock file, held locked while the engine runs.

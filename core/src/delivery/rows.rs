@@ -18,14 +18,6 @@ use crate::error::Result;
 use crate::event::StoredEvent;
 use crate::log;
 
-/// An integer, or `None` for NULL or a value of another type.
-pub(crate) fn integer(value: rusqlite::types::Value) -> Option<i64> {
-    match value {
-        rusqlite::types::Value::Integer(i) => Some(i),
-        _ => None,
-    }
-}
-
 /// A due row of the claim query.
 pub(crate) enum DueRow {
     Ready {
@@ -81,7 +73,7 @@ pub(crate) fn due_rows(conn: &Connection, target: &Target, want: usize, now: i64
         stmt.query_map(params![target.seq, now, want as i64], read_due_row)?.collect();
     match batch {
         Ok(rows) => Ok(rows),
-        Err(err) if is_row_damage(&err) => {
+        Err(err) if endpoint::is_value_error(&err) => {
             let ids: Vec<i64> = conn
                 .prepare_cached(&format!("SELECT id FROM ({sql})"))?
                 .query_map(params![target.seq, now, want as i64], |r| r.get(0))?
@@ -94,7 +86,9 @@ pub(crate) fn due_rows(conn: &Connection, target: &Target, want: usize, now: i64
             for id in ids {
                 match one.query_row([id], read_due_row) {
                     Ok(row) => rows.push(row),
-                    Err(err) if is_row_damage(&err) => rows.push(DueRow::Damaged { id, reason: err.to_string() }),
+                    Err(err) if endpoint::is_value_error(&err) => {
+                        rows.push(DueRow::Damaged { id, reason: err.to_string() })
+                    }
                     Err(err) => return Err(err.into()),
                 }
             }
@@ -111,10 +105,6 @@ fn read_due_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<DueRow> {
         Some(event) => DueRow::Ready { id, attempts, event },
         None => DueRow::EventGone { id },
     })
-}
-
-fn is_row_damage(err: &rusqlite::Error) -> bool {
-    endpoint::is_value_error(err)
 }
 
 pub(crate) fn take(conn: &Connection, id: i64, owner: &str, lease_until: i64, now: i64) -> Result<()> {
@@ -209,7 +199,7 @@ pub(crate) fn earliest_due(conn: &Connection, seq: i64, now: i64) -> Result<(Opt
     let earliest = conn
         .prepare_cached("SELECT min(next_attempt_at) FROM tidings_deliveries WHERE endpoint_seq = +?1 AND state <= 2")?
         .query_row([seq], |r| r.get::<_, rusqlite::types::Value>(0))
-        .map(integer)?;
+        .map(|v| endpoint::state::integer(Some(v)))?;
     // Rows due now but not claimable (ordered, waiting for an earlier event) must not hide the
     // next row that becomes due later, such as that earlier event's retry.
     let later = match earliest {
@@ -219,7 +209,7 @@ pub(crate) fn earliest_due(conn: &Connection, seq: i64, now: i64) -> Result<(Opt
                  WHERE endpoint_seq = +?1 AND state <= 2 AND next_attempt_at > +?2",
             )?
             .query_row(params![seq, now], |r| r.get::<_, rusqlite::types::Value>(0))
-            .map(integer)?,
+            .map(|v| endpoint::state::integer(Some(v)))?,
         other => other,
     };
     Ok((earliest, later))

@@ -76,7 +76,7 @@ pub(crate) struct BucketState {
 }
 
 /// An integer column, or `None` when it is NULL or damaged (not an integer).
-fn int(value: Option<Value>) -> Option<i64> {
+pub(crate) fn integer(value: Option<Value>) -> Option<i64> {
     match value {
         Some(Value::Integer(i)) => Some(i),
         _ => None,
@@ -84,7 +84,7 @@ fn int(value: Option<Value>) -> Option<i64> {
 }
 
 fn count(value: Option<Value>, default: u32) -> u32 {
-    int(value).and_then(|v| u32::try_from(v).ok()).unwrap_or(default)
+    integer(value).and_then(|v| u32::try_from(v).ok()).unwrap_or(default)
 }
 
 /// Creates the state row of a new endpoint (due at `due_at`, e.g. its first keepalive ping).
@@ -122,14 +122,14 @@ pub(crate) fn load_health(conn: &Connection, seq: i64) -> Result<HealthState> {
     let Some(row) = row else { return Ok(HealthState::default()) };
     let mut cells = row.into_iter().map(Some);
     let mut next = || cells.next().flatten();
-    let circuit = int(next()).map_or(CircuitState::Closed, CircuitState::from_code);
-    let circuit_until = int(next());
+    let circuit = integer(next()).map_or(CircuitState::Closed, CircuitState::from_code);
+    let circuit_until = integer(next());
     let trips = count(next(), 0);
     let concurrency = count(next(), 1).max(1);
     let consecutive_failures = count(next(), 0);
-    let unhealthy = int(next()).is_some_and(|v| v != 0);
-    let last_success_at = int(next());
-    let failing_since = int(next());
+    let unhealthy = integer(next()).is_some_and(|v| v != 0);
+    let last_success_at = integer(next());
+    let failing_since = integer(next());
     // A circuit that is not closed needs its time; without one it reads as open until now.
     let circuit_until = if circuit == CircuitState::Closed { None } else { Some(circuit_until.unwrap_or(0)) };
     Ok(HealthState {
@@ -237,7 +237,7 @@ pub(crate) fn load_bucket(conn: &Connection, seq: i64) -> Result<BucketState> {
         Value::Integer(t) => Some(t as f64),
         _ => None,
     };
-    Ok(BucketState { tokens, at: int(Some(at)) })
+    Ok(BucketState { tokens, at: integer(Some(at)) })
 }
 
 /// Writes the endpoint's token bucket.
@@ -253,7 +253,7 @@ pub(crate) fn last_ping(conn: &Connection, seq: i64) -> Result<Option<i64>> {
         .prepare_cached("SELECT last_ping_at FROM tidings_endpoint_state WHERE seq = ?1")?
         .query_row([seq], |r| r.get(0))
         .optional()?;
-    Ok(int(value))
+    Ok(integer(value))
 }
 
 /// Records contact with the endpoint at `now` (a delivery sent counts as a keepalive).
