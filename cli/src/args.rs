@@ -10,6 +10,18 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 use crate::error::EXIT_CODES;
+use crate::sources::{self, Source};
+
+/// How secrets get in without the process list seeing them (the `--help` of the commands that
+/// take one).
+pub const SECRETS_HELP: &str = "\
+Secrets on the command line can be read by every local user (ps, /proc/PID/cmdline). Each option
+that carries one has a --...-from twin that reads the value from SOURCE instead:
+  env:NAME   the environment variable NAME
+  file:PATH  a file or a pipe (file:/run/secrets/hook, file:/dev/fd/3); one trailing newline is
+             dropped
+  stdin      standard input (one option per command); one trailing newline is dropped
+Errors name the option and the source, never the value.";
 
 /// Inspect and steer a tidings outbox: endpoints, events, deliveries, retries; run the
 /// delivery engine; verify webhook signatures; run the demo.
@@ -86,6 +98,10 @@ pub enum Command {
         endpoint: String,
         #[command(flatten)]
         egress: EgressArgs,
+        /// Print the endpoint's full URL (by default its user info, query values and fragment
+        /// show as `redacted`).
+        #[arg(long = "show-secrets", alias = "show-secret")]
+        show_secrets: bool,
     },
     /// Run the delivery engine in the foreground until Ctrl-C or SIGTERM (or until idle or
     /// drained)
@@ -111,9 +127,12 @@ pub enum Command {
     ///
     /// "headers" may also be a list of [name, value] pairs, and "body_base64" may replace "body"
     /// for bodies that are not UTF-8. Header names match in any case; svix-* names work too.
-    /// Exits 0 when the signature is valid, 7 when it is rejected (with the reason, and for a
-    /// mismatch the signature the first secret gives this body).
-    #[command(verbatim_doc_comment)]
+    /// At most 16 MiB is read from stdin; a larger request is refused (exit 5).
+    /// Exits 0 when the signature is valid, 7 when it is rejected, with what was wrong: a
+    /// missing or malformed header, a timestamp outside the tolerance, no v1 signature, or
+    /// signatures that match none of the secrets. It never shows what the right signature
+    /// would be.
+    #[command(verbatim_doc_comment, after_help = SECRETS_HELP)]
     Verify(VerifyArgs),
 }
 
@@ -192,8 +211,11 @@ pub struct StatsArgs {
 #[derive(Debug, Args)]
 pub struct VerifyArgs {
     /// The endpoint's secret (`whsec_...`); repeat it to accept any of several (rotation).
-    #[arg(long = "secret", required = true, value_name = "SECRET")]
+    #[arg(long = "secret", required_unless_present = "secrets_from", value_name = "SECRET")]
     pub secrets: Vec<String>,
+    /// Read a secret from SOURCE instead (repeatable; not stdin, which carries the request).
+    #[arg(long = "secret-from", value_name = sources::VALUE_NAME, value_parser = Source::parse)]
+    pub secrets_from: Vec<Source>,
     /// How far the webhook-timestamp may be from now.
     #[arg(long, default_value = "5m", value_parser = parse_duration)]
     pub tolerance: Duration,
@@ -208,23 +230,29 @@ pub struct VerifyArgs {
 /// `tidings endpoints ...`.
 #[derive(Debug, Subcommand)]
 pub enum EndpointsCommand {
-    /// List endpoints.
+    /// List endpoints (URLs without their user info, query values and fragment unless
+    /// --show-secrets).
     List {
         /// Only endpoints scoped to this tenant.
         #[arg(long)]
         tenant: Option<String>,
+        /// Print full URLs, and with --json each signing secret.
+        #[arg(long = "show-secrets", alias = "show-secret")]
+        show_secrets: bool,
     },
     /// Create an endpoint.
+    #[command(after_help = SECRETS_HELP)]
     Add(Box<AddArgs>),
-    /// Show one endpoint (the secret only with --show-secret).
+    /// Show one endpoint (the signing secret and the full URL only with --show-secrets).
     Show {
         /// The endpoint id.
         id: String,
-        /// Print the signing secret.
-        #[arg(long)]
-        show_secret: bool,
+        /// Print the signing secret and the full URL (user info, query values, fragment).
+        #[arg(long = "show-secrets", alias = "show-secret")]
+        show_secrets: bool,
     },
     /// Change an endpoint (only the given settings change).
+    #[command(after_help = SECRETS_HELP)]
     Update(Box<UpdateArgs>),
     /// Enable an endpoint; events appended while it was disabled are delivered too.
     Enable {
@@ -248,15 +276,19 @@ pub enum EndpointsCommand {
         id: String,
     },
     /// Replace an endpoint's signing secret; the old one keeps signing for the grace period.
+    #[command(after_help = SECRETS_HELP)]
     RotateSecret {
         /// The endpoint id.
         id: String,
         /// The new secret (`whsec_...`; default: a random one).
-        #[arg(long)]
+        #[arg(long, conflicts_with = "secret_from")]
         secret: Option<String>,
-        /// Print the new secret.
-        #[arg(long)]
-        show_secret: bool,
+        /// Read the new secret from SOURCE.
+        #[arg(long, value_name = sources::VALUE_NAME, value_parser = Source::parse)]
+        secret_from: Option<Source>,
+        /// Print the new secret and the full URL.
+        #[arg(long = "show-secrets", alias = "show-secret")]
+        show_secrets: bool,
     },
 }
 
@@ -273,14 +305,23 @@ pub struct EndpointSettings {
     #[arg(long)]
     pub tenant: Option<String>,
     /// Send `Authorization: Bearer TOKEN`.
-    #[arg(long, value_name = "TOKEN", conflicts_with = "api_key")]
+    #[arg(long, value_name = "TOKEN", conflicts_with_all = ["api_key", "api_key_from", "bearer_from"])]
     pub bearer: Option<String>,
+    /// Read the bearer token from SOURCE.
+    #[arg(long, value_name = sources::VALUE_NAME, value_parser = Source::parse, conflicts_with_all = ["api_key", "api_key_from"])]
+    pub bearer_from: Option<Source>,
     /// Send an API key header, given as `HEADER:VALUE`.
-    #[arg(long, value_name = "HEADER:VALUE")]
+    #[arg(long, value_name = "HEADER:VALUE", conflicts_with = "api_key_from")]
     pub api_key: Option<String>,
+    /// Read the API key header, `HEADER:VALUE`, from SOURCE.
+    #[arg(long, value_name = sources::VALUE_NAME, value_parser = Source::parse)]
+    pub api_key_from: Option<Source>,
     /// An extra request header `NAME:VALUE` (repeatable; on update, replaces all of them).
     #[arg(long = "header", value_name = "NAME:VALUE")]
     pub headers: Vec<String>,
+    /// Read an extra request header, `NAME:VALUE`, from SOURCE (repeatable, with --header too).
+    #[arg(long = "header-from", value_name = sources::VALUE_NAME, value_parser = Source::parse)]
+    pub headers_from: Vec<Source>,
     /// Request timeout.
     #[arg(long, value_parser = parse_duration)]
     pub timeout: Option<Duration>,
@@ -329,12 +370,19 @@ pub struct EndpointSettings {
 #[derive(Debug, Args)]
 pub struct AddArgs {
     /// The receiver's URL (http or https).
-    pub url: String,
+    #[arg(required_unless_present = "url_from", conflicts_with = "url_from")]
+    pub url: Option<String>,
+    /// Read the URL from SOURCE instead (for a URL that carries a token).
+    #[arg(long, value_name = sources::VALUE_NAME, value_parser = Source::parse)]
+    pub url_from: Option<Source>,
     #[command(flatten)]
     pub settings: EndpointSettings,
     /// The signing secret (`whsec_...`; default: a random one).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "secret_from")]
     pub secret: Option<String>,
+    /// Read the signing secret from SOURCE.
+    #[arg(long, value_name = sources::VALUE_NAME, value_parser = Source::parse)]
+    pub secret_from: Option<Source>,
     /// Per-stream FIFO delivery.
     #[arg(long)]
     pub ordered: bool,
@@ -344,9 +392,9 @@ pub struct AddArgs {
     /// Create it disabled.
     #[arg(long)]
     pub disabled: bool,
-    /// Print the signing secret.
-    #[arg(long)]
-    pub show_secret: bool,
+    /// Print the signing secret and the full URL.
+    #[arg(long = "show-secrets", alias = "show-secret")]
+    pub show_secrets: bool,
 }
 
 /// `tidings endpoints update`.
@@ -355,8 +403,11 @@ pub struct UpdateArgs {
     /// The endpoint id.
     pub id: String,
     /// New URL.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "url_from")]
     pub url: Option<String>,
+    /// Read the new URL from SOURCE.
+    #[arg(long, value_name = sources::VALUE_NAME, value_parser = Source::parse)]
+    pub url_from: Option<Source>,
     #[command(flatten)]
     pub settings: EndpointSettings,
     /// Per-stream FIFO delivery on or off.
@@ -372,10 +423,10 @@ pub struct UpdateArgs {
     #[arg(long, conflicts_with = "tenant")]
     pub clear_tenant: bool,
     /// Remove the bearer token or API key.
-    #[arg(long, conflicts_with_all = ["bearer", "api_key"])]
+    #[arg(long, conflicts_with_all = ["bearer", "bearer_from", "api_key", "api_key_from"])]
     pub clear_auth: bool,
     /// Remove every extra header.
-    #[arg(long, conflicts_with = "headers")]
+    #[arg(long, conflicts_with_all = ["headers", "headers_from"])]
     pub clear_headers: bool,
     /// Remove the rate limit.
     #[arg(long, conflicts_with_all = ["rate_limit", "burst"])]
@@ -392,9 +443,9 @@ pub struct UpdateArgs {
     /// Stop keepalive pings.
     #[arg(long, conflicts_with = "keepalive")]
     pub clear_keepalive: bool,
-    /// Show the secret in the result.
-    #[arg(long)]
-    pub show_secret: bool,
+    /// Show the signing secret and the full URL in the result.
+    #[arg(long = "show-secrets", alias = "show-secret")]
+    pub show_secrets: bool,
 }
 
 /// `tidings events ...`.

@@ -11,8 +11,11 @@
 //!   migration.
 //!
 //! Both first run [`check`], which gives each kind of unusable file its own exit-code-3 message
-//! (missing, a directory, not SQLite, not a tidings store, an older or a newer schema version)
-//! and never changes the file.
+//! (missing, a directory, not a regular file, not SQLite, not a tidings store, an older or a
+//! newer schema version) and never changes the file. Special files (a FIFO, `/dev/null`,
+//! `/dev/zero`, a socket) are refused from their metadata, before anything opens them: SQLite
+//! would block forever on a FIFO, or take a device for an empty database and create a journal
+//! beside it. `tidings init` applies the same rule to an existing path.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -27,16 +30,71 @@ pub fn require(db: Option<&PathBuf>) -> Result<&Path> {
     db.map(PathBuf::as_path).ok_or_else(|| CliError::usage("no database given: pass --db PATH (or set TIDINGS_DB)"))
 }
 
-/// Checks that `path` is an existing file (never creating it).
+/// Checks that `path` is an existing regular file (never creating or opening it), and that
+/// the files SQLite keeps beside it are regular files too (see [`require_regular`]).
 fn require_file(path: &Path) -> Result<()> {
     match std::fs::metadata(path) {
-        Ok(meta) if meta.is_dir() => {
-            Err(CliError::database(format!("{} is a directory, not a database", path.display())))
-        }
-        Ok(_) => Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(missing(path)),
-        Err(e) => Err(CliError::database(format!("cannot read {}: {e}", path.display()))),
+        Ok(meta) => require_regular(path, &meta)?,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(missing(path)),
+        Err(e) => return Err(CliError::database(format!("cannot read {}: {e}", path.display()))),
     }
+    require_regular_companions(path)
+}
+
+/// Refuses anything but a regular file, from its metadata alone: SQLite would block forever
+/// reading a FIFO, read `/dev/zero` as an empty database and create `/dev/zero-journal` beside
+/// it, and cannot use a socket. A symbolic link counts as what it points to.
+fn require_regular(path: &Path, meta: &std::fs::Metadata) -> Result<()> {
+    let kind = meta.file_type();
+    if kind.is_file() {
+        Ok(())
+    } else if kind.is_dir() {
+        Err(CliError::database(format!("{} is a directory, not a database", path.display())))
+    } else {
+        Err(CliError::database(format!(
+            "{} is not a regular file ({}): a database is a regular file (it was not opened)",
+            path.display(),
+            special_kind(&kind)
+        )))
+    }
+}
+
+/// What kind of special file this is, for the message.
+#[cfg(unix)]
+fn special_kind(kind: &std::fs::FileType) -> &'static str {
+    use std::os::unix::fs::FileTypeExt;
+    if kind.is_fifo() {
+        "a FIFO"
+    } else if kind.is_char_device() {
+        "a character device"
+    } else if kind.is_block_device() {
+        "a block device"
+    } else if kind.is_socket() {
+        "a socket"
+    } else {
+        "a special file"
+    }
+}
+
+/// What kind of special file this is, for the message.
+#[cfg(not(unix))]
+fn special_kind(_kind: &std::fs::FileType) -> &'static str {
+    "a special file"
+}
+
+/// The files SQLite opens beside a database (its write-ahead log, shared memory index and
+/// rollback journal), where they exist, must be regular files as well (SQLite would fail on
+/// them with a bare "disk I/O error", or delete them).
+fn require_regular_companions(path: &Path) -> Result<()> {
+    for suffix in ["-wal", "-shm", "-journal"] {
+        let mut name = path.as_os_str().to_owned();
+        name.push(suffix);
+        let companion = PathBuf::from(name);
+        if let Ok(meta) = std::fs::metadata(&companion) {
+            require_regular(&companion, &meta)?;
+        }
+    }
+    Ok(())
 }
 
 fn missing(path: &Path) -> CliError {
@@ -132,15 +190,16 @@ pub fn init(path: &Path) -> Result<InitOutcome> {
     let outcome = match std::fs::metadata(path) {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => InitOutcome::Created,
         Err(e) => return Err(CliError::database(format!("cannot read {}: {e}", path.display()))),
-        Ok(meta) if meta.is_dir() => {
-            return Err(CliError::database(format!("{} is a directory, not a database", path.display())));
+        Ok(meta) => {
+            require_regular(path, &meta)?;
+            require_regular_companions(path)?;
+            match existing_schema_version(path)? {
+                None => InitOutcome::AddedToExisting,
+                Some(v) if v > SCHEMA_VERSION => return Err(newer(path, v)),
+                Some(v) if v < SCHEMA_VERSION => InitOutcome::Migrated(v),
+                Some(_) => InitOutcome::UpToDate,
+            }
         }
-        Ok(_) => match existing_schema_version(path)? {
-            None => InitOutcome::AddedToExisting,
-            Some(v) if v > SCHEMA_VERSION => return Err(newer(path, v)),
-            Some(v) if v < SCHEMA_VERSION => InitOutcome::Migrated(v),
-            Some(_) => InitOutcome::UpToDate,
-        },
     };
     let store = Store::open(path, StoreOptions::default())?;
     store.close();

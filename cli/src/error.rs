@@ -14,8 +14,8 @@ pub enum Kind {
     Failed,
     /// Bad command line (clap uses 2 for its own errors too).
     Usage,
-    /// The database is missing, is not SQLite, is not a tidings store, or has another schema
-    /// version.
+    /// The database is missing, is not a regular file, is not SQLite, is not a tidings store,
+    /// or has another schema version.
     Database,
     /// An id or name that does not exist.
     NotFound,
@@ -55,7 +55,8 @@ Exit codes:
   1  the operation failed (demo not fully delivered, test request not answered with 2xx,
      deliver --until-drained gave up at its --timeout)
   2  bad command line (unknown option, bad duration, missing --db)
-  3  database missing, not SQLite, not a tidings store, or another schema version
+  3  database missing, not a regular file, not SQLite, not a tidings store, or another
+     schema version
   4  not found (endpoint, event or delivery id)
   5  invalid input (URL, pattern, secret, request file...)
   6  database busy (locked past the busy timeout)

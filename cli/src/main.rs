@@ -5,7 +5,10 @@
 //!   signature-verifying receiver;
 //! - `db` finds and checks the database (never creating one by accident) and opens it, read-only
 //!   for the inspection commands;
-//! - `output` formats text and JSON, `progress` draws spinners and status lines on stderr;
+//! - `output` formats text and JSON (escaping control characters, hiding secrets and URL
+//!   credentials), `progress` draws spinners and status lines on stderr;
+//! - `sources` reads secret values from `env:NAME`, `file:PATH` or `stdin` (`--…-from`), so
+//!   they stay out of the process list;
 //! - `error` maps every failure to one stderr line and an exit code.
 
 /// `print!` to stdout; a closed pipe (`tidings ... | head`) ends the process quietly.
@@ -25,6 +28,7 @@ mod db;
 mod error;
 mod output;
 mod progress;
+mod sources;
 
 use std::process::ExitCode;
 

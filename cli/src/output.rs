@@ -2,8 +2,11 @@
 //!
 //! Human output goes to stdout as tables or `key  value` blocks; JSON output is one document
 //! per command (pretty-printed), or one compact object per line for streams (`events tail`,
-//! `stats --watch`, `deliver`). Secrets, auth tokens and custom header values never appear
-//! unless the command was given `--show-secret` (and then only the signing secret).
+//! `stats --watch`, `deliver`). Auth tokens and custom header values never appear. The signing
+//! secret appears only when the command was given `--show-secrets`, and so do the parts of an
+//! endpoint URL that often hold a credential (user info, query values, fragment): otherwise a
+//! URL is shown as [`tidings::redacted_url`] makes it (`https://h/in?token=redacted`), in text
+//! and JSON alike (see [`url`]).
 //!
 //! Text from the database or from a receiver (names, URLs, reasons, response bodies) never
 //! reaches the terminal raw: every write to stdout escapes control characters (`\u{1b}`), bar
@@ -247,13 +250,20 @@ fn auth_json(auth: Option<&Auth>) -> Value {
     }
 }
 
-/// An endpoint as JSON; `secret` only when `show_secret`; auth and header values never.
-pub fn endpoint_json(e: &Endpoint, show_secret: bool) -> Value {
+/// An endpoint URL as it may be shown: in full with `show_secrets`, else with its user info,
+/// query values and fragment replaced by `redacted` ([`tidings::redacted_url`]).
+pub fn url(raw: &str, show_secrets: bool) -> String {
+    if show_secrets { raw.to_string() } else { tidings::redacted_url(raw) }
+}
+
+/// An endpoint as JSON; `secret` and the full URL only when `show_secrets`; auth and header
+/// values never.
+pub fn endpoint_json(e: &Endpoint, show_secrets: bool) -> Value {
     let s = &e.spec;
     let mut v = json!({
         "id": e.id,
         "name": s.name,
-        "url": s.url,
+        "url": url(&s.url, show_secrets),
         "events": s.events,
         "tenant": s.tenant,
         "enabled": s.enabled,
@@ -289,7 +299,7 @@ pub fn endpoint_json(e: &Endpoint, show_secret: bool) -> Value {
         "created_at": rfc3339(e.created_at),
         "updated_at": rfc3339(e.updated_at),
     });
-    if show_secret && let Some(map) = v.as_object_mut() {
+    if show_secrets && let Some(map) = v.as_object_mut() {
         map.insert("secret".into(), Value::String(e.secret.expose().to_string()));
     }
     v
@@ -324,13 +334,19 @@ fn concurrency_text(e: &Endpoint) -> String {
     )
 }
 
+/// An endpoint URL for people: [`url`], saying when parts were hidden.
+fn url_text(raw: &str, show_secrets: bool) -> String {
+    let shown = url(raw, show_secrets);
+    if shown == raw { shown } else { format!("{shown} (--show-secrets prints it in full)") }
+}
+
 /// Prints one endpoint for people.
-pub fn print_endpoint(e: &Endpoint, show_secret: bool) {
+pub fn print_endpoint(e: &Endpoint, show_secrets: bool) {
     let s = &e.spec;
     let mut fields: Vec<(&str, String)> = vec![
         ("id", e.id.clone()),
         ("name", s.name.clone().unwrap_or_else(|| "-".into())),
-        ("url", s.url.clone()),
+        ("url", url_text(&s.url, show_secrets)),
         ("events", s.events.join(", ")),
         ("tenant", s.tenant.clone().unwrap_or_else(|| "(every tenant)".into())),
         (
@@ -341,7 +357,10 @@ pub fn print_endpoint(e: &Endpoint, show_secret: bool) {
                 (false, None) => "no".into(),
             },
         ),
-        ("secret", if show_secret { e.secret.expose().to_string() } else { "hidden (--show-secret prints it)".into() }),
+        (
+            "secret",
+            if show_secrets { e.secret.expose().to_string() } else { "hidden (--show-secrets prints it)".into() },
+        ),
         ("auth", auth_text(s.auth.as_ref())),
     ];
     if !s.headers.is_empty() {
@@ -398,8 +417,8 @@ pub fn print_endpoint(e: &Endpoint, show_secret: bool) {
     print_fields(&fields);
 }
 
-/// Prints endpoints as a table.
-pub fn print_endpoints(endpoints: &[Endpoint]) {
+/// Prints endpoints as a table (full URLs only with `show_secrets`).
+pub fn print_endpoints(endpoints: &[Endpoint], show_secrets: bool) {
     if endpoints.is_empty() {
         outln!("no endpoints");
         return;
@@ -409,7 +428,7 @@ pub fn print_endpoints(endpoints: &[Endpoint]) {
         table.row(vec![
             e.id.clone(),
             e.spec.name.clone().unwrap_or_else(|| "-".into()),
-            e.spec.url.clone(),
+            url(&e.spec.url, show_secrets),
             e.spec.events.join(","),
             if e.spec.enabled { "yes".into() } else { "no".into() },
             if e.health.unhealthy {
@@ -746,6 +765,15 @@ mod tests {
         assert_eq!(circuit_text(CircuitState::Closed, None), "closed");
         assert!(circuit_text(CircuitState::Open, Some(at)).starts_with("open until 1970-01-01 00:00:00Z"));
         assert!(circuit_text(CircuitState::HalfOpen, Some(at)).starts_with("half_open until 1970-01-01"));
+    }
+
+    #[test]
+    fn urls_hide_their_credentials_unless_asked() {
+        let raw = "https://u:pw@h.example/in?token=t0k&x=1#frag";
+        assert_eq!(url(raw, false), "https://redacted@h.example/in?token=redacted&x=redacted#redacted");
+        assert_eq!(url(raw, true), raw);
+        assert_eq!(url_text("https://h.example/in", false), "https://h.example/in");
+        assert!(url_text(raw, false).ends_with("(--show-secrets prints it in full)"));
     }
 
     #[test]

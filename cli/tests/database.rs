@@ -2,6 +2,9 @@
 
 mod support;
 
+use std::path::Path;
+use std::time::Duration;
+
 use support::{Env, assert_error_line, assert_fails, bytes, code, sqlite, stdout, tidings};
 
 /// Commands that only read.
@@ -160,4 +163,82 @@ fn a_directory_is_not_a_database() {
     let env = Env::empty();
     let out = tidings().args(["stats", "--db"]).arg(env.dir.path()).output().expect("run");
     assert_fails(&out, 3, "is a directory");
+}
+
+/// Generous bound on one command against a special file: a regression that opens a FIFO blocks
+/// forever, and is killed here so that the test fails instead of hanging (not a timing claim).
+const DEADLINE: Duration = Duration::from_secs(20);
+
+/// Every command that takes `--db`, `init` last.
+fn every_db_command() -> impl Iterator<Item = &'static [&'static str]> {
+    READ_ONLY.iter().chain(WRITING).copied().chain(std::iter::once(&["init"][..]))
+}
+
+fn mkfifo(path: &Path) {
+    let status = std::process::Command::new("mkfifo").arg(path).status().expect("run mkfifo");
+    assert!(status.success(), "mkfifo {} failed", path.display());
+}
+
+/// The names in a folder, sorted.
+fn names(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .expect("list")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+#[test]
+fn a_fifo_is_refused_without_being_opened() {
+    let env = Env::empty();
+    mkfifo(&env.db);
+    for args in every_db_command() {
+        let out = env.cmd(args).timeout(DEADLINE).output().expect("run");
+        assert_error_line(&out, 3, "is not a regular file");
+        assert!(support::stderr(&out).contains("FIFO"), "{args:?}: {}", support::stderr(&out));
+    }
+    // Nothing was created beside it (no journal, no WAL), and it is still the FIFO.
+    assert_eq!(names(env.dir.path()), ["app.db"]);
+    assert!(std::os::unix::fs::FileTypeExt::is_fifo(&std::fs::metadata(&env.db).expect("stat").file_type()));
+}
+
+#[test]
+fn a_socket_is_refused() {
+    let env = Env::empty();
+    let _listener = std::os::unix::net::UnixListener::bind(&env.db).expect("bind a socket");
+    for args in every_db_command() {
+        let out = env.cmd(args).timeout(DEADLINE).output().expect("run");
+        assert_error_line(&out, 3, "is not a regular file");
+    }
+    assert_eq!(names(env.dir.path()), ["app.db"]);
+}
+
+#[test]
+fn a_fifo_in_place_of_the_write_ahead_log_is_refused() {
+    let env = Env::new();
+    for suffix in ["-wal", "-shm", "-journal"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", env.db.display()));
+    }
+    let wal = env.dir.path().join("app.db-wal");
+    mkfifo(&wal);
+    for args in every_db_command() {
+        let out = env.cmd(args).timeout(DEADLINE).output().expect("run");
+        assert_error_line(&out, 3, "app.db-wal is not a regular file");
+    }
+}
+
+#[test]
+fn device_files_are_refused_and_nothing_is_created_beside_them() {
+    for device in ["/dev/null", "/dev/zero"] {
+        for args in every_db_command() {
+            let out = tidings().args(args).arg("--db").arg(device).timeout(DEADLINE).output().expect("run");
+            assert_error_line(&out, 3, &format!("{device} is not a regular file (a character device)"));
+            assert!(!support::stderr(&out).contains("SQLite"), "{}", support::stderr(&out));
+        }
+        for suffix in ["-journal", "-wal", "-shm"] {
+            let beside = format!("{device}{suffix}");
+            assert!(!Path::new(&beside).exists(), "{beside} was created");
+        }
+    }
 }

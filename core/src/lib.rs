@@ -72,7 +72,7 @@ pub use delivery::{
     Attempt, CLAIM_AHEAD, DEFAULT_MAX_WORKERS, Delivery, DeliveryOptions, EndpointStats, MIN_CLAIM_AHEAD, Response,
     Stats,
 };
-pub use endpoint::{Auth, CircuitState, Endpoint, EndpointHealth, EndpointSpec, EndpointUpdate};
+pub use endpoint::{Auth, CircuitState, Endpoint, EndpointHealth, EndpointSpec, EndpointUpdate, redacted_url};
 pub use error::{Error, ExpectedVersion, Result, SignatureFailure};
 pub use event::{MAX_JSON_DEPTH, NewEvent, RecordedEvent};
 pub use log::{ReadAllOptions, ReadStreamOptions};

@@ -234,24 +234,25 @@ fn full_outcome(attempt: &tidings::Attempt) -> String {
     }
 }
 
-/// `tidings send-test ENDPOINT`.
-pub fn send_test(ctx: &Ctx, endpoint: &str, egress: &EgressArgs) -> Result<()> {
+/// `tidings send-test ENDPOINT` (the URL in full only with `--show-secrets`).
+pub fn send_test(ctx: &Ctx, endpoint: &str, egress: &EgressArgs, show_secrets: bool) -> Result<()> {
     let store = db::open_store(ctx.db()?, sending_options(egress)?)?;
     let target = store.get_endpoint(endpoint)?;
+    let url = output::url(target.url(), show_secrets);
     let attempt = store.send_test(endpoint)?;
     let ok = attempt.status_code.is_some_and(|c| (200..300).contains(&c));
     if ctx.json {
         let mut value = output::attempt_json(&attempt);
         if let Some(map) = value.as_object_mut() {
             map.insert("endpoint_id".into(), endpoint.into());
-            map.insert("url".into(), target.url().into());
+            map.insert("url".into(), url.clone().into());
             map.insert("ok".into(), ok.into());
         }
         output::print_json(&value);
     } else {
         output::print_fields(&[
             ("endpoint", format!("{} ({})", target.spec.name.as_deref().unwrap_or("-"), endpoint)),
-            ("url", target.url().to_string()),
+            ("url", url.clone()),
             ("result", full_outcome(&attempt)),
             ("duration", output::latency(attempt.duration)),
             (
@@ -266,7 +267,7 @@ pub fn send_test(ctx: &Ctx, endpoint: &str, egress: &EgressArgs) -> Result<()> {
     if ok {
         return Ok(());
     }
-    let mut message = format!("the test event to {} was not accepted: {}", target.url(), full_outcome(&attempt));
+    let mut message = format!("the test event to {url} was not accepted: {}", full_outcome(&attempt));
     if attempt.error_kind.as_deref() == Some("egress_refused") {
         message.push_str(" (for a local receiver pass --allow-private or --allow-network 127.0.0.0/8)");
     }

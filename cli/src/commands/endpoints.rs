@@ -1,4 +1,9 @@
 //! `tidings endpoints list|add|show|update|enable|disable|delete|rotate-secret`.
+//!
+//! URLs are printed without their user info, query values and fragment, and the signing secret
+//! not at all, unless `--show-secrets` is given (see [`crate::output::url`]). Secrets and the
+//! URL may come from `env:`, `file:` or `stdin` through the `--…-from` options
+//! ([`crate::sources`]); values read that way, like the others, never appear in messages.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -11,15 +16,16 @@ use crate::args::{AddArgs, EndpointSettings, EndpointsCommand, UpdateArgs};
 use crate::db;
 use crate::error::{CliError, Result};
 use crate::output;
+use crate::sources::Reader;
 
 /// Runs one `endpoints` subcommand.
 pub fn run(ctx: &Ctx, cmd: EndpointsCommand) -> Result<()> {
     match cmd {
-        EndpointsCommand::List { tenant } => list(ctx, tenant.as_deref()),
+        EndpointsCommand::List { tenant, show_secrets } => list(ctx, tenant.as_deref(), show_secrets),
         EndpointsCommand::Add(args) => add(ctx, &args),
-        EndpointsCommand::Show { id, show_secret } => {
+        EndpointsCommand::Show { id, show_secrets } => {
             let endpoint = db::open_read_only(ctx.db()?)?.get_endpoint(&id)?;
-            print_one(ctx, &endpoint, show_secret, None);
+            print_one(ctx, &endpoint, show_secrets, None);
             Ok(())
         }
         EndpointsCommand::Update(args) => update(ctx, &args),
@@ -47,7 +53,8 @@ pub fn run(ctx: &Ctx, cmd: EndpointsCommand) -> Result<()> {
             }
             Ok(())
         }
-        EndpointsCommand::RotateSecret { id, secret, show_secret } => {
+        EndpointsCommand::RotateSecret { id, secret, secret_from, show_secrets } => {
+            let secret = Reader::new().read_opt("--secret-from", secret_from.as_ref())?.or(secret);
             let store = open(ctx)?;
             let endpoint = match &secret {
                 Some(s) => store.rotate_secret_to(&id, s)?,
@@ -55,7 +62,7 @@ pub fn run(ctx: &Ctx, cmd: EndpointsCommand) -> Result<()> {
             };
             let grace = output::duration(store.options().rotation_grace);
             let note = format!("secret rotated (the previous secret keeps signing for {grace})");
-            print_one(ctx, &endpoint, show_secret, Some(&note));
+            print_one(ctx, &endpoint, show_secrets, Some(&note));
             Ok(())
         }
     }
@@ -65,36 +72,90 @@ fn open(ctx: &Ctx) -> Result<tidings::Store> {
     db::open_store(ctx.db()?, StoreOptions::default())
 }
 
-fn print_one(ctx: &Ctx, endpoint: &Endpoint, show_secret: bool, note: Option<&str>) {
+fn print_one(ctx: &Ctx, endpoint: &Endpoint, show_secrets: bool, note: Option<&str>) {
     if ctx.json {
-        output::print_json(&output::endpoint_json(endpoint, show_secret));
+        output::print_json(&output::endpoint_json(endpoint, show_secrets));
     } else {
         if let Some(note) = note {
             outln!("endpoint {}: {note}\n", endpoint.id);
         }
-        output::print_endpoint(endpoint, show_secret);
+        output::print_endpoint(endpoint, show_secrets);
     }
 }
 
-fn list(ctx: &Ctx, tenant: Option<&str>) -> Result<()> {
+fn list(ctx: &Ctx, tenant: Option<&str>, show_secrets: bool) -> Result<()> {
     let endpoints = db::open_read_only(ctx.db()?)?.list_endpoints(tenant)?;
     if ctx.json {
-        output::print_json(&json!(endpoints.iter().map(|e| output::endpoint_json(e, false)).collect::<Vec<_>>()));
+        let all: Vec<_> = endpoints.iter().map(|e| output::endpoint_json(e, show_secrets)).collect();
+        output::print_json(&json!(all));
     } else {
-        output::print_endpoints(&endpoints);
+        output::print_endpoints(&endpoints, show_secrets);
     }
     Ok(())
 }
 
-fn pair(text: &str, option: &str, separator: char) -> Result<(String, String)> {
+/// Splits `NAME<separator>VALUE` (`shape` names the form for the message). The text is never
+/// quoted back: for `--header` and `--api-key` it holds a secret.
+fn pair(text: &str, option: &str, separator: char, shape: &str) -> Result<(String, String)> {
     let (name, value) = text
         .split_once(separator)
-        .ok_or_else(|| CliError::invalid(format!("{option} expects NAME{separator}VALUE, got {text:?}")))?;
+        .ok_or_else(|| CliError::invalid(format!("{option} expects {shape} (no {separator:?} in the value given)")))?;
     let name = name.trim();
     if name.is_empty() {
-        return Err(CliError::invalid(format!("{option} expects NAME{separator}VALUE with a non-empty name")));
+        return Err(CliError::invalid(format!("{option} expects {shape} with a non-empty name")));
     }
     Ok((name.to_string(), value.trim().to_string()))
+}
+
+/// The secret-carrying settings, with those given as `--…-from SOURCE` read.
+#[derive(Default)]
+struct Secrets {
+    url: Option<String>,
+    secret: Option<String>,
+    auth: Option<Auth>,
+    headers: BTreeMap<String, String>,
+}
+
+/// Reads the auth and headers of `settings` (`--bearer[-from]`, `--api-key[-from]`,
+/// `--header[-from]`), stdin for one of them at most.
+fn settings_secrets(settings: &EndpointSettings, reader: &mut Reader) -> Result<Secrets> {
+    let auth = if let Some(token) = &settings.bearer {
+        Some(Auth::Bearer(token.clone()))
+    } else if let Some(token) = reader.read_opt("--bearer-from", settings.bearer_from.as_ref())? {
+        Some(Auth::Bearer(token))
+    } else if let Some(key) = &settings.api_key {
+        let (header, value) = pair(key, "--api-key", ':', "HEADER:VALUE")?;
+        Some(Auth::ApiKey { header, value })
+    } else if let Some(source) = &settings.api_key_from {
+        let key = reader.read("--api-key-from", source)?;
+        let (header, value) = pair(&key, &format!("--api-key-from {source}"), ':', "HEADER:VALUE")?;
+        Some(Auth::ApiKey { header, value })
+    } else {
+        None
+    };
+    let mut headers = BTreeMap::new();
+    for h in &settings.headers {
+        let (name, value) = pair(h, "--header", ':', "NAME:VALUE")?;
+        headers.insert(name, value);
+    }
+    for source in &settings.headers_from {
+        let text = reader.read("--header-from", source)?;
+        let (name, value) = pair(&text, &format!("--header-from {source}"), ':', "NAME:VALUE")?;
+        headers.insert(name, value);
+    }
+    Ok(Secrets { auth, headers, ..Secrets::default() })
+}
+
+/// `url` as given, or read from `url_from`.
+fn url_of(
+    url: Option<&String>,
+    url_from: Option<&crate::sources::Source>,
+    reader: &mut Reader,
+) -> Result<Option<String>> {
+    match url {
+        Some(url) => Ok(Some(url.clone())),
+        None => reader.read_opt("--url-from", url_from),
+    }
 }
 
 fn read_file(path: &Path, option: &str) -> Result<String> {
@@ -102,27 +163,12 @@ fn read_file(path: &Path, option: &str) -> Result<String> {
         .map_err(|e| CliError::invalid(format!("cannot read {option} {}: {e}", path.display())))
 }
 
-fn auth_of(settings: &EndpointSettings) -> Result<Option<Auth>> {
-    if let Some(token) = &settings.bearer {
-        return Ok(Some(Auth::Bearer(token.clone())));
-    }
-    if let Some(key) = &settings.api_key {
-        let (header, value) = pair(key, "--api-key", ':')?;
-        return Ok(Some(Auth::ApiKey { header, value }));
-    }
-    Ok(None)
-}
-
-fn headers_of(settings: &EndpointSettings) -> Result<BTreeMap<String, String>> {
-    settings.headers.iter().map(|h| pair(h, "--header", ':')).collect()
-}
-
 fn templates_of(settings: &EndpointSettings) -> Result<BTreeMap<String, String>> {
     settings
         .templates
         .iter()
         .map(|t| {
-            let (pattern, template) = pair(t, "--template", '=')?;
+            let (pattern, template) = pair(t, "--template", '=', "PATTERN=TEMPLATE")?;
             let template = match template.strip_prefix('@') {
                 Some(file) => read_file(Path::new(file), "--template")?,
                 None => template,
@@ -132,18 +178,38 @@ fn templates_of(settings: &EndpointSettings) -> Result<BTreeMap<String, String>>
         .collect()
 }
 
+/// The secret-carrying values of `endpoints add`, read from their sources where given.
+fn add_secrets(args: &AddArgs) -> Result<Secrets> {
+    let mut reader = Reader::new();
+    let url = url_of(args.url.as_ref(), args.url_from.as_ref(), &mut reader)?;
+    let secret = match &args.secret {
+        Some(secret) => Some(secret.clone()),
+        None => reader.read_opt("--secret-from", args.secret_from.as_ref())?,
+    };
+    Ok(Secrets { url, secret, ..settings_secrets(&args.settings, &mut reader)? })
+}
+
 fn add(ctx: &Ctx, args: &AddArgs) -> Result<()> {
     let store = open(ctx)?;
+    let spec = add_spec(args, add_secrets(args)?)?;
+    let endpoint = store.create_endpoint(&spec)?;
+    print_one(ctx, &endpoint, args.show_secrets, Some("created"));
+    Ok(())
+}
+
+/// The endpoint `endpoints add` creates.
+fn add_spec(args: &AddArgs, secrets: Secrets) -> Result<EndpointSpec> {
     let s = &args.settings;
-    let mut spec = EndpointSpec::new(args.url.clone());
+    let url = secrets.url.ok_or_else(|| CliError::usage("no URL given: pass URL or --url-from SOURCE"))?;
+    let mut spec = EndpointSpec::new(url);
     spec.name = s.name.clone();
     if !s.events.is_empty() {
         spec.events = s.events.clone();
     }
     spec.tenant = s.tenant.clone();
-    spec.secret = args.secret.clone();
-    spec.auth = auth_of(s)?;
-    spec.headers = headers_of(s)?;
+    spec.secret = secrets.secret;
+    spec.auth = secrets.auth;
+    spec.headers = secrets.headers;
     if let Some(t) = s.timeout {
         spec.timeout = t;
     }
@@ -175,43 +241,58 @@ fn add(ctx: &Ctx, args: &AddArgs) -> Result<()> {
     spec.keepalive = s.keepalive;
     spec.final_statuses = s.final_statuses.clone();
     spec.enabled = !args.disabled;
-    let endpoint = store.create_endpoint(&spec)?;
-    print_one(ctx, &endpoint, args.show_secret, Some("created"));
-    Ok(())
+    Ok(spec)
 }
 
 fn update(ctx: &Ctx, args: &UpdateArgs) -> Result<()> {
+    let mut reader = Reader::new();
+    let url = url_of(args.url.as_ref(), args.url_from.as_ref(), &mut reader)?;
+    let secrets = Secrets { url, ..settings_secrets(&args.settings, &mut reader)? };
+    let change = update_change(args, secrets)?;
+    if change == EndpointUpdate::default() {
+        return Err(CliError::usage(
+            "nothing to change: give at least one setting (see `tidings endpoints update --help`)",
+        ));
+    }
+    let endpoint = open(ctx)?.update_endpoint(&args.id, &change)?;
+    print_one(ctx, &endpoint, args.show_secrets, Some("updated"));
+    Ok(())
+}
+
+/// `Some(Some(value))` to set, `Some(None)` to clear, `None` to leave as it is.
+fn set_or_clear<T>(value: Option<T>, clear: bool) -> Option<Option<T>> {
+    match value {
+        Some(v) => Some(Some(v)),
+        None if clear => Some(None),
+        None => None,
+    }
+}
+
+/// The change `endpoints update` asks for (the URL, auth and headers read already).
+fn update_change(args: &UpdateArgs, secrets: Secrets) -> Result<EndpointUpdate> {
     let s = &args.settings;
-    let mut change = EndpointUpdate { url: args.url.clone(), ..Default::default() };
-    if let Some(name) = &s.name {
-        change.name = Some(Some(name.clone()));
-    } else if args.clear_name {
-        change.name = Some(None);
-    }
-    if !s.events.is_empty() {
-        change.events = Some(s.events.clone());
-    }
-    if let Some(tenant) = &s.tenant {
-        change.tenant = Some(Some(tenant.clone()));
-    } else if args.clear_tenant {
-        change.tenant = Some(None);
-    }
-    if let Some(auth) = auth_of(s)? {
-        change.auth = Some(Some(auth));
-    } else if args.clear_auth {
-        change.auth = Some(None);
-    }
-    if !s.headers.is_empty() {
-        change.headers = Some(headers_of(s)?);
-    } else if args.clear_headers {
-        change.headers = Some(BTreeMap::new());
-    }
-    change.timeout = s.timeout;
-    change.max_attempts = s.max_attempts;
-    change.initial_delay = s.initial_delay;
-    change.max_delay = s.max_delay;
-    change.multiplier = s.multiplier;
-    change.jitter = s.jitter;
+    let given = !s.headers.is_empty() || !s.headers_from.is_empty();
+    let mut change = EndpointUpdate {
+        url: secrets.url,
+        name: set_or_clear(s.name.clone(), args.clear_name),
+        events: (!s.events.is_empty()).then(|| s.events.clone()),
+        tenant: set_or_clear(s.tenant.clone(), args.clear_tenant),
+        auth: set_or_clear(secrets.auth, args.clear_auth),
+        headers: (given || args.clear_headers).then_some(secrets.headers),
+        timeout: s.timeout,
+        max_attempts: s.max_attempts,
+        initial_delay: s.initial_delay,
+        max_delay: s.max_delay,
+        multiplier: s.multiplier,
+        jitter: s.jitter,
+        max_in_flight: s.max_in_flight,
+        ordered: args.ordered,
+        verify_tls: args.verify_tls,
+        signature_header: set_or_clear(s.signature_header.clone(), args.clear_signature_header),
+        keepalive: set_or_clear(s.keepalive, args.clear_keepalive),
+        final_statuses: (!s.final_statuses.is_empty()).then(|| s.final_statuses.clone()),
+        ..Default::default()
+    };
     if s.rate_limit.is_some() {
         change.rate_limit = Some(s.rate_limit);
     } else if args.clear_rate_limit {
@@ -221,38 +302,12 @@ fn update(ctx: &Ctx, args: &UpdateArgs) -> Result<()> {
     if s.burst.is_some() {
         change.burst = Some(s.burst);
     }
-    change.max_in_flight = s.max_in_flight;
-    change.ordered = args.ordered;
-    change.verify_tls = args.verify_tls;
-    if let Some(path) = &s.ca_cert {
-        change.ca_cert = Some(Some(read_file(path, "--ca-cert")?));
-    } else if args.clear_ca_cert {
-        change.ca_cert = Some(None);
-    }
-    if let Some(h) = &s.signature_header {
-        change.signature_header = Some(Some(h.clone()));
-    } else if args.clear_signature_header {
-        change.signature_header = Some(None);
-    }
+    let ca_cert = s.ca_cert.as_deref().map(|p| read_file(p, "--ca-cert")).transpose()?;
+    change.ca_cert = set_or_clear(ca_cert, args.clear_ca_cert);
     if !s.templates.is_empty() {
         change.templates = Some(templates_of(s)?);
     } else if args.clear_templates {
         change.templates = Some(BTreeMap::new());
     }
-    if let Some(k) = s.keepalive {
-        change.keepalive = Some(Some(k));
-    } else if args.clear_keepalive {
-        change.keepalive = Some(None);
-    }
-    if !s.final_statuses.is_empty() {
-        change.final_statuses = Some(s.final_statuses.clone());
-    }
-    if change == EndpointUpdate::default() {
-        return Err(CliError::usage(
-            "nothing to change: give at least one setting (see `tidings endpoints update --help`)",
-        ));
-    }
-    let endpoint = open(ctx)?.update_endpoint(&args.id, &change)?;
-    print_one(ctx, &endpoint, args.show_secret, Some("updated"));
-    Ok(())
+    Ok(change)
 }

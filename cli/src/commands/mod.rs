@@ -48,7 +48,9 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Recover { endpoint, since } => deliveries::recover(&ctx, &endpoint, since),
         Command::Replay { endpoint, from, to } => deliveries::replay(&ctx, &endpoint, from, to),
         Command::Stats(args) => stats::run(&ctx, &args),
-        Command::SendTest { endpoint, egress } => deliver::send_test(&ctx, &endpoint, &egress),
+        Command::SendTest { endpoint, egress, show_secrets } => {
+            deliver::send_test(&ctx, &endpoint, &egress, show_secrets)
+        }
         Command::Deliver(args) => deliver::run(&ctx, &args),
         Command::Verify(args) => verify::run(&ctx, &args),
     }

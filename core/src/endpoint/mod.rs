@@ -157,18 +157,28 @@ impl fmt::Debug for EndpointSpec {
     }
 }
 
-/// The URL without a password in its user info (refused at the door, but never printed).
-fn redacted_url(raw: &str) -> String {
-    match url::Url::parse(raw) {
-        Ok(mut url) if url.password().is_some() || !url.username().is_empty() => {
-            let _ = url.set_password(None);
-            let _ = url.set_username("redacted");
-            url.to_string()
-        }
-        Ok(_) => raw.to_string(),
-        Err(_) if raw.contains('@') => "<unparsable URL with user info>".to_string(),
-        Err(_) => raw.to_string(),
+/// A URL as it may be shown to people: user info and every query value replaced by
+/// `redacted` (query names stay, so `?token=redacted` still says what was there). Webhook
+/// URLs often carry their credential in the query string (`?token=…`, `?sig=…`); every `Debug`
+/// of an endpoint, the CLI's listings and the bindings' `repr` show this form. A string that
+/// is not a URL is shown as `<unparsable URL>` when it holds `@`, `?` or `#`, else as it is.
+pub fn redacted_url(raw: &str) -> String {
+    let Ok(mut url) = url::Url::parse(raw) else {
+        return if raw.contains(['@', '?', '#']) { "<unparsable URL>".to_string() } else { raw.to_string() };
+    };
+    if url.password().is_some() || !url.username().is_empty() {
+        let _ = url.set_password(None);
+        let _ = url.set_username("redacted");
     }
+    if url.query().is_some() {
+        let names: Vec<String> = url.query_pairs().map(|(name, _)| name.into_owned()).collect();
+        let query = names.iter().map(|n| format!("{n}=redacted")).collect::<Vec<_>>().join("&");
+        url.set_query(if query.is_empty() { None } else { Some(&query) });
+    }
+    if url.fragment().is_some() {
+        url.set_fragment(Some("redacted"));
+    }
+    url.to_string()
 }
 
 fn redacted_headers(headers: &BTreeMap<String, String>) -> Vec<(&str, &str)> {
@@ -415,5 +425,29 @@ impl fmt::Debug for Endpoint {
             .field("created_at", &self.created_at)
             .field("updated_at", &self.updated_at)
             .finish()
+    }
+}
+
+#[cfg(test)]
+mod redaction_tests {
+    use super::redacted_url;
+
+    #[test]
+    fn query_values_user_info_and_fragments_are_redacted() {
+        let shown = redacted_url("https://user:pw@hooks.example.com/in?token=abc123&team=x#sig=zz");
+        assert_eq!(shown, "https://redacted@hooks.example.com/in?token=redacted&team=redacted#redacted");
+        for secret in ["pw", "abc123", "user", "zz"] {
+            assert!(!shown.contains(secret), "{secret} leaked in {shown}");
+        }
+        assert_eq!(redacted_url("https://example.com/hook"), "https://example.com/hook");
+        assert_eq!(redacted_url("not a url?token=x"), "<unparsable URL>");
+        assert_eq!(redacted_url("plain words"), "plain words");
+    }
+
+    #[test]
+    fn every_debug_of_an_endpoint_shows_the_redacted_url() {
+        let spec = super::EndpointSpec::new("https://example.com/hook?token=abc123");
+        let text = format!("{spec:?}");
+        assert!(text.contains("token=redacted") && !text.contains("abc123"), "{text}");
     }
 }
