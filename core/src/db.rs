@@ -44,7 +44,7 @@ pub(crate) fn check_sqlite_version(version: i32) -> Result<()> {
 pub(crate) fn open_writer(location: &Location, options: &StoreOptions) -> Result<Connection> {
     let conn = match location {
         Location::File(path) => Connection::open_with_flags(
-            path,
+            prepare_file(path)?,
             OpenFlags::SQLITE_OPEN_READ_WRITE
                 | OpenFlags::SQLITE_OPEN_CREATE
                 | OpenFlags::SQLITE_OPEN_NO_MUTEX
@@ -67,6 +67,34 @@ pub(crate) fn open_writer(location: &Location, options: &StoreOptions) -> Result
     apply_common_pragmas(&conn, options)?;
     conn.execute_batch(&format!("PRAGMA journal_size_limit = {}", options.wal_size_limit))?;
     Ok(conn)
+}
+
+/// Checks the path of a store opened for writing, before SQLite sees it: an existing path must
+/// be a regular file (a FIFO would block the open, a device would get a `-journal` file beside
+/// it); a missing one is created empty with mode `0600` (Unix), since the database will hold
+/// signing secrets and tokens. SQLite gives the `-wal` and `-shm` files the database's mode. An
+/// existing file's mode is left alone; `file:` URIs are passed through unchecked.
+fn prepare_file(path: &Path) -> Result<&Path> {
+    if path.to_str().is_some_and(|p| p.starts_with("file:")) {
+        return Ok(path);
+    }
+    match std::fs::metadata(path) {
+        Ok(meta) if meta.is_file() => Ok(path),
+        Ok(_) => Err(Error::incompatible(None)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let mut create = std::fs::OpenOptions::new();
+            create.write(true).create_new(true);
+            #[cfg(unix)]
+            std::os::unix::fs::OpenOptionsExt::mode(&mut create, 0o600);
+            match create.open(path) {
+                Ok(_) => Ok(path),
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => prepare_file(path),
+                // A missing folder and the like: SQLite reports them as it always has.
+                Err(_) => Ok(path),
+            }
+        }
+        Err(_) => Ok(path),
+    }
 }
 
 /// Opens one read connection (file stores only). A read-only store's connections are opened

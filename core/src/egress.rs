@@ -242,12 +242,13 @@ fn classify_v6(ip: Ipv6Addr) -> AddressClass {
 pub struct EgressPolicy {
     allow_private: bool,
     allowed: Vec<IpNet>,
+    show_addresses: bool,
 }
 
 impl EgressPolicy {
     /// A policy that allows every address, private, loopback and metadata included.
     pub fn allow_all_private() -> Self {
-        EgressPolicy { allow_private: true, allowed: Vec::new() }
+        EgressPolicy { allow_private: true, allowed: Vec::new(), show_addresses: false }
     }
 
     /// A policy from a flag and a list of networks that are allowed even when not public.
@@ -276,7 +277,21 @@ impl EgressPolicy {
                 allowed.push(net);
             }
         }
-        Ok(EgressPolicy { allow_private, allowed })
+        Ok(EgressPolicy { allow_private, allowed, show_addresses: false })
+    }
+
+    /// The same policy, with refusals naming the resolved address (a debugging aid). By default
+    /// a refusal names only the class of address (loopback, private, metadata, ...): delivery
+    /// errors are read by more people than those allowed to map internal host names to
+    /// internal addresses.
+    pub fn with_addresses_shown(mut self, show: bool) -> Self {
+        self.show_addresses = show;
+        self
+    }
+
+    /// Whether refusals name the resolved address ([`EgressPolicy::with_addresses_shown`]).
+    pub fn shows_addresses(&self) -> bool {
+        self.show_addresses
     }
 
     /// Whether every non-public address is allowed.
@@ -314,9 +329,22 @@ pub struct EgressRefused {
     pub class: AddressClass,
 }
 
+impl EgressRefused {
+    /// The refusal in words: the class of address, and the address itself only when
+    /// `with_address` (the policy's [`EgressPolicy::with_addresses_shown`]).
+    pub fn describe(&self, with_address: bool) -> String {
+        if with_address {
+            format!("address {} is {} and refused by the egress policy", self.ip, self.class)
+        } else {
+            format!("the host resolves to a {} address, refused by the egress policy", self.class)
+        }
+    }
+}
+
+/// Names the class of address only, never the address: see [`EgressRefused::describe`].
 impl fmt::Display for EgressRefused {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "address {} is {} and refused by the egress policy", self.ip, self.class)
+        f.write_str(&self.describe(false))
     }
 }
 
@@ -470,19 +498,22 @@ mod tests {
     }
 
     #[test]
-    fn refusal_message_names_address_and_class() {
+    fn refusal_message_names_the_class_and_the_address_only_when_asked() {
         let err = EgressPolicy::default().check(ip("10.0.0.1")).unwrap_err();
         assert_eq!(err.class, Private);
-        assert_eq!(err.to_string(), "address 10.0.0.1 is private and refused by the egress policy");
+        assert_eq!(err.to_string(), "the host resolves to a private address, refused by the egress policy");
+        assert_eq!(err.describe(true), "address 10.0.0.1 is private and refused by the egress policy");
         let err = EgressPolicy::default().check(ip("::1")).unwrap_err();
-        assert_eq!(err.to_string(), "address ::1 is loopback and refused by the egress policy");
+        assert!(!err.to_string().contains("::1"), "{err}");
         match Error::from(err) {
             Error::Delivery { kind, reason } => {
                 assert_eq!(kind, "egress_refused");
-                assert!(reason.contains("::1"));
+                assert!(reason.contains("loopback") && !reason.contains("::1"), "{reason}");
             }
             other => panic!("unexpected {other:?}"),
         }
+        assert!(!EgressPolicy::default().shows_addresses());
+        assert!(EgressPolicy::default().with_addresses_shown(true).shows_addresses());
     }
 
     #[test]

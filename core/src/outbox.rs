@@ -208,14 +208,17 @@ impl Matcher {
             "SELECT seq, events, tenant, ordered FROM tidings_endpoints WHERE enabled = 1 AND deleted_at IS NULL
              ORDER BY seq",
         )?;
-        let rows = stmt.query_map([], |r| {
-            Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get::<_, Option<String>>(2)?, r.get::<_, bool>(3)?))
-        })?;
+        let rows = stmt.query_map([], |r| Ok((r.get::<_, i64>(0)?, route_of(r))))?;
         let mut routes = Vec::new();
         for row in rows {
-            let (seq, events, tenant, ordered) = row?;
-            let list: Vec<String> = serde_json::from_str(&events).map_err(|e| Error::Storage(e.to_string()))?;
-            routes.push(Route { target: Target { seq, ordered }, patterns: PatternSet::parse(&list)?, tenant });
+            match row? {
+                (_, Ok(route)) => routes.push(route),
+                // A damaged row must not stop every append: the endpoint gets nothing until it
+                // is repaired, and the engine disables it with the reason when it reads it.
+                (seq, Err(reason)) => {
+                    tracing::warn!(endpoint_seq = seq, %reason, "skipping a damaged endpoint in fan-out")
+                }
+            }
         }
         self.routes = routes;
         self.cache.clear();
@@ -239,6 +242,19 @@ impl Matcher {
         self.cache.put(key, Arc::clone(&found));
         found
     }
+}
+
+/// One endpoint row as a route, or why it cannot be read (a damaged column: not JSON, patterns
+/// that do not parse, a wrongly typed value).
+fn route_of(r: &Row<'_>) -> std::result::Result<Route, String> {
+    let read = || -> Result<Route> {
+        let seq = r.get::<_, i64>(0)?;
+        let events: Vec<String> =
+            serde_json::from_str(&r.get::<_, String>(1)?).map_err(|e| Error::Storage(e.to_string()))?;
+        let (tenant, ordered) = (r.get::<_, Option<String>>(2)?, r.get::<_, bool>(3)?);
+        Ok(Route { target: Target { seq, ordered }, patterns: PatternSet::parse(&events)?, tenant })
+    };
+    read().map_err(|e| e.to_string())
 }
 
 /// An endpoint scoped to a tenant gets only that tenant's events; an unscoped one gets all.

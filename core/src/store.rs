@@ -154,6 +154,10 @@ impl Store {
     /// Opens (or creates) the database at `path`, applying tidings' migrations. The
     /// application's own tables and `PRAGMA user_version` are left alone.
     ///
+    /// A new file is created with mode `0600` (it will hold signing secrets); an existing
+    /// file's mode is left alone. A path that exists but is not a regular file (a FIFO, a
+    /// device, a directory) is [`Error::Incompatible`], and nothing is created beside it.
+    ///
     /// To inspect a file without ever creating or changing it, use [`Store::open_read_only`].
     pub fn open(path: impl AsRef<Path>, options: StoreOptions) -> Result<Store> {
         Store::open_at(Location::File(path.as_ref().to_path_buf()), options)
@@ -172,13 +176,14 @@ impl Store {
     /// Opens an existing tidings database for reading only: the file is never created, no
     /// migration runs and nothing is written (connections are `SQLITE_OPEN_READONLY`). Reads,
     /// including `read_all` with `wait`, work as usual; writes fail with [`Error::Storage`].
-    /// A missing file is [`Error::NotFound`]; a file that is not SQLite, not a tidings store, or
-    /// of another schema version is [`Error::Incompatible`] saying which.
+    /// A missing file is [`Error::NotFound`]; a path that is not a regular file, a file that is
+    /// not SQLite, not a tidings store, or of another schema version is [`Error::Incompatible`]
+    /// saying which.
     pub fn open_read_only(path: impl AsRef<Path>, options: StoreOptions) -> Result<Store> {
         let path = path.as_ref();
         match std::fs::metadata(path) {
             Ok(meta) if meta.is_file() => {}
-            Ok(_) => return Err(Error::Storage(format!("{} is not a file", path.display()))),
+            Ok(_) => return Err(Error::incompatible(None)),
             Err(_) => return Err(Error::not_found("database", path.display().to_string())),
         }
         db::check_sqlite_version(rusqlite::version_number())?;

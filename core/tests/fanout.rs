@@ -264,3 +264,26 @@ fn read_all_type_filters_use_the_same_patterns() -> Result<()> {
     assert_eq!(read.len(), 4);
     Ok(())
 }
+
+/// Hardening finding 8 (the append side): an endpoint row damaged by another program (its
+/// patterns not JSON, its `ordered` flag not a number) must not make every append fail; the
+/// damaged endpoints get nothing, the others get their events.
+#[test]
+fn a_damaged_endpoint_row_does_not_stop_appends_to_the_others() -> Result<()> {
+    let (_dir, path, store) = fresh()?;
+    let healthy = store.create_endpoint(&spec(&["*"]))?;
+    let bad_events = store.create_endpoint(&spec(&["*"]))?;
+    let bad_flag = store.create_endpoint(&spec(&["*"]))?;
+    let conn = raw(&path)?;
+    conn.execute("UPDATE tidings_endpoints SET events = '[\"order.*' WHERE id = ?1", [&bad_events.id])?;
+    conn.execute("UPDATE tidings_endpoints SET ordered = 'yes' WHERE id = ?1", [&bad_flag.id])?;
+    // Another process changed the endpoints: bump the generation as every writer does.
+    conn.execute("UPDATE tidings_meta SET value = value + 1 WHERE key = 'endpoints_generation'", [])?;
+    drop(conn);
+    let recorded = append_each(&store, &[("s", "order.created", None), ("s", "order.paid", None)])?;
+    assert_eq!(recorded.len(), 2, "the appends committed");
+    assert_eq!(deliveries_of(&store, &healthy.id)?.len(), 2);
+    assert!(deliveries_of(&store, &bad_events.id)?.is_empty());
+    assert!(deliveries_of(&store, &bad_flag.id)?.is_empty());
+    Ok(())
+}

@@ -234,3 +234,54 @@ fn the_store_is_a_cheap_shareable_handle_and_sqlite_is_recent() -> Result<()> {
     assert_eq!(memory.stream_version("s")?, Some(1));
     Ok(())
 }
+
+#[cfg(unix)]
+#[test]
+fn a_new_file_is_created_private_and_an_existing_files_mode_is_kept() -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    let fresh = dir.path().join("fresh.db");
+    let store = Store::open(&fresh, StoreOptions::default())?;
+    store.append("s", &[ev("thing.happened", json!({}))], ExpectedVersion::Any)?;
+    assert_eq!(mode(&fresh), 0o600, "a new database holds secrets: owner only");
+    for side in ["fresh.db-wal", "fresh.db-shm"] {
+        let side = dir.path().join(side);
+        if side.exists() {
+            assert_eq!(mode(&side), 0o600, "{}", side.display());
+        }
+    }
+    drop(store);
+    let shared = dir.path().join("shared.db");
+    std::fs::write(&shared, b"").unwrap();
+    std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o640)).unwrap();
+    Store::open(&shared, StoreOptions::default())?;
+    assert_eq!(mode(&shared), 0o640, "an existing file's mode is the owner's choice");
+    Ok(())
+}
+
+#[cfg(unix)]
+#[test]
+fn special_files_are_refused_without_blocking_or_creating_anything() {
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("fifo");
+    let made = std::process::Command::new("mkfifo").arg(&fifo).status().unwrap();
+    assert!(made.success());
+    // A FIFO would block the open until a writer appears: run it on a thread with a deadline.
+    let (tx, rx) = mpsc::channel();
+    let path = fifo.clone();
+    thread::spawn(move || {
+        let writable = Store::open(&path, StoreOptions::default()).map(|_| ());
+        let read_only = Store::open_read_only(&path, StoreOptions::default()).map(|_| ());
+        let _ = tx.send((writable, read_only));
+    });
+    let (writable, read_only) = rx.recv_timeout(Duration::from_secs(30)).expect("opening a FIFO blocked");
+    assert!(matches!(writable, Err(Error::Incompatible { found: None, .. })), "{writable:?}");
+    assert!(matches!(read_only, Err(Error::Incompatible { found: None, .. })), "{read_only:?}");
+    assert!(matches!(Store::open(dir.path(), StoreOptions::default()), Err(Error::Incompatible { .. })));
+    let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert_eq!(names, ["fifo"], "nothing was created beside the special file");
+    // A device: nothing may appear next to it (no `/dev/null-journal`).
+    assert!(matches!(Store::open("/dev/null", StoreOptions::default()), Err(Error::Incompatible { .. })));
+    assert!(!std::path::Path::new("/dev/null-journal").exists() && !std::path::Path::new("/dev/null-wal").exists());
+}

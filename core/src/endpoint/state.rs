@@ -213,16 +213,28 @@ pub(crate) fn due_page(
              WHERE due_at IS NOT NULL AND due_at <= +?1 AND (due_at > +?2 OR (due_at = +?2 AND seq > +?3))
              ORDER BY due_at, seq LIMIT +?4",
         )?
-        .query_map(params![now, after_due, after_seq, limit as i64], |r| Ok((r.get(0)?, r.get(1)?)))?
-        .collect::<rusqlite::Result<_>>()?;
-    Ok(rows)
+        .query_map(params![now, after_due, after_seq, limit as i64], |r| Ok((due_value(r.get(0)?), r.get(1)?)))?
+        .collect::<rusqlite::Result<Vec<(Option<i64>, i64)>>>()?;
+    Ok(rows.into_iter().filter_map(|(due, seq)| Some((due?, seq))).collect())
+}
+
+/// A stored `due_at` as micros. Another program may have stored a real number (rounded up, so
+/// a page cursor moves past it) or text; text compares above every number in SQLite, so the
+/// due queries never return it and the next `note_due` overwrites it.
+fn due_value(value: Value) -> Option<i64> {
+    match value {
+        Value::Integer(i) => Some(i),
+        Value::Real(f) if f.is_finite() => Some(f.ceil() as i64),
+        _ => None,
+    }
 }
 
 /// The earliest `due_at` after `now`.
 pub(crate) fn next_due_after(conn: &Connection, now: i64) -> Result<Option<i64>> {
     Ok(conn
         .prepare_cached("SELECT min(due_at) FROM tidings_endpoint_state WHERE due_at > +?1")?
-        .query_row([now], |r| r.get(0))?)
+        .query_row([now], |r| r.get(0))
+        .map(due_value)?)
 }
 
 /// The endpoint's token bucket (a full one when the row has none or it is damaged).
@@ -335,6 +347,25 @@ mod tests {
         assert_eq!(next_due_after(&conn, 100)?, Some(200));
         settings_changed(&conn, 1, 90)?;
         assert_eq!(due_page(&conn, 100, None, 10)?, vec![(90, 1)]);
+        Ok(())
+    }
+
+    #[test]
+    fn a_damaged_due_at_never_fails_the_due_queries_and_a_note_repairs_it() -> Result<()> {
+        let conn = conn()?;
+        for seq in 1..=3 {
+            create(&conn, seq, None)?;
+        }
+        note_due(&conn, 1, 50)?;
+        conn.execute("UPDATE tidings_endpoint_state SET due_at = 60.5 WHERE seq = 2", [])?;
+        conn.execute("UPDATE tidings_endpoint_state SET due_at = 'soon' WHERE seq = 3", [])?;
+        assert_eq!(due_page(&conn, 100, None, 10)?, vec![(50, 1), (61, 2)], "a real is rounded up, text is not due");
+        assert_eq!(due_page(&conn, 100, Some((61, 2)), 10)?, vec![], "the cursor moves past the rounded value");
+        assert_eq!(next_due_after(&conn, 55)?, Some(61));
+        conn.execute("DELETE FROM tidings_endpoint_state WHERE seq IN (1, 2)", [])?;
+        assert_eq!(next_due_after(&conn, 0)?, None, "only text left: nothing readable is due");
+        note_due(&conn, 3, 80)?;
+        assert_eq!(due_page(&conn, 100, None, 10)?, vec![(80, 3)], "a note overwrites the damaged value");
         Ok(())
     }
 

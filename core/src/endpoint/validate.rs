@@ -15,21 +15,16 @@ use crate::template::TemplateSet;
 /// The smallest `rate_limit`: one request a day. Below it a bucket's wait for a token stops
 /// being a time the scheduler can use.
 const MIN_RATE_LIMIT: f64 = 1.0 / 86_400.0;
-/// Headers tidings sets itself; an endpoint may not override them.
-const RESERVED_HEADERS: &[&str] = &[
-    "host",
-    "content-type",
-    "content-length",
-    "transfer-encoding",
-    "connection",
-    "keep-alive",
-    "te",
-    "upgrade",
-    "user-agent",
-    "webhook-id",
-    "webhook-timestamp",
-    "webhook-signature",
-];
+/// Headers tidings sets on every request itself; an endpoint may not override them. The
+/// framing and hop-by-hop headers the HTTP sender refuses (`host`, `trailer`,
+/// `proxy-connection`, ...) are refused too, from the sender's own list, so an accepted
+/// endpoint never fails at send time for a header it was allowed to have.
+const SET_BY_TIDINGS: &[&str] = &["content-type", "user-agent", "webhook-id", "webhook-timestamp", "webhook-signature"];
+
+/// Whether `name` is a header tidings or its HTTP sender owns.
+fn is_reserved(name: &str) -> bool {
+    SET_BY_TIDINGS.iter().chain(crate::delivery::http::FRAMING_HEADERS).any(|r| r.eq_ignore_ascii_case(name))
+}
 
 /// A spec that passed validation, with its parsed parts.
 pub(crate) struct Checked {
@@ -96,10 +91,8 @@ pub(crate) fn check(spec: &EndpointSpec) -> Result<Checked> {
     }
     if let Some(header) = &spec.signature_header {
         check_header_name("signature_header", header)?;
-        if spec.headers.keys().any(|h| h.eq_ignore_ascii_case(header)) {
-            return Err(Error::invalid("signature_header", "is also set as a custom header"));
-        }
     }
+    check_no_duplicate_headers(spec)?;
     TemplateSet::parse(&spec.templates)?;
     if let Some(every) = spec.keepalive
         && (every < Duration::from_secs(1) || every > Duration::from_secs(86_400))
@@ -169,13 +162,40 @@ fn is_header_text(value: &str) -> bool {
     value.chars().all(|c| c.is_ascii_graphic() || c == ' ' || c == '\t') && value.trim() == value
 }
 
+/// Each header is sent once: no two custom headers differ only in case, and neither the auth
+/// header (`authorization` for a bearer token, the API key's header) nor `signature_header`
+/// repeats another header. Names are compared case-insensitively, as HTTP does.
+fn check_no_duplicate_headers(spec: &EndpointSpec) -> Result<()> {
+    let mut seen: Vec<(String, &str)> = Vec::new();
+    let auth = spec.auth.as_ref().map(|auth| match auth {
+        Auth::Bearer(_) => "authorization",
+        Auth::ApiKey { header, .. } => header.as_str(),
+    });
+    let named = spec.headers.keys().map(|h| ("headers", h.as_str()));
+    let named =
+        named.chain(auth.map(|h| ("auth", h))).chain(spec.signature_header.as_deref().map(|h| ("signature_header", h)));
+    for (field, name) in named {
+        let lower = name.to_ascii_lowercase();
+        if let Some((_, first)) = seen.iter().find(|(seen, _)| *seen == lower) {
+            let reason = if *first == field {
+                format!("sets {name:?} twice (header names are case-insensitive)")
+            } else {
+                format!("sets {name:?}, which {first} also sets; a header is sent once")
+            };
+            return Err(Error::invalid(field, reason));
+        }
+        seen.push((lower, field));
+    }
+    Ok(())
+}
+
 /// A header name must be an HTTP token and not one tidings sets itself.
 fn check_header_name(field: &str, name: &str) -> Result<()> {
     let token = |c: char| c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c);
     if name.is_empty() || name.len() > 256 || !name.chars().all(token) {
         return Err(Error::invalid(field, format!("{name:?} is not a valid header name")));
     }
-    if RESERVED_HEADERS.iter().any(|r| r.eq_ignore_ascii_case(name)) {
+    if is_reserved(name) {
         return Err(Error::invalid(field, format!("the header {name:?} is set by tidings")));
     }
     Ok(())
@@ -255,6 +275,36 @@ mod tests {
             (EndpointSpec { final_statuses: vec![200], ..base() }, "final_statuses"),
             (EndpointSpec { name: Some(String::new()), ..base() }, "name"),
             (EndpointSpec { tenant: Some(String::new()), ..base() }, "tenant"),
+            (EndpointSpec { headers: [("Trailer".into(), "x".into())].into(), ..base() }, "headers"),
+            (EndpointSpec { headers: [("Proxy-Connection".into(), "x".into())].into(), ..base() }, "headers"),
+            (EndpointSpec { signature_header: Some("Trailer".into()), ..base() }, "signature_header"),
+            (
+                EndpointSpec {
+                    auth: Some(Auth::ApiKey { header: "proxy-connection".into(), value: "k".into() }),
+                    ..base()
+                },
+                "auth",
+            ),
+            (
+                EndpointSpec { headers: [("X-A".into(), "1".into()), ("x-a".into(), "2".into())].into(), ..base() },
+                "headers",
+            ),
+            (
+                EndpointSpec {
+                    signature_header: Some("Authorization".into()),
+                    auth: Some(Auth::Bearer("t".into())),
+                    ..base()
+                },
+                "signature_header",
+            ),
+            (
+                EndpointSpec {
+                    headers: [("X-Key".into(), "1".into())].into(),
+                    auth: Some(Auth::ApiKey { header: "x-key".into(), value: "k".into() }),
+                    ..base()
+                },
+                "auth",
+            ),
         ];
         for (spec, field) in cases {
             assert_eq!(field_of(&spec), field, "{spec:?}");

@@ -69,7 +69,7 @@ const FALLBACK_USER_AGENT: &str = concat!("tidings/", env!("CARGO_PKG_VERSION"))
 
 /// Headers that frame the message or the connection; `ureq` sets them (or they would break
 /// the exchange), so a request that carries one is refused.
-const FRAMING_HEADERS: &[&str] = &[
+pub(crate) const FRAMING_HEADERS: &[&str] = &[
     "host",
     "content-length",
     "transfer-encoding",
@@ -471,16 +471,22 @@ fn strip_query(url: &str) -> String {
     }
 }
 
-/// Every address of the host was refused by the egress policy (carried in `ureq::Error::Other`).
+/// Every address of the host was refused by the egress policy (carried in `ureq::Error::Other`);
+/// `show` is the policy's [`EgressPolicy::shows_addresses`].
 #[derive(Debug)]
-struct AllAddressesRefused(Vec<EgressRefused>);
+struct AllAddressesRefused {
+    refused: Vec<EgressRefused>,
+    show: bool,
+}
 
 impl fmt::Display for AllAddressesRefused {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.0.as_slice() {
+        match self.refused.as_slice() {
             [] => f.write_str("the host has no address the egress policy allows"),
-            [one] => fmt::Display::fmt(one, f),
-            [first, rest @ ..] => write!(f, "{first} (and {} more addresses of the host are refused)", rest.len()),
+            [one] => f.write_str(&one.describe(self.show)),
+            [first, rest @ ..] => {
+                write!(f, "{} (and {} more addresses of the host are refused)", first.describe(self.show), rest.len())
+            }
         }
     }
 }
@@ -515,7 +521,8 @@ impl Resolver for EgressResolver {
         };
         let (allowed, refused) = filter_allowed(&self.policy, &resolved, self.inner.empty());
         if allowed.is_empty() {
-            return Err(ureq::Error::Other(Box::new(AllAddressesRefused(refused))));
+            let show = self.policy.shows_addresses();
+            return Err(ureq::Error::Other(Box::new(AllAddressesRefused { refused, show })));
         }
         if !refused.is_empty() {
             tracing::debug!(

@@ -355,10 +355,10 @@ fn refused_addresses_are_filtered_out() {
     assert_eq!((allowed.len(), refused.len()), (4, 0));
     let (allowed, refused) = filter_allowed(&EgressPolicy::default(), &addrs[..1], empty);
     assert!(allowed.is_empty());
-    assert_eq!(
-        AllAddressesRefused(refused).to_string(),
-        "address 10.0.0.1 is private and refused by the egress policy"
-    );
+    let shown = AllAddressesRefused { refused: refused.clone(), show: true }.to_string();
+    assert_eq!(shown, "address 10.0.0.1 is private and refused by the egress policy");
+    let hidden = AllAddressesRefused { refused, show: false }.to_string();
+    assert_eq!(hidden, "the host resolves to a private address, refused by the egress policy");
 }
 
 #[test]
@@ -370,7 +370,10 @@ fn ureq_errors_map_to_kinds() {
         (ureq::Error::Timeout(ureq::Timeout::RecvBody), SendErrorKind::Timeout),
         (ureq::Error::HostNotFound, SendErrorKind::Dns),
         (ureq::Error::Other(Box::new(LookupFailed("no such host".into()))), SendErrorKind::Dns),
-        (ureq::Error::Other(Box::new(AllAddressesRefused(Vec::new()))), SendErrorKind::EgressRefused),
+        (
+            ureq::Error::Other(Box::new(AllAddressesRefused { refused: Vec::new(), show: false })),
+            SendErrorKind::EgressRefused,
+        ),
         (io(ErrorKind::ConnectionRefused), SendErrorKind::Connect),
         (io(ErrorKind::HostUnreachable), SendErrorKind::Connect),
         (io(ErrorKind::TimedOut), SendErrorKind::Timeout),
