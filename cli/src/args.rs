@@ -154,6 +154,10 @@ pub struct EgressArgs {
     /// Allow this network even though it is not public (repeatable), e.g. 127.0.0.0/8.
     #[arg(long = "allow-network", value_name = "CIDR")]
     pub allow_networks: Vec<String>,
+    /// Name the resolved address in egress refusals (a debugging aid; by default a refusal
+    /// names only the class: loopback, private, metadata, ...).
+    #[arg(long)]
+    pub show_refused_addresses: bool,
 }
 
 /// `tidings deliver`.

@@ -371,6 +371,17 @@ fn send_test_reports_the_answer_and_obeys_the_egress_policy() {
     assert!(stderr(&refused).contains("--allow-network"));
     assert_eq!(receiver.count(), 0);
 
+    // A name that resolves to an internal address: the refusal says its class, and the address
+    // itself only when asked (finding 9 of issue 19).
+    let by_name = receiver.url().replace("127.0.0.1", "localhost");
+    let named = env.endpoint(&EndpointSpec::new(by_name));
+    let refused = env.run(&["send-test", &named]);
+    assert_error_line(&refused, 8, "loopback");
+    assert!(!stderr(&refused).contains("127.0.0.1") && !stderr(&refused).contains("::1"), "{}", stderr(&refused));
+    let shown = env.run(&["send-test", &named, "--show-refused-addresses"]);
+    assert!(stderr(&shown).contains("127.0.0.1") || stderr(&shown).contains("::1"), "{}", stderr(&shown));
+    assert_eq!(receiver.count(), 0);
+
     let sent = env.json(&["send-test", &endpoint, "--allow-network", "127.0.0.0/8"]);
     assert_eq!(sent["ok"], true);
     assert_eq!(sent["status_code"], 200);

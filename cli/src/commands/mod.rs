@@ -90,10 +90,11 @@ pub fn endpoint_names(store: &Store) -> Result<HashMap<String, String>> {
 
 /// The egress policy asked for on the command line.
 pub fn egress_policy(args: &EgressArgs) -> Result<EgressPolicy> {
-    EgressPolicy::new(args.allow_private, &args.allow_networks).map_err(|e| match e {
+    let policy = EgressPolicy::new(args.allow_private, &args.allow_networks).map_err(|e| match e {
         tidings::Error::InvalidInput { reason, .. } => CliError::invalid(format!("invalid --allow-network: {reason}")),
-        other => other.into(),
-    })
+        other => CliError::from(other),
+    })?;
+    Ok(policy.with_addresses_shown(args.show_refused_addresses))
 }
 
 /// Store options for commands that send requests.
