@@ -375,11 +375,9 @@ fn templates_parse_or_are_refused_and_render_only_valid_json() -> Result<()> {
             data: &data,
             metadata: &metadata,
         };
-        let rendered = template.render(&ctx);
-        let bytes = template.render_bytes(&ctx);
-        let reparsed: Value =
+        let bytes = template.render_bytes(&ctx, usize::MAX).map_err(|e| fail(e.to_string()))?;
+        let rendered: Value =
             serde_json::from_slice(&bytes).map_err(|e| fail(format!("rendered invalid JSON: {e}")))?;
-        prop_assert_eq!(&reparsed, &rendered);
         // A value never adds structure: the rendered document has the template's keys.
         let template_doc: Value = serde_json::from_str(&text).map_err(|e| fail(e.to_string()))?;
         if let (Value::Object(t), Value::Object(r)) = (&template_doc, &rendered) {

@@ -62,7 +62,7 @@ pub(crate) fn spawn(
     let policy = Arc::new(batching::Policy::new(options.workers, options.claim_capacity()));
     let reporting = Arc::new(Reporting { reports: reports_tx, batch_ready: batch_tx, policy: Arc::clone(&policy) });
     let sender: Arc<dyn super::Destination> = shared.http_sender(options.workers);
-    let source: Arc<str> = Arc::from(shared.options.source.as_str());
+    let rendering = Arc::new(super::request::Rendering::of(&shared.options));
     let spawner = {
         let (scheduler, engine) = (Arc::clone(&scheduler), Arc::clone(&engine));
         Box::new(move |index: usize| {
@@ -71,7 +71,7 @@ pub(crate) fn spawn(
                 Arc::clone(&scheduler),
                 Arc::clone(&reporting),
                 Arc::clone(&sender),
-                Arc::clone(&source),
+                Arc::clone(&rendering),
                 Arc::clone(&engine),
             )
             .map(drop)

@@ -17,7 +17,9 @@
 //!   to `max_workers`).
 //! - Sending threads render and sign each body at send time and post it with `ureq`
 //!   (keep-alive, per-phase timeouts); results go back to the dispatcher, which records them
-//!   in batches.
+//!   in batches. A template's body is rendered in at most
+//!   [`max_rendered_bytes`](crate::template::max_rendered_bytes) of `max_event_size`; a larger
+//!   one fails its delivery at once (`invalid_request`), never retried.
 //! - A crashed engine on the same host is noticed at once through its lock file, and its
 //!   claims are sent without waiting for their leases ([`liveness`]).
 //! - [`Delivery::shutdown`] (and `Drop`) stop claiming, let requests in flight finish within a
@@ -221,11 +223,12 @@ impl DeliveryOptions {
 /// another (a message broker subject, an in-process handler) implements this trait and reuses
 /// everything else.
 pub(crate) trait Destination: Send + Sync {
-    /// Sends one attempt of `job`, stamped `unix_now`, and returns the receiver's answer.
+    /// Sends one attempt of `job`, its body rendered as `rendering` says and stamped
+    /// `unix_now`, and returns the receiver's answer.
     fn send(
         &self,
         job: &request::Job,
-        source: &str,
+        rendering: &request::Rendering,
         unix_now: i64,
     ) -> std::result::Result<http::HttpResponse, http::SendError>;
 }
@@ -234,11 +237,16 @@ impl Destination for http::HttpSender {
     fn send(
         &self,
         job: &request::Job,
-        source: &str,
+        rendering: &request::Rendering,
         unix_now: i64,
     ) -> std::result::Result<http::HttpResponse, http::SendError> {
-        let body = request::render_stored_body(&job.target, &job.event, source)
-            .map_err(|e| http::SendError::invalid(e.to_string()))?;
+        // A body that cannot be rendered (damaged stored JSON, a template rendering past its
+        // limit) is an invalid request: final, the delivery fails at this attempt.
+        let body = request::render_stored_body(&job.target, &job.event, rendering).map_err(|e| {
+            let (delivery, endpoint) = (job.delivery_id, &job.target.id);
+            tracing::warn!(delivery, %endpoint, error = %e, "the body cannot be rendered; failing the delivery");
+            http::SendError::invalid(e.to_string())
+        })?;
         let outgoing = request::build(&job.target, &job.event.id, body, unix_now);
         http::HttpSender::send(self, &outgoing, worker::RESPONSE_BODY_LIMIT)
     }

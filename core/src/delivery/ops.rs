@@ -3,7 +3,7 @@
 //!
 //! `send_test` and `call` build, sign and send exactly as the engine does (same headers,
 //! template, auth, TLS and egress policy) but synchronously and without storing an event: a
-//! `call` is a request/response hook (seed 001's access request), answered by the receiver.
+//! `call` is a request/response hook (for example an access request a receiver approves or denies), answered by the receiver.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 use time::OffsetDateTime;
 
 use super::complete::RECORDED_BODY_BYTES;
-use super::request::{self, Target};
+use super::request::{self, Rendering, Target};
 use crate::clock;
 use crate::endpoint;
 use crate::error::{Error, Result};
@@ -249,6 +249,11 @@ impl Store {
     /// Sends a `tidings.test` event to the endpoint now, synchronously, signed like any
     /// delivery; nothing is stored. Returns the attempt (a failed one too: check
     /// `status_code` / `error`).
+    ///
+    /// Fails with [`Error::InvalidInput`] on `template`, sending nothing, when the endpoint's
+    /// template would render a body larger than
+    /// [`max_rendered_bytes`](crate::template::max_rendered_bytes) of the store's
+    /// `max_event_size`.
     pub fn send_test(&self, endpoint_id: &str) -> Result<Attempt> {
         let target = self.target_for(endpoint_id)?;
         let event = Store::synthetic_event(
@@ -257,7 +262,7 @@ impl Store {
             None,
         );
         let sender = self.shared().http_sender(1);
-        let body = request::render_body(&target, &event, &self.options().source);
+        let body = request::render_body(&target, &event, &Rendering::of(self.options()))?;
         let started = OffsetDateTime::now_utc();
         let clock_start = Instant::now();
         let outgoing = request::build(&target, &event.id, body, started.unix_timestamp());
@@ -288,7 +293,10 @@ impl Store {
 
     /// Sends an event of `event_type` with `data` to the endpoint and waits for the answer
     /// (request/response hook, e.g. an access request answered with accept or reject).
-    /// Nothing is stored; a transport failure is an [`Error::Delivery`].
+    /// Nothing is stored; a transport failure is an [`Error::Delivery`]. A template that would
+    /// render a body larger than [`max_rendered_bytes`](crate::template::max_rendered_bytes) of
+    /// the store's `max_event_size` is an [`Error::InvalidInput`] on `template`, and nothing is
+    /// sent.
     pub fn call(&self, endpoint_id: &str, event_type: &str, data: Value, timeout: Duration) -> Result<Response> {
         pattern::validate_event_type(event_type)?;
         if pattern::is_system_type(event_type) {
@@ -300,7 +308,7 @@ impl Store {
         let mut target = self.target_for(endpoint_id)?;
         target.timeout = timeout;
         let event = Store::synthetic_event(event_type, data, None);
-        let body = request::render_body(&target, &event, &self.options().source);
+        let body = request::render_body(&target, &event, &Rendering::of(self.options()))?;
         let outgoing = request::build(&target, &event.id, body, OffsetDateTime::now_utc().unix_timestamp());
         let response = self.shared().http_sender(1).send(&outgoing, 1024 * 1024)?;
         Ok(Response { status: response.status, body: response.body, content_type: response.content_type })
@@ -335,6 +343,28 @@ mod tests {
             store.call("nope", "access.request", json!({}), Duration::from_secs(1)),
             Err(Error::NotFound { .. })
         ));
+        Ok(())
+    }
+
+    #[test]
+    fn call_refuses_a_template_rendering_past_the_limit_before_sending() -> Result<()> {
+        let store = Store::open_in_memory()?;
+        let many: serde_json::Map<String, Value> = (0..256).map(|i| (format!("k{i}"), json!("{{data}}"))).collect();
+        let spec = crate::EndpointSpec {
+            templates: BTreeMap::from([("access.*".to_string(), Value::Object(many).to_string())]),
+            ..crate::EndpointSpec::new("https://hooks.example.com/access")
+        };
+        let endpoint = store.create_endpoint(&spec)?;
+        let data = Value::from((0..150_000u64).collect::<Vec<_>>());
+        match store.call(&endpoint.id, "access.request", data, Duration::from_secs(1)) {
+            Err(Error::InvalidInput { field, reason }) => {
+                assert_eq!(field, "template");
+                let limit = crate::template::max_rendered_bytes(store.options().max_event_size);
+                assert!(reason.contains(&format!("would exceed {limit} bytes")), "{reason}");
+                assert!(reason.contains("nothing was sent"), "{reason}");
+            }
+            other => panic!("expected the template limit error, got {other:?}"),
+        }
         Ok(())
     }
 }

@@ -1,4 +1,4 @@
-//! Classifying an attempt's result (design.md section 5, "Outcome").
+//! Classifying an attempt's result (the "classify" step of docs/architecture.md).
 //!
 //! 2xx succeeds. 410 fails the delivery and disables the endpoint. Statuses the endpoint lists
 //! as final fail at once. Timeouts, connection errors and every other status (408, 429 and 5xx

@@ -1,7 +1,7 @@
 //! Building the request for one attempt: the body rendered from the event at send time (the
-//! endpoint's template or the default envelope) and the headers: Standard Webhooks id,
-//! timestamp and signatures (one per active secret), the optional `sha256=<hex>` header, auth
-//! and custom headers.
+//! endpoint's template, within the store's rendering limit, or the default envelope) and the
+//! headers: Standard Webhooks id, timestamp and signatures (one per active secret), the
+//! optional `sha256=<hex>` header, auth and custom headers.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -9,9 +9,10 @@ use std::time::Duration;
 use super::http::OutgoingRequest;
 use crate::endpoint::{Auth, Endpoint};
 use crate::event::{RecordedEvent, StoredEvent};
+use crate::options::StoreOptions;
 use crate::retry::RetryPolicy;
 use crate::signing::{self, Secret};
-use crate::template::{RenderContext, TemplateSet};
+use crate::template::{RenderContext, TemplateSet, max_rendered_bytes};
 
 /// Everything about an endpoint that sending needs, loaded once per change of the endpoint.
 pub(crate) struct Target {
@@ -95,19 +96,40 @@ pub(crate) fn ping_event(endpoint_id: &str) -> StoredEvent {
     })
 }
 
-/// The JSON body of an attempt.
-pub(crate) fn render_body(target: &Target, event: &RecordedEvent, source: &str) -> Vec<u8> {
-    target.templates.render_body(&RenderContext::of(event, source))
+/// How this store renders bodies: the source they name and the most bytes a template may
+/// render for one event ([`crate::template::max_rendered_bytes`] of `max_event_size`).
+pub(crate) struct Rendering {
+    pub source: String,
+    pub max_body: usize,
+}
+
+impl Rendering {
+    /// The rendering of a store opened with `options`.
+    pub(crate) fn of(options: &StoreOptions) -> Rendering {
+        Rendering { source: options.source.clone(), max_body: max_rendered_bytes(options.max_event_size) }
+    }
+}
+
+/// The JSON body of an attempt. Fails ([`crate::Error::InvalidInput`] on `template`) when the
+/// endpoint's template would render more than `rendering.max_body` bytes: the render stops
+/// there, and sending the event again cannot change it.
+pub(crate) fn render_body(target: &Target, event: &RecordedEvent, rendering: &Rendering) -> crate::Result<Vec<u8>> {
+    target.templates.render_body(&RenderContext::of(event, &rendering.source), rendering.max_body)
 }
 
 /// The JSON body of an attempt at a stored event. The default body takes the stored data
 /// and metadata verbatim (checked to be JSON, not parsed into values); a template gets them
-/// parsed. Fails when the stored text is not JSON.
-pub(crate) fn render_stored_body(target: &Target, event: &StoredEvent, source: &str) -> crate::Result<Vec<u8>> {
+/// parsed. Fails when the stored text is not JSON or the template renders too much (see
+/// [`render_body`]).
+pub(crate) fn render_stored_body(
+    target: &Target,
+    event: &StoredEvent,
+    rendering: &Rendering,
+) -> crate::Result<Vec<u8>> {
     if target.templates.select(&event.event_type).is_some() {
-        return Ok(render_body(target, &event.parse()?, source));
+        return render_body(target, &event.parse()?, rendering);
     }
-    crate::template::stored_default_body(event, source)
+    crate::template::stored_default_body(event, &rendering.source)
 }
 
 /// The request for one attempt, signed at `unix_now`.

@@ -12,7 +12,7 @@ use super::Destination;
 use super::Engine;
 use super::batching::Policy;
 use super::complete::Finished;
-use super::request::Job;
+use super::request::{Job, Rendering};
 use super::scheduler::Scheduler;
 use crate::clock;
 
@@ -28,7 +28,7 @@ pub(crate) enum Report {
 }
 
 /// Sends one job through `destination` and measures it.
-pub(crate) fn attempt(destination: &dyn Destination, job: Job, source: &str) -> Finished {
+pub(crate) fn attempt(destination: &dyn Destination, job: Job, rendering: &Rendering) -> Finished {
     let _span = tracing::debug_span!(
         "attempt",
         delivery = job.delivery_id,
@@ -39,7 +39,7 @@ pub(crate) fn attempt(destination: &dyn Destination, job: Job, source: &str) -> 
     .entered();
     let started_at = clock::now_micros();
     let clock_start = Instant::now();
-    let result = destination.send(&job, source, started_at.div_euclid(1_000_000));
+    let result = destination.send(&job, rendering, started_at.div_euclid(1_000_000));
     let duration = clock_start.elapsed();
     match &result {
         Ok(r) => tracing::debug!(status = r.status, duration_ms = duration.as_millis() as u64, "attempt answered"),
@@ -78,7 +78,7 @@ pub(crate) fn spawn(
     scheduler: Arc<Scheduler>,
     reporting: Arc<Reporting>,
     destination: Arc<dyn Destination>,
-    source: Arc<str>,
+    rendering: Arc<Rendering>,
     engine: Arc<Engine>,
 ) -> std::io::Result<JoinHandle<()>> {
     std::thread::Builder::new().name(format!("tidings-worker-{index}")).spawn(move || {
@@ -88,7 +88,7 @@ pub(crate) fn spawn(
             let report = if engine.stopping() || (!job.ping && clock::now_micros() >= job.lease_until) {
                 Report::NotSent(job)
             } else {
-                Report::Done(attempt(destination.as_ref(), job, &source))
+                Report::Done(attempt(destination.as_ref(), job, &rendering))
             };
             if !reporting.send(report, scheduler.ready_jobs()) {
                 scheduler.done(ticket);

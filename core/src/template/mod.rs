@@ -10,27 +10,60 @@
 //!
 //! Guarantees:
 //! - rendering always yields valid JSON, and a value can never add structure to it nor be
-//!   expanded again (values are inserted into the parsed tree, never into template text);
-//! - every placeholder is checked when the template is parsed, so rendering cannot fail;
+//!   expanded again (values are written as JSON values or escaped string contents, never into
+//!   template text);
+//! - every placeholder is checked when the template is parsed, so a render can only fail by
+//!   passing its size limit;
 //! - a template is at most [`MAX_TEMPLATE_BYTES`] long and holds at most
-//!   [`MAX_PLACEHOLDERS`] placeholders, which bounds how much a render can copy.
+//!   [`MAX_PLACEHOLDERS`] placeholders;
+//! - rendering streams: the output is written into one buffer as the template is walked, each
+//!   value serialised from the event by reference, never copied per placeholder; the buffer is
+//!   checked against a limit at every write, so a render holds at most its limit whatever the
+//!   template multiplies. The delivery engine gives a template
+//!   [`max_rendered_bytes`] of the store's `max_event_size` and fails a delivery whose body
+//!   would be larger, at its first attempt and for good (the default body is never limited: it
+//!   holds the event once).
 
-use std::borrow::Cow;
+mod compile;
+mod render;
+
 use std::collections::BTreeMap;
 
 use serde::Serialize;
-use serde_json::{Map, Value};
+use serde_json::Value;
 use time::{OffsetDateTime, UtcOffset};
 
 use crate::error::{Error, Result};
 use crate::event::StoredEvent;
 use crate::pattern::{Pattern, is_system_type};
+use compile::Node;
+pub use render::TooLarge;
 
 /// The longest template text, in bytes (64 KiB).
 pub const MAX_TEMPLATE_BYTES: usize = 64 * 1024;
 
 /// The most placeholders one template may hold.
 pub const MAX_PLACEHOLDERS: usize = 256;
+
+/// A template's rendered body may be this many times the store's `max_event_size` (plus
+/// [`RENDER_HEADROOM`]); see [`max_rendered_bytes`].
+pub const MAX_RENDER_FACTOR: usize = 4;
+
+/// Bytes a template's rendered body may take beyond [`MAX_RENDER_FACTOR`] × `max_event_size`
+/// (1 MiB): room for the template's own text and the event's fixed fields, so that only a
+/// template that copies the event's data or metadata many times can pass the limit.
+pub const RENDER_HEADROOM: usize = 1024 * 1024;
+
+/// The most bytes a template may render for one event in a store whose `max_event_size` is
+/// `max_event_size`: [`MAX_RENDER_FACTOR`] × `max_event_size` + [`RENDER_HEADROOM`] (5 MiB
+/// with the default 1 MiB). This also bounds the memory one delivery spends on its body.
+///
+/// ```
+/// assert_eq!(tidings::template::max_rendered_bytes(1024 * 1024), 5 * 1024 * 1024);
+/// ```
+pub fn max_rendered_bytes(max_event_size: usize) -> usize {
+    max_event_size.saturating_mul(MAX_RENDER_FACTOR).saturating_add(RENDER_HEADROOM)
+}
 
 /// Formats a time as RFC 3339 in UTC with milliseconds, e.g. `2026-11-22T05:51:54.123Z`.
 pub fn rfc3339_millis(ts: OffsetDateTime) -> String {
@@ -176,234 +209,6 @@ pub fn default_body(ctx: &RenderContext<'_>) -> Vec<u8> {
     serde_json::to_vec(&ctx.ordered_envelope()).unwrap_or_else(|_| ctx.envelope().to_string().into_bytes())
 }
 
-/// What a placeholder refers to.
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Field {
-    Id,
-    Type,
-    Timestamp,
-    Source,
-    Stream,
-    Version,
-    Position,
-    Tenant,
-    Event,
-    /// A path into the data; empty for the whole data.
-    Data(Vec<String>),
-    /// A path into the metadata; empty for the whole metadata.
-    Metadata(Vec<String>),
-}
-
-impl Field {
-    /// Reads the text between `{{` and `}}` (already trimmed).
-    fn parse(name: &str) -> std::result::Result<Field, String> {
-        if name.is_empty() {
-            return Err("empty placeholder \"{{}}\"".to_owned());
-        }
-        let (head, path) = match name.split_once('.') {
-            Some((head, path)) => (head, Some(path)),
-            None => (name, None),
-        };
-        let simple = match head {
-            "id" => Some(Field::Id),
-            "type" => Some(Field::Type),
-            "timestamp" => Some(Field::Timestamp),
-            "source" => Some(Field::Source),
-            "stream" => Some(Field::Stream),
-            "version" => Some(Field::Version),
-            "position" => Some(Field::Position),
-            "tenant" => Some(Field::Tenant),
-            "event" => Some(Field::Event),
-            "data" | "metadata" => None,
-            _ => return Err(format!("unknown placeholder {}", quoted(name))),
-        };
-        if let Some(simple) = simple {
-            return match path {
-                None => Ok(simple),
-                Some(_) => Err(format!("placeholder {}: only data and metadata take a path", quoted(name))),
-            };
-        }
-        let mut segments = Vec::new();
-        if let Some(path) = path {
-            for segment in path.split('.') {
-                if segment.is_empty() || segment.contains(['{', '}']) {
-                    return Err(format!("placeholder {}: invalid path", quoted(name)));
-                }
-                segments.push(segment.to_owned());
-            }
-        }
-        Ok(if head == "data" { Field::Data(segments) } else { Field::Metadata(segments) })
-    }
-
-    /// The value this placeholder stands for, or `None` when a path leads nowhere.
-    fn resolve<'c>(&self, ctx: &RenderContext<'c>) -> Option<Cow<'c, Value>> {
-        let owned = |v: Value| Some(Cow::Owned(v));
-        match self {
-            Field::Id => owned(Value::from(ctx.id)),
-            Field::Type => owned(Value::from(ctx.event_type)),
-            Field::Timestamp => owned(Value::from(rfc3339_millis(ctx.timestamp))),
-            Field::Source => owned(Value::from(ctx.source)),
-            Field::Stream => owned(Value::from(ctx.stream)),
-            Field::Version => owned(Value::from(ctx.version)),
-            Field::Position => owned(Value::from(ctx.position)),
-            Field::Tenant => owned(ctx.tenant.map_or(Value::Null, Value::from)),
-            Field::Event => owned(ctx.envelope()),
-            Field::Data(path) => lookup(ctx.data, path).map(Cow::Borrowed),
-            Field::Metadata(path) => lookup(ctx.metadata, path).map(Cow::Borrowed),
-        }
-    }
-}
-
-/// `{{name}}` quoted for an error message, the name cut to 64 characters.
-fn quoted(name: &str) -> String {
-    const MAX_CHARS: usize = 64;
-    match name.char_indices().nth(MAX_CHARS) {
-        Some((cut, _)) => format!("\"{{{{{}…}}}}\"", &name[..cut]),
-        None => format!("\"{{{{{name}}}}}\""),
-    }
-}
-
-/// Follows `path` from `root`: object keys by name, array elements by decimal index.
-fn lookup<'v>(root: &'v Value, path: &[String]) -> Option<&'v Value> {
-    let mut current = root;
-    for segment in path {
-        current = match current {
-            Value::Object(map) => map.get(segment)?,
-            Value::Array(items) => {
-                if segment.is_empty() || !segment.bytes().all(|b| b.is_ascii_digit()) {
-                    return None;
-                }
-                items.get(segment.parse::<usize>().ok()?)?
-            }
-            _ => return None,
-        };
-    }
-    Some(current)
-}
-
-/// One piece of an interpolated string.
-#[derive(Debug, Clone)]
-enum Part {
-    Text(String),
-    Placeholder(Field),
-}
-
-/// A compiled template node.
-#[derive(Debug, Clone)]
-enum Node {
-    /// Output as is (no placeholder inside).
-    Literal(Value),
-    /// A string that is exactly one placeholder: the typed value (null when missing).
-    Whole(Field),
-    /// A string mixing text and placeholders: stays a string.
-    Interpolated(Vec<Part>),
-    Array(Vec<Node>),
-    /// Keys are verbatim.
-    Object(Vec<(String, Node)>),
-}
-
-impl Node {
-    fn compile(value: Value, placeholders: &mut usize) -> std::result::Result<Node, String> {
-        Ok(match value {
-            Value::String(text) => {
-                let mut parts = split_placeholders(&text)?;
-                let found = parts.iter().filter(|p| matches!(p, Part::Placeholder(_))).count();
-                *placeholders += found;
-                if *placeholders > MAX_PLACEHOLDERS {
-                    return Err(format!("more than {MAX_PLACEHOLDERS} placeholders"));
-                }
-                if found == 0 {
-                    Node::Literal(Value::String(text))
-                } else if parts.len() == 1 {
-                    match parts.pop() {
-                        Some(Part::Placeholder(source)) => Node::Whole(source),
-                        _ => Node::Literal(Value::String(text)),
-                    }
-                } else {
-                    Node::Interpolated(parts)
-                }
-            }
-            Value::Array(items) => {
-                let nodes = items
-                    .into_iter()
-                    .map(|item| Node::compile(item, placeholders))
-                    .collect::<std::result::Result<Vec<_>, _>>()?;
-                if nodes.iter().all(|n| matches!(n, Node::Literal(_))) {
-                    Node::Literal(Value::Array(nodes.into_iter().map(Node::into_literal).collect()))
-                } else {
-                    Node::Array(nodes)
-                }
-            }
-            Value::Object(map) => {
-                let entries = map
-                    .into_iter()
-                    .map(|(key, item)| Ok((key, Node::compile(item, placeholders)?)))
-                    .collect::<std::result::Result<Vec<_>, String>>()?;
-                if entries.iter().all(|(_, n)| matches!(n, Node::Literal(_))) {
-                    Node::Literal(Value::Object(entries.into_iter().map(|(k, n)| (k, n.into_literal())).collect()))
-                } else {
-                    Node::Object(entries)
-                }
-            }
-            scalar => Node::Literal(scalar),
-        })
-    }
-
-    /// The value of a node known to be a literal.
-    fn into_literal(self) -> Value {
-        match self {
-            Node::Literal(value) => value,
-            _ => Value::Null,
-        }
-    }
-
-    fn render(&self, ctx: &RenderContext<'_>) -> Value {
-        match self {
-            Node::Literal(value) => value.clone(),
-            Node::Whole(source) => source.resolve(ctx).map_or(Value::Null, Cow::into_owned),
-            Node::Interpolated(parts) => {
-                let mut out = String::new();
-                for part in parts {
-                    match part {
-                        Part::Text(text) => out.push_str(text),
-                        Part::Placeholder(source) => match source.resolve(ctx).as_deref() {
-                            None => {}
-                            Some(Value::String(s)) => out.push_str(s),
-                            Some(other) => out.push_str(&other.to_string()),
-                        },
-                    }
-                }
-                Value::String(out)
-            }
-            Node::Array(items) => Value::Array(items.iter().map(|n| n.render(ctx)).collect()),
-            Node::Object(entries) => {
-                Value::Object(entries.iter().map(|(k, n)| (k.clone(), n.render(ctx))).collect::<Map<_, _>>())
-            }
-        }
-    }
-}
-
-/// Splits a template string into text and placeholders.
-fn split_placeholders(text: &str) -> std::result::Result<Vec<Part>, String> {
-    let mut parts = Vec::new();
-    let mut rest = text;
-    while let Some(start) = rest.find("{{") {
-        if start > 0 {
-            parts.push(Part::Text(rest[..start].to_owned()));
-        }
-        let after = &rest[start + 2..];
-        let Some(end) = after.find("}}") else {
-            return Err("unterminated \"{{\" (a placeholder is closed with \"}}\")".to_owned());
-        };
-        parts.push(Part::Placeholder(Field::parse(after[..end].trim())?));
-        rest = &after[end + 2..];
-    }
-    if !rest.is_empty() {
-        parts.push(Part::Text(rest.to_owned()));
-    }
-    Ok(parts)
-}
-
 /// A parsed payload template; see the [module documentation](self) for the language.
 #[derive(Debug, Clone)]
 pub struct Template {
@@ -415,8 +220,7 @@ pub struct Template {
 
 impl Template {
     /// Parses and checks a template: valid JSON of at most [`MAX_TEMPLATE_BYTES`], every
-    /// placeholder closed and known, at most [`MAX_PLACEHOLDERS`] of them. The template is
-    /// also rendered once against a sample event to make sure its output serialises.
+    /// placeholder closed and known, at most [`MAX_PLACEHOLDERS`] of them.
     ///
     /// # Errors
     ///
@@ -429,24 +233,7 @@ impl Template {
             serde_json::from_str(text).map_err(|e| Error::invalid("template", format!("not valid JSON: {e}")))?;
         let mut placeholders = 0;
         let root = Node::compile(value, &mut placeholders).map_err(|reason| Error::invalid("template", reason))?;
-        let template = Template { text: text.to_owned(), root };
-
-        let empty = Value::Object(Map::new());
-        let sample = RenderContext {
-            id: "msg_sample",
-            event_type: "sample.event",
-            timestamp: OffsetDateTime::UNIX_EPOCH,
-            source: "sample",
-            stream: "sample-1",
-            version: 1,
-            position: 1,
-            tenant: None,
-            data: &empty,
-            metadata: &empty,
-        };
-        serde_json::to_vec(&template.render(&sample))
-            .map_err(|e| Error::invalid("template", format!("the rendered output does not serialise: {e}")))?;
-        Ok(template)
+        Ok(Template { text: text.to_owned(), root })
     }
 
     /// The template text as given to [`Template::parse`].
@@ -454,14 +241,18 @@ impl Template {
         &self.text
     }
 
-    /// Renders the template for one event.
-    pub fn render(&self, ctx: &RenderContext<'_>) -> Value {
-        self.root.render(ctx)
-    }
-
-    /// Renders the template for one event as compact JSON.
-    pub fn render_bytes(&self, ctx: &RenderContext<'_>) -> Vec<u8> {
-        self.render(ctx).to_string().into_bytes()
+    /// Renders the template for one event as compact JSON of at most `limit` bytes, streaming:
+    /// the output buffer is the only large allocation and never holds more than `limit` bytes.
+    ///
+    /// The bytes are `serde_json`'s compact form of the rendered document: a string that is
+    /// exactly one placeholder becomes the typed value (`null` when a path leads nowhere), a
+    /// string mixing text and placeholders stays a string, the rest is copied as written.
+    ///
+    /// # Errors
+    ///
+    /// [`TooLarge`] as soon as the output would pass `limit` (nothing is returned then).
+    pub fn render_bytes(&self, ctx: &RenderContext<'_>, limit: usize) -> std::result::Result<Vec<u8>, TooLarge> {
+        render::render(&self.root, ctx, limit)
     }
 }
 
@@ -474,8 +265,8 @@ impl Template {
 pub struct TemplateSet {
     /// Templates for exact types.
     exact: BTreeMap<String, Template>,
-    /// Templates for prefix patterns, longest prefix first.
-    prefixes: Vec<(Pattern, Template)>,
+    /// Templates for prefix patterns with their keys as written, longest prefix first.
+    prefixes: Vec<(Pattern, String, Template)>,
     /// The `*` template.
     fallback: Option<Template>,
 }
@@ -506,10 +297,10 @@ impl TemplateSet {
                 Pattern::Exact(t) => {
                     set.exact.insert(t, template);
                 }
-                prefix => set.prefixes.push((prefix, template)),
+                prefix => set.prefixes.push((prefix, key.clone(), template)),
             }
         }
-        set.prefixes.sort_by_key(|(p, _)| std::cmp::Reverse(p.as_str().len()));
+        set.prefixes.sort_by_key(|(p, _, _)| std::cmp::Reverse(p.as_str().len()));
         Ok(set)
     }
 
@@ -517,24 +308,43 @@ impl TemplateSet {
     /// prefix pattern, else the `*` one (never for a system type); `None` means the default
     /// body.
     pub fn select(&self, event_type: &str) -> Option<&Template> {
-        if let Some(template) = self.exact.get(event_type) {
-            return Some(template);
+        self.select_keyed(event_type).map(|(_, template)| template)
+    }
+
+    /// [`TemplateSet::select`], with the pattern the template is kept under.
+    fn select_keyed(&self, event_type: &str) -> Option<(&str, &Template)> {
+        if let Some((key, template)) = self.exact.get_key_value(event_type) {
+            return Some((key, template));
         }
-        if let Some((_, template)) = self.prefixes.iter().find(|(p, _)| p.matches(event_type)) {
-            return Some(template);
+        if let Some((_, key, template)) = self.prefixes.iter().find(|(p, _, _)| p.matches(event_type)) {
+            return Some((key, template));
         }
         if is_system_type(event_type) {
             return None;
         }
-        self.fallback.as_ref()
+        self.fallback.as_ref().map(|template| ("*", template))
     }
 
-    /// The body to send for one event: the selected template rendered, or [`default_body`].
-    pub fn render_body(&self, ctx: &RenderContext<'_>) -> Vec<u8> {
-        match self.select(ctx.event_type) {
-            Some(template) => template.render_bytes(ctx),
-            None => default_body(ctx),
-        }
+    /// The body to send for one event: the selected template rendered in at most `limit`
+    /// bytes (see [`max_rendered_bytes`]), or [`default_body`], which is never limited.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidInput`] on field `template` when the rendered body would pass `limit`;
+    /// the reason names the limit and the template's pattern. It is deterministic: rendering
+    /// the same event with the same template fails again.
+    pub fn render_body(&self, ctx: &RenderContext<'_>, limit: usize) -> Result<Vec<u8>> {
+        let Some((key, template)) = self.select_keyed(ctx.event_type) else { return Ok(default_body(ctx)) };
+        template.render_bytes(ctx, limit).map_err(|too_large| {
+            Error::invalid(
+                "template",
+                format!(
+                    "{too_large} ({MAX_RENDER_FACTOR} × max_event_size + {RENDER_HEADROOM}) with the template \
+                     for pattern {}; nothing was sent",
+                    pattern_shown(key)
+                ),
+            )
+        })
     }
 
     /// Whether the set holds no template at all.
@@ -552,5 +362,7 @@ fn pattern_shown(key: &str) -> String {
     }
 }
 
+#[cfg(test)]
+mod render_tests;
 #[cfg(test)]
 mod tests;
