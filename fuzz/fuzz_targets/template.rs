@@ -1,6 +1,6 @@
 //! Payload templates: `Template::parse` never panics on any text; a template it accepts
-//! renders, for any event data and metadata, to a value that serialises to valid JSON and
-//! parses back to the same value, and keeps the template's top-level keys.
+//! renders, for any event data and metadata, to valid JSON that keeps the template's top-level
+//! keys.
 //!
 //! Input: `template text \0 data JSON \0 metadata JSON` (invalid JSON data is used as a string).
 #![no_main]
@@ -32,12 +32,9 @@ fuzz_target!(|data: &[u8]| {
         data: &event_data,
         metadata: &metadata,
     };
-    let rendered = template.render(&ctx);
-    let bytes = template.render_bytes(&ctx);
-    let back: Value = serde_json::from_slice(&bytes).expect("rendering produced invalid JSON");
-    // Numbers may lose their last bit through text without serde_json's float_roundtrip, so
-    // compare structure and strings through the serialised form.
-    assert_eq!(serde_json::to_string(&back).ok().map(|s| s.len() > 0), Some(true));
+    // Without a limit a render cannot fail; `template_memory` fuzzes the limit.
+    let bytes = template.render_bytes(&ctx, usize::MAX).expect("a render without a limit cannot fail");
+    let rendered: Value = serde_json::from_slice(&bytes).expect("rendering produced invalid JSON");
     if let (Ok(Value::Object(source)), Value::Object(out)) = (serde_json::from_str::<Value>(&text), &rendered) {
         let a: Vec<&String> = source.keys().collect();
         let b: Vec<&String> = out.keys().collect();
