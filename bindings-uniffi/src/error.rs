@@ -1,5 +1,5 @@
 //! [`TidingsError`]: the one error type every exported call throws, one variant per error kind
-//! of design.md section 7. Kotlin sees it as the sealed class `TidingsException`, Swift as the
+//! of docs/architecture.md, "Errors". Kotlin sees it as the sealed class `TidingsException`, Swift as the
 //! `TidingsError` enum conforming to `Error`.
 //!
 //! No field is named `message`: Kotlin exceptions already have `Throwable.message` (uniffi

@@ -270,7 +270,7 @@ pub(crate) fn retention_rules(rules: &[RetentionRule]) -> Result<Vec<tidings::Re
     rules.iter().map(RetentionRule::to_core).collect()
 }
 
-/// Options for opening a store. Every field has the default of design.md section 6.
+/// Options for opening a store. Every field has core's default (docs/architecture.md, "Defaults, and why").
 #[derive(Debug, Clone, PartialEq, uniffi::Record)]
 pub struct StoreOptions {
     /// Identifies this producer in every webhook body (`null`: the host name).

@@ -1,4 +1,4 @@
-//! Per-tenant event rate meters (seed 000's per-client rate limits, made exact).
+//! Per-tenant event rate meters (limits per client, counted exactly).
 //!
 //! Each rule sets a limit in events per minute for one tenant (or, as a default, for every
 //! tenant). Meters count appended events in fixed one-minute windows kept in

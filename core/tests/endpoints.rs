@@ -1,6 +1,6 @@
 //! Endpoints: create / get / list / partial update / soft delete, disable and enable with and
 //! without catch-up, secret rotation, and the operator's `retry`, `recover` and `replay` on
-//! delivery rows (design.md sections 3, 4 and 6).
+//! delivery rows (docs/architecture.md: the lifecycle and the defaults).
 //!
 //! `failed` and `succeeded` are reached only by the delivery engine sending HTTP; where a test
 //! needs a delivery in one of those states it sets the state on the file through a separate
@@ -328,7 +328,7 @@ fn retry_and_recover_on_a_disabled_endpoint_do_not_make_rows_pending() -> Result
         force_state(&path, d.id, 5)?;
     }
     store.disable_endpoint(&endpoint.id, None)?;
-    // design.md section 4: while an endpoint is disabled its unfinished deliveries are
+    // docs/architecture.md, the lifecycle: while an endpoint is disabled its unfinished deliveries are
     // `paused`; a retried or recovered row is unfinished, so it must be paused (or refused),
     // never `pending`.
     let _ = store.retry(rows[0].id);

@@ -1,5 +1,5 @@
 //! Fan-out: each append writes one delivery row per enabled endpoint whose patterns and tenant
-//! match (design.md sections 3 and 4), and no other row.
+//! match (docs/architecture.md, "fan out"), and no other row.
 
 mod common;
 
@@ -60,7 +60,7 @@ fn patterns_and_tenants_route_as_designed() -> Result<()> {
             /* 7 */ ("x-3", "tidingsish.event", Some("acme")),
         ],
     )?;
-    // What design.md says each endpoint receives (`order.*` is every type below `order.`,
+    // What each endpoint receives by its patterns and tenant (`order.*` is every type below `order.`,
     // so neither `order` nor `orderx.created`; tenant None takes every tenant and none; a
     // scoped endpoint only its tenant's; `tidings.*` is not reachable by app events).
     let expected: BTreeMap<&str, Vec<usize>> = BTreeMap::from([

@@ -3,7 +3,7 @@
 //! never answered or never read, a response trickling at 1 byte per second (head or body), a
 //! huge body, a redirect, a close before the headers, a closed port.
 //!
-//! For each: the delivery ends in the documented state (design.md section 5, "Outcome"), every
+//! For each: the delivery ends in the documented state (docs/architecture.md, "Where each step happens": classify), every
 //! attempt record says why (status code or error kind and message), no attempt holds its
 //! worker much past the endpoint's timeout (a bound relative to the timeout), the faulty
 //! endpoint's attempts run one after another through its single in-flight slot (so the worker
