@@ -401,6 +401,27 @@ fn send_test_reports_the_answer_and_obeys_the_egress_policy() {
     assert_eq!(env.json(&["stats"])["events"], 0);
 }
 
+/// Finding 4 of issue 19: a hostile receiver's answer (an OSC sequence that retitles the
+/// terminal, a screen clear, BEL, backspace) reaches the terminal inert, in `send-test`'s
+/// output and its error line (`deliveries show` uses the same escaping, unit-tested in
+/// output.rs).
+#[test]
+fn control_characters_from_a_receiver_reach_the_terminal_inert() {
+    let env = Env::new();
+    let receiver = Receiver::start();
+    let hostile = "\u{1b}]0;PWNED\u{7}\u{1b}[2Jfake prompt $ \u{8}\u{8}";
+    receiver.set_behavior(Behavior::Body(500, hostile.into()));
+    let endpoint = env.endpoint(&EndpointSpec::new(receiver.url()));
+    for args in
+        [&["send-test", &endpoint, "--allow-private"][..], &["--json", "send-test", &endpoint, "--allow-private"]]
+    {
+        let out = env.run(args);
+        let text = format!("{}{}", stdout(&out), stderr(&out));
+        assert!(!text.contains(['\u{1b}', '\u{7}', '\u{8}']), "a control character reached the terminal: {text:?}");
+        assert!(text.contains("PWNED"), "the body is shown, escaped: {text:?}");
+    }
+}
+
 fn request_json(secret: &Secret, id: &str, timestamp: i64, body: &str) -> String {
     let signature = tidings::signing::sign(secret, id, timestamp, body.as_bytes());
     json!({

@@ -262,6 +262,7 @@ mod tests {
             (EndpointSpec { secret: Some("nope".into()), ..base() }, "secret"),
             (EndpointSpec { rate_limit: Some(0.0), ..base() }, "rate_limit"),
             (EndpointSpec { rate_limit: Some(f64::NAN), ..base() }, "rate_limit"),
+            (EndpointSpec { rate_limit: Some(1e-300), ..base() }, "rate_limit"),
             (EndpointSpec { burst: Some(3), ..base() }, "burst"),
             (EndpointSpec { max_in_flight: 0, ..base() }, "max_in_flight"),
             (EndpointSpec { timeout: Duration::ZERO, ..base() }, "timeout"),
