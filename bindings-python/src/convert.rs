@@ -4,10 +4,19 @@
 //!
 //! Every conversion happens with the GIL held, before or after the call into core; what
 //! cannot be converted is an `InvalidInputError` naming the argument.
+//!
+//! Plain arguments (str and unsigned ints) go through [`FromArg`] by way of the extractors in
+//! [`arg`], named after the Python argument: `#[pyo3(from_py_with = arg::limit)] limit:
+//! Option<usize>`. A negative or too large int and a str holding a lone surrogate become an
+//! `InvalidInputError` whose `field` is that name, instead of Python's `OverflowError` and
+//! `UnicodeEncodeError`; a value of the wrong type stays a `TypeError`.
 
+use std::fmt::Display;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use pyo3::BoundObject;
+use pyo3::exceptions::{PyOverflowError, PyUnicodeEncodeError};
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{
@@ -58,7 +67,8 @@ fn to_json_at(obj: &Bound<'_, PyAny>, field: &str, depth: usize) -> PyResult<Val
             .ok_or_else(|| invalid(py, field, "NaN and infinity are not JSON numbers"));
     }
     if let Ok(s) = obj.cast::<PyString>() {
-        return Ok(Value::String(s.to_cow().map_err(|_| invalid(py, field, "a string is not valid Unicode"))?.into()));
+        let s = if depth == 0 { text(obj, field)? } else { nested_text(s, field)? };
+        return Ok(Value::String(s));
     }
     if let Ok(dict) = obj.cast::<PyDict>() {
         let mut map = Map::new();
@@ -66,8 +76,7 @@ fn to_json_at(obj: &Bound<'_, PyAny>, field: &str, depth: usize) -> PyResult<Val
             let key = key
                 .cast::<PyString>()
                 .map_err(|_| invalid(py, field, format!("dict keys must be str, not {}", type_name(&key))))?;
-            let key = key.to_cow().map_err(|_| invalid(py, field, "a dict key is not valid Unicode"))?;
-            map.insert(key.to_string(), to_json_at(&value, field, depth + 1)?);
+            map.insert(nested_text(key, field)?, to_json_at(&value, field, depth + 1)?);
         }
         return Ok(Value::Object(map));
     }
@@ -155,9 +164,7 @@ fn sql_value(obj: &Bound<'_, PyAny>) -> PyResult<SqlValue> {
         return Ok(SqlValue::Real(f.value()));
     }
     if let Ok(s) = obj.cast::<PyString>() {
-        return Ok(SqlValue::Text(
-            s.to_cow().map_err(|_| invalid(py, "params", "a string is not valid Unicode"))?.into(),
-        ));
+        return Ok(SqlValue::Text(nested_text(s, "params")?));
     }
     if let Ok(b) = obj.cast::<PyBytes>() {
         return Ok(SqlValue::Blob(b.as_bytes().to_vec()));
@@ -176,8 +183,10 @@ pub(crate) fn sql_params(params: Option<&Bound<'_, PyAny>>) -> PyResult<SqlParam
     if let Ok(dict) = params.cast::<PyDict>() {
         let mut pairs = Vec::with_capacity(dict.len());
         for (key, value) in dict.iter() {
-            let key: String =
-                key.extract().map_err(|_| invalid(py, "params", "the names of named parameters must be str"))?;
+            let key = key
+                .cast::<PyString>()
+                .map_err(|_| invalid(py, "params", "the names of named parameters must be str"))?;
+            let key = nested_text(key, "params")?;
             let key = if key.starts_with([':', '@', '$']) { key } else { format!(":{key}") };
             pairs.push((key, sql_value(&value)?));
         }
@@ -277,10 +286,9 @@ pub(crate) fn expected_version(obj: Option<&Bound<'_, PyAny>>) -> PyResult<Expec
         return Ok(ExpectedVersion::StreamExists);
     }
     if obj.cast::<PyInt>().is_ok() && obj.cast::<PyBool>().is_err() {
-        return match obj.extract::<u64>() {
-            Ok(0) => Ok(ExpectedVersion::NoStream),
-            Ok(v) => Ok(ExpectedVersion::Exact(v)),
-            Err(_) => Err(invalid(py, "expected_version", "must not be negative")),
+        return match u64::from_arg(obj, "expected_version")? {
+            0 => Ok(ExpectedVersion::NoStream),
+            v => Ok(ExpectedVersion::Exact(v)),
         };
     }
     Err(invalid(py, "expected_version", "must be None, an int >= 0 or tidings.STREAM_EXISTS"))
@@ -289,8 +297,8 @@ pub(crate) fn expected_version(obj: Option<&Bound<'_, PyAny>>) -> PyResult<Expec
 /// A `str` or a sequence of `str`, as a list.
 pub(crate) fn str_or_strs(obj: &Bound<'_, PyAny>, field: &str) -> PyResult<Vec<String>> {
     let py = obj.py();
-    if let Ok(s) = obj.cast::<PyString>() {
-        return Ok(vec![s.to_cow()?.to_string()]);
+    if obj.cast::<PyString>().is_ok() {
+        return Ok(vec![text(obj, field)?]);
     }
     if obj.cast::<PyBytes>().is_ok() {
         return Err(invalid(py, field, "must be str or a sequence of str, not bytes"));
@@ -298,7 +306,8 @@ pub(crate) fn str_or_strs(obj: &Bound<'_, PyAny>, field: &str) -> PyResult<Vec<S
     let mut out = Vec::new();
     for item in obj.try_iter().map_err(|_| invalid(py, field, "must be str or a sequence of str"))? {
         let item = item?;
-        out.push(item.extract::<String>().map_err(|_| invalid(py, field, "must contain only str"))?);
+        let item = item.cast::<PyString>().map_err(|_| invalid(py, field, "must contain only str"))?;
+        out.push(nested_text(item, field)?);
     }
     Ok(out)
 }
@@ -317,11 +326,132 @@ pub(crate) fn str_map(obj: &Bound<'_, PyAny>, field: &str) -> PyResult<std::coll
     let dict = obj.cast::<PyDict>().map_err(|_| invalid(py, field, "must be a dict of str to str"))?;
     let mut map = std::collections::BTreeMap::new();
     for (key, value) in dict.iter() {
-        let key: String = key.extract().map_err(|_| invalid(py, field, "keys must be str"))?;
-        let value: String = value.extract().map_err(|_| invalid(py, field, "values must be str"))?;
-        map.insert(key, value);
+        let key = key.cast::<PyString>().map_err(|_| invalid(py, field, "keys must be str"))?;
+        let value = value.cast::<PyString>().map_err(|_| invalid(py, field, "values must be str"))?;
+        map.insert(nested_text(key, field)?, nested_text(value, field)?);
     }
     Ok(map)
+}
+
+/// The reason given for a str UTF-8 cannot encode: one holding a lone surrogate (`"\ud800"`).
+const LONE_SURROGATE: &str = "is not valid text (it contains a lone surrogate)";
+
+/// A `str` argument as a `String`. A str with a lone surrogate is an `InvalidInputError` on
+/// `field`; an object that is not a str stays pyo3's `TypeError`.
+pub(crate) fn text(obj: &Bound<'_, PyAny>, field: &str) -> PyResult<String> {
+    match obj.cast::<PyString>() {
+        Ok(s) => s.to_cow().map(|t| t.into_owned()).map_err(|_| invalid(obj.py(), field, LONE_SURROGATE)),
+        Err(_) => obj.extract::<String>(),
+    }
+}
+
+/// A str found inside argument `field` (an item, a key, a JSON string), as a `String`.
+pub(crate) fn nested_text(s: &Bound<'_, PyString>, field: &str) -> PyResult<String> {
+    s.to_cow().map(|t| t.into_owned()).map_err(|_| invalid(s.py(), field, format!("a str in it {LONE_SURROGATE}")))
+}
+
+/// An unsigned int argument. An int below 0 or above `max` (Python's `OverflowError`) is an
+/// `InvalidInputError` on `field`; anything else pyo3 refuses (a `TypeError`) stays as it is.
+pub(crate) fn count<'py, T>(obj: &Bound<'py, PyAny>, field: &str, max: T) -> PyResult<T>
+where
+    T: for<'a> FromPyObject<'a, 'py, Error = PyErr> + Display,
+{
+    obj.extract::<T>().map_err(|err| {
+        if !err.is_instance_of::<PyOverflowError>(obj.py()) {
+            return err;
+        }
+        match obj.lt(0) {
+            Ok(true) => invalid(obj.py(), field, "must not be negative"),
+            Ok(false) => invalid(obj.py(), field, format!("is too large (at most {max})")),
+            Err(_) => err,
+        }
+    })
+}
+
+/// A value of a Python argument named `field`, converted so that bad input is an
+/// `InvalidInputError` naming it (see [`text`] and [`count`]).
+pub(crate) trait FromArg: Sized {
+    /// Converts `obj`, the value given for argument `field`.
+    fn from_arg(obj: &Bound<'_, PyAny>, field: &str) -> PyResult<Self>;
+}
+
+impl FromArg for String {
+    fn from_arg(obj: &Bound<'_, PyAny>, field: &str) -> PyResult<Self> {
+        text(obj, field)
+    }
+}
+
+/// A path (str or `os.PathLike`): one the file system encoding refuses is invalid input.
+impl FromArg for PathBuf {
+    fn from_arg(obj: &Bound<'_, PyAny>, field: &str) -> PyResult<Self> {
+        obj.extract::<PathBuf>().map_err(|err| match err.is_instance_of::<PyUnicodeEncodeError>(obj.py()) {
+            true => invalid(obj.py(), field, LONE_SURROGATE),
+            false => err,
+        })
+    }
+}
+
+/// None is None; anything else converts as `T`.
+impl<T: FromArg> FromArg for Option<T> {
+    fn from_arg(obj: &Bound<'_, PyAny>, field: &str) -> PyResult<Self> {
+        if obj.is_none() { Ok(None) } else { T::from_arg(obj, field).map(Some) }
+    }
+}
+
+/// `FromArg` for unsigned int types, through [`count`].
+macro_rules! unsigned_from_arg {
+    ($($t:ty),*) => {$(
+        impl FromArg for $t {
+            fn from_arg(obj: &Bound<'_, PyAny>, field: &str) -> PyResult<Self> {
+                count(obj, field, <$t>::MAX)
+            }
+        }
+    )*};
+}
+unsigned_from_arg!(u16, u32, u64, usize);
+
+/// `FromArg` for types pyo3's own conversion already reports well (floats, bools).
+macro_rules! plain_from_arg {
+    ($($t:ty),*) => {$(
+        impl FromArg for $t {
+            fn from_arg(obj: &Bound<'_, PyAny>, _field: &str) -> PyResult<Self> {
+                obj.extract::<$t>()
+            }
+        }
+    )*};
+}
+plain_from_arg!(f64, bool);
+
+/// One extractor per Python argument name, for `#[pyo3(from_py_with = arg::NAME)]`: each
+/// converts with [`FromArg`] to whatever type the argument is declared with, naming the
+/// argument in the `InvalidInputError` (pyo3 itself only adds a note to an extraction error).
+pub(crate) mod arg {
+    use pyo3::prelude::*;
+
+    use super::FromArg;
+
+    macro_rules! extractors {
+        ($($name:ident $(= $field:literal)?),* $(,)?) => {$(
+            extractors!(@one $name, extractors!(@field $name $(, $field)?));
+        )*};
+        (@field $name:ident) => { stringify!($name) };
+        (@field $name:ident, $field:literal) => { $field };
+        (@one $name:ident, $field:expr) => {
+            #[doc = concat!("The argument `", $field, "`.")]
+            pub(crate) fn $name<T: FromArg>(obj: &Bound<'_, PyAny>) -> PyResult<T> {
+                T::from_arg(obj, $field)
+            }
+        };
+    }
+
+    extractors! {
+        before_id, before_version, burst, ca_cert, circuit_after, delivery_id, durability,
+        endpoint_id, event_id, event_type = "type", from_position, from_version, header, id, limit,
+        max_attempts, max_count, max_event_size, max_in_flight, max_records, max_workers, mode,
+        name, owner, path, pattern, per_minute, position, reason, secret, signature_header, source,
+        sql, status, stream, tenant, to_position, token, unhealthy_after, url, value, version,
+        workers,
+    }
 }
 
 /// Python's `repr()` of a value, for `__repr__` methods.

@@ -9,8 +9,8 @@ use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyString};
 use tidings::{Auth, Endpoint, EndpointSpec, EndpointUpdate};
 
-use crate::convert::{datetime, opt_datetime, opt_seconds, repr, seconds, str_map, strs};
-use crate::errors::invalid;
+use crate::convert::{FromArg, arg, datetime, opt_datetime, opt_seconds, repr, seconds, str_map, strs, text};
+use crate::errors::{invalid, is_invalid};
 
 /// `Authorization: Bearer <token>` sent with every request to an endpoint.
 #[pyclass(frozen, eq, module = "tidings", name = "Bearer")]
@@ -23,7 +23,7 @@ pub(crate) struct PyBearer {
 #[pymethods]
 impl PyBearer {
     #[new]
-    fn new(token: String) -> Self {
+    fn new(#[pyo3(from_py_with = arg::token)] token: String) -> Self {
         PyBearer { token }
     }
 
@@ -45,7 +45,10 @@ pub(crate) struct PyApiKey {
 #[pymethods]
 impl PyApiKey {
     #[new]
-    fn new(header: String, value: String) -> Self {
+    fn new(
+        #[pyo3(from_py_with = arg::header)] header: String,
+        #[pyo3(from_py_with = arg::value)] value: String,
+    ) -> Self {
         PyApiKey { header, value }
     }
 
@@ -73,8 +76,8 @@ fn templates_from_py(obj: &Bound<'_, PyAny>) -> PyResult<BTreeMap<String, String
     if obj.is_none() {
         return Ok(BTreeMap::new());
     }
-    if let Ok(s) = obj.cast::<PyString>() {
-        return Ok(BTreeMap::from([("*".to_string(), s.to_cow()?.to_string())]));
+    if obj.cast::<PyString>().is_ok() {
+        return Ok(BTreeMap::from([("*".to_string(), text(obj, "template")?)]));
     }
     if obj.cast::<PyDict>().is_ok() {
         return str_map(obj, "template");
@@ -209,18 +212,25 @@ const CHANGE_KEYS: &[&str] = &[
     "enabled",
 ];
 
-fn required<'py, T: for<'a> FromPyObject<'a, 'py>>(value: &Bound<'py, PyAny>, key: &str, what: &str) -> PyResult<T> {
-    if value.is_none() {
-        return Err(invalid(value.py(), key, format!("cannot be None (expected {what})")));
+/// `value` of the change `key`, which must not be None.
+fn not_none<'a, 'py>(value: &'a Bound<'py, PyAny>, key: &str, what: &str) -> PyResult<&'a Bound<'py, PyAny>> {
+    match value.is_none() {
+        true => Err(invalid(value.py(), key, format!("cannot be None (expected {what})"))),
+        false => Ok(value),
     }
-    value.extract::<T>().map_err(|_| invalid(value.py(), key, format!("must be {what}")))
 }
 
-fn optional<'py, T: for<'a> FromPyObject<'a, 'py>>(
-    value: &Bound<'py, PyAny>,
-    key: &str,
-    what: &str,
-) -> PyResult<Option<T>> {
+/// The change `key` as a `T` (not None). A value of another type is invalid input; a negative
+/// or too large int and a str with a lone surrogate keep the reason [`FromArg`] gives.
+fn required<T: FromArg>(value: &Bound<'_, PyAny>, key: &str, what: &str) -> PyResult<T> {
+    T::from_arg(not_none(value, key, what)?, key).map_err(|err| match is_invalid(value.py(), &err) {
+        true => err,
+        false => invalid(value.py(), key, format!("must be {what}")),
+    })
+}
+
+/// The change `key` as a `T`, or None.
+fn optional<T: FromArg>(value: &Bound<'_, PyAny>, key: &str, what: &str) -> PyResult<Option<T>> {
     if value.is_none() { Ok(None) } else { required(value, key, what).map(Some) }
 }
 
@@ -230,14 +240,13 @@ pub(crate) fn update_from_py(py: Python<'_>, changes: Option<&Bound<'_, PyDict>>
     let mut update = EndpointUpdate::default();
     let Some(changes) = changes else { return Ok(update) };
     for (key, value) in changes.iter() {
-        let key: String = key.extract()?;
+        // Keyword names are str; one UTF-8 cannot hold is no known change (a TypeError below).
+        let key = key.cast::<PyString>()?.to_string_lossy().into_owned();
         let v = &value;
         match key.as_str() {
             "url" => update.url = Some(required(v, "url", "a str")?),
             "name" => update.name = Some(optional(v, "name", "a str")?),
-            "events" => {
-                update.events = Some(strs(&required::<Bound<'_, PyAny>>(v, "events", "a list of str")?, "events")?)
-            }
+            "events" => update.events = Some(strs(not_none(v, "events", "a list of str")?, "events")?),
             "tenant" => update.tenant = Some(optional(v, "tenant", "a str")?),
             "auth" => update.auth = Some(auth_from_py(v)?),
             "headers" => update.headers = Some(headers_from_py(v)?),
@@ -299,6 +308,7 @@ impl PyEndpoint {
         self.inner.secret.expose()
     }
 
+    /// The full URL, query included (it may carry a token; `repr` shows it redacted).
     #[getter]
     fn url(&self) -> &str {
         self.inner.url()
@@ -481,11 +491,12 @@ impl PyEndpoint {
         datetime(py, self.inner.updated_at)
     }
 
+    /// Shows the URL as `tidings::redacted_url` does: no user info, query values or fragment.
     fn __repr__(&self, py: Python<'_>) -> String {
         format!(
             "Endpoint(id={}, url={}, events={}, enabled={})",
             repr(py, &self.inner.id),
-            repr(py, self.inner.url()),
+            repr(py, tidings::redacted_url(self.inner.url())),
             repr(py, self.inner.events()),
             repr(py, self.inner.enabled())
         )

@@ -13,7 +13,7 @@ use pyo3::prelude::*;
 use pyo3::types::PyAny;
 use tidings::{Delivery, RetentionRule};
 
-use crate::convert::{opt_seconds, repr, seconds};
+use crate::convert::{arg, opt_seconds, repr, seconds};
 use crate::errors;
 use crate::logging;
 
@@ -117,7 +117,12 @@ pub(crate) struct PyRetentionRule {
 impl PyRetentionRule {
     #[new]
     #[pyo3(signature = (pattern, max_age = None, max_count = None))]
-    fn new(py: Python<'_>, pattern: String, max_age: Option<f64>, max_count: Option<u64>) -> PyResult<Self> {
+    fn new(
+        py: Python<'_>,
+        #[pyo3(from_py_with = arg::pattern)] pattern: String,
+        max_age: Option<f64>,
+        #[pyo3(from_py_with = arg::max_count)] max_count: Option<u64>,
+    ) -> PyResult<Self> {
         let mut inner = RetentionRule::new(pattern);
         inner.max_age = opt_seconds(py, "max_age", max_age)?;
         inner.max_count = max_count;

@@ -1,4 +1,4 @@
-//! The exception hierarchy (design.md section 7) and the one conversion from [`tidings::Error`]
+//! The exception hierarchy (docs/architecture.md, "Errors") and the one conversion from [`tidings::Error`]
 //! to a Python exception.
 //!
 //! Every class derives from `tidings.Error`; `InvalidInputError` also derives from `ValueError`.
@@ -48,7 +48,9 @@ const CLASSES: [(&str, bool, &str); 11] = [
         "InvalidInputError",
         true,
         "The input breaks a rule; nothing was written. Also a ``ValueError``. \
-         Attributes: ``field`` (the argument at fault), ``reason``.",
+         Attributes: ``field`` (the argument at fault), ``reason``. A negative or too large int \
+         and a str with a lone surrogate given as an argument raise it too, not ``OverflowError`` \
+         or ``UnicodeEncodeError``.",
     ),
     (
         "SignatureError",
@@ -254,6 +256,11 @@ pub(crate) fn to_py(py: Python<'_>, err: Error) -> PyErr {
 /// An `InvalidInputError` on `field` for input the binding could not convert.
 pub(crate) fn invalid(py: Python<'_>, field: &str, reason: impl Into<String>) -> PyErr {
     to_py(py, Error::invalid(field, reason))
+}
+
+/// Whether `err` is an `InvalidInputError`.
+pub(crate) fn is_invalid(py: Python<'_>, err: &PyErr) -> bool {
+    types(py).is_ok_and(|t| err.is_instance(py, t.invalid.bind(py)))
 }
 
 /// A `ClosedError` with the binding's own message (a finished transaction or a stopped engine).

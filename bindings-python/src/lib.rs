@@ -46,10 +46,16 @@ fn body_bytes(body: &Bound<'_, PyAny>) -> PyResult<Vec<u8>> {
     if let Ok(b) = body.cast::<PyByteArray>() {
         return Ok(b.to_vec());
     }
-    if let Ok(s) = body.cast::<PyString>() {
-        return Ok(s.to_cow()?.as_bytes().to_vec());
+    if body.cast::<PyString>().is_ok() {
+        return Ok(convert::text(body, "body")?.into_bytes());
     }
     Err(errors::invalid(body.py(), "body", "must be bytes (the raw request body)"))
+}
+
+/// A header name or value given to `verify`.
+fn header_text(obj: &Bound<'_, PyAny>) -> PyResult<String> {
+    let s = obj.cast::<PyString>().map_err(|_| errors::invalid(obj.py(), "headers", "names and values must be str"))?;
+    convert::nested_text(s, "headers")
 }
 
 /// Verifies a received webhook (Standard Webhooks: `webhook-id`, `webhook-timestamp`,
@@ -69,9 +75,9 @@ fn verify<'py>(
         .call_method0("items")
         .map_err(|_| errors::invalid(py, "headers", "must be a mapping of header names to values"))?;
     for item in items.try_iter()? {
-        let (name, value): (String, String) =
+        let (name, value): (Bound<'_, PyAny>, Bound<'_, PyAny>) =
             item?.extract().map_err(|_| errors::invalid(py, "headers", "names and values must be str"))?;
-        pairs.push((name, value));
+        pairs.push((header_text(&name)?, header_text(&value)?));
     }
     let secrets = convert::str_or_strs(secret, "secret")?;
     let tolerance = convert::seconds(py, "tolerance", tolerance)?;

@@ -15,7 +15,8 @@ use tidings::{
 };
 
 use crate::convert::{
-    aware_datetime, opt_seconds, repr, rows_to_py, seconds, sql_params, str_or_strs, strs, to_json, with_params,
+    arg, aware_datetime, nested_text, opt_seconds, repr, rows_to_py, seconds, sql_params, str_or_strs, strs, to_json,
+    with_params,
 };
 use crate::endpoint::{EndpointArgs, PyEndpoint, update_from_py};
 use crate::engine::{PyDeliveryEngine, rules_from_py};
@@ -34,10 +35,18 @@ pub(crate) struct PyTenantRate {
 
 #[pymethods]
 impl PyTenantRate {
+    // `mode` arrives as a String (so a str with a lone surrogate is invalid input); its default
+    // must then be written `String::from(..)`, which pyo3 cannot show, so `text_signature` does.
     #[new]
-    #[pyo3(signature = (per_minute, tenant = None, mode = "warn"))]
-    fn new(py: Python<'_>, per_minute: u64, tenant: Option<String>, mode: &str) -> PyResult<Self> {
-        let mode = match mode {
+    #[pyo3(signature = (per_minute, tenant = None, mode = String::from("warn")))]
+    #[pyo3(text_signature = "(per_minute, tenant=None, mode=\"warn\")")]
+    fn new(
+        py: Python<'_>,
+        #[pyo3(from_py_with = arg::per_minute)] per_minute: u64,
+        #[pyo3(from_py_with = arg::tenant)] tenant: Option<String>,
+        #[pyo3(from_py_with = arg::mode)] mode: String,
+    ) -> PyResult<Self> {
+        let mode = match mode.as_str() {
             "warn" => RateMode::Warn,
             "enforce" => RateMode::Enforce,
             _ => return Err(invalid(py, "mode", "must be \"warn\" or \"enforce\"")),
@@ -109,7 +118,11 @@ pub(crate) fn new_events(events: &Bound<'_, PyAny>) -> PyResult<Vec<NewEvent>> {
         };
         // A missing key and None are the same, except for `data`, where None is JSON null.
         let text = |key: &str| -> PyResult<Option<String>> {
-            field(key)?.filter(|v| !v.is_none()).map(|v| v.extract::<String>()).transpose()
+            let Some(value) = field(key)?.filter(|v| !v.is_none()) else { return Ok(None) };
+            match value.cast::<pyo3::types::PyString>() {
+                Ok(s) => nested_text(s, "events").map(Some),
+                Err(_) => value.extract::<String>().map(Some),
+            }
         };
         let Some(event_type) = text("type")? else {
             return Err(crate::errors::invalid(py, "events", format!("event {i} has no \"type\"")));
@@ -145,22 +158,28 @@ pub(crate) struct PyStore {
 
 #[pymethods]
 impl PyStore {
+    // `durability` arrives as a String (so a str with a lone surrogate is invalid input); its
+    // default must then be written `String::from(..)`, which pyo3 cannot show, so
+    // `text_signature` does.
     #[new]
     #[pyo3(signature = (
-        path, *, source = None, durability = "normal", allow_private = false, allowed_networks = None,
-        busy_timeout = None, max_event_size = None, rotation_grace = None, poll_interval = None,
-        tenant_rates = None
+        path, *, source = None, durability = String::from("normal"), allow_private = false,
+        allowed_networks = None, busy_timeout = None, max_event_size = None, rotation_grace = None,
+        poll_interval = None, tenant_rates = None
     ))]
+    #[pyo3(text_signature = "(path, *, source=None, durability=\"normal\", allow_private=False, \
+        allowed_networks=None, busy_timeout=None, max_event_size=None, rotation_grace=None, \
+        poll_interval=None, tenant_rates=None)")]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
-        path: PathBuf,
-        source: Option<String>,
-        durability: &str,
+        #[pyo3(from_py_with = arg::path)] path: PathBuf,
+        #[pyo3(from_py_with = arg::source)] source: Option<String>,
+        #[pyo3(from_py_with = arg::durability)] durability: String,
         allow_private: bool,
         allowed_networks: Option<Bound<'_, PyAny>>,
         busy_timeout: Option<f64>,
-        max_event_size: Option<usize>,
+        #[pyo3(from_py_with = arg::max_event_size)] max_event_size: Option<usize>,
         rotation_grace: Option<f64>,
         poll_interval: Option<f64>,
         tenant_rates: Option<Bound<'_, PyAny>>,
@@ -169,7 +188,7 @@ impl PyStore {
         if let Some(source) = source {
             options.source = source;
         }
-        options.durability = Durability::parse(durability).map_err(|e| crate::errors::to_py(py, e))?;
+        options.durability = Durability::parse(&durability).map_err(|e| crate::errors::to_py(py, e))?;
         let networks = match &allowed_networks {
             Some(n) if !n.is_none() => strs(n, "allowed_networks")?,
             _ => Vec::new(),
@@ -256,13 +275,13 @@ impl PyStore {
     fn append(
         &self,
         py: Python<'_>,
-        stream: String,
-        r#type: String,
+        #[pyo3(from_py_with = arg::stream)] stream: String,
+        #[pyo3(from_py_with = arg::event_type)] r#type: String,
         data: &Bound<'_, PyAny>,
         expected_version: Option<&Bound<'_, PyAny>>,
         metadata: Option<&Bound<'_, PyAny>>,
-        tenant: Option<String>,
-        event_id: Option<String>,
+        #[pyo3(from_py_with = arg::tenant)] tenant: Option<String>,
+        #[pyo3(from_py_with = arg::event_id)] event_id: Option<String>,
     ) -> PyResult<PyEvent> {
         let expected = crate::convert::expected_version(expected_version)?;
         let event = new_event(r#type, data, metadata, tenant, event_id)?;
@@ -274,7 +293,7 @@ impl PyStore {
     fn append_many(
         &self,
         py: Python<'_>,
-        stream: String,
+        #[pyo3(from_py_with = arg::stream)] stream: String,
         events: &Bound<'_, PyAny>,
         expected_version: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Vec<PyEvent>> {
@@ -285,7 +304,12 @@ impl PyStore {
     }
 
     #[pyo3(signature = (sql, params = None))]
-    fn execute(&self, py: Python<'_>, sql: String, params: Option<&Bound<'_, PyAny>>) -> PyResult<usize> {
+    fn execute(
+        &self,
+        py: Python<'_>,
+        #[pyo3(from_py_with = arg::sql)] sql: String,
+        params: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<usize> {
         let params = sql_params(params)?;
         run(py, || with_params!(&params, |p| self.inner.execute(&sql, p)))
     }
@@ -294,7 +318,7 @@ impl PyStore {
     fn query<'py>(
         &self,
         py: Python<'py>,
-        sql: String,
+        #[pyo3(from_py_with = arg::sql)] sql: String,
         params: Option<&Bound<'py, PyAny>>,
     ) -> PyResult<Bound<'py, PyList>> {
         let params = sql_params(params)?;
@@ -306,9 +330,9 @@ impl PyStore {
     fn read_stream(
         &self,
         py: Python<'_>,
-        stream: String,
-        from_version: Option<u64>,
-        limit: Option<usize>,
+        #[pyo3(from_py_with = arg::stream)] stream: String,
+        #[pyo3(from_py_with = arg::from_version)] from_version: Option<u64>,
+        #[pyo3(from_py_with = arg::limit)] limit: Option<usize>,
         backwards: bool,
     ) -> PyResult<Vec<PyEvent>> {
         let options = stream_options(from_version, limit, backwards);
@@ -321,12 +345,12 @@ impl PyStore {
     fn read_all(
         &self,
         py: Python<'_>,
-        from_position: Option<u64>,
-        limit: Option<usize>,
+        #[pyo3(from_py_with = arg::from_position)] from_position: Option<u64>,
+        #[pyo3(from_py_with = arg::limit)] limit: Option<usize>,
         types: Option<&Bound<'_, PyAny>>,
-        tenant: Option<String>,
+        #[pyo3(from_py_with = arg::tenant)] tenant: Option<String>,
         wait: Option<f64>,
-        stream: Option<String>,
+        #[pyo3(from_py_with = arg::stream)] stream: Option<String>,
         backwards: bool,
     ) -> PyResult<Vec<PyEvent>> {
         let types = types.filter(|t| !t.is_none()).map(|t| str_or_strs(t, "types")).transpose()?;
@@ -338,12 +362,16 @@ impl PyStore {
         PyEvent::list(py, events)
     }
 
-    fn stream_version(&self, py: Python<'_>, stream: String) -> PyResult<Option<u64>> {
+    fn stream_version(
+        &self,
+        py: Python<'_>,
+        #[pyo3(from_py_with = arg::stream)] stream: String,
+    ) -> PyResult<Option<u64>> {
         run(py, || self.inner.stream_version(&stream))
     }
 
     /// One event by id.
-    fn event(&self, py: Python<'_>, id: String) -> PyResult<PyEvent> {
+    fn event(&self, py: Python<'_>, #[pyo3(from_py_with = arg::id)] id: String) -> PyResult<PyEvent> {
         let event = run(py, || self.inner.event(&id))?;
         PyEvent::new(py, event)
     }
@@ -353,11 +381,16 @@ impl PyStore {
         run(py, || self.inner.last_position())
     }
 
-    fn delete_stream(&self, py: Python<'_>, stream: String) -> PyResult<u64> {
+    fn delete_stream(&self, py: Python<'_>, #[pyo3(from_py_with = arg::stream)] stream: String) -> PyResult<u64> {
         run(py, || self.inner.delete_stream(&stream))
     }
 
-    fn truncate_stream(&self, py: Python<'_>, stream: String, before_version: u64) -> PyResult<u64> {
+    fn truncate_stream(
+        &self,
+        py: Python<'_>,
+        #[pyo3(from_py_with = arg::stream)] stream: String,
+        #[pyo3(from_py_with = arg::before_version)] before_version: u64,
+    ) -> PyResult<u64> {
         run(py, || self.inner.truncate_stream(&stream, before_version))
     }
 
@@ -366,20 +399,35 @@ impl PyStore {
         run(py, || self.inner.prune_events(&rules))
     }
 
-    fn checkpoint(&self, py: Python<'_>, name: String) -> PyResult<Option<u64>> {
+    fn checkpoint(&self, py: Python<'_>, #[pyo3(from_py_with = arg::name)] name: String) -> PyResult<Option<u64>> {
         run(py, || self.inner.checkpoint(&name))
     }
 
-    fn set_checkpoint(&self, py: Python<'_>, name: String, position: u64) -> PyResult<()> {
+    fn set_checkpoint(
+        &self,
+        py: Python<'_>,
+        #[pyo3(from_py_with = arg::name)] name: String,
+        #[pyo3(from_py_with = arg::position)] position: u64,
+    ) -> PyResult<()> {
         run(py, || self.inner.set_checkpoint(&name, position))
     }
 
-    fn save_snapshot(&self, py: Python<'_>, stream: String, version: u64, state: &Bound<'_, PyAny>) -> PyResult<()> {
+    fn save_snapshot(
+        &self,
+        py: Python<'_>,
+        #[pyo3(from_py_with = arg::stream)] stream: String,
+        #[pyo3(from_py_with = arg::version)] version: u64,
+        state: &Bound<'_, PyAny>,
+    ) -> PyResult<()> {
         let state = to_json(state, "state")?;
         run(py, || self.inner.save_snapshot(&stream, version, &state))
     }
 
-    fn load_snapshot(&self, py: Python<'_>, stream: String) -> PyResult<Option<PySnapshot>> {
+    fn load_snapshot(
+        &self,
+        py: Python<'_>,
+        #[pyo3(from_py_with = arg::stream)] stream: String,
+    ) -> PyResult<Option<PySnapshot>> {
         let snapshot = run(py, || self.inner.load_snapshot(&stream))?;
         snapshot.map(|s| PySnapshot::new(py, s)).transpose()
     }
@@ -395,26 +443,26 @@ impl PyStore {
     fn create_endpoint<'py>(
         &self,
         py: Python<'py>,
-        url: String,
+        #[pyo3(from_py_with = arg::url)] url: String,
         events: Option<Bound<'py, PyAny>>,
-        name: Option<String>,
-        tenant: Option<String>,
-        secret: Option<String>,
+        #[pyo3(from_py_with = arg::name)] name: Option<String>,
+        #[pyo3(from_py_with = arg::tenant)] tenant: Option<String>,
+        #[pyo3(from_py_with = arg::secret)] secret: Option<String>,
         headers: Option<Bound<'py, PyAny>>,
         auth: Option<Bound<'py, PyAny>>,
         timeout: Option<f64>,
-        max_attempts: Option<u32>,
+        #[pyo3(from_py_with = arg::max_attempts)] max_attempts: Option<u32>,
         initial_delay: Option<f64>,
         max_delay: Option<f64>,
         multiplier: Option<f64>,
         jitter: Option<f64>,
         rate_limit: Option<f64>,
-        burst: Option<u32>,
-        max_in_flight: Option<u32>,
+        #[pyo3(from_py_with = arg::burst)] burst: Option<u32>,
+        #[pyo3(from_py_with = arg::max_in_flight)] max_in_flight: Option<u32>,
         ordered: Option<bool>,
         verify_tls: Option<bool>,
-        ca_cert: Option<String>,
-        signature_header: Option<String>,
+        #[pyo3(from_py_with = arg::ca_cert)] ca_cert: Option<String>,
+        #[pyo3(from_py_with = arg::signature_header)] signature_header: Option<String>,
         template: Option<Bound<'py, PyAny>>,
         keepalive: Option<f64>,
         final_statuses: Option<Bound<'py, PyAny>>,
@@ -450,28 +498,42 @@ impl PyStore {
         run(py, || self.inner.create_endpoint(&spec)).map(PyEndpoint::new)
     }
 
-    fn get_endpoint(&self, py: Python<'_>, id: String) -> PyResult<PyEndpoint> {
+    fn get_endpoint(&self, py: Python<'_>, #[pyo3(from_py_with = arg::id)] id: String) -> PyResult<PyEndpoint> {
         run(py, || self.inner.get_endpoint(&id)).map(PyEndpoint::new)
     }
 
     #[pyo3(signature = (tenant = None))]
-    fn list_endpoints(&self, py: Python<'_>, tenant: Option<String>) -> PyResult<Vec<PyEndpoint>> {
+    fn list_endpoints(
+        &self,
+        py: Python<'_>,
+        #[pyo3(from_py_with = arg::tenant)] tenant: Option<String>,
+    ) -> PyResult<Vec<PyEndpoint>> {
         let list = run(py, || self.inner.list_endpoints(tenant.as_deref()))?;
         Ok(list.into_iter().map(PyEndpoint::new).collect())
     }
 
     #[pyo3(signature = (id, **changes))]
-    fn update_endpoint(&self, py: Python<'_>, id: String, changes: Option<&Bound<'_, PyDict>>) -> PyResult<PyEndpoint> {
+    fn update_endpoint(
+        &self,
+        py: Python<'_>,
+        #[pyo3(from_py_with = arg::id)] id: String,
+        changes: Option<&Bound<'_, PyDict>>,
+    ) -> PyResult<PyEndpoint> {
         let update = update_from_py(py, changes)?;
         run(py, || self.inner.update_endpoint(&id, &update)).map(PyEndpoint::new)
     }
 
-    fn delete_endpoint(&self, py: Python<'_>, id: String) -> PyResult<()> {
+    fn delete_endpoint(&self, py: Python<'_>, #[pyo3(from_py_with = arg::id)] id: String) -> PyResult<()> {
         run(py, || self.inner.delete_endpoint(&id))
     }
 
     #[pyo3(signature = (id, secret = None))]
-    fn rotate_secret(&self, py: Python<'_>, id: String, secret: Option<String>) -> PyResult<PyEndpoint> {
+    fn rotate_secret(
+        &self,
+        py: Python<'_>,
+        #[pyo3(from_py_with = arg::id)] id: String,
+        #[pyo3(from_py_with = arg::secret)] secret: Option<String>,
+    ) -> PyResult<PyEndpoint> {
         run(py, || match &secret {
             Some(secret) => self.inner.rotate_secret_to(&id, secret),
             None => self.inner.rotate_secret(&id),
@@ -480,12 +542,22 @@ impl PyStore {
     }
 
     #[pyo3(signature = (id, reason = None))]
-    fn disable_endpoint(&self, py: Python<'_>, id: String, reason: Option<String>) -> PyResult<PyEndpoint> {
+    fn disable_endpoint(
+        &self,
+        py: Python<'_>,
+        #[pyo3(from_py_with = arg::id)] id: String,
+        #[pyo3(from_py_with = arg::reason)] reason: Option<String>,
+    ) -> PyResult<PyEndpoint> {
         run(py, || self.inner.disable_endpoint(&id, reason.as_deref())).map(PyEndpoint::new)
     }
 
     #[pyo3(signature = (id, catch_up = true))]
-    fn enable_endpoint(&self, py: Python<'_>, id: String, catch_up: bool) -> PyResult<PyEndpoint> {
+    fn enable_endpoint(
+        &self,
+        py: Python<'_>,
+        #[pyo3(from_py_with = arg::id)] id: String,
+        catch_up: bool,
+    ) -> PyResult<PyEndpoint> {
         run(py, || self.inner.enable_endpoint(&id, catch_up)).map(PyEndpoint::new)
     }
 
@@ -499,19 +571,19 @@ impl PyStore {
     fn start_delivery(
         &self,
         py: Python<'_>,
-        workers: Option<usize>,
-        max_workers: Option<usize>,
-        max_in_flight: Option<usize>,
+        #[pyo3(from_py_with = arg::workers)] workers: Option<usize>,
+        #[pyo3(from_py_with = arg::max_workers)] max_workers: Option<usize>,
+        #[pyo3(from_py_with = arg::max_in_flight)] max_in_flight: Option<usize>,
         lease_grace: Option<f64>,
-        unhealthy_after: Option<u32>,
-        circuit_after: Option<u32>,
+        #[pyo3(from_py_with = arg::unhealthy_after)] unhealthy_after: Option<u32>,
+        #[pyo3(from_py_with = arg::circuit_after)] circuit_after: Option<u32>,
         circuit_cooldown: Option<f64>,
         disable_after: Option<f64>,
-        max_records: Option<u64>,
+        #[pyo3(from_py_with = arg::max_records)] max_records: Option<u64>,
         max_record_age: Option<f64>,
         housekeeping_interval: Option<f64>,
         event_retention: Option<&Bound<'_, PyAny>>,
-        owner: Option<String>,
+        #[pyo3(from_py_with = arg::owner)] owner: Option<String>,
     ) -> PyResult<PyDeliveryEngine> {
         let mut options = DeliveryOptions::default();
         if let Some(w) = workers {
@@ -557,27 +629,31 @@ impl PyStore {
     fn deliveries(
         &self,
         py: Python<'_>,
-        endpoint_id: Option<String>,
-        status: Option<&str>,
-        event_id: Option<String>,
-        limit: usize,
-        before_id: Option<u64>,
+        #[pyo3(from_py_with = arg::endpoint_id)] endpoint_id: Option<String>,
+        #[pyo3(from_py_with = arg::status)] status: Option<String>,
+        #[pyo3(from_py_with = arg::event_id)] event_id: Option<String>,
+        #[pyo3(from_py_with = arg::limit)] limit: usize,
+        #[pyo3(from_py_with = arg::before_id)] before_id: Option<u64>,
     ) -> PyResult<Vec<PyDeliveryRecord>> {
-        let state = status.map(DeliveryState::parse).transpose().map_err(|e| crate::errors::to_py(py, e))?;
+        let state = status.as_deref().map(DeliveryState::parse).transpose().map_err(|e| crate::errors::to_py(py, e))?;
         let filter = DeliveryFilter { endpoint_id, state, event_id, before_id, limit };
         let records = run(py, || self.inner.deliveries(&filter))?;
         records.into_iter().map(|d| PyDeliveryRecord::new(py, d)).collect()
     }
 
     /// One delivery by id.
-    fn delivery(&self, py: Python<'_>, id: u64) -> PyResult<PyDeliveryRecord> {
+    fn delivery(&self, py: Python<'_>, #[pyo3(from_py_with = arg::id)] id: u64) -> PyResult<PyDeliveryRecord> {
         let record = run(py, || self.inner.delivery(id))?;
         PyDeliveryRecord::new(py, record)
     }
 
     /// Delivery counts by status (every status present), for one endpoint or all.
     #[pyo3(signature = (endpoint_id = None))]
-    fn delivery_counts<'py>(&self, py: Python<'py>, endpoint_id: Option<String>) -> PyResult<Bound<'py, PyDict>> {
+    fn delivery_counts<'py>(
+        &self,
+        py: Python<'py>,
+        #[pyo3(from_py_with = arg::endpoint_id)] endpoint_id: Option<String>,
+    ) -> PyResult<Bound<'py, PyDict>> {
         let counts = run(py, || self.inner.delivery_counts(endpoint_id.as_deref()))?;
         let dict = PyDict::new(py);
         for state in DeliveryState::ALL {
@@ -589,17 +665,30 @@ impl PyStore {
         Ok(dict)
     }
 
-    fn attempts(&self, py: Python<'_>, delivery_id: u64) -> PyResult<Vec<PyAttempt>> {
+    fn attempts(
+        &self,
+        py: Python<'_>,
+        #[pyo3(from_py_with = arg::delivery_id)] delivery_id: u64,
+    ) -> PyResult<Vec<PyAttempt>> {
         let attempts = run(py, || self.inner.attempts(delivery_id))?;
         attempts.into_iter().map(|a| PyAttempt::new(py, a)).collect()
     }
 
-    fn retry(&self, py: Python<'_>, delivery_id: u64) -> PyResult<PyDeliveryRecord> {
+    fn retry(
+        &self,
+        py: Python<'_>,
+        #[pyo3(from_py_with = arg::delivery_id)] delivery_id: u64,
+    ) -> PyResult<PyDeliveryRecord> {
         let record = run(py, || self.inner.retry(delivery_id))?;
         PyDeliveryRecord::new(py, record)
     }
 
-    fn recover(&self, py: Python<'_>, endpoint_id: String, since: &Bound<'_, PyAny>) -> PyResult<usize> {
+    fn recover(
+        &self,
+        py: Python<'_>,
+        #[pyo3(from_py_with = arg::endpoint_id)] endpoint_id: String,
+        since: &Bound<'_, PyAny>,
+    ) -> PyResult<usize> {
         let since = aware_datetime(since, "since")?;
         run(py, || self.inner.recover(&endpoint_id, since))
     }
@@ -608,14 +697,18 @@ impl PyStore {
     fn replay(
         &self,
         py: Python<'_>,
-        endpoint_id: String,
-        from_position: u64,
-        to_position: Option<u64>,
+        #[pyo3(from_py_with = arg::endpoint_id)] endpoint_id: String,
+        #[pyo3(from_py_with = arg::from_position)] from_position: u64,
+        #[pyo3(from_py_with = arg::to_position)] to_position: Option<u64>,
     ) -> PyResult<usize> {
         run(py, || self.inner.replay(&endpoint_id, from_position, to_position))
     }
 
-    fn send_test(&self, py: Python<'_>, endpoint_id: String) -> PyResult<PyAttempt> {
+    fn send_test(
+        &self,
+        py: Python<'_>,
+        #[pyo3(from_py_with = arg::endpoint_id)] endpoint_id: String,
+    ) -> PyResult<PyAttempt> {
         let attempt = run(py, || self.inner.send_test(&endpoint_id))?;
         PyAttempt::new(py, attempt)
     }
@@ -624,8 +717,8 @@ impl PyStore {
     fn call(
         &self,
         py: Python<'_>,
-        endpoint_id: String,
-        r#type: String,
+        #[pyo3(from_py_with = arg::endpoint_id)] endpoint_id: String,
+        #[pyo3(from_py_with = arg::event_type)] r#type: String,
         data: &Bound<'_, PyAny>,
         timeout: f64,
     ) -> PyResult<PyResponse> {
@@ -639,7 +732,11 @@ impl PyStore {
         stats_to_py(py, stats)
     }
 
-    fn rate_stats<'py>(&self, py: Python<'py>, tenant: String) -> PyResult<Bound<'py, PyDict>> {
+    fn rate_stats<'py>(
+        &self,
+        py: Python<'py>,
+        #[pyo3(from_py_with = arg::tenant)] tenant: String,
+    ) -> PyResult<Bound<'py, PyDict>> {
         let stats = run(py, || self.inner.rate_stats(&tenant))?;
         rate_stats_to_py(py, stats)
     }

@@ -13,7 +13,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
 use tidings::{Error, Transaction};
 
-use crate::convert::{aware_datetime, rows_to_py, sql_params, to_json, with_params};
+use crate::convert::{arg, aware_datetime, rows_to_py, sql_params, to_json, with_params};
 use crate::endpoint::{EndpointArgs, PyEndpoint, update_from_py};
 use crate::errors;
 use crate::records::{PyDeliveryRecord, PyEvent};
@@ -109,7 +109,12 @@ impl PyTransaction {
     }
 
     #[pyo3(signature = (sql, params = None))]
-    fn execute(&self, py: Python<'_>, sql: String, params: Option<&Bound<'_, PyAny>>) -> PyResult<usize> {
+    fn execute(
+        &self,
+        py: Python<'_>,
+        #[pyo3(from_py_with = arg::sql)] sql: String,
+        params: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<usize> {
         let params = sql_params(params)?;
         self.with(py, |tx| with_params!(&params, |p| tx.execute(&sql, p)))
     }
@@ -118,7 +123,7 @@ impl PyTransaction {
     fn query<'py>(
         &self,
         py: Python<'py>,
-        sql: String,
+        #[pyo3(from_py_with = arg::sql)] sql: String,
         params: Option<&Bound<'py, PyAny>>,
     ) -> PyResult<Bound<'py, PyList>> {
         let params = sql_params(params)?;
@@ -131,13 +136,13 @@ impl PyTransaction {
     fn append(
         &self,
         py: Python<'_>,
-        stream: String,
-        r#type: String,
+        #[pyo3(from_py_with = arg::stream)] stream: String,
+        #[pyo3(from_py_with = arg::event_type)] r#type: String,
         data: &Bound<'_, PyAny>,
         expected_version: Option<&Bound<'_, PyAny>>,
         metadata: Option<&Bound<'_, PyAny>>,
-        tenant: Option<String>,
-        event_id: Option<String>,
+        #[pyo3(from_py_with = arg::tenant)] tenant: Option<String>,
+        #[pyo3(from_py_with = arg::event_id)] event_id: Option<String>,
     ) -> PyResult<PyEvent> {
         let expected = crate::convert::expected_version(expected_version)?;
         let event = new_event(r#type, data, metadata, tenant, event_id)?;
@@ -149,7 +154,7 @@ impl PyTransaction {
     fn append_many(
         &self,
         py: Python<'_>,
-        stream: String,
+        #[pyo3(from_py_with = arg::stream)] stream: String,
         events: &Bound<'_, PyAny>,
         expected_version: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Vec<PyEvent>> {
@@ -163,9 +168,9 @@ impl PyTransaction {
     fn read_stream(
         &self,
         py: Python<'_>,
-        stream: String,
-        from_version: Option<u64>,
-        limit: Option<usize>,
+        #[pyo3(from_py_with = arg::stream)] stream: String,
+        #[pyo3(from_py_with = arg::from_version)] from_version: Option<u64>,
+        #[pyo3(from_py_with = arg::limit)] limit: Option<usize>,
         backwards: bool,
     ) -> PyResult<Vec<PyEvent>> {
         let options = stream_options(from_version, limit, backwards);
@@ -173,28 +178,48 @@ impl PyTransaction {
         PyEvent::list(py, events)
     }
 
-    fn stream_version(&self, py: Python<'_>, stream: String) -> PyResult<Option<u64>> {
+    fn stream_version(
+        &self,
+        py: Python<'_>,
+        #[pyo3(from_py_with = arg::stream)] stream: String,
+    ) -> PyResult<Option<u64>> {
         self.with(py, |tx| tx.stream_version(&stream))
     }
 
-    fn checkpoint(&self, py: Python<'_>, name: String) -> PyResult<Option<u64>> {
+    fn checkpoint(&self, py: Python<'_>, #[pyo3(from_py_with = arg::name)] name: String) -> PyResult<Option<u64>> {
         self.with(py, |tx| tx.checkpoint(&name))
     }
 
-    fn set_checkpoint(&self, py: Python<'_>, name: String, position: u64) -> PyResult<()> {
+    fn set_checkpoint(
+        &self,
+        py: Python<'_>,
+        #[pyo3(from_py_with = arg::name)] name: String,
+        #[pyo3(from_py_with = arg::position)] position: u64,
+    ) -> PyResult<()> {
         self.with(py, |tx| tx.set_checkpoint(&name, position))
     }
 
-    fn save_snapshot(&self, py: Python<'_>, stream: String, version: u64, state: &Bound<'_, PyAny>) -> PyResult<()> {
+    fn save_snapshot(
+        &self,
+        py: Python<'_>,
+        #[pyo3(from_py_with = arg::stream)] stream: String,
+        #[pyo3(from_py_with = arg::version)] version: u64,
+        state: &Bound<'_, PyAny>,
+    ) -> PyResult<()> {
         let state = to_json(state, "state")?;
         self.with(py, |tx| tx.save_snapshot(&stream, version, &state))
     }
 
-    fn delete_stream(&self, py: Python<'_>, stream: String) -> PyResult<u64> {
+    fn delete_stream(&self, py: Python<'_>, #[pyo3(from_py_with = arg::stream)] stream: String) -> PyResult<u64> {
         self.with(py, |tx| tx.delete_stream(&stream))
     }
 
-    fn truncate_stream(&self, py: Python<'_>, stream: String, before_version: u64) -> PyResult<u64> {
+    fn truncate_stream(
+        &self,
+        py: Python<'_>,
+        #[pyo3(from_py_with = arg::stream)] stream: String,
+        #[pyo3(from_py_with = arg::before_version)] before_version: u64,
+    ) -> PyResult<u64> {
         self.with(py, |tx| tx.truncate_stream(&stream, before_version))
     }
 
@@ -209,26 +234,26 @@ impl PyTransaction {
     fn create_endpoint<'py>(
         &self,
         py: Python<'py>,
-        url: String,
+        #[pyo3(from_py_with = arg::url)] url: String,
         events: Option<Bound<'py, PyAny>>,
-        name: Option<String>,
-        tenant: Option<String>,
-        secret: Option<String>,
+        #[pyo3(from_py_with = arg::name)] name: Option<String>,
+        #[pyo3(from_py_with = arg::tenant)] tenant: Option<String>,
+        #[pyo3(from_py_with = arg::secret)] secret: Option<String>,
         headers: Option<Bound<'py, PyAny>>,
         auth: Option<Bound<'py, PyAny>>,
         timeout: Option<f64>,
-        max_attempts: Option<u32>,
+        #[pyo3(from_py_with = arg::max_attempts)] max_attempts: Option<u32>,
         initial_delay: Option<f64>,
         max_delay: Option<f64>,
         multiplier: Option<f64>,
         jitter: Option<f64>,
         rate_limit: Option<f64>,
-        burst: Option<u32>,
-        max_in_flight: Option<u32>,
+        #[pyo3(from_py_with = arg::burst)] burst: Option<u32>,
+        #[pyo3(from_py_with = arg::max_in_flight)] max_in_flight: Option<u32>,
         ordered: Option<bool>,
         verify_tls: Option<bool>,
-        ca_cert: Option<String>,
-        signature_header: Option<String>,
+        #[pyo3(from_py_with = arg::ca_cert)] ca_cert: Option<String>,
+        #[pyo3(from_py_with = arg::signature_header)] signature_header: Option<String>,
         template: Option<Bound<'py, PyAny>>,
         keepalive: Option<f64>,
         final_statuses: Option<Bound<'py, PyAny>>,
@@ -264,41 +289,70 @@ impl PyTransaction {
         self.with(py, |tx| tx.create_endpoint(&spec)).map(PyEndpoint::new)
     }
 
-    fn get_endpoint(&self, py: Python<'_>, id: String) -> PyResult<PyEndpoint> {
+    fn get_endpoint(&self, py: Python<'_>, #[pyo3(from_py_with = arg::id)] id: String) -> PyResult<PyEndpoint> {
         self.with(py, |tx| tx.get_endpoint(&id)).map(PyEndpoint::new)
     }
 
     #[pyo3(signature = (id, **changes))]
-    fn update_endpoint(&self, py: Python<'_>, id: String, changes: Option<&Bound<'_, PyDict>>) -> PyResult<PyEndpoint> {
+    fn update_endpoint(
+        &self,
+        py: Python<'_>,
+        #[pyo3(from_py_with = arg::id)] id: String,
+        changes: Option<&Bound<'_, PyDict>>,
+    ) -> PyResult<PyEndpoint> {
         let update = update_from_py(py, changes)?;
         self.with(py, |tx| tx.update_endpoint(&id, &update)).map(PyEndpoint::new)
     }
 
-    fn delete_endpoint(&self, py: Python<'_>, id: String) -> PyResult<()> {
+    fn delete_endpoint(&self, py: Python<'_>, #[pyo3(from_py_with = arg::id)] id: String) -> PyResult<()> {
         self.with(py, |tx| tx.delete_endpoint(&id))
     }
 
     #[pyo3(signature = (id, secret = None))]
-    fn rotate_secret(&self, py: Python<'_>, id: String, secret: Option<String>) -> PyResult<PyEndpoint> {
+    fn rotate_secret(
+        &self,
+        py: Python<'_>,
+        #[pyo3(from_py_with = arg::id)] id: String,
+        #[pyo3(from_py_with = arg::secret)] secret: Option<String>,
+    ) -> PyResult<PyEndpoint> {
         self.with(py, |tx| tx.rotate_secret(&id, secret.as_deref())).map(PyEndpoint::new)
     }
 
     #[pyo3(signature = (id, reason = None))]
-    fn disable_endpoint(&self, py: Python<'_>, id: String, reason: Option<String>) -> PyResult<PyEndpoint> {
+    fn disable_endpoint(
+        &self,
+        py: Python<'_>,
+        #[pyo3(from_py_with = arg::id)] id: String,
+        #[pyo3(from_py_with = arg::reason)] reason: Option<String>,
+    ) -> PyResult<PyEndpoint> {
         self.with(py, |tx| tx.disable_endpoint(&id, reason.as_deref())).map(PyEndpoint::new)
     }
 
     #[pyo3(signature = (id, catch_up = true))]
-    fn enable_endpoint(&self, py: Python<'_>, id: String, catch_up: bool) -> PyResult<PyEndpoint> {
+    fn enable_endpoint(
+        &self,
+        py: Python<'_>,
+        #[pyo3(from_py_with = arg::id)] id: String,
+        catch_up: bool,
+    ) -> PyResult<PyEndpoint> {
         self.with(py, |tx| tx.enable_endpoint(&id, catch_up)).map(PyEndpoint::new)
     }
 
-    fn retry(&self, py: Python<'_>, delivery_id: u64) -> PyResult<PyDeliveryRecord> {
+    fn retry(
+        &self,
+        py: Python<'_>,
+        #[pyo3(from_py_with = arg::delivery_id)] delivery_id: u64,
+    ) -> PyResult<PyDeliveryRecord> {
         let record = self.with(py, |tx| tx.retry(delivery_id))?;
         PyDeliveryRecord::new(py, record)
     }
 
-    fn recover(&self, py: Python<'_>, endpoint_id: String, since: &Bound<'_, PyAny>) -> PyResult<usize> {
+    fn recover(
+        &self,
+        py: Python<'_>,
+        #[pyo3(from_py_with = arg::endpoint_id)] endpoint_id: String,
+        since: &Bound<'_, PyAny>,
+    ) -> PyResult<usize> {
         let since = aware_datetime(since, "since")?;
         self.with(py, |tx| tx.recover(&endpoint_id, since))
     }
@@ -307,9 +361,9 @@ impl PyTransaction {
     fn replay(
         &self,
         py: Python<'_>,
-        endpoint_id: String,
-        from_position: u64,
-        to_position: Option<u64>,
+        #[pyo3(from_py_with = arg::endpoint_id)] endpoint_id: String,
+        #[pyo3(from_py_with = arg::from_position)] from_position: u64,
+        #[pyo3(from_py_with = arg::to_position)] to_position: Option<u64>,
     ) -> PyResult<usize> {
         self.with(py, |tx| tx.replay(&endpoint_id, from_position, to_position))
     }

@@ -42,7 +42,7 @@ def test_signed_delivery_verifies_three_ways(store: tidings.Store, receiver: Rec
     # 2. The Standard Webhooks reference library agrees.
     assert Webhook(ep.secret).verify(body, headers) == payload
 
-    # 3. The sha256=<hex> header, keyed with the whole secret string (seed 003's receiver).
+    # 3. The sha256=<hex> header, keyed with the whole secret string (what GitHub-style receivers check).
     expected = hmac.new(ep.secret.encode(), body, hashlib.sha256).hexdigest()
     assert hmac.compare_digest(f"sha256={expected}", headers["x-webhook-signature"])
 

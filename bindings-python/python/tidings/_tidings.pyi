@@ -95,7 +95,14 @@ class NotFoundError(Error):
     id: str
 
 class InvalidInputError(Error, ValueError):
-    """The input breaks a rule; nothing was written. Also a ``ValueError``."""
+    """The input breaks a rule; nothing was written. Also a ``ValueError``.
+
+    ``field`` names the argument at fault, ``reason`` says what is wrong with it. This is
+    also what a negative int or one too large for an int argument raises (``must not be
+    negative``, ``is too large (at most N)``), and a str with a lone surrogate such as
+    ``"\\ud800"`` (``is not valid text (it contains a lone surrogate)``), instead of
+    ``OverflowError`` or ``UnicodeEncodeError``; a value of the wrong type is a ``TypeError``.
+    """
 
     field: str
     reason: str
@@ -307,7 +314,12 @@ class Response:
 
 @final
 class Endpoint:
-    """A webhook endpoint as stored. Compare with ``==``."""
+    """A webhook endpoint as stored. Compare with ``==``.
+
+    ``repr()`` shows the URL redacted (user info, every query value and the fragment read
+    ``redacted``: ``?token=redacted``), as webhook URLs often carry a credential; ``url``
+    is the full URL.
+    """
 
     @property
     def id(self) -> str: ...
@@ -315,7 +327,8 @@ class Endpoint:
     def secret(self) -> str:
         """The current signing secret, ``whsec_<base64>``."""
     @property
-    def url(self) -> str: ...
+    def url(self) -> str:
+        """The full URL, query included (``repr()`` shows it redacted)."""
     @property
     def name(self) -> Optional[str]: ...
     @property
