@@ -10,6 +10,14 @@
 //!
 //! It does as little as an HTTP server can, so that the client side (tidings or the raw
 //! `ureq` loop) is what the rows measure, and both contenders pay for it equally.
+//!
+//! Why it is not `hyper`, like the tests' server and the demo's receiver: a `hyper` responder
+//! with the same API was measured in its place, alternating with this one four times (the
+//! `deliver_` rows, three rounds each, medians of the four runs). On one `tokio` thread it
+//! moved `deliver_4` by -27% for tidings and -11% for the raw loop, `deliver_16` by +20% and
+//! +11%; on two `tokio` workers `deliver_4` by -20% and -24%, `deliver_16` by -3% and 0%
+//! (figures in docs/benchmarks.md). The responder's scheduling would set the rows, not the
+//! client's work, so this one (a thread per connection, like the clients) stays.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};

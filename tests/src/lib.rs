@@ -1,14 +1,12 @@
-//! Support for the end-to-end tests: a real HTTP receiver on 127.0.0.1, a TLS receiver,
-//! and helpers to open stores that may deliver to loopback. For the reliability suite: a
-//! fault-injecting server ([`faults`]), a lean counting receiver for load ([`counting`]), and
-//! process, memory, CPU and database-consistency helpers ([`procs`]).
+//! Support for the end-to-end tests: the HTTP test server of `tidings-test-server` (a
+//! scriptable [`receiver`], its [`tls`] form, a lean [`counting`] receiver for load and the
+//! [`faults`] below HTTP, all on `hyper`), re-exported under these names, and helpers to open
+//! stores that may deliver to loopback. For the reliability suite: process, memory, CPU and
+//! database-consistency helpers ([`procs`]).
 
-pub mod counting;
-pub mod faults;
-pub mod http_lite;
 pub mod procs;
-pub mod receiver;
-pub mod tls;
+
+pub use tidings_test_server::{counting, faults, receiver, tls};
 
 use std::path::Path;
 use std::time::Duration;

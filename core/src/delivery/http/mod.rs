@@ -624,14 +624,4 @@ fn classify_io(err: &std::io::Error) -> SendError {
 }
 
 #[cfg(test)]
-#[allow(dead_code, clippy::all)]
-#[path = "../../../../tests/src/receiver.rs"]
-mod test_receiver;
-
-#[cfg(test)]
-#[allow(dead_code, clippy::all)]
-#[path = "../../../../tests/src/tls.rs"]
-mod test_tls;
-
-#[cfg(test)]
 mod tests;

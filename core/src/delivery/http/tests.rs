@@ -4,8 +4,9 @@ use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::thread::{self, JoinHandle};
 
-use super::test_receiver::{Behavior, Receiver};
-use super::test_tls::TlsReceiver;
+use tidings_test_server::receiver::{Behavior, Receiver};
+use tidings_test_server::tls::TlsReceiver;
+
 use super::*;
 
 const LIMIT: usize = 64 * 1024;

@@ -1,7 +1,8 @@
 //! A lean webhook receiver on `127.0.0.1` for load tests: it answers every request at once and
 //! keeps only a count per `(path, webhook-id)`, so that recording a million requests costs a
 //! few tens of MiB rather than every body and header (the load tests measure the memory of
-//! their own process, receiver included).
+//! their own process, receiver included). It runs on the same engine as every server here
+//! (`server.rs`: `hyper` on one thread), and reads each body only to discard it.
 //!
 //! It can be started on a chosen port ([`CountingReceiver::start_on`]), so a test can leave a
 //! port closed ("receiver down") and bring the receiver up on it later.
@@ -9,20 +10,26 @@
 use std::collections::HashMap;
 use std::collections::hash_map::DefaultHasher;
 use std::hash::{Hash, Hasher};
-use std::io::{self, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, AtomicU16, AtomicUsize, Ordering};
+use std::io;
+use std::net::{SocketAddr, TcpListener};
+use std::sync::atomic::{AtomicU16, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
-use std::thread::{self, JoinHandle};
 use std::time::Duration;
 
-use crate::http_lite::LiteConn;
+use hyper::body::{Bytes, Incoming};
+use hyper::{Request, Response};
+
+use crate::conn::Control;
+use crate::respond::{bad_request, full, read_body};
+use crate::server::{Body, Handler, Options, Server};
+
+/// Largest accepted request body.
+const MAX_BODY_BYTES: usize = 64 * 1024 * 1024;
 
 /// A running counting receiver; stops when dropped.
 pub struct CountingReceiver {
-    addr: SocketAddr,
+    server: Server,
     shared: Arc<Shared>,
-    accept: Option<JoinHandle<()>>,
 }
 
 struct Counts {
@@ -42,14 +49,10 @@ impl Default for Counts {
 }
 
 struct Shared {
-    stop: AtomicBool,
     status: AtomicU16,
     counts: Mutex<Counts>,
     changed: Condvar,
-    connections: AtomicUsize,
-    threads: Mutex<Vec<JoinHandle<()>>>,
 }
-
 /// A compact key for a webhook id: the UUID's 128 bits, or a 64-bit hash for anything else.
 pub fn id_key(id: &str) -> u128 {
     let hex: String = id.chars().filter(|c| *c != '-').collect();
@@ -75,30 +78,27 @@ impl CountingReceiver {
     /// Binds `127.0.0.1:port` (0: any free port).
     pub fn start_on(port: u16) -> io::Result<CountingReceiver> {
         let listener = TcpListener::bind(("127.0.0.1", port))?;
-        let addr = listener.local_addr()?;
         let shared = Arc::new(Shared {
-            stop: AtomicBool::new(false),
             status: AtomicU16::new(200),
             counts: Mutex::new(Counts::default()),
             changed: Condvar::new(),
-            connections: AtomicUsize::new(0),
-            threads: Mutex::new(Vec::new()),
         });
-        let accept_shared = Arc::clone(&shared);
-        let accept = thread::Builder::new()
-            .name("counting-accept".into())
-            .spawn(move || accept_loop(listener, accept_shared))?;
-        Ok(CountingReceiver { addr, shared, accept: Some(accept) })
+        let server = Server::start(listener, Arc::clone(&shared), Options::default(), "counting")?;
+        Ok(CountingReceiver { server, shared })
     }
 
     /// The port it listens on.
     pub fn port(&self) -> u16 {
-        self.addr.port()
+        self.addr().port()
+    }
+
+    fn addr(&self) -> SocketAddr {
+        self.server.addr()
     }
 
     /// `http://127.0.0.1:PORT` followed by `path`.
     pub fn url_for(&self, path: &str) -> String {
-        format!("http://{}{path}", self.addr)
+        format!("http://{}{path}", self.addr())
     }
 
     /// The status every later request is answered with (default 200).
@@ -113,7 +113,7 @@ impl CountingReceiver {
 
     /// Connections accepted in all.
     pub fn connections(&self) -> usize {
-        self.shared.connections.load(Ordering::SeqCst)
+        self.server.connections()
     }
 
     /// Distinct webhook ids received on `path`.
@@ -149,49 +149,27 @@ impl CountingReceiver {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Counts> {
-        self.shared.counts.lock().unwrap_or_else(|p| p.into_inner())
+        self.shared.lock()
     }
 }
 
-impl Drop for CountingReceiver {
-    fn drop(&mut self) {
-        self.shared.stop.store(true, Ordering::SeqCst);
-        let _ = TcpStream::connect_timeout(&self.addr, Duration::from_secs(1));
-        if let Some(accept) = self.accept.take() {
-            let _ = accept.join();
-        }
-        let threads = std::mem::take(&mut *self.shared.threads.lock().unwrap_or_else(|p| p.into_inner()));
-        for t in threads {
-            let _ = t.join();
-        }
+impl std::fmt::Debug for CountingReceiver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CountingReceiver").field("addr", &self.addr()).finish_non_exhaustive()
     }
 }
 
-fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
-    for stream in listener.incoming() {
-        if shared.stop.load(Ordering::SeqCst) {
-            break;
-        }
-        let Ok(stream) = stream else { continue };
-        shared.connections.fetch_add(1, Ordering::SeqCst);
-        let conn_shared = Arc::clone(&shared);
-        if let Ok(handle) =
-            thread::Builder::new().name("counting-conn".into()).spawn(move || serve(stream, conn_shared))
-        {
-            let mut threads = shared.threads.lock().unwrap_or_else(|p| p.into_inner());
-            threads.retain(|h| !h.is_finished());
-            threads.push(handle);
-        }
+impl Shared {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Counts> {
+        self.counts.lock().unwrap_or_else(|p| p.into_inner())
     }
-}
 
-fn serve(stream: TcpStream, shared: Arc<Shared>) {
-    let Ok(mut conn) = LiteConn::new(stream) else { return };
-    while let Ok(Some(request)) = conn.read_request(&shared.stop) {
-        let key = id_key(request.header("webhook-id").unwrap_or(""));
+    /// Counts one request; wakes the waiters when their total is reached.
+    fn count(&self, path: &str, webhook_id: &str) {
+        let key = id_key(webhook_id);
         let reached = {
-            let mut counts = shared.counts.lock().unwrap_or_else(|p| p.into_inner());
-            *counts.by_path.entry(request.path().to_owned()).or_default().entry(key).or_default() += 1;
+            let mut counts = self.lock();
+            *counts.by_path.entry(path.to_owned()).or_default().entry(key).or_default() += 1;
             counts.total += 1;
             let reached = counts.total >= counts.wanted;
             if reached {
@@ -200,27 +178,34 @@ fn serve(stream: TcpStream, shared: Arc<Shared>) {
             reached
         };
         if reached {
-            shared.changed.notify_all();
+            self.changed.notify_all();
         }
-        let status = shared.status.load(Ordering::SeqCst);
-        let answer = format!("HTTP/1.1 {status} X\r\ncontent-length: 0\r\n\r\n");
-        if conn.stream.write_all(answer.as_bytes()).is_err() {
-            return;
+    }
+}
+
+impl Handler for Shared {
+    async fn handle(self: Arc<Self>, request: Request<Incoming>, _: Arc<Control>) -> Response<Body> {
+        let (head, body) = request.into_parts();
+        // Read (and dropped) so that the connection stays in step for the next request.
+        if read_body(body, MAX_BODY_BYTES).await.is_none() {
+            return bad_request();
         }
-        if request.header("connection").is_some_and(|v| v.eq_ignore_ascii_case("close")) {
-            return;
-        }
+        let id = head.headers.get("webhook-id").and_then(|v| v.to_str().ok()).unwrap_or("");
+        self.count(head.uri.path(), id);
+        full(self.status.load(Ordering::SeqCst), &[], Bytes::new())
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::io::Read;
+    use std::io::{Read, Write};
+    use std::net::TcpStream;
+    use std::thread;
 
     /// Sends `n` requests to `path` on one keep-alive connection, reading each answer.
     fn send(receiver: &CountingReceiver, path: &str, n: usize) {
-        let mut stream = TcpStream::connect(receiver.addr).expect("connect");
+        let mut stream = TcpStream::connect(receiver.addr()).expect("connect");
         for i in 0..n {
             let request =
                 format!("POST {path} HTTP/1.1\r\nhost: x\r\nwebhook-id: msg-{i}\r\ncontent-length: 2\r\n\r\n{{}}");
@@ -249,6 +234,8 @@ mod tests {
         assert!(large.join().expect("large waiter"), "a total of 5 was reached");
         assert_eq!(receiver.total(), 5);
         assert_eq!(receiver.distinct("/a"), 3);
+        assert_eq!(receiver.times("/a", "msg-1"), 1);
+        assert_eq!(receiver.connections(), 2);
         // Reached already: at once; never reached: false after the timeout.
         assert!(receiver.wait_total(5, Duration::ZERO));
         assert!(!receiver.wait_total(6, Duration::from_millis(100)));
