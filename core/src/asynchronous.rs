@@ -2,7 +2,7 @@
 //!
 //! The engine stays thread-based; these wrappers run transactions and reads on tokio's
 //! blocking pool, so an async handler never blocks the runtime's workers while SQLite works or
-//! waits for the lock. [`crate::Delivery::idle`] is the async form of `wait_idle`.
+//! waits for the lock. [`crate::DeliveryEngine::idle`] is the async form of `wait_idle`.
 //!
 //! ```
 //! # #[tokio::main(flavor = "current_thread")]

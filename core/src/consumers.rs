@@ -76,7 +76,9 @@ pub(crate) fn load_snapshot(conn: &Connection, stream: &str) -> Result<Option<Sn
         .query_row([stream], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
         .optional()?;
     row.map(|(version, state, saved_at)| {
-        Ok(Snapshot { version, state: serde_json::from_str(&state)?, saved_at: clock::from_micros(saved_at) })
+        let state = serde_json::from_str(&state)
+            .map_err(|e| Error::Storage(format!("the stored snapshot of stream {stream:?} is not JSON: {e}")))?;
+        Ok(Snapshot { version, state, saved_at: clock::from_micros(saved_at) })
     })
     .transpose()
 }

@@ -10,36 +10,10 @@
 
 use std::fmt;
 
+use crate::expected_version::ExpectedVersion;
+
 /// Result alias used across the crate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
-
-/// What a stream was expected to look like when appending to it.
-///
-/// `Exact(0)` means the same as `NoStream`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
-#[non_exhaustive]
-pub enum ExpectedVersion {
-    /// Append whatever the stream's current version is.
-    #[default]
-    Any,
-    /// The stream must not exist yet.
-    NoStream,
-    /// The stream must already have at least one event.
-    StreamExists,
-    /// The stream's current version must be exactly this (0: the stream must not exist).
-    Exact(u64),
-}
-
-impl fmt::Display for ExpectedVersion {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            ExpectedVersion::Any => f.write_str("any version"),
-            ExpectedVersion::NoStream | ExpectedVersion::Exact(0) => f.write_str("no stream"),
-            ExpectedVersion::StreamExists => f.write_str("an existing stream"),
-            ExpectedVersion::Exact(v) => write!(f, "version {v}"),
-        }
-    }
-}
 
 /// Why a webhook signature was rejected by [`crate::verify`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -178,7 +152,27 @@ pub enum Error {
         supported: i64,
     },
 
-    /// SQLite failed (I/O, a full disk, a damaged file, a write through a read-only store).
+    /// Nothing can be written: the store was opened with [`crate::Store::open_read_only`]
+    /// (appends, endpoint changes, the delivery engine, SQL that writes are refused), or SQLite
+    /// found the file or its folder not writable.
+    #[error("the store was opened read-only")]
+    ReadOnly,
+
+    /// An earlier append in this transaction failed after it had started writing, so the
+    /// transaction can only be rolled back: drop it (or let the closure return the error) and
+    /// start again.
+    #[error("an append failed while writing, so this transaction can only be rolled back")]
+    TransactionFailed,
+
+    /// The delivery engine could not start a thread (the process is out of threads or memory);
+    /// nothing was started.
+    #[error("could not start the delivery engine: {reason}")]
+    EngineStart {
+        /// What the operating system said.
+        reason: String,
+    },
+
+    /// SQLite failed (I/O, a full disk, a damaged file or stored value).
     #[error("storage error: {0}")]
     Storage(String),
 
@@ -210,7 +204,7 @@ fn incompatible_text(found: Option<i64>, supported: i64) -> String {
 impl Error {
     /// [`Error::Incompatible`] for a file with schema version `found` (`None`: not tidings).
     pub(crate) fn incompatible(found: Option<i64>) -> Self {
-        Error::Incompatible { found, supported: crate::schema::SCHEMA_VERSION }
+        Error::Incompatible { found, supported: crate::migrations::SCHEMA_VERSION }
     }
 
     /// Shorthand for [`Error::InvalidInput`].
@@ -234,6 +228,7 @@ impl From<rusqlite::Error> for Error {
                 Error::Busy
             }
             rusqlite::Error::SqliteFailure(e, _) if e.code == ErrorCode::NotADatabase => Error::incompatible(None),
+            rusqlite::Error::SqliteFailure(e, _) if e.code == ErrorCode::ReadOnly => Error::ReadOnly,
             _ => Error::Storage(err.to_string()),
         }
     }

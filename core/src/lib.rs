@@ -49,7 +49,9 @@ pub mod egress;
 mod endpoint;
 mod error;
 mod event;
+mod expected_version;
 mod log;
+mod migrations;
 mod options;
 mod outbox;
 pub mod pattern;
@@ -57,6 +59,7 @@ mod rates;
 mod retention;
 pub mod retry;
 mod schema;
+mod shared;
 pub mod signing;
 mod store;
 pub mod template;
@@ -69,12 +72,12 @@ pub use consumers::Snapshot;
 #[doc(hidden)]
 pub use delivery::bench_support;
 pub use delivery::{
-    Attempt, CLAIM_AHEAD, DEFAULT_MAX_WORKERS, Delivery, DeliveryOptions, EndpointStats, MIN_CLAIM_AHEAD, Response,
-    Stats,
+    Attempt, CLAIM_AHEAD, DEFAULT_MAX_WORKERS, DeliveryEngine, DeliveryOptions, EndpointStats, MIN_CLAIM_AHEAD,
+    Response, Stats,
 };
 pub use endpoint::{Auth, CircuitState, Endpoint, EndpointHealth, EndpointSpec, EndpointUpdate, redacted_url};
-pub use error::{Error, ExpectedVersion, Result, SignatureFailure};
-pub use event::{MAX_JSON_DEPTH, NewEvent, RecordedEvent};
+pub use error::{Error, Result, SignatureFailure};
+pub use event::{ExpectedVersion, MAX_JSON_DEPTH, NewEvent, RecordedEvent};
 pub use log::{ReadAllOptions, ReadStreamOptions};
 pub use options::{Durability, StoreOptions};
 pub use outbox::{DeliveryFilter, DeliveryRecord, DeliveryState};
@@ -85,6 +88,10 @@ pub use schema::{SCHEMA_VERSION, schema_version};
 pub use signing::{Secret, Verified, verify};
 pub use store::Store;
 pub use transaction::Transaction;
+
+/// The delivery engine's handle under its old name.
+#[deprecated(note = "renamed DeliveryEngine")]
+pub type Delivery = DeliveryEngine;
 
 /// The README's code blocks, compiled (and run unless marked `no_run`) as doctests so the
 /// README cannot rot.

@@ -24,13 +24,13 @@ use rusqlite::{Connection, OptionalExtension, Row, params};
 use serde_json::Value;
 
 use crate::clock;
-use crate::error::{Error, ExpectedVersion, Result};
-use crate::event::{self, NewEvent, RecordedEvent, StoredEvent, ValidEvent};
+use crate::error::{Error, Result};
+use crate::event::{self, ExpectedVersion, NewEvent, RecordedEvent, StoredEvent, ValidEvent};
 use crate::outbox;
 use crate::pattern::PatternSet;
 use crate::rates;
 use crate::schema::{self, KEY_LAST_POSITION};
-use crate::store::Shared;
+use crate::shared::Shared;
 
 /// The stream of `tidings.rate_limit.exceeded` events.
 pub(crate) const SYSTEM_RATE_STREAM: &str = "tidings.rate_limits";
@@ -126,7 +126,10 @@ pub(crate) fn event_from_row(row: &Row<'_>) -> rusqlite::Result<RecordedEvent> {
     })
 }
 
-/// Appends `events` to `stream` inside the caller's write transaction.
+/// Appends `events` to `stream` inside the caller's write transaction: checks them
+/// ([`check_events`]), replays an idempotent repeat, checks the expected version and the
+/// stream's tenant ([`check_stream`]), counts the tenant's rate, then writes the events and
+/// their delivery rows ([`write_events`]).
 pub(crate) fn append(
     conn: &Connection,
     shared: &Shared,
@@ -136,43 +139,11 @@ pub(crate) fn append(
     allow_system: bool,
 ) -> Result<Vec<RecordedEvent>> {
     let _span = tracing::trace_span!("append", stream, events = events.len()).entered();
-    event::validate_stream(stream)?;
-    if events.is_empty() {
-        return Err(Error::invalid("events", "at least one event is required"));
-    }
-    let valid = events
-        .iter()
-        .map(|e| e.validate(shared.options.max_event_size, allow_system))
-        .collect::<Result<Vec<ValidEvent>>>()?;
-    let mut seen = std::collections::HashSet::with_capacity(valid.len());
-    if valid.len() > 1
-        && let Some(dup) = valid.iter().find(|v| !seen.insert(v.id.as_str()))
-    {
-        return Err(Error::invalid("id", format!("event id {} appears twice in one append", dup.id)));
-    }
-    let tenant = valid[0].tenant.clone();
-    if valid.iter().any(|v| v.tenant != tenant) {
-        return Err(Error::invalid("tenant", "all events of one append must have the same tenant"));
-    }
+    let (valid, tenant) = check_events(shared, stream, &events, allow_system)?;
     if let Some(originals) = idempotent_replay(conn, stream, &valid)? {
         return Ok(originals);
     }
-    let existing = find_stream(conn, stream)?;
-    let actual = existing.as_ref().map_or(0, |s| s.version);
-    let expected_ok = match expected {
-        ExpectedVersion::Any => true,
-        ExpectedVersion::NoStream => actual == 0,
-        ExpectedVersion::StreamExists => actual > 0,
-        ExpectedVersion::Exact(v) => actual == v,
-    };
-    if !expected_ok {
-        return Err(Error::Concurrency { stream: stream.to_string(), expected, actual });
-    }
-    if let Some(row) = &existing
-        && row.tenant != tenant
-    {
-        return Err(Error::invalid("tenant", "the stream belongs to a different tenant (fixed by its first event)"));
-    }
+    let (existing, actual) = check_stream(conn, stream, expected, tenant.as_deref())?;
 
     // The last check, the tenant's rate, is also the first write (its meter); nothing is
     // written before it. After it, a failure fails the caller's transaction (see
@@ -191,9 +162,94 @@ pub(crate) fn append(
             conn.last_insert_rowid()
         }
     };
-    let last_position = last_position(conn)?;
-    // The records returned carry each event's data and metadata: moved out of events given
-    // by value, copied from borrowed ones.
+    let first_position = last_position(conn)? + 1;
+    let target = Written { stream, stream_id, first_version: actual + 1, first_position, now };
+    let recorded = write_events(conn, shared, &target, valid, events)?;
+    if rate_warning && let Some(t) = tenant.as_deref() {
+        record_rate_exceeded(conn, shared, t, now)?;
+    }
+    tracing::trace!(stream, events = n, first_position, "appended");
+    Ok(recorded)
+}
+
+/// Checks an append's events before anything is read or written: the stream name, at least
+/// one event, each event valid, no id twice, one tenant for all. Returns the checked events
+/// and their tenant.
+fn check_events(
+    shared: &Shared,
+    stream: &str,
+    events: &[NewEvent],
+    allow_system: bool,
+) -> Result<(Vec<ValidEvent>, Option<String>)> {
+    event::validate_stream(stream)?;
+    if events.is_empty() {
+        return Err(Error::invalid("events", "at least one event is required"));
+    }
+    let valid = events
+        .iter()
+        .map(|e| e.validate(shared.options.max_event_size, allow_system))
+        .collect::<Result<Vec<ValidEvent>>>()?;
+    let mut seen = std::collections::HashSet::with_capacity(valid.len());
+    if valid.len() > 1
+        && let Some(dup) = valid.iter().find(|v| !seen.insert(v.id.as_str()))
+    {
+        return Err(Error::invalid("id", format!("event id {} appears twice in one append", dup.id)));
+    }
+    let tenant = valid[0].tenant.clone();
+    if valid.iter().any(|v| v.tenant != tenant) {
+        return Err(Error::invalid("tenant", "all events of one append must have the same tenant"));
+    }
+    Ok((valid, tenant))
+}
+
+/// Checks the stream against the caller's expected version and the events' tenant (a
+/// stream's tenant is fixed by its first event). Returns its row, if it exists, and its
+/// current version (0 when it does not).
+fn check_stream(
+    conn: &Connection,
+    stream: &str,
+    expected: ExpectedVersion,
+    tenant: Option<&str>,
+) -> Result<(Option<StreamRow>, u64)> {
+    let existing = find_stream(conn, stream)?;
+    let actual = existing.as_ref().map_or(0, |s| s.version);
+    let expected_ok = match expected {
+        ExpectedVersion::Any => true,
+        ExpectedVersion::NoStream => actual == 0,
+        ExpectedVersion::StreamExists => actual > 0,
+        ExpectedVersion::Exact(v) => actual == v,
+    };
+    if !expected_ok {
+        return Err(Error::Concurrency { stream: stream.to_string(), expected, actual });
+    }
+    if let Some(row) = &existing
+        && row.tenant.as_deref() != tenant
+    {
+        return Err(Error::invalid("tenant", "the stream belongs to a different tenant (fixed by its first event)"));
+    }
+    Ok((existing, actual))
+}
+
+/// Where an append's events go: their stream, its next version and the next global position.
+struct Written<'a> {
+    stream: &'a str,
+    stream_id: i64,
+    first_version: u64,
+    first_position: u64,
+    now: i64,
+}
+
+/// Writes the checked events at their positions and versions and fans each out to the
+/// matching endpoints (one delivery row each, in this transaction). The records returned carry
+/// each event's data and metadata: moved out of events given by value, copied from borrowed
+/// ones.
+fn write_events(
+    conn: &Connection,
+    shared: &Shared,
+    at: &Written<'_>,
+    valid: Vec<ValidEvent>,
+    events: Cow<'_, [NewEvent]>,
+) -> Result<Vec<RecordedEvent>> {
     let payloads: Vec<(Value, Value)> = match events {
         Cow::Owned(events) => events.into_iter().map(|e| (e.data, e.metadata)).collect(),
         Cow::Borrowed(events) => events.iter().map(|e| (e.data.clone(), e.metadata.clone())).collect(),
@@ -201,66 +257,59 @@ pub(crate) fn append(
     let mut matcher = shared.matcher();
     matcher.refresh(conn)?;
     let mut recorded = Vec::with_capacity(valid.len());
-    {
-        let mut insert = conn.prepare_cached(
-            "INSERT INTO tidings_events (position, id, stream_id, version, type, data, metadata, tenant, recorded_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-        )?;
-        let mut deliver = outbox::DeliveryInserts::new(conn, now)?;
-        let mut targets: Option<std::sync::Arc<[outbox::Target]>> = None;
-        for (i, (v, (data, metadata))) in valid.into_iter().zip(payloads).enumerate() {
-            let position = last_position + 1 + i as u64;
-            let version = actual + 1 + i as u64;
-            insert.execute(params![
-                position,
-                v.id,
-                stream_id,
-                version,
-                v.event_type,
-                v.data,
-                v.metadata,
-                v.tenant,
-                now
-            ])?;
-            // Events of one append mostly share their type: match once per run of a type.
-            let same =
-                recorded.last().is_some_and(|p: &RecordedEvent| p.event_type == v.event_type && p.tenant == v.tenant);
-            let to = match (&targets, same) {
-                (Some(t), true) => std::sync::Arc::clone(t),
-                _ => matcher.targets(&v.event_type, v.tenant.as_deref()),
-            };
-            deliver.add(position, stream_id, &to)?;
-            targets = Some(to);
-            recorded.push(RecordedEvent {
-                id: v.id,
-                stream: stream.to_string(),
-                version,
-                position,
-                event_type: v.event_type,
-                data,
-                metadata,
-                tenant: v.tenant,
-                recorded_at: clock::from_micros(now),
-            });
-        }
-        deliver.finish(conn)?;
+    let mut insert = conn.prepare_cached(
+        "INSERT INTO tidings_events (position, id, stream_id, version, type, data, metadata, tenant, recorded_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+    )?;
+    let mut deliver = outbox::DeliveryInserts::new(conn, at.now)?;
+    let mut targets: Option<std::sync::Arc<[outbox::Target]>> = None;
+    for (i, (v, (data, metadata))) in valid.into_iter().zip(payloads).enumerate() {
+        let (position, version) = (at.first_position + i as u64, at.first_version + i as u64);
+        insert.execute(params![
+            position,
+            v.id,
+            at.stream_id,
+            version,
+            v.event_type,
+            v.data,
+            v.metadata,
+            v.tenant,
+            at.now
+        ])?;
+        // Events of one append mostly share their type: match once per run of a type.
+        let same =
+            recorded.last().is_some_and(|p: &RecordedEvent| p.event_type == v.event_type && p.tenant == v.tenant);
+        let to = match (&targets, same) {
+            (Some(t), true) => std::sync::Arc::clone(t),
+            _ => matcher.targets(&v.event_type, v.tenant.as_deref()),
+        };
+        deliver.add(position, at.stream_id, &to)?;
+        targets = Some(to);
+        recorded.push(RecordedEvent {
+            id: v.id,
+            stream: at.stream.to_string(),
+            version,
+            position,
+            event_type: v.event_type,
+            data,
+            metadata,
+            tenant: v.tenant,
+            recorded_at: clock::from_micros(at.now),
+        });
     }
-    drop(matcher);
-    if rate_warning && let Some(t) = tenant.as_deref() {
-        let stats = rates::stats(conn, &shared.options.tenant_rates, t, now)?;
-        let data = rates::exceeded_event_data(t, stats.limit.unwrap_or(0), stats.current);
-        append(
-            conn,
-            shared,
-            SYSTEM_RATE_STREAM,
-            Cow::Owned(vec![NewEvent::new("tidings.rate_limit.exceeded", data)]),
-            ExpectedVersion::Any,
-            true,
-        )?;
-        tracing::warn!(tenant = t, limit = stats.limit, current = stats.current, "tenant over its event rate");
-    }
-    tracing::trace!(stream, events = n, first_position = last_position + 1, "appended");
+    deliver.finish(conn)?;
     Ok(recorded)
+}
+
+/// Records `tidings.rate_limit.exceeded` for a tenant over its warned rate (a system event,
+/// in the same transaction) and logs it.
+fn record_rate_exceeded(conn: &Connection, shared: &Shared, tenant: &str, now: i64) -> Result<()> {
+    let stats = rates::stats(conn, &shared.options.tenant_rates, tenant, now)?;
+    let data = rates::exceeded_event_data(tenant, stats.limit.unwrap_or(0), stats.current);
+    let event = NewEvent::new("tidings.rate_limit.exceeded", data);
+    append(conn, shared, SYSTEM_RATE_STREAM, Cow::Owned(vec![event]), ExpectedVersion::Any, true)?;
+    tracing::warn!(tenant, limit = stats.limit, current = stats.current, "tenant over its event rate");
+    Ok(())
 }
 
 /// When the events carry caller ids that already exist: returns the original records if it is

@@ -94,7 +94,7 @@ impl DeliveryState {
         DeliveryState::ALL
             .into_iter()
             .find(|state| state.as_str().eq_ignore_ascii_case(s))
-            .ok_or_else(|| Error::invalid("status", format!("unknown delivery state {s:?}")))
+            .ok_or_else(|| Error::invalid("state", format!("unknown delivery state {s:?}")))
     }
 
     /// Whether the delivery can still be sent (pending, sending, retrying, paused).

@@ -164,7 +164,7 @@ pub(crate) fn prune_deliveries(
 
 /// Keeps the WAL bounded and gives pruned pages back: a passive checkpoint, a truncating one
 /// when the WAL outgrew its limit, then an incremental vacuum step.
-pub(crate) fn checkpoint_and_vacuum(shared: &crate::store::Shared) -> Result<()> {
+pub(crate) fn checkpoint_and_vacuum(shared: &crate::shared::Shared) -> Result<()> {
     if matches!(shared.location, crate::db::Location::Memory) {
         return Ok(());
     }

@@ -8,17 +8,8 @@
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior};
 
 use crate::error::{Error, Result};
-
-/// The migrations, in order; migration `i` (0-based) brings the schema to version `i + 1`.
-const MIGRATIONS: &[&str] = &[
-    include_str!("sql/0001_initial.sql"),
-    include_str!("sql/0002_range_partial_indexes.sql"),
-    include_str!("sql/0003_ordered_deliveries.sql"),
-    include_str!("sql/0004_endpoint_state.sql"),
-];
-
-/// The schema version this library writes.
-pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
+use crate::migrations::MIGRATIONS;
+pub use crate::migrations::SCHEMA_VERSION;
 
 /// Meta key: the schema version.
 pub(crate) const KEY_SCHEMA_VERSION: &str = "schema_version";

@@ -10,133 +10,25 @@
 
 use std::borrow::Cow;
 use std::path::Path;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
 
 use rusqlite::types::Value as SqlValue;
 use rusqlite::{Connection, Params};
 use serde_json::Value;
 
 use crate::consumers::{self, Snapshot};
-use crate::db::{self, CommitSignal, Lease, Location, MemberEnd, ReaderPool, WriterSlot};
-use crate::delivery::http::HttpSender;
+use crate::db::{self, Location, ReaderPool};
 use crate::endpoint::{self, Endpoint, EndpointSpec, EndpointUpdate};
-use crate::error::{Error, ExpectedVersion, Result};
-use crate::event::{NewEvent, RecordedEvent};
+use crate::error::{Error, Result};
+use crate::event::{ExpectedVersion, NewEvent, RecordedEvent};
 use crate::log::{self, ReadAllOptions, ReadStreamOptions};
 use crate::options::StoreOptions;
-use crate::outbox::{self, DeliveryFilter, DeliveryRecord, DeliveryState, Matcher};
+use crate::outbox::{self, DeliveryFilter, DeliveryRecord, DeliveryState};
 use crate::pattern::PatternSet;
 use crate::retention::{self, RetentionRule};
 use crate::schema;
+use crate::shared::Shared;
 use crate::transaction::{self, Transaction};
-
-/// State shared by every clone of a store and its transactions.
-pub(crate) struct Shared {
-    pub(crate) options: StoreOptions,
-    /// Opened with [`Store::open_read_only`]: every write is refused.
-    pub(crate) read_only: bool,
-    pub(crate) location: Location,
-    writer: WriterSlot,
-    readers: Option<ReaderPool>,
-    matcher: Mutex<Matcher>,
-    pub(crate) commits: CommitSignal,
-    http: Mutex<Option<(usize, Arc<HttpSender>)>>,
-    /// The WAL file, for durable commits (file stores only).
-    wal: Option<db::WalFile>,
-}
-
-impl Shared {
-    pub(crate) fn matcher(&self) -> MutexGuard<'_, Matcher> {
-        self.matcher.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// The store's HTTP sender (shared by the delivery engine, `send_test` and `call`), made on
-    /// first use with an idle pool of at least `pool` connections per host.
-    pub(crate) fn http_sender(&self, pool: usize) -> Arc<HttpSender> {
-        let mut slot = self.http.lock().unwrap_or_else(|p| p.into_inner());
-        match slot.as_ref() {
-            Some((size, sender)) if *size >= pool => Arc::clone(sender),
-            _ => {
-                let sender = Arc::new(HttpSender::new(
-                    self.options.egress.clone(),
-                    pool.max(4),
-                    format!("tidings/{}", env!("CARGO_PKG_VERSION")),
-                ));
-                *slot = Some((pool.max(4), Arc::clone(&sender)));
-                sender
-            }
-        }
-    }
-
-    pub(crate) fn claim_writer_for_current_thread(&self) {
-        self.writer.set_holder(std::thread::current().id());
-    }
-
-    fn refuse_read_only(&self) -> Result<()> {
-        if self.read_only {
-            return Err(Error::Storage("the store was opened read-only".into()));
-        }
-        Ok(())
-    }
-
-    /// Takes the writer as a member of a commit group (see [`WriterSlot`]).
-    pub(crate) fn join_writer(&self) -> Result<Lease> {
-        self.refuse_read_only()?;
-        self.writer.join(self.options.busy_timeout)
-    }
-
-    /// Leaves the commit group (see [`WriterSlot::leave`]).
-    pub(crate) fn leave_writer(
-        &self,
-        conn: Connection,
-        how: MemberEnd,
-        end: impl FnOnce(&Connection, bool) -> Result<()>,
-    ) -> Result<(bool, u64)> {
-        self.writer.leave(conn, how, end, || self.sync_wal())
-    }
-
-    /// Returns once commit `seq` (from [`Shared::leave_writer`]) is durable (see
-    /// [`WriterSlot::wait_durable`]).
-    pub(crate) fn make_durable(&self, seq: u64) -> Result<()> {
-        self.writer.wait_durable(seq, || self.sync_wal())
-    }
-
-    /// Makes every commit so far durable: syncs the WAL file (file stores only).
-    pub(crate) fn sync_wal(&self) -> Result<()> {
-        match &self.wal {
-            Some(wal) => wal.sync(),
-            None => Ok(()),
-        }
-    }
-
-    /// Takes the writer outside any transaction (housekeeping, in-memory reads).
-    pub(crate) fn take_writer(&self) -> Result<Connection> {
-        self.refuse_read_only()?;
-        self.writer.lend(self.options.busy_timeout)
-    }
-
-    pub(crate) fn give_back_writer(&self, conn: Connection) {
-        self.writer.put_back(conn);
-    }
-
-    /// Runs `f` on a read connection (the writer, for an in-memory store).
-    pub(crate) fn read<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
-        match &self.readers {
-            Some(pool) => {
-                let conn = pool.take(&self.options)?;
-                let result = f(&conn);
-                pool.give_back(conn, self.options.max_idle_readers);
-                result
-            }
-            None => {
-                let conn = self.take_writer()?;
-                let result = f(&conn);
-                self.give_back_writer(conn);
-                result
-            }
-        }
-    }
-}
 
 /// The handle to one tidings database. See the crate docs for a tour.
 #[derive(Clone)]
@@ -217,25 +109,7 @@ impl Store {
         readers: Option<ReaderPool>,
         read_only: bool,
     ) -> Result<Store> {
-        let writer = match writer {
-            Some(conn) => WriterSlot::new(conn),
-            None => WriterSlot::empty(),
-        };
-        let wal = match &location {
-            Location::File(path) => Some(db::WalFile::new(path)),
-            Location::Memory => None,
-        };
-        let shared = Shared {
-            read_only,
-            options,
-            location,
-            writer,
-            readers,
-            matcher: Mutex::new(Matcher::new()),
-            commits: CommitSignal::default(),
-            http: Mutex::new(None),
-            wal,
-        };
+        let shared = Shared::new(location, options, writer, readers, read_only);
         Ok(Store { shared: Arc::new(shared) })
     }
 
@@ -251,11 +125,7 @@ impl Store {
     /// Closes the store: idle connections close now, a connection lent to an open transaction
     /// when it ends. Later calls on any clone fail with [`Error::Closed`].
     pub fn close(&self) {
-        self.shared.writer.close();
-        if let Some(pool) = &self.shared.readers {
-            pool.close();
-        }
-        self.shared.commits.notify();
+        self.shared.close();
     }
 
     /// Begins a write transaction (`BEGIN IMMEDIATE`). Commit it with

@@ -15,11 +15,11 @@ use serde_json::Value;
 use crate::consumers;
 use crate::db::MemberEnd;
 use crate::endpoint::{self, Endpoint, EndpointSpec, EndpointUpdate};
-use crate::error::{Error, ExpectedVersion, Result};
-use crate::event::{NewEvent, RecordedEvent};
+use crate::error::{Error, Result};
+use crate::event::{ExpectedVersion, NewEvent, RecordedEvent};
 use crate::log::{self, ReadStreamOptions};
 use crate::outbox::{self, DeliveryRecord};
-use crate::store::Shared;
+use crate::shared::Shared;
 
 /// An open write transaction. See the module docs.
 ///
@@ -54,9 +54,6 @@ pub struct Transaction {
     /// back (see [`Transaction::append`]).
     failed: bool,
 }
-
-/// What every call on a failed transaction returns.
-const FAILED: &str = "an append failed while writing, so this transaction can only be rolled back";
 
 impl std::fmt::Debug for Transaction {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -143,7 +140,7 @@ impl Transaction {
     fn conn(&self) -> Result<&Connection> {
         let conn = self.conn.as_ref().ok_or(Error::Closed)?;
         if self.failed {
-            return Err(Error::Storage(FAILED.into()));
+            return Err(Error::TransactionFailed);
         }
         // A transaction may move between threads: the slot must name the thread using it now,
         // so a store write on that thread is refused instead of waiting for itself.
@@ -320,7 +317,7 @@ impl Transaction {
         if self.failed {
             // What rolling back says matters less than why the commit is refused.
             let _ = self.abandon(conn);
-            return Err(Error::Storage(FAILED.into()));
+            return Err(Error::TransactionFailed);
         }
         if !self.first
             && let Err(e) = conn.prepare_cached("RELEASE tidings_tx").and_then(|mut s| s.execute([]))

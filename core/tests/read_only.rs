@@ -53,9 +53,10 @@ fn reads_work_writes_are_refused_and_the_file_is_unchanged() -> Result<()> {
     let ro = Store::open_read_only(&path, StoreOptions::default())?;
     assert_eq!(ro.read_all(ReadAllOptions::default())?.len(), 1);
     assert_eq!(ro.stream_version("s")?, Some(1));
-    assert!(matches!(ro.append("s", &[NewEvent::new("a.b", json!({}))], ExpectedVersion::Any), Err(Error::Storage(_))));
-    assert!(matches!(ro.begin(), Err(Error::Storage(_))));
-    assert!(ro.start_delivery(Default::default()).is_err());
+    assert!(matches!(ro.append("s", &[NewEvent::new("a.b", json!({}))], ExpectedVersion::Any), Err(Error::ReadOnly)));
+    assert!(matches!(ro.begin(), Err(Error::ReadOnly)));
+    assert!(matches!(ro.start_delivery(Default::default()), Err(Error::ReadOnly)));
+    assert!(matches!(ro.query("CREATE TABLE notes (body TEXT)", []), Err(Error::ReadOnly)), "SQL that writes");
     drop(ro);
     assert_eq!(std::fs::read(&path).map_err(|e| Error::Storage(e.to_string()))?, before);
     Ok(())

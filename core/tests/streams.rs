@@ -277,6 +277,21 @@ fn snapshots_save_replace_load_and_roll_back() -> Result<()> {
     Ok(())
 }
 
+/// A snapshot damaged in the file (not the caller's input) is a storage error naming the
+/// stream, not `InvalidInput`.
+#[test]
+fn a_damaged_stored_snapshot_is_a_storage_error() -> Result<()> {
+    let (_dir, path, store) = fresh()?;
+    fill(&store, "s", 2)?;
+    store.save_snapshot("s", 2, &json!({"count": 2}))?;
+    raw(&path)?.execute("UPDATE tidings_snapshots SET state = '{not json'", [])?;
+    match store.load_snapshot("s") {
+        Err(Error::Storage(text)) => assert!(text.contains("snapshot") && text.contains("\"s\""), "{text}"),
+        other => panic!("expected a storage error, got {other:?}"),
+    }
+    Ok(())
+}
+
 #[test]
 fn delete_stream_removes_its_events_and_cancels_their_unfinished_deliveries() -> Result<()> {
     let (_dir, path, store) = fresh()?;

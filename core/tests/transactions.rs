@@ -290,7 +290,8 @@ fn append_failing_halfway_through_a_batch_writes_nothing_of_it() -> Result<()> {
 /// it can only be rolled back.
 fn assert_failed(mut tx: tidings::Transaction) {
     fn refused<T: std::fmt::Debug>(outcome: Result<T>) {
-        assert!(matches!(&outcome, Err(Error::Storage(text)) if text.contains("rolled back")), "{outcome:?}");
+        assert!(matches!(&outcome, Err(Error::TransactionFailed)), "{outcome:?}");
+        assert!(outcome.unwrap_err().to_string().contains("rolled back"));
     }
     refused(tx.stream_version("order-1"));
     refused(tx.execute("INSERT INTO orders (id, total) VALUES (3, 3.0)", []));

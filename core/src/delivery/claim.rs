@@ -28,13 +28,13 @@ use rusqlite::Connection;
 
 use super::circuit::{self, Gate};
 use super::complete;
-use super::request::{Job, Target};
+use super::request::{Job, SendSettings};
 use super::rows::{self, DueRow};
 use super::throttle::Bucket;
 use crate::clock;
 use crate::endpoint::{self, SendingSettings, state};
 use crate::error::Result;
-use crate::store::Shared;
+use crate::shared::Shared;
 
 /// How many due endpoints one query of the due queue returns.
 const DUE_PAGE: usize = 256;
@@ -50,7 +50,7 @@ pub(crate) struct LocalState {
     total: usize,
     /// Claims not yet recorded of guarded endpoints.
     guarded: usize,
-    targets: LruCache<i64, (i64, Arc<Target>)>,
+    targets: LruCache<i64, (i64, Arc<SendSettings>)>,
 }
 
 /// One endpoint's claims in this process.
@@ -162,7 +162,7 @@ impl LocalState {
             SendingSettings::Gone => return Ok(Loaded::Gone),
             SendingSettings::Damaged(reason) => return Ok(Loaded::Damaged(reason)),
         };
-        let target = match Target::new(seq, &endpoint, secrets) {
+        let target = match SendSettings::new(seq, &endpoint, secrets) {
             Ok(target) => Arc::new(target),
             Err(err) => return Ok(Loaded::Damaged(err.to_string())),
         };
@@ -178,7 +178,7 @@ impl LocalState {
 
 /// An endpoint's sending settings, as the claim finds them.
 enum Loaded {
-    Live(Arc<Target>),
+    Live(Arc<SendSettings>),
     /// Deleted meanwhile.
     Gone,
     /// A stored setting cannot be read: the endpoint is disabled.
@@ -390,7 +390,7 @@ fn live_target(
     seq: i64,
     now: i64,
     visit: &mut Visit,
-) -> Result<Option<Arc<Target>>> {
+) -> Result<Option<Arc<SendSettings>>> {
     let loaded = match endpoint::live_updated_at(conn, seq)? {
         Some(updated_at) => local.target(conn, seq, updated_at, now)?,
         None => Loaded::Gone,
@@ -414,7 +414,7 @@ fn live_target(
 fn take_due_rows(
     conn: &Connection,
     limits: &ClaimLimits<'_>,
-    target: &Arc<Target>,
+    target: &Arc<SendSettings>,
     room: usize,
     free_now: usize,
     visit: &mut Visit,
@@ -452,7 +452,7 @@ fn take_due_rows(
 fn reschedule(
     conn: &Connection,
     local: &LocalState,
-    target: &Arc<Target>,
+    target: &Arc<SendSettings>,
     now: i64,
     visit: &mut Visit,
 ) -> Result<Option<i64>> {
@@ -475,7 +475,7 @@ fn reschedule(
 fn keepalive(
     conn: &Connection,
     local: &LocalState,
-    target: &Arc<Target>,
+    target: &Arc<SendSettings>,
     every: i64,
     now: i64,
     visit: &mut Visit,

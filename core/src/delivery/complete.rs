@@ -18,13 +18,13 @@ use serde_json::json;
 use super::circuit::{self, Change, HealthPolicy, Outcome};
 use super::http::{HttpResponse, SendError};
 use super::outcome::{Verdict, classify};
-use super::request::{Job, Target};
+use super::request::{Job, SendSettings};
 use crate::clock;
 use crate::endpoint::{self, state::HealthState};
-use crate::error::{ExpectedVersion, Result};
-use crate::event::NewEvent;
+use crate::error::Result;
+use crate::event::{ExpectedVersion, NewEvent};
 use crate::log;
-use crate::store::Shared;
+use crate::shared::Shared;
 
 /// Bytes of a response body kept in the attempt record.
 pub(crate) const RECORDED_BODY_BYTES: usize = 1024;
@@ -73,7 +73,7 @@ pub(crate) struct Recorder<'a> {
     owner: &'a str,
     policy: &'a HealthPolicy,
     /// Each endpoint's outcomes, in the order recorded.
-    outcomes: Vec<(Arc<Target>, Vec<Outcome>)>,
+    outcomes: Vec<(Arc<SendSettings>, Vec<Outcome>)>,
     index: HashMap<i64, usize>,
 }
 
@@ -261,7 +261,7 @@ impl AttemptRow {
 pub(crate) fn announce(
     conn: &Connection,
     shared: &Shared,
-    target: &Target,
+    target: &SendSettings,
     health: &HealthState,
     change: Change,
 ) -> Result<bool> {

@@ -77,7 +77,7 @@ pub(crate) fn spawn(
             .map(drop)
         })
     };
-    scheduler.start(spawner).map_err(|e| crate::Error::Storage(format!("could not start a delivery thread: {e}")))?;
+    scheduler.start(spawner).map_err(|e| crate::Error::EngineStart { reason: format!("a delivery thread: {e}") })?;
     shared.commits.subscribe(engine.wake.clone());
     let health = HealthPolicy {
         unhealthy_after: options.unhealthy_after,
@@ -107,7 +107,7 @@ pub(crate) fn spawn(
     std::thread::Builder::new()
         .name("tidings-dispatcher".into())
         .spawn(move || dispatcher.run())
-        .map_err(|e| crate::Error::Storage(format!("could not start the dispatcher: {e}")))
+        .map_err(|e| crate::Error::EngineStart { reason: format!("the dispatcher thread: {e}") })
 }
 
 /// Lists this engine with its lock file (file stores), in a transaction of its own.
@@ -496,7 +496,7 @@ impl Dispatcher {
 /// Records finished attempts and releases jobs that were not sent, in the caller's transaction.
 fn record(
     conn: &Connection,
-    shared: &crate::store::Shared,
+    shared: &crate::shared::Shared,
     owner: &str,
     policy: &HealthPolicy,
     reports: &[Report],

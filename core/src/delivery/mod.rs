@@ -2,7 +2,7 @@
 //! scheduler that hands them out fairly per endpoint, and an elastic pool of sending threads
 //! (this module is the engine's contract; README.md lists its guarantees and options).
 //!
-//! - [`crate::Store::start_delivery`] starts it and returns a [`Delivery`] handle.
+//! - [`crate::Store::start_delivery`] starts it and returns a [`DeliveryEngine`] handle.
 //! - The dispatcher wakes at once on a commit in this process, within `poll_interval` on a
 //!   commit by another process (`PRAGMA data_version`), and at the earliest due time it knows
 //!   of; otherwise it sleeps (an idle engine uses no CPU). A cycle visits only endpoints with
@@ -22,7 +22,7 @@
 //!   one fails its delivery at once (`invalid_request`), never retried.
 //! - A crashed engine on the same host is noticed at once through its lock file, and its
 //!   claims are sent without waiting for their leases ([`liveness`]).
-//! - [`Delivery::shutdown`] (and `Drop`) stop claiming, let requests in flight finish within a
+//! - [`DeliveryEngine::shutdown`] (and `Drop`) stop claiming, let requests in flight finish within a
 //!   grace period, release unfinished claims and never hang.
 
 mod batching;
@@ -34,9 +34,11 @@ mod claim;
 mod complete;
 #[cfg(test)]
 mod complete_tests;
+mod direct;
 mod dispatcher;
 #[cfg(test)]
 mod due_tests;
+mod history;
 pub(crate) mod http;
 mod liveness;
 mod outcome;
@@ -47,10 +49,9 @@ mod scheduler;
 mod scheduler_tests;
 #[cfg(test)]
 mod statements_tests;
+mod stats;
 mod throttle;
 mod worker;
-
-pub(crate) mod ops;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
@@ -63,7 +64,9 @@ use crate::error::{Error, Result};
 use crate::retention::RetentionRule;
 use crate::store::Store;
 
-pub use ops::{Attempt, EndpointStats, Response, Stats};
+pub use direct::Response;
+pub use history::Attempt;
+pub use stats::{EndpointStats, Stats};
 
 /// Deliveries claimed per worker when [`DeliveryOptions::max_in_flight`] is not set: each
 /// claim cycle is one durable commit, so claiming ahead is what lets a cycle serve many sends.
@@ -332,26 +335,26 @@ impl Engine {
     }
 }
 
-/// A running delivery engine. Stop it with [`Delivery::shutdown`]; dropping it stops it too
+/// A running delivery engine. Stop it with [`DeliveryEngine::shutdown`]; dropping it stops it too
 /// (with a 5 s grace period).
 #[must_use = "dropping the handle stops delivery"]
-pub struct Delivery {
+pub struct DeliveryEngine {
     engine: Arc<Engine>,
     dispatcher: Mutex<Option<JoinHandle<()>>>,
     grace: Arc<Mutex<Duration>>,
 }
 
-impl std::fmt::Debug for Delivery {
+impl std::fmt::Debug for DeliveryEngine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Delivery").field("running", &self.is_running()).finish()
+        f.debug_struct("DeliveryEngine").field("running", &self.is_running()).finish()
     }
 }
 
-impl Delivery {
-    pub(crate) fn start(store: &Store, options: DeliveryOptions) -> Result<Delivery> {
+impl DeliveryEngine {
+    pub(crate) fn start(store: &Store, options: DeliveryOptions) -> Result<DeliveryEngine> {
         options.validate()?;
         if store.shared().read_only {
-            return Err(Error::Storage("the store was opened read-only; delivery needs a writable store".into()));
+            return Err(Error::ReadOnly);
         }
         let (wake_tx, wake_rx) = crossbeam_channel::bounded(1);
         let engine = Arc::new(Engine {
@@ -363,7 +366,7 @@ impl Delivery {
         });
         let grace = Arc::new(Mutex::new(Duration::from_secs(5)));
         let dispatcher = dispatcher::spawn(store.clone(), options, Arc::clone(&engine), wake_rx, Arc::clone(&grace))?;
-        Ok(Delivery { engine, dispatcher: Mutex::new(Some(dispatcher)), grace })
+        Ok(DeliveryEngine { engine, dispatcher: Mutex::new(Some(dispatcher)), grace })
     }
 
     /// Blocks until nothing is due or in flight (deliveries waiting for a later retry do not
@@ -372,7 +375,7 @@ impl Delivery {
         self.engine.wait_idle(timeout)
     }
 
-    /// Async form of [`Delivery::wait_idle`] for tokio applications: waits on the blocking pool,
+    /// Async form of [`DeliveryEngine::wait_idle`] for tokio applications: waits on the blocking pool,
     /// so the runtime's workers are never blocked.
     #[cfg(feature = "tokio")]
     pub async fn idle(&self, timeout: Duration) -> bool {
@@ -385,7 +388,7 @@ impl Delivery {
     /// until `timeout`. Returns whether that happened (`false`: the timeout passed, or the
     /// engine stopped).
     ///
-    /// Unlike [`Delivery::wait_idle`], which returns as soon as nothing is due *now*, `drain`
+    /// Unlike [`DeliveryEngine::wait_idle`], which returns as soon as nothing is due *now*, `drain`
     /// also waits for retries scheduled later, for endpoints whose circuit is open, and for
     /// other engines' claims. Use `wait_idle` to let a burst settle; use `drain` before a
     /// shutdown, in tests, or in a script that must know everything was delivered (or failed
@@ -394,7 +397,7 @@ impl Delivery {
         self.engine.drain(timeout)
     }
 
-    /// Async form of [`Delivery::drain`], waiting on tokio's blocking pool.
+    /// Async form of [`DeliveryEngine::drain`], waiting on tokio's blocking pool.
     #[cfg(feature = "tokio")]
     pub async fn drained(&self, timeout: Duration) -> bool {
         let engine = Arc::clone(&self.engine);
@@ -408,7 +411,7 @@ impl Delivery {
         Ok(())
     }
 
-    /// [`Delivery::shutdown`] through a shared reference, for bindings whose handles are
+    /// [`DeliveryEngine::shutdown`] through a shared reference, for bindings whose handles are
     /// shared; a second call returns at once. A `wait_idle` running on another thread returns
     /// `false`.
     pub fn stop(&self, grace: Duration) {
@@ -427,7 +430,7 @@ impl Delivery {
     }
 }
 
-impl Drop for Delivery {
+impl Drop for DeliveryEngine {
     fn drop(&mut self) {
         self.stop(Duration::from_secs(5));
     }
@@ -444,7 +447,7 @@ impl Store {
     /// delivery.shutdown(std::time::Duration::from_secs(5))?;
     /// # Ok(()) }
     /// ```
-    pub fn start_delivery(&self, options: DeliveryOptions) -> Result<Delivery> {
-        Delivery::start(self, options)
+    pub fn start_delivery(&self, options: DeliveryOptions) -> Result<DeliveryEngine> {
+        DeliveryEngine::start(self, options)
     }
 }

@@ -14,8 +14,10 @@ use crate::retry::RetryPolicy;
 use crate::signing::{self, Secret};
 use crate::template::{RenderContext, TemplateSet, max_rendered_bytes};
 
-/// Everything about an endpoint that sending needs, loaded once per change of the endpoint.
-pub(crate) struct Target {
+/// The endpoint as the engine sends to it: everything about it that claiming and sending need,
+/// loaded once per change of the endpoint (not [`crate::outbox::Target`], an endpoint as fan-out
+/// matches it).
+pub(crate) struct SendSettings {
     pub seq: i64,
     pub id: String,
     pub url: String,
@@ -41,10 +43,10 @@ pub(crate) struct Target {
     pub updated_at: i64,
 }
 
-impl Target {
-    pub(crate) fn new(seq: i64, endpoint: &Endpoint, secrets: Vec<Secret>) -> crate::Result<Target> {
+impl SendSettings {
+    pub(crate) fn new(seq: i64, endpoint: &Endpoint, secrets: Vec<Secret>) -> crate::Result<SendSettings> {
         let spec = &endpoint.spec;
-        Ok(Target {
+        Ok(SendSettings {
             seq,
             id: endpoint.id.clone(),
             url: spec.url.clone(),
@@ -72,7 +74,7 @@ pub(crate) struct Job {
     /// The delivery row (0 for a keepalive ping, which has none).
     pub delivery_id: i64,
     pub attempt: u32,
-    pub target: Arc<Target>,
+    pub target: Arc<SendSettings>,
     pub event: StoredEvent,
     /// A `tidings.ping` keepalive: not stored, not recorded, not retried.
     pub ping: bool,
@@ -113,7 +115,11 @@ impl Rendering {
 /// The JSON body of an attempt. Fails ([`crate::Error::InvalidInput`] on `template`) when the
 /// endpoint's template would render more than `rendering.max_body` bytes: the render stops
 /// there, and sending the event again cannot change it.
-pub(crate) fn render_body(target: &Target, event: &RecordedEvent, rendering: &Rendering) -> crate::Result<Vec<u8>> {
+pub(crate) fn render_body(
+    target: &SendSettings,
+    event: &RecordedEvent,
+    rendering: &Rendering,
+) -> crate::Result<Vec<u8>> {
     target.templates.render_body(&RenderContext::of(event, &rendering.source), rendering.max_body)
 }
 
@@ -122,7 +128,7 @@ pub(crate) fn render_body(target: &Target, event: &RecordedEvent, rendering: &Re
 /// parsed. Fails when the stored text is not JSON or the template renders too much (see
 /// [`render_body`]).
 pub(crate) fn render_stored_body(
-    target: &Target,
+    target: &SendSettings,
     event: &StoredEvent,
     rendering: &Rendering,
 ) -> crate::Result<Vec<u8>> {
@@ -133,7 +139,7 @@ pub(crate) fn render_stored_body(
 }
 
 /// The request for one attempt, signed at `unix_now`.
-pub(crate) fn build(target: &Target, message_id: &str, body: Vec<u8>, unix_now: i64) -> OutgoingRequest {
+pub(crate) fn build(target: &SendSettings, message_id: &str, body: Vec<u8>, unix_now: i64) -> OutgoingRequest {
     let secrets: Vec<&Secret> = target.secrets.iter().collect();
     let mut headers = Vec::with_capacity(6 + target.headers.len());
     headers.push(("content-type".to_string(), "application/json".to_string()));

@@ -12,7 +12,7 @@ use std::sync::LazyLock;
 
 use rusqlite::{Connection, OptionalExtension, params};
 
-use super::request::Target;
+use super::request::SendSettings;
 use crate::endpoint;
 use crate::error::Result;
 use crate::event::StoredEvent;
@@ -66,7 +66,7 @@ const DUE_EVENTS: &str = "LEFT JOIN tidings_events e ON e.position = d.event_pos
 
 /// Up to `want` due rows of the endpoint. Read in one statement; if a row cannot be read, the
 /// rows are read one by one so only the damaged ones fail.
-pub(crate) fn due_rows(conn: &Connection, target: &Target, want: usize, now: i64) -> Result<Vec<DueRow>> {
+pub(crate) fn due_rows(conn: &Connection, target: &SendSettings, want: usize, now: i64) -> Result<Vec<DueRow>> {
     let sql: &str = if target.ordered { &DUE_ORDERED } else { &DUE_PLAIN };
     let mut stmt = conn.prepare_cached(sql)?;
     let batch: rusqlite::Result<Vec<DueRow>> =

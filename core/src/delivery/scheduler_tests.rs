@@ -6,12 +6,12 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use super::claim::LaneLimit;
-use super::request::{self, Job, Target};
+use super::request::{self, Job, SendSettings};
 use super::scheduler::{PoolSize, SLOW_REQUEST, Scheduler, Spawner};
 use crate::endpoint::{Endpoint, EndpointHealth, EndpointSpec, state::HealthState};
 use crate::signing::Secret;
 
-fn target(seq: i64) -> Arc<Target> {
+fn target(seq: i64) -> Arc<SendSettings> {
     let endpoint = Endpoint {
         id: format!("ep-{seq}"),
         secret: Secret::generate(),
@@ -21,7 +21,7 @@ fn target(seq: i64) -> Arc<Target> {
         created_at: time::OffsetDateTime::UNIX_EPOCH,
         updated_at: time::OffsetDateTime::UNIX_EPOCH,
     };
-    Arc::new(Target::new(seq, &endpoint, Vec::new()).expect("target"))
+    Arc::new(SendSettings::new(seq, &endpoint, Vec::new()).expect("target"))
 }
 
 fn jobs(seq: i64, n: usize) -> Vec<Job> {
