@@ -6,12 +6,13 @@
 //!   workers are the limit. An iteration commits 1,000 events in one transaction (untimed) and
 //!   is timed from the commit's return until the receiver has counted all 1,000 requests: the
 //!   engine claims them (syncing the WAL first), renders, signs, posts and records each.
-//!   The receiver is `tidings_tests::counting::CountingReceiver`: per request it parses the
-//!   HTTP message, bumps a counter under a mutex and writes a fixed `200`, keeping no bodies.
-//!   It does not set the rate, but it shares the cores: measured once (thread CPU times from
-//!   `/proc`, 16 workers, 2 cores), its threads used about 13% of the process's CPU time, some
-//!   25 µs per request (mostly the socket reads and writes), against about 160 µs for the
-//!   engine and the appends.
+//!   The receiver is `tidings_tests::counting::CountingReceiver` (`hyper` on one thread): per
+//!   request `hyper` parses the HTTP message, the receiver bumps a counter under a mutex and
+//!   answers `200` with an empty body, keeping no bodies. It does not set the rate, but it
+//!   shares the cores: measured once in its earlier hand-written form (a thread per
+//!   connection; thread CPU times from `/proc`, 16 workers, 2 cores), its threads used about
+//!   13% of the process's CPU time, some 25 µs per request (mostly the socket reads and
+//!   writes), against about 160 µs for the engine and the appends.
 //! - `deliver/latency_500_per_s`: commit-to-receipt latency under a steady 500 events/s, with
 //!   16 workers: one event committed every 2 ms on a fixed schedule (a commit that falls
 //!   behind it is made at once, so the rate stays 500/s on average). An iteration is one event,
@@ -37,7 +38,7 @@ use std::time::{Duration, Instant};
 
 use criterion::{Criterion, SamplingMode, Throughput, criterion_group, criterion_main};
 use tempfile::TempDir;
-use tidings::{Delivery, DeliveryOptions, EndpointSpec, ExpectedVersion, Store};
+use tidings::{DeliveryEngine, DeliveryOptions, EndpointSpec, ExpectedVersion, Store};
 use tidings_tests::counting::CountingReceiver;
 use tidings_tests::receiver::Receiver;
 
@@ -52,7 +53,7 @@ const STALL: Duration = Duration::from_secs(60);
 struct Engine {
     _dir: TempDir,
     store: Store,
-    delivery: Delivery,
+    delivery: DeliveryEngine,
 }
 
 fn engine(url: String, workers: usize) -> Engine {

@@ -449,7 +449,7 @@ pub(crate) mod arg {
         endpoint_id, event_id, event_type = "type", from_position, from_version, header, id, limit,
         max_attempts, max_count, max_event_size, max_in_flight, max_records, max_workers, mode,
         name, owner, path, pattern, per_minute, position, reason, secret, signature_header, source,
-        sql, status, stream, tenant, to_position, token, unhealthy_after, url, value, version,
+        sql, state, stream, tenant, to_position, token, unhealthy_after, url, value, version,
         workers,
     }
 }

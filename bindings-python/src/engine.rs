@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use pyo3::prelude::*;
 use pyo3::types::PyAny;
-use tidings::{Delivery, RetentionRule};
+use tidings::{DeliveryEngine, RetentionRule};
 
 use crate::convert::{arg, opt_seconds, repr, seconds};
 use crate::errors;
@@ -20,11 +20,11 @@ use crate::logging;
 /// A running delivery engine.
 #[pyclass(frozen, module = "tidings", name = "DeliveryEngine")]
 pub(crate) struct PyDeliveryEngine {
-    inner: Delivery,
+    inner: DeliveryEngine,
 }
 
 impl PyDeliveryEngine {
-    pub(crate) fn new(delivery: Delivery) -> Self {
+    pub(crate) fn new(delivery: DeliveryEngine) -> Self {
         PyDeliveryEngine { inner: delivery }
     }
 

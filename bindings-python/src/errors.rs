@@ -11,7 +11,7 @@ use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyDict, PyTuple, PyType};
 
-use tidings::{Error, ExpectedVersion, SignatureFailure};
+use tidings::{Error, ExpectedVersion};
 
 /// The exception classes, created once per interpreter.
 pub(crate) struct ErrorTypes {
@@ -27,8 +27,11 @@ pub(crate) struct ErrorTypes {
     storage: Py<PyType>,
     delivery: Py<PyType>,
     transaction_open: Py<PyType>,
-    /// A `StorageError` subclass, so code written before it existed still catches it.
+    /// `StorageError` subclasses, so code written before they existed still catches them.
     incompatible: Py<PyType>,
+    read_only: Py<PyType>,
+    transaction_failed: Py<PyType>,
+    engine_start: Py<PyType>,
 }
 
 static TYPES: PyOnceLock<ErrorTypes> = PyOnceLock::new();
@@ -65,7 +68,7 @@ const CLASSES: [(&str, bool, &str); 11] = [
     ),
     ("ClosedError", false, "The store, transaction or delivery engine is closed."),
     ("BusyError", false, "The database stayed locked past the busy timeout."),
-    ("StorageError", false, "SQLite failed (I/O, a full disk, a damaged file, a write to a read-only store)."),
+    ("StorageError", false, "SQLite failed (I/O, a full disk, a damaged file or stored value)."),
     (
         "DeliveryError",
         false,
@@ -79,6 +82,14 @@ const CLASSES: [(&str, bool, &str); 11] = [
          instead of starting a second one or calling a store write.",
     ),
 ];
+
+/// Docstrings of the `StorageError` subclasses, made after the table.
+const READ_ONLY_DOC: &str = "Nothing can be written: SQLite found the database file or its folder not writable. \
+     A ``StorageError``.";
+const TRANSACTION_FAILED_DOC: &str = "An earlier append in this transaction failed after it had started writing, so \
+     the transaction can only be rolled back: leave the ``with`` block and start again. A ``StorageError``.";
+const ENGINE_START_DOC: &str = "The delivery engine could not start a thread (out of threads or memory); nothing \
+     was started. A ``StorageError``. Attribute: ``reason``.";
 
 /// Docstring of `IncompatibleDatabaseError`, made after the table as a subclass of `StorageError`.
 const INCOMPATIBLE_DOC: &str = "The file is not a tidings store this version can use, and was left as it was: \
@@ -111,8 +122,11 @@ fn create(py: Python<'_>) -> PyResult<ErrorTypes> {
     let (concurrency, idempotency, not_found, invalid, signature) = (next()?, next()?, next()?, next()?, next()?);
     let (rate_limited, closed, busy, storage, delivery, transaction_open) =
         (next()?, next()?, next()?, next()?, next()?, next()?);
-    let incompatible =
-        make_type(py, "IncompatibleDatabaseError", PyTuple::new(py, [storage.bind(py).clone()])?, INCOMPATIBLE_DOC)?;
+    let storage_kind = |name: &str, doc: &str| make_type(py, name, PyTuple::new(py, [storage.bind(py).clone()])?, doc);
+    let incompatible = storage_kind("IncompatibleDatabaseError", INCOMPATIBLE_DOC)?;
+    let read_only = storage_kind("ReadOnlyError", READ_ONLY_DOC)?;
+    let transaction_failed = storage_kind("TransactionFailedError", TRANSACTION_FAILED_DOC)?;
+    let engine_start = storage_kind("EngineStartError", ENGINE_START_DOC)?;
     Ok(ErrorTypes {
         base,
         concurrency,
@@ -127,6 +141,9 @@ fn create(py: Python<'_>) -> PyResult<ErrorTypes> {
         delivery,
         transaction_open,
         incompatible,
+        read_only,
+        transaction_failed,
+        engine_start,
     })
 }
 
@@ -153,22 +170,13 @@ pub(crate) fn register(module: &Bound<'_, PyModule>) -> PyResult<()> {
         ("DeliveryError", &t.delivery),
         ("TransactionOpenError", &t.transaction_open),
         ("IncompatibleDatabaseError", &t.incompatible),
+        ("ReadOnlyError", &t.read_only),
+        ("TransactionFailedError", &t.transaction_failed),
+        ("EngineStartError", &t.engine_start),
     ] {
         module.add(name, class.bind(py))?;
     }
     Ok(())
-}
-
-fn signature_reason(failure: SignatureFailure) -> &'static str {
-    match failure {
-        SignatureFailure::MissingHeader => "missing_header",
-        SignatureFailure::MalformedHeader => "malformed_header",
-        SignatureFailure::TimestampTooOld => "timestamp_too_old",
-        SignatureFailure::TimestampInFuture => "timestamp_in_future",
-        SignatureFailure::NoMatch => "no_match",
-        SignatureFailure::InvalidSecret => "invalid_secret",
-        _ => "other",
-    }
 }
 
 /// `expected` of a concurrency error as Python sees it: None, an int or `STREAM_EXISTS`.
@@ -211,7 +219,7 @@ fn build(py: Python<'_>, err: Error) -> PyResult<PyErr> {
             ],
         ),
         Error::Signature(failure) => {
-            (&t.signature, vec![("reason", signature_reason(failure).into_pyobject(py)?.into_any().unbind())])
+            (&t.signature, vec![("reason", failure.as_str().into_pyobject(py)?.into_any().unbind())])
         }
         Error::RateLimited { tenant, limit } => (
             &t.rate_limited,
@@ -230,6 +238,9 @@ fn build(py: Python<'_>, err: Error) -> PyResult<PyErr> {
                 ("supported", supported.into_pyobject(py)?.into_any().unbind()),
             ],
         ),
+        Error::ReadOnly => (&t.read_only, Vec::new()),
+        Error::TransactionFailed => (&t.transaction_failed, Vec::new()),
+        Error::EngineStart { reason } => (&t.engine_start, vec![("reason", reason.into_pyobject(py)?.into_any().unbind())]),
         Error::Storage(_) => (&t.storage, Vec::new()),
         Error::Delivery { kind, reason } => (
             &t.delivery,

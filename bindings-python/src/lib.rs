@@ -13,7 +13,7 @@
 //! | `transaction.rs` | `Transaction`: the `with` block and its operations |
 //! | `endpoint.rs` | `Endpoint`, `Bearer`, `ApiKey`, create/update argument conversion |
 //! | `engine.rs` | `DeliveryEngine` (what `start_delivery` returns), `RetentionRule` |
-//! | `records.rs` | `Event`, `Delivery`, `Attempt`, `Response`, `Snapshot`, stats dicts |
+//! | `records.rs` | `Event`, `DeliveryRecord`, `Attempt`, `Response`, `Snapshot`, stats dicts |
 //! | `convert.rs` | JSON, SQL values, seconds, datetimes, expected versions |
 //! | `errors.rs` | the exception hierarchy and the one error conversion |
 //! | `logging.rs` | `tracing` → Python `logging` (logger `tidings`) |

@@ -1,5 +1,5 @@
-//! What core returns, as Python objects: `Event`, `Delivery` (core's `DeliveryRecord`),
-//! `Attempt`, `Response`, `Snapshot`, and the dicts of `stats()` and `rate_stats()`.
+//! What core returns, as Python objects: `Event`, `DeliveryRecord`, `Attempt`, `Response`,
+//! `Snapshot`, and the dicts of `stats()` and `rate_stats()`.
 //!
 //! Records are immutable snapshots converted once, right after the call returns; times are
 //! UTC `datetime`s and durations float seconds.
@@ -71,7 +71,7 @@ impl PyEvent {
 }
 
 /// One delivery: an event on its way to one endpoint.
-#[pyclass(frozen, module = "tidings", name = "Delivery")]
+#[pyclass(frozen, module = "tidings", name = "DeliveryRecord")]
 pub(crate) struct PyDeliveryRecord {
     #[pyo3(get)]
     id: u64,
@@ -84,7 +84,7 @@ pub(crate) struct PyDeliveryRecord {
     #[pyo3(get)]
     endpoint_id: String,
     #[pyo3(get)]
-    status: &'static str,
+    state: &'static str,
     #[pyo3(get)]
     attempts: u32,
     #[pyo3(get)]
@@ -113,7 +113,7 @@ impl PyDeliveryRecord {
             event_position: d.event_position,
             event_type: d.event_type,
             endpoint_id: d.endpoint_id,
-            status: d.state.as_str(),
+            state: d.state.as_str(),
             attempts: d.attempts,
             last_status_code: d.last_status_code,
             last_error: d.last_error,
@@ -125,11 +125,11 @@ impl PyDeliveryRecord {
 impl PyDeliveryRecord {
     fn __repr__(&self, py: Python<'_>) -> String {
         format!(
-            "Delivery(id={}, event_id={}, endpoint_id={}, status={}, attempts={})",
+            "DeliveryRecord(id={}, event_id={}, endpoint_id={}, state={}, attempts={})",
             self.id,
             repr(py, &self.event_id),
             repr(py, &self.endpoint_id),
-            repr(py, self.status),
+            repr(py, self.state),
             self.attempts
         )
     }

@@ -625,17 +625,17 @@ impl PyStore {
         Ok(PyDeliveryEngine::new(delivery))
     }
 
-    #[pyo3(signature = (endpoint_id = None, status = None, event_id = None, limit = 100, before_id = None))]
+    #[pyo3(signature = (endpoint_id = None, state = None, event_id = None, limit = 100, before_id = None))]
     fn deliveries(
         &self,
         py: Python<'_>,
         #[pyo3(from_py_with = arg::endpoint_id)] endpoint_id: Option<String>,
-        #[pyo3(from_py_with = arg::status)] status: Option<String>,
+        #[pyo3(from_py_with = arg::state)] state: Option<String>,
         #[pyo3(from_py_with = arg::event_id)] event_id: Option<String>,
         #[pyo3(from_py_with = arg::limit)] limit: usize,
         #[pyo3(from_py_with = arg::before_id)] before_id: Option<u64>,
     ) -> PyResult<Vec<PyDeliveryRecord>> {
-        let state = status.as_deref().map(DeliveryState::parse).transpose().map_err(|e| crate::errors::to_py(py, e))?;
+        let state = state.as_deref().map(DeliveryState::parse).transpose().map_err(|e| crate::errors::to_py(py, e))?;
         let filter = DeliveryFilter { endpoint_id, state, event_id, before_id, limit };
         let records = run(py, || self.inner.deliveries(&filter))?;
         records.into_iter().map(|d| PyDeliveryRecord::new(py, d)).collect()
@@ -647,7 +647,7 @@ impl PyStore {
         PyDeliveryRecord::new(py, record)
     }
 
-    /// Delivery counts by status (every status present), for one endpoint or all.
+    /// Delivery counts by state (every state present), for one endpoint or all.
     #[pyo3(signature = (endpoint_id = None))]
     fn delivery_counts<'py>(
         &self,

@@ -159,7 +159,7 @@ STR_ARGS: list[tuple[str, str, StrCall]] = [
     ("enable_endpoint", "id", lambda s, ep, t: s.enable_endpoint(t)),
     ("start_delivery", "owner", lambda s, ep, t: s.start_delivery(owner=t)),
     ("deliveries", "endpoint_id", lambda s, ep, t: s.deliveries(endpoint_id=t)),
-    ("deliveries", "status", lambda s, ep, t: s.deliveries(status=t)),
+    ("deliveries", "state", lambda s, ep, t: s.deliveries(state=t)),
     ("deliveries", "event_id", lambda s, ep, t: s.deliveries(event_id=t)),
     ("delivery_counts", "endpoint_id", lambda s, ep, t: s.delivery_counts(t)),
     ("recover", "endpoint_id", lambda s, ep, t: s.recover(t, EPOCH)),

@@ -52,9 +52,10 @@ def test_signed_delivery_verifies_three_ways(store: tidings.Store, receiver: Rec
     assert headers["x-team"] == "billing"
 
     [record] = store.deliveries(endpoint_id=ep.id)
-    assert (record.status, record.attempts, record.last_status_code) == ("succeeded", 1, 200)
+    assert (record.state, record.attempts, record.last_status_code) == ("succeeded", 1, 200)
     assert (record.event_id, record.event_type, record.endpoint_id) == (event.id, "order.created", ep.id)
     assert record.completed_at is not None and record.created_at <= record.completed_at
+    assert repr(record).startswith(f"DeliveryRecord(id={record.id}, ") and "state='succeeded'" in repr(record)
     [attempt] = store.attempts(record.id)
     assert (attempt.number, attempt.status_code, attempt.error) == (1, 200, None)
     assert attempt.duration >= 0.0 and attempt.response_body == '{"ok":true}'
@@ -122,24 +123,24 @@ def test_failure_retry_recover_replay(store: tidings.Store, receiver: Receiver) 
     with store.start_delivery(workers=2) as delivery:
         assert delivery.wait_idle(30.0)
         [record] = store.deliveries(endpoint_id=ep.id)
-        assert (record.status, record.last_status_code) == ("failed", 500)
-        assert store.deliveries(status="failed")[0].id == record.id
+        assert (record.state, record.last_status_code) == ("failed", 500)
+        assert store.deliveries(state="failed")[0].id == record.id
         assert store.deliveries(event_id=event.id)[0].id == record.id
-        assert store.deliveries(status="succeeded") == []
+        assert store.deliveries(state="succeeded") == []
         assert store.delivery_counts(ep.id)["failed"] == 1
 
         receiver.status = 200
         retried = store.retry(record.id)
-        assert retried.status == "pending"
+        assert retried.state == "pending"
         assert delivery.wait_idle(30.0)
-        assert store.delivery(record.id).status == "succeeded"
+        assert store.delivery(record.id).state == "succeeded"
         assert [a.number for a in store.attempts(record.id)] == [1, 2]
 
         # recover: every failed delivery since a time goes back to pending.
         receiver.status = 500
         store.append("s", "a.b", {})
         assert delivery.wait_idle(30.0)
-        assert len(store.deliveries(endpoint_id=ep.id, status="failed")) == 1
+        assert len(store.deliveries(endpoint_id=ep.id, state="failed")) == 1
         receiver.status = 200
         assert store.recover(ep.id, since) == 1
         assert delivery.wait_idle(30.0)
@@ -163,7 +164,7 @@ def test_failure_retry_recover_replay(store: tidings.Store, receiver: Receiver) 
     with pytest.raises(tidings.InvalidInputError):
         store.recover(ep.id, datetime(2024, 1, 1))  # naive: refused
     with pytest.raises(tidings.InvalidInputError):
-        store.deliveries(status="lost")
+        store.deliveries(state="lost")
     with pytest.raises(tidings.NotFoundError):
         store.retry(10**9)
 

@@ -36,14 +36,14 @@ def test_wait_idle_returns_before_a_scheduled_retry_and_drain_after_it(
         assert delivery.wait_idle(30.0) is True
         assert len(receiver.requests) == 1
         [record] = store.deliveries(endpoint_id=ep.id)
-        assert (record.status, record.attempts, record.last_status_code) == ("retrying", 1, 503)
+        assert (record.state, record.attempts, record.last_status_code) == ("retrying", 1, 503)
         assert record.next_attempt_at is not None
 
         # drain waits through both retries.
         assert delivery.drain(30.0) is True
         assert len(receiver.requests) == 3
         [record] = store.deliveries(endpoint_id=ep.id)
-        assert (record.status, record.attempts, record.last_status_code) == ("succeeded", 3, 200)
+        assert (record.state, record.attempts, record.last_status_code) == ("succeeded", 3, 200)
     assert [r.headers["webhook-id"] for r in receiver.requests] == [event.id] * 3
     assert [a.status_code for a in store.attempts(record.id)] == [503, 503, 200]
 
@@ -58,12 +58,12 @@ def test_drain_times_out_while_a_delivery_keeps_failing(store: tidings.Store, re
         assert time.monotonic() - started >= 0.45  # it waited out its timeout
         receiver.wait_for(1)
         [record] = store.deliveries(endpoint_id=ep.id)
-        assert record.status in ("pending", "sending", "retrying")
+        assert record.state in ("pending", "sending", "retrying")
 
         # Once the receiver recovers, the same engine drains.
         receiver.status, receiver.headers = 200, {}
         assert delivery.drain(30.0) is True
-        assert store.deliveries(endpoint_id=ep.id)[0].status == "succeeded"
+        assert store.deliveries(endpoint_id=ep.id)[0].state == "succeeded"
 
         with pytest.raises(tidings.InvalidInputError) as info:
             delivery.drain(-1.0)

@@ -25,6 +25,9 @@ ERRORS = [
     tidings.DeliveryError,
     tidings.TransactionOpenError,
     tidings.IncompatibleDatabaseError,
+    tidings.ReadOnlyError,
+    tidings.TransactionFailedError,
+    tidings.EngineStartError,
 ]
 
 
@@ -36,7 +39,13 @@ def test_hierarchy() -> None:
     assert issubclass(tidings.Error, Exception)
     assert issubclass(tidings.InvalidInputError, ValueError)
     assert not issubclass(tidings.NotFoundError, ValueError)
-    assert issubclass(tidings.IncompatibleDatabaseError, tidings.StorageError)
+    for kind in [
+        tidings.IncompatibleDatabaseError,
+        tidings.ReadOnlyError,
+        tidings.TransactionFailedError,
+        tidings.EngineStartError,
+    ]:
+        assert issubclass(kind, tidings.StorageError), "code that catches StorageError still catches it"
 
 
 class Unknown:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import importlib.metadata
 from pathlib import Path
 
+import pytest
+
 import tidings
 import tidings._tidings as native
 
@@ -24,8 +26,16 @@ def test_public_names() -> None:
     for name in tidings.__all__:
         assert getattr(tidings, name) is getattr(native, name)
     assert tidings.Store.__module__ == "tidings"
-    assert tidings.Delivery.__name__ == "Delivery"
+    assert tidings.DeliveryRecord.__name__ == "DeliveryRecord"
     assert tidings.DeliveryEngine.__name__ == "DeliveryEngine"
+
+
+def test_old_record_name_is_a_deprecated_alias() -> None:
+    assert "Delivery" not in tidings.__all__
+    with pytest.warns(DeprecationWarning, match="renamed tidings.DeliveryRecord"):
+        assert tidings.Delivery is tidings.DeliveryRecord
+    with pytest.raises(AttributeError):
+        getattr(tidings, "NoSuchName")
 
 
 def test_in_memory_store() -> None:

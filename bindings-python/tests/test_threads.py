@@ -121,7 +121,7 @@ def test_ticker_runs_while_wait_idle_waits(store: tidings.Store, receiver: Recei
         waiter.join(120)
         assert not waiter.is_alive()
         assert result == [True]
-    assert [d.status for d in store.deliveries(endpoint_id=ep.id)] == ["succeeded"]
+    assert [d.state for d in store.deliveries(endpoint_id=ep.id)] == ["succeeded"]
     assert ticker.count > seen
 
 

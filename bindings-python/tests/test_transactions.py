@@ -83,10 +83,11 @@ def test_an_append_failing_while_writing_fails_the_transaction(orders: tidings.S
     tx.execute("INSERT INTO orders (id) VALUES (1)")
     with pytest.raises(tidings.StorageError):
         tx.append_many("s", [{"type": "a.b", "data": {"n": n}} for n in range(5)])
-    with pytest.raises(tidings.StorageError, match="rolled back"):
+    with pytest.raises(tidings.TransactionFailedError, match="rolled back"):
         tx.execute("INSERT INTO orders (id) VALUES (2)")
-    with pytest.raises(tidings.StorageError, match="rolled back"):
+    with pytest.raises(tidings.TransactionFailedError, match="rolled back"):
         tx.commit()
+    assert issubclass(tidings.TransactionFailedError, tidings.StorageError), "caught as before"
     assert orders.query("SELECT count(*) FROM orders") == [(0,)]
     assert orders.stream_version("s") is None
 

@@ -1,4 +1,4 @@
-//! The delivery engine handle ([`Delivery`]) and the records of the delivery side: options,
+//! The delivery engine handle ([`DeliveryEngine`]) and the records of the delivery side: options,
 //! delivery rows ([`DeliveryRecord`]), attempts, synchronous responses and statistics.
 //! Durations are seconds.
 
@@ -84,20 +84,20 @@ impl DeliveryOptions {
 /// A running delivery engine. `shutdown` stops it; closing (destroying) the handle stops it too,
 /// with a 5 s grace period.
 #[derive(uniffi::Object)]
-pub struct Delivery {
+pub struct DeliveryEngine {
     // Core's handle is shared (`stop` takes `&self`), so a `shutdown` on one thread is not held
     // up by a `waitIdle` or `drain` blocking on another: those return `false` at once.
-    inner: tidings::Delivery,
+    inner: tidings::DeliveryEngine,
 }
 
-impl Delivery {
-    pub(crate) fn new(inner: tidings::Delivery) -> Delivery {
-        Delivery { inner }
+impl DeliveryEngine {
+    pub(crate) fn new(inner: tidings::DeliveryEngine) -> DeliveryEngine {
+        DeliveryEngine { inner }
     }
 }
 
 #[uniffi::export]
-impl Delivery {
+impl DeliveryEngine {
     /// Blocks until nothing is due *now* and nothing is in flight, or until `timeout` seconds
     /// passed. Deliveries waiting for a later retry, or for an endpoint's open circuit, do not
     /// count. Returns whether the engine became idle; `false` once it was shut down.
@@ -187,7 +187,7 @@ impl DeliveryState {
     }
 }
 
-/// One delivery: an event on its way to one endpoint (core's `DeliveryRecord`).
+/// One delivery record: an event on its way to one endpoint.
 #[derive(Debug, Clone, PartialEq, uniffi::Record)]
 pub struct DeliveryRecord {
     /// Delivery id.
@@ -201,7 +201,7 @@ pub struct DeliveryRecord {
     /// The endpoint's id.
     pub endpoint_id: String,
     /// Where it is in its lifecycle.
-    pub status: DeliveryState,
+    pub state: DeliveryState,
     /// Attempts made in the current attempt series.
     pub attempts: u32,
     /// HTTP status of the last attempt, if it got one.
@@ -226,7 +226,7 @@ impl DeliveryRecord {
             event_position: d.event_position,
             event_type: d.event_type,
             endpoint_id: d.endpoint_id,
-            status: DeliveryState::from_core(d.state)?,
+            state: DeliveryState::from_core(d.state)?,
             attempts: d.attempts,
             last_status_code: d.last_status_code,
             last_error: d.last_error,

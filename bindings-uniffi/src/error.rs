@@ -79,7 +79,20 @@ pub enum TidingsError {
         supported: i64,
     },
 
-    /// SQLite failed (I/O, a full disk, a damaged file, a write to a read-only store).
+    /// Nothing can be written: SQLite found the database file or its folder not writable.
+    #[error("{}", tidings::Error::ReadOnly)]
+    ReadOnly,
+    /// An earlier append in this transaction failed after it had started writing: the
+    /// transaction can only be rolled back.
+    #[error("{}", tidings::Error::TransactionFailed)]
+    TransactionFailed,
+    /// The delivery engine could not start a thread; nothing was started.
+    #[error("could not start the delivery engine: {reason}")]
+    EngineStart {
+        /// What the operating system said.
+        reason: String,
+    },
+    /// SQLite failed (I/O, a full disk, a damaged file or stored value).
     #[error("storage error: {reason}")]
     Storage {
         /// What SQLite said.
@@ -146,6 +159,9 @@ impl From<tidings::Error> for TidingsError {
             E::Busy => TidingsError::Busy,
             E::TransactionOpen => TidingsError::TransactionOpen,
             E::Incompatible { found, supported } => TidingsError::Incompatible { found, supported },
+            E::ReadOnly => TidingsError::ReadOnly,
+            E::TransactionFailed => TidingsError::TransactionFailed,
+            E::EngineStart { reason } => TidingsError::EngineStart { reason },
             E::Storage(reason) => TidingsError::Storage { reason },
             E::Delivery { kind, reason } => TidingsError::Delivery { kind, reason },
             // A kind added to core later: still an error the caller sees, with its text.

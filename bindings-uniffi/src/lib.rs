@@ -8,7 +8,7 @@
 //! | --- | --- |
 //! | `store` | the `Store` object: every store-level operation |
 //! | `transaction` | the `Transaction` object: `execute`, `query`, `append`, `commit`, `rollback` |
-//! | `delivery` | the `Delivery` engine handle and the delivery-side records |
+//! | `delivery` | the `DeliveryEngine` handle and the delivery-side records |
 //! | `endpoint` | `EndpointOptions`, `EndpointUpdate`, `Endpoint`, `CircuitState`, `Auth` |
 //! | `types` | events, expected versions, SQLite values, store options, rates, snapshots |
 //! | `error` | `TidingsError` (Kotlin: the sealed class `TidingsException`) |
@@ -33,7 +33,9 @@ mod types;
 
 use std::collections::HashMap;
 
-pub use delivery::{Attempt, Delivery, DeliveryOptions, DeliveryRecord, DeliveryState, EndpointStats, Response, Stats};
+pub use delivery::{
+    Attempt, DeliveryEngine, DeliveryOptions, DeliveryRecord, DeliveryState, EndpointStats, Response, Stats,
+};
 pub use endpoint::{Auth, CircuitState, Endpoint, EndpointOptions, EndpointUpdate};
 pub use error::{Result, SignatureFailure, TidingsError};
 pub use store::Store;

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use crate::convert;
-use crate::delivery::{self, Attempt, Delivery, DeliveryOptions, DeliveryRecord, DeliveryState, Response, Stats};
+use crate::delivery::{self, Attempt, DeliveryEngine, DeliveryOptions, DeliveryRecord, DeliveryState, Response, Stats};
 use crate::endpoint::{self, Endpoint, EndpointOptions, EndpointUpdate};
 use crate::error::Result;
 use crate::transaction::Transaction;
@@ -254,23 +254,23 @@ impl Store {
 
     /// Starts the delivery engine (a dispatcher thread and `workers` HTTP workers).
     #[uniffi::method(default(options))]
-    pub fn start_delivery(&self, options: DeliveryOptions) -> Result<Arc<Delivery>> {
-        Ok(Arc::new(Delivery::new(self.inner.start_delivery(options.to_core()?)?)))
+    pub fn start_delivery(&self, options: DeliveryOptions) -> Result<Arc<DeliveryEngine>> {
+        Ok(Arc::new(DeliveryEngine::new(self.inner.start_delivery(options.to_core()?)?)))
     }
 
-    /// Lists deliveries, newest first.
-    #[uniffi::method(default(endpoint_id = None, status = None, event_id = None, before_id = None, limit = 100))]
+    /// Lists delivery records, newest first; `state` keeps those in one lifecycle state.
+    #[uniffi::method(default(endpoint_id = None, state = None, event_id = None, before_id = None, limit = 100))]
     pub fn deliveries(
         &self,
         endpoint_id: Option<String>,
-        status: Option<DeliveryState>,
+        state: Option<DeliveryState>,
         event_id: Option<String>,
         before_id: Option<u64>,
         limit: u32,
     ) -> Result<Vec<DeliveryRecord>> {
         let filter = tidings::DeliveryFilter {
             endpoint_id,
-            state: status.map(DeliveryState::to_core),
+            state: state.map(DeliveryState::to_core),
             event_id,
             before_id,
             limit: convert::size(u64::from(limit)),

@@ -3,6 +3,7 @@
 
 import com.sun.net.httpserver.HttpServer
 import dev.tidings.CircuitState
+import dev.tidings.DeliveryEngine
 import dev.tidings.DeliveryOptions
 import dev.tidings.DeliveryState
 import dev.tidings.EndpointOptions
@@ -346,7 +347,7 @@ fun signedDeliveriesArriveAndVerify() {
                 check(receiver.arrived.await(30, TimeUnit.SECONDS)) { "only ${receiver.requests.size} of 3 requests arrived" }
                 check(delivery.waitIdle(10.0)) { "delivery did not become idle" }
                 val sent = store.deliveries(endpointId = ep.id)
-                check(sent.all { it.status == DeliveryState.SUCCEEDED }) { "states: ${sent.map { it.status }}" }
+                check(sent.all { it.state == DeliveryState.SUCCEEDED }) { "states: ${sent.map { it.state }}" }
                 checkEq(store.attempts(sent[0].id).single().statusCode, 200.toUShort(), "attempt status")
                 delivery.shutdown(5.0)
                 check(!delivery.isRunning()) { "still running after shutdown" }
@@ -418,7 +419,7 @@ fun objectsAreAutoCloseable() {
         assertThrows<IllegalStateException> { tx.isOpen() }
         reopened.append("s", "a.b", "{}") // the writer is free again on this thread
         checkEq(reopened.streamVersion("s"), 2uL, "rolled-back append left no version")
-        val delivery = reopened.startDelivery(DeliveryOptions(workers = 1u))
+        val delivery: DeliveryEngine = reopened.startDelivery(DeliveryOptions(workers = 1u))
         delivery.use { check(it.isRunning()) { "running" } } // close() stops the engine
         assertThrows<IllegalStateException> { delivery.isRunning() }
     }
@@ -434,7 +435,7 @@ fun drainWaitsForRetriesWhereWaitIdleDoesNot() {
             store.startDelivery(DeliveryOptions(workers = 2u)).use { delivery ->
                 check(delivery.waitIdle(30.0)) { "waitIdle timed out" }
                 checkEq(receiver.requests.size, 1, "requests when waitIdle returns (the retry waits a second)")
-                checkEq(store.deliveries(endpointId = ep.id).single().status, DeliveryState.RETRYING, "state after waitIdle")
+                checkEq(store.deliveries(endpointId = ep.id).single().state, DeliveryState.RETRYING, "state after waitIdle")
 
                 var started = System.nanoTime()
                 check(delivery.drain(30.0)) { "drain timed out" }
@@ -442,7 +443,9 @@ fun drainWaitsForRetriesWhereWaitIdleDoesNot() {
                 checkEq(receiver.requests.size, 3, "requests when drain returns")
                 check(drainedAfter >= Duration.ofMillis(1500)) { "drain waited two Retry-After seconds, took $drainedAfter" }
                 val row = store.deliveries(endpointId = ep.id).single()
-                checkEq(row.status, DeliveryState.SUCCEEDED, "state after drain")
+                checkEq(row.state, DeliveryState.SUCCEEDED, "state after drain")
+                checkEq(store.deliveries(state = DeliveryState.SUCCEEDED).map { it.id }, listOf(row.id), "filtered by state")
+                checkEq(store.deliveries(state = DeliveryState.FAILED).size, 0, "none failed")
                 checkEq(store.attempts(row.id).map { it.statusCode?.toInt() }, listOf(503, 503, 200), "attempts")
 
                 // A delivery that keeps failing: drain says so when its timeout passes.
@@ -453,8 +456,8 @@ fun drainWaitsForRetriesWhereWaitIdleDoesNot() {
                 check(tookMs >= 500) { "drain(0.5) returned after only $tookMs ms" }
                 check(delivery.waitIdle(10.0)) { "waitIdle with a retry waiting" }
                 val failing = store.deliveries(endpointId = ep.id).first { it.id != row.id }
-                check(failing.status in setOf(DeliveryState.PENDING, DeliveryState.SENDING, DeliveryState.RETRYING)) {
-                    "the failing delivery is unfinished: ${failing.status}"
+                check(failing.state in setOf(DeliveryState.PENDING, DeliveryState.SENDING, DeliveryState.RETRYING)) {
+                    "the failing delivery is unfinished: ${failing.state}"
                 }
                 checkEq(failing.lastStatusCode?.toInt(), 503, "the failing delivery's last status")
 

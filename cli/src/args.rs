@@ -494,8 +494,9 @@ pub enum DeliveriesCommand {
     List {
         /// Only deliveries in this state (pending, sending, retrying, paused, succeeded,
         /// failed, cancelled).
-        #[arg(long, value_parser = parse_state)]
-        status: Option<DeliveryState>,
+        // `--status`, its old name, is still accepted (hidden).
+        #[arg(long, alias = "status", value_parser = parse_state)]
+        state: Option<DeliveryState>,
         /// Only this endpoint's deliveries.
         #[arg(long, value_name = "ID")]
         endpoint: Option<String>,
@@ -595,5 +596,23 @@ mod tests {
     fn states_parse() {
         assert_eq!(parse_state("failed"), Ok(DeliveryState::Failed));
         assert!(parse_state("done").unwrap_err().contains("succeeded"));
+    }
+
+    #[test]
+    fn deliveries_list_takes_state_and_its_old_name_status_hidden() {
+        for flag in ["--state", "--status"] {
+            let cli = Cli::try_parse_from(["tidings", "deliveries", "list", flag, "failed"]).expect(flag);
+            assert!(
+                matches!(
+                    cli.command,
+                    Command::Deliveries(DeliveriesCommand::List { state: Some(DeliveryState::Failed), .. })
+                ),
+                "{flag}"
+            );
+        }
+        let mut cmd = Cli::command();
+        let help = cmd.find_subcommand_mut("deliveries").and_then(|c| c.find_subcommand_mut("list")).expect("list");
+        let help = help.render_long_help().to_string();
+        assert!(help.contains("--state") && !help.contains("--status"), "{help}");
     }
 }

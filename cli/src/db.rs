@@ -18,9 +18,7 @@
 //! beside it. `tidings init` applies the same rule to an existing path.
 
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
-use tidings::rusqlite::{self, Connection, OpenFlags, ffi::ErrorCode};
 use tidings::{SCHEMA_VERSION, Store, StoreOptions};
 
 use crate::error::{CliError, Result};
@@ -105,44 +103,33 @@ fn missing(path: &Path) -> CliError {
     ))
 }
 
-fn not_sqlite(path: &Path) -> CliError {
-    CliError::database(format!("{} is not an SQLite database", path.display()))
+/// What core's [`tidings::Error::Incompatible`] means for the file at `path`, in the CLI's
+/// words. Core says "no tidings schema" for a file that is not SQLite and for an SQLite
+/// database without tidings' tables; the file's 16-byte SQLite header tells the two apart.
+fn incompatible(path: &Path, found: Option<i64>) -> CliError {
+    let shown = path.display();
+    match found {
+        None if !looks_like_sqlite(path) => CliError::database(format!("{shown} is not an SQLite database")),
+        None => CliError::database(format!(
+            "{shown} is an SQLite database but not a tidings store (it has no tidings_meta table)"
+        )),
+        Some(v) if v > SCHEMA_VERSION => newer(path, v),
+        Some(v) => CliError::database(format!(
+            "{shown} has tidings schema version {v}, older than this tidings CLI's {SCHEMA_VERSION}: \
+             `tidings init --db {shown}` migrates it (the file was not changed)"
+        )),
+    }
 }
 
-/// The tidings schema version of the existing file at `path` (`None`: SQLite, but not a tidings
-/// store), read on a `SQLITE_OPEN_READONLY` connection.
-fn existing_schema_version(path: &Path) -> Result<Option<i64>> {
-    let conn = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)
-        .map_err(|e| CliError::database(format!("cannot open {}: {e}", path.display())))?;
-    conn.busy_timeout(Duration::from_secs(5))?;
-    // SQLite reads the file header on the first statement: reading its own schema cookie tells a
-    // file that is not SQLite (a typed error, which `tidings::schema_version` turns into text).
-    match conn.pragma_query_value(None, "schema_version", |r| r.get::<_, i64>(0)) {
-        Err(rusqlite::Error::SqliteFailure(e, _)) if e.code == ErrorCode::NotADatabase => return Err(not_sqlite(path)),
-        Err(e) => return Err(e.into()),
-        Ok(_) => {}
+/// Whether SQLite takes the file for a database: it is empty (SQLite's empty database) or
+/// starts with SQLite's header string (`SQLite format 3\0`).
+fn looks_like_sqlite(path: &Path) -> bool {
+    if std::fs::metadata(path).is_ok_and(|m| m.len() == 0) {
+        return true;
     }
-    Ok(tidings::schema_version(&conn)?)
-}
-
-/// Checks, without changing anything, that `path` is an existing tidings database with exactly
-/// this build's schema version (an older or newer version is reported, never changed).
-pub fn check(path: &Path) -> Result<()> {
-    require_file(path)?;
-    match existing_schema_version(path)? {
-        None => Err(CliError::database(format!(
-            "{} is an SQLite database but not a tidings store (it has no tidings_meta table)",
-            path.display()
-        ))),
-        Some(v) if v > SCHEMA_VERSION => Err(newer(path, v)),
-        Some(v) if v < SCHEMA_VERSION => Err(CliError::database(format!(
-            "{} has tidings schema version {v}, older than this tidings CLI's {SCHEMA_VERSION}: \
-             `tidings init --db {}` migrates it (the file was not changed)",
-            path.display(),
-            path.display()
-        ))),
-        Some(_) => Ok(()),
-    }
+    let mut header = [0u8; 16];
+    std::fs::File::open(path).and_then(|mut f| std::io::Read::read_exact(&mut f, &mut header)).is_ok()
+        && &header == b"SQLite format 3\0"
 }
 
 fn newer(path: &Path, version: i64) -> CliError {
@@ -153,19 +140,28 @@ fn newer(path: &Path, version: i64) -> CliError {
     ))
 }
 
-/// Opens an existing tidings database read-only (see [`Store::open_read_only`]) after
-/// [`check`]ing it.
+/// Opens an existing tidings database of exactly this build's schema version read-only (see
+/// [`Store::open_read_only`]: nothing is created, migrated or written). Each kind of unusable
+/// file gets its own exit-code-3 message.
 pub fn open_read_only(path: &Path) -> Result<Store> {
-    check(path)?;
+    require_file(path)?;
     Store::open_read_only(path, StoreOptions::default()).map_err(|e| match e {
         // Removed between the check and the open.
         tidings::Error::NotFound { kind: "database", .. } => missing(path),
+        tidings::Error::Incompatible { found, .. } => incompatible(path, found),
         other => other.into(),
     })
 }
 
+/// Checks, without changing anything, that `path` is an existing tidings database with exactly
+/// this build's schema version (an older or newer version is reported, never changed).
+pub fn check(path: &Path) -> Result<()> {
+    open_read_only(path)?.close();
+    Ok(())
+}
+
 /// Opens an existing tidings database with the current schema as a full store (for commands
-/// that write or send), after [`check`]ing it.
+/// that write or send), after [`check`]ing it (so no migration runs).
 pub fn open_store(path: &Path, options: StoreOptions) -> Result<Store> {
     check(path)?;
     Ok(Store::open(path, options)?)
@@ -193,11 +189,20 @@ pub fn init(path: &Path) -> Result<InitOutcome> {
         Ok(meta) => {
             require_regular(path, &meta)?;
             require_regular_companions(path)?;
-            match existing_schema_version(path)? {
-                None => InitOutcome::AddedToExisting,
-                Some(v) if v > SCHEMA_VERSION => return Err(newer(path, v)),
-                Some(v) if v < SCHEMA_VERSION => InitOutcome::Migrated(v),
-                Some(_) => InitOutcome::UpToDate,
+            match Store::open_read_only(path, StoreOptions::default()) {
+                Ok(store) => {
+                    store.close();
+                    InitOutcome::UpToDate
+                }
+                Err(tidings::Error::Incompatible { found: Some(v), .. }) if v > SCHEMA_VERSION => {
+                    return Err(newer(path, v));
+                }
+                Err(tidings::Error::Incompatible { found: Some(v), .. }) => InitOutcome::Migrated(v),
+                Err(tidings::Error::Incompatible { found: None, .. }) if looks_like_sqlite(path) => {
+                    InitOutcome::AddedToExisting
+                }
+                Err(tidings::Error::Incompatible { found: None, .. }) => return Err(incompatible(path, None)),
+                Err(other) => return Err(other.into()),
             }
         }
     };

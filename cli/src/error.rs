@@ -122,7 +122,7 @@ impl From<tidings::Error> for CliError {
             E::Signature(_) => Kind::Signature,
             E::Busy => Kind::Busy,
             E::Delivery { .. } => Kind::Delivery,
-            E::Incompatible { .. } => Kind::Database,
+            E::Incompatible { .. } | E::ReadOnly => Kind::Database,
             E::Storage(_) => Kind::Storage,
             _ => Kind::Failed,
         };

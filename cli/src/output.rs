@@ -683,7 +683,7 @@ pub fn stats_text(s: &Stats, circuit_until: &CircuitUntil) -> String {
     let mut table = Table::new([
         "ENDPOINT",
         "NAME",
-        "STATUS",
+        "HEALTH",
         "CIRCUIT",
         "CONC",
         "PENDING",
@@ -696,7 +696,7 @@ pub fn stats_text(s: &Stats, circuit_until: &CircuitUntil) -> String {
         "P99",
     ]);
     for e in &s.endpoints {
-        let status = match (e.enabled, e.unhealthy) {
+        let health = match (e.enabled, e.unhealthy) {
             (false, _) => "disabled".to_string(),
             (true, true) => format!("unhealthy ({})", e.consecutive_failures),
             (true, false) => "ok".to_string(),
@@ -704,7 +704,7 @@ pub fn stats_text(s: &Stats, circuit_until: &CircuitUntil) -> String {
         table.row(vec![
             e.endpoint_id.clone(),
             e.name.clone().unwrap_or_else(|| "-".into()),
-            status,
+            health,
             match circuit_until_of(e, circuit_until) {
                 Some(t) => format!("{} until {}", e.circuit.as_str(), time(t)),
                 None => e.circuit.as_str().to_string(),

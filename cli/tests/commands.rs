@@ -229,7 +229,7 @@ fn deliveries_of_a_deleted_endpoint_can_still_be_listed() {
     let listed = listed.as_array().expect("array");
     assert_eq!(listed.len(), 6);
     assert!(listed.iter().all(|d| d["state"] == "cancelled"));
-    assert_eq!(env.json(&["deliveries", "list", "--endpoint", &id, "--status", "pending"]), json!([]));
+    assert_eq!(env.json(&["deliveries", "list", "--endpoint", &id, "--state", "pending"]), json!([]));
     assert_eq!(code(&env.run(&["deliveries", "list", "--endpoint", &id])), 0);
     assert_error_line(&env.run(&["deliveries", "list", "--endpoint", UNKNOWN]), 4, "not found");
 }
@@ -273,14 +273,14 @@ fn deliveries_retry_recover_replay_and_stats() {
         tidings_tests::verify_recorded(&request, &secret).expect("the engine signs every request");
     }
 
-    let failed = env.json(&["deliveries", "list", "--status", "failed"]);
+    let failed = env.json(&["deliveries", "list", "--state", "failed"]);
     let failed = failed.as_array().expect("array");
     assert_eq!(failed.len(), 2);
     assert!(failed.iter().all(|d| d["last_status_code"] == 500 && d["endpoint_id"] == endpoint.as_str()));
     let first = failed[0]["id"].as_u64().expect("id");
     let second = failed[1]["id"].as_u64().expect("id");
     assert_eq!(env.json(&["deliveries", "list", "--endpoint", &endpoint]).as_array().map(Vec::len), Some(2));
-    assert_eq!(env.json(&["deliveries", "list", "--status", "succeeded"]), json!([]));
+    assert_eq!(env.json(&["deliveries", "list", "--state", "succeeded"]), json!([]));
     let event_id = failed[0]["event_id"].as_str().expect("event id");
     assert_eq!(env.json(&["deliveries", "list", "--event", event_id]).as_array().map(Vec::len), Some(1));
     assert!(stdout(&env.run(&["deliveries", "list"])).contains("failed"));
@@ -305,10 +305,11 @@ fn deliveries_retry_recover_replay_and_stats() {
     assert_error_line(&env.run(&["retry", "99999"]), 4, "not found");
     let recovered = env.json(&["recover", &endpoint, "--since", "1h"]);
     assert_eq!(recovered["recovered"], 1);
-    assert_eq!(env.json(&["deliveries", "list", "--status", "failed"]), json!([]));
+    assert_eq!(env.json(&["deliveries", "list", "--state", "failed"]), json!([]));
     let _ = second;
     receiver.set_behavior(Behavior::Status(200));
     deliver_until_idle(&env);
+    // `--status` is the old name of `--state`, still accepted.
     assert_eq!(env.json(&["deliveries", "list", "--status", "succeeded"]).as_array().map(Vec::len), Some(2));
     assert_eq!(env.json(&["stats"])["success_rate"], json!(1.0));
 
@@ -326,7 +327,7 @@ fn deliveries_retry_recover_replay_and_stats() {
     assert_error_line(&env.run(&["deliveries", "list", "--event", UNKNOWN]), 4, "not found");
     assert_fails(&env.run(&["recover", &endpoint, "--since", "1x"]), 2, "expected a duration");
     assert_fails(&env.run(&["recover", &endpoint]), 2, "--since");
-    assert_fails(&env.run(&["deliveries", "list", "--status", "done"]), 2, "expected one of");
+    assert_fails(&env.run(&["deliveries", "list", "--state", "done"]), 2, "expected one of");
     assert_fails(&env.run(&["retry", "abc"]), 2, "invalid value");
 }
 

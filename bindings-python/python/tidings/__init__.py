@@ -23,6 +23,8 @@ SQLite libraries in one process cancel each other's locks and can corrupt the fi
 application's SQL through ``Store.execute`` / ``Store.query`` or a transaction instead.
 """
 
+from typing import TYPE_CHECKING
+
 from ._tidings import (
     SCHEMA_VERSION,
     STREAM_EXISTS,
@@ -32,17 +34,19 @@ from ._tidings import (
     BusyError,
     ClosedError,
     ConcurrencyError,
-    Delivery,
     DeliveryEngine,
     DeliveryError,
+    DeliveryRecord,
     Endpoint,
     Error,
     Event,
     IdempotencyConflictError,
+    EngineStartError,
     IncompatibleDatabaseError,
     InvalidInputError,
     NotFoundError,
     RateLimitedError,
+    ReadOnlyError,
     Response,
     RetentionRule,
     SignatureError,
@@ -52,6 +56,7 @@ from ._tidings import (
     StreamExists,
     TenantRate,
     Transaction,
+    TransactionFailedError,
     TransactionOpenError,
     __version__,
     verify,
@@ -66,17 +71,19 @@ __all__ = [
     "BusyError",
     "ClosedError",
     "ConcurrencyError",
-    "Delivery",
     "DeliveryEngine",
     "DeliveryError",
+    "DeliveryRecord",
     "Endpoint",
     "Error",
     "Event",
     "IdempotencyConflictError",
+    "EngineStartError",
     "IncompatibleDatabaseError",
     "InvalidInputError",
     "NotFoundError",
     "RateLimitedError",
+    "ReadOnlyError",
     "Response",
     "RetentionRule",
     "SignatureError",
@@ -86,7 +93,24 @@ __all__ = [
     "StreamExists",
     "TenantRate",
     "Transaction",
+    "TransactionFailedError",
     "TransactionOpenError",
     "__version__",
     "verify",
 ]
+
+# Deprecated: ``Delivery`` is the old name of ``DeliveryRecord``, kept for one release. Using
+# it warns (DeprecationWarning); it is not in ``__all__``.
+if TYPE_CHECKING:
+    Delivery = DeliveryRecord
+else:
+
+    def __getattr__(name: str) -> object:
+        if name == "Delivery":
+            import warnings
+
+            warnings.warn(
+                "tidings.Delivery was renamed tidings.DeliveryRecord", DeprecationWarning, stacklevel=2
+            )
+            return DeliveryRecord
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

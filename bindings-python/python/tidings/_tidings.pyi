@@ -37,6 +37,9 @@ __all__ = [
     "DeliveryError",
     "TransactionOpenError",
     "IncompatibleDatabaseError",
+    "ReadOnlyError",
+    "TransactionFailedError",
+    "EngineStartError",
     "Store",
     "Transaction",
     "Endpoint",
@@ -46,7 +49,7 @@ __all__ = [
     "RetentionRule",
     "TenantRate",
     "Event",
-    "Delivery",
+    "DeliveryRecord",
     "Attempt",
     "Response",
     "Snapshot",
@@ -129,7 +132,21 @@ class BusyError(Error):
     """The database stayed locked past the busy timeout."""
 
 class StorageError(Error):
-    """SQLite failed (I/O, a full disk, a damaged file, a write to a read-only store)."""
+    """SQLite failed (I/O, a full disk, a damaged file or stored value)."""
+
+class ReadOnlyError(StorageError):
+    """Nothing can be written: SQLite found the database file or its folder not writable."""
+
+class TransactionFailedError(StorageError):
+    """An earlier append in this transaction failed after it had started writing.
+
+    The transaction can only be rolled back: leave the ``with`` block and start again.
+    """
+
+class EngineStartError(StorageError):
+    """The delivery engine could not start a thread (out of threads or memory); nothing was started."""
+
+    reason: str
 
 class IncompatibleDatabaseError(StorageError):
     """The file is not a tidings store this version can use, and was left as it was.
@@ -244,8 +261,8 @@ class Snapshot:
 
 
 @final
-class Delivery:
-    """One delivery: an event on its way to one endpoint (core's ``DeliveryRecord``)."""
+class DeliveryRecord:
+    """One delivery record: an event on its way to one endpoint."""
 
     @property
     def id(self) -> int: ...
@@ -259,7 +276,7 @@ class Delivery:
     @property
     def endpoint_id(self) -> str: ...
     @property
-    def status(self) -> str:
+    def state(self) -> str:
         """``pending``, ``sending``, ``retrying``, ``paused``, ``succeeded``, ``failed`` or ``cancelled``."""
     @property
     def attempts(self) -> int:
@@ -523,7 +540,7 @@ class Transaction:
     def rotate_secret(self, id: str, secret: Optional[str] = None) -> Endpoint: ...
     def disable_endpoint(self, id: str, reason: Optional[str] = None) -> Endpoint: ...
     def enable_endpoint(self, id: str, catch_up: bool = True) -> Endpoint: ...
-    def retry(self, delivery_id: int) -> Delivery: ...
+    def retry(self, delivery_id: int) -> DeliveryRecord: ...
     def recover(self, endpoint_id: str, since: datetime) -> int: ...
     def replay(self, endpoint_id: str, from_position: int, to_position: Optional[int] = None) -> int: ...
 
@@ -730,16 +747,18 @@ class Store:
     def deliveries(
         self,
         endpoint_id: Optional[str] = None,
-        status: Optional[str] = None,
+        state: Optional[str] = None,
         event_id: Optional[str] = None,
         limit: int = 100,
         before_id: Optional[int] = None,
-    ) -> list[Delivery]:
-        """List deliveries, newest first."""
-    def delivery(self, id: int) -> Delivery: ...
+    ) -> list[DeliveryRecord]:
+        """List delivery records, newest first; ``state`` keeps those in one lifecycle state
+        (``pending``, ``sending``, ``retrying``, ``paused``, ``succeeded``, ``failed``,
+        ``cancelled``)."""
+    def delivery(self, id: int) -> DeliveryRecord: ...
     def delivery_counts(self, endpoint_id: Optional[str] = None) -> dict[str, int]: ...
     def attempts(self, delivery_id: int) -> list[Attempt]: ...
-    def retry(self, delivery_id: int) -> Delivery:
+    def retry(self, delivery_id: int) -> DeliveryRecord:
         """Put a failed or succeeded delivery back to pending (a new attempt series)."""
     def recover(self, endpoint_id: str, since: datetime) -> int:
         """Put every failed delivery of the endpoint whose event was recorded at or after
@@ -752,7 +771,7 @@ class Store:
         """Send an event synchronously and return the receiver's answer (nothing is stored);
         a transport failure raises :class:`DeliveryError`."""
     def stats(self) -> dict[str, Any]:
-        """Counts by status, success rate and latency percentiles (seconds), overall and per
+        """Counts by state, success rate and latency percentiles (seconds), overall and per
         endpoint: keys ``events``, ``by_state``, ``success_rate``, ``p50``, ``p95``, ``p99``,
         ``endpoints``. Each item of ``endpoints`` is a dict with ``endpoint_id``, ``name``,
         ``by_state``, ``success_rate``, ``p50``, ``p95``, ``p99``, ``consecutive_failures``,

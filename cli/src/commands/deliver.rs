@@ -2,10 +2,10 @@
 //!
 //! `deliver` stops on SIGINT or SIGTERM (the `ctrlc` crate with its `termination` feature):
 //! it stops claiming, lets requests in flight finish within `--grace`, releases unfinished
-//! claims for the next run (`Delivery::shutdown`) and exits 0. A second signal exits at once
+//! claims for the next run (`DeliveryEngine::shutdown`) and exits 0. A second signal exits at once
 //! with 130; the leases of anything still in flight then expire and other engines resume it.
-//! With `--exit-when-idle` it also stops once nothing is due now (`Delivery::wait_idle`); with
-//! `--until-drained` once nothing is pending, sending or retrying (`Delivery::drain`), or with
+//! With `--exit-when-idle` it also stops once nothing is due now (`DeliveryEngine::wait_idle`); with
+//! `--until-drained` once nothing is pending, sending or retrying (`DeliveryEngine::drain`), or with
 //! exit code 1 when `--timeout` passed first.
 
 use std::collections::BTreeMap;
@@ -14,7 +14,7 @@ use std::sync::mpsc::{self, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
 use serde_json::json;
-use tidings::{DeliveryOptions, DeliveryState, Store};
+use tidings::{DeliveryEngine, DeliveryOptions, DeliveryState, Store};
 
 use super::{Ctx, sending_options};
 use crate::args::{DeliverArgs, EgressArgs};
@@ -24,7 +24,10 @@ use crate::output;
 use crate::progress::StatusLine;
 
 /// Delivery counts by state name.
-fn counts(store: &Store) -> Result<BTreeMap<&'static str, u64>> {
+type Counts = BTreeMap<&'static str, u64>;
+
+/// Delivery counts by state name, now.
+fn counts(store: &Store) -> Result<Counts> {
     let mut map: BTreeMap<&'static str, u64> = DeliveryState::ALL.iter().map(|s| (s.as_str(), 0)).collect();
     for (state, n) in store.delivery_counts(None)? {
         *map.entry(state.as_str()).or_default() += n;
@@ -105,77 +108,31 @@ fn delivery_options(args: &DeliverArgs) -> Result<DeliveryOptions> {
     })
 }
 
-/// `tidings deliver`.
+/// `tidings deliver`: starts the engine, waits (for a signal, an idle or drained queue, or the
+/// timeout) showing progress, then shuts down within the grace period and reports.
 pub fn run(ctx: &Ctx, args: &DeliverArgs) -> Result<()> {
     let options = delivery_options(args)?;
     let store = db::open_store(ctx.db()?, sending_options(&args.egress)?)?;
-    let (signal_tx, signal_rx) = mpsc::channel::<()>();
-    let signals = AtomicUsize::new(0);
-    ctrlc::set_handler(move || {
-        if signals.fetch_add(1, Ordering::SeqCst) > 0 {
-            eprintln!("\nsecond signal: exiting now (leases of requests in flight will expire)");
-            std::process::exit(130);
-        }
-        let _ = signal_tx.send(());
-    })
-    .map_err(|e| CliError::failed(format!("cannot install the signal handler: {e}")))?;
-
+    let signals = install_signal_handler()?;
     let start_counts = counts(&store)?;
     let delivery = store.start_delivery(options)?;
     let started = Instant::now();
+    if !ctx.json {
+        announce(ctx, args)?;
+    }
+    let mut status = StatusLine::new(ctx.json);
+    let mut last_json = String::new();
     // A timeout too far away to represent is no deadline at all.
     let deadline = args.timeout.and_then(|t| started.checked_add(t));
-    let mut status = StatusLine::new(ctx.json);
-    if !ctx.json {
-        let until = if args.exit_when_idle {
-            " (and so does an empty queue)".to_string()
-        } else if args.until_drained {
-            match args.timeout {
-                Some(t) => format!(" (and so does a drained queue; gives up after {})", output::duration(t)),
-                None => " (and so does a drained queue)".to_string(),
-            }
-        } else {
-            String::new()
-        };
-        eprintln!("delivering from {} with {} workers; Ctrl-C stops{until}", ctx.db()?.display(), args.workers);
-    }
-    let mut last_json = String::new();
     let reason = loop {
-        let woke = if args.exit_when_idle {
-            if delivery.wait_idle(TICK) {
-                break Stop::Idle;
-            }
-            signal_rx.try_recv()
-        } else if args.until_drained {
-            let slice = match deadline {
-                Some(deadline) => match deadline.checked_duration_since(Instant::now()) {
-                    Some(left) if !left.is_zero() => left.min(TICK),
-                    _ => break Stop::Timeout,
-                },
-                None => TICK,
-            };
-            let asked = Instant::now();
-            if delivery.drain(slice) {
-                break Stop::Drained;
-            }
-            let woke = signal_rx.try_recv();
-            // `drain` gives up before its timeout only when the engine stopped.
-            if asked.elapsed() < slice && woke.is_err() {
+        match wait_tick(args, &delivery, &signals, deadline) {
+            Ok(Some(stop)) => break stop,
+            Ok(None) => {}
+            Err(e) => {
                 status.clear();
                 let _ = delivery.shutdown(args.grace);
-                return Err(CliError::failed("the delivery engine stopped before the queue was drained"));
+                return Err(e);
             }
-            woke
-        } else {
-            signal_rx.recv_timeout(Duration::from_secs(1)).map_err(|e| match e {
-                RecvTimeoutError::Timeout => mpsc::TryRecvError::Empty,
-                RecvTimeoutError::Disconnected => mpsc::TryRecvError::Disconnected,
-            })
-        };
-        match woke {
-            Ok(()) => break Stop::Signal,
-            Err(mpsc::TryRecvError::Disconnected) => break Stop::Signal,
-            Err(mpsc::TryRecvError::Empty) => {}
         }
         let now = counts(&store)?;
         if ctx.json {
@@ -196,9 +153,97 @@ pub fn run(ctx: &Ctx, args: &DeliverArgs) -> Result<()> {
         eprintln!("stopping: requests in flight may finish within {}", output::duration(args.grace));
     }
     delivery.shutdown(args.grace)?;
-    let end = counts(&store)?;
-    let delivered = get(&end, "succeeded").saturating_sub(get(&start_counts, "succeeded"));
-    let failed = get(&end, "failed").saturating_sub(get(&start_counts, "failed"));
+    report_stop(ctx, args, &store, &start_counts, reason, started)
+}
+
+/// Ctrl-C and SIGTERM: the first asks for a graceful stop (a message on the returned channel),
+/// a second exits at once.
+fn install_signal_handler() -> Result<mpsc::Receiver<()>> {
+    let (signal_tx, signal_rx) = mpsc::channel::<()>();
+    let signals = AtomicUsize::new(0);
+    ctrlc::set_handler(move || {
+        if signals.fetch_add(1, Ordering::SeqCst) > 0 {
+            eprintln!("\nsecond signal: exiting now (leases of requests in flight will expire)");
+            std::process::exit(130);
+        }
+        let _ = signal_tx.send(());
+    })
+    .map_err(|e| CliError::failed(format!("cannot install the signal handler: {e}")))?;
+    Ok(signal_rx)
+}
+
+/// The first line on stderr: what is delivered, by how many workers, and what stops it.
+fn announce(ctx: &Ctx, args: &DeliverArgs) -> Result<()> {
+    let until = if args.exit_when_idle {
+        " (and so does an empty queue)".to_string()
+    } else if args.until_drained {
+        match args.timeout {
+            Some(t) => format!(" (and so does a drained queue; gives up after {})", output::duration(t)),
+            None => " (and so does a drained queue)".to_string(),
+        }
+    } else {
+        String::new()
+    };
+    eprintln!("delivering from {} with {} workers; Ctrl-C stops{until}", ctx.db()?.display(), args.workers);
+    Ok(())
+}
+
+/// Waits up to one tick for what this run stops on: `Some` reason to stop, `None` to show
+/// progress and wait again; an error when the engine stopped before the queue was drained.
+fn wait_tick(
+    args: &DeliverArgs,
+    delivery: &DeliveryEngine,
+    signals: &mpsc::Receiver<()>,
+    deadline: Option<Instant>,
+) -> Result<Option<Stop>> {
+    let woke = if args.exit_when_idle {
+        if delivery.wait_idle(TICK) {
+            return Ok(Some(Stop::Idle));
+        }
+        signals.try_recv()
+    } else if args.until_drained {
+        let slice = match deadline {
+            Some(deadline) => match deadline.checked_duration_since(Instant::now()) {
+                Some(left) if !left.is_zero() => left.min(TICK),
+                _ => return Ok(Some(Stop::Timeout)),
+            },
+            None => TICK,
+        };
+        let asked = Instant::now();
+        if delivery.drain(slice) {
+            return Ok(Some(Stop::Drained));
+        }
+        let woke = signals.try_recv();
+        // `drain` gives up before its timeout only when the engine stopped.
+        if asked.elapsed() < slice && woke.is_err() {
+            return Err(CliError::failed("the delivery engine stopped before the queue was drained"));
+        }
+        woke
+    } else {
+        signals.recv_timeout(Duration::from_secs(1)).map_err(|e| match e {
+            RecvTimeoutError::Timeout => mpsc::TryRecvError::Empty,
+            RecvTimeoutError::Disconnected => mpsc::TryRecvError::Disconnected,
+        })
+    };
+    match woke {
+        Ok(()) | Err(mpsc::TryRecvError::Disconnected) => Ok(Some(Stop::Signal)),
+        Err(mpsc::TryRecvError::Empty) => Ok(None),
+    }
+}
+
+/// The last line: why it stopped, what was delivered and failed, what is still queued; an
+/// error when `--timeout` passed before the queue drained.
+fn report_stop(
+    ctx: &Ctx,
+    args: &DeliverArgs,
+    store: &Store,
+    start_counts: &Counts,
+    reason: Stop,
+    started: Instant,
+) -> Result<()> {
+    let end = counts(store)?;
+    let delivered = get(&end, "succeeded").saturating_sub(get(start_counts, "succeeded"));
+    let failed = get(&end, "failed").saturating_sub(get(start_counts, "failed"));
     let waiting = get(&end, "pending") + get(&end, "sending") + get(&end, "retrying");
     if ctx.json {
         output::print_json_line(

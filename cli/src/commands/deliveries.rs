@@ -17,13 +17,13 @@ use crate::progress::{self, Spinner};
 /// Runs one `deliveries` subcommand.
 pub fn run(ctx: &Ctx, cmd: DeliveriesCommand) -> Result<()> {
     match cmd {
-        DeliveriesCommand::List { status, endpoint, event, limit, before } => {
+        DeliveriesCommand::List { state, endpoint, event, limit, before } => {
             let store = db::open_read_only(ctx.db()?)?;
             if let Some(id) = &endpoint {
                 require_endpoint(&store, id)?;
             }
             let event_id = event.as_deref().map(|id| super::events::event(&store, id)).transpose()?.map(|e| e.id);
-            let filter = DeliveryFilter { endpoint_id: endpoint, state: status, event_id, before_id: before, limit };
+            let filter = DeliveryFilter { endpoint_id: endpoint, state, event_id, before_id: before, limit };
             let deliveries = store.deliveries(&filter)?;
             if ctx.json {
                 output::print_json(&json!(deliveries.iter().map(output::delivery_json).collect::<Vec<_>>()));

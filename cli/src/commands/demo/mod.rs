@@ -14,6 +14,7 @@
 //!    signature and no request failed verification.
 
 mod receiver;
+mod report;
 
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
@@ -22,17 +23,15 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use serde_json::{Value, json};
+use serde_json::json;
 use tidings::egress::EgressPolicy;
-use tidings::{
-    DeliveryOptions, EndpointSpec, ExpectedVersion, NewEvent, ReadAllOptions, RetryPolicy, Secret, Store, StoreOptions,
-};
+use tidings::{DeliveryOptions, EndpointSpec, ExpectedVersion, NewEvent, RetryPolicy, Secret, Store, StoreOptions};
 
 use self::receiver::{Receipt, Receiver, Route};
 use super::Ctx;
 use crate::args::DemoArgs;
 use crate::error::{CliError, Result};
-use crate::output::{self, Table};
+use crate::output;
 
 /// The demo gives up after this long (it normally takes well under a second).
 const DEADLINE: Duration = Duration::from_secs(9);
@@ -179,86 +178,84 @@ fn live_row(cells: &[String]) -> String {
     line.trim_end().to_string()
 }
 
-/// Runs the demo.
+/// Runs the demo: sets it up, lets the app and the engine run until every expected delivery
+/// arrived (or the deadline), then reports.
 pub fn run(ctx: &Ctx, args: &DemoArgs) -> Result<()> {
     let started = Instant::now();
-    let human = !ctx.json;
     let location = location(ctx)?;
-    let options = StoreOptions {
-        source: "tidings-demo".into(),
-        egress: EgressPolicy::new(false, ["127.0.0.0/8"])?,
-        ..Default::default()
-    };
-    let store = Store::open(&location.path, options)?;
-    store.execute(
-        "CREATE TABLE orders (id INTEGER PRIMARY KEY, customer TEXT NOT NULL, total_cents INTEGER NOT NULL, status TEXT NOT NULL)",
-        [],
-    )?;
-
-    let (billing_secret, shipping_secret) = (Secret::generate(), Secret::generate());
-    let (receipt_tx, receipt_rx) = mpsc::channel();
-    let receiver = Receiver::start(
-        vec![
-            Route {
-                name: "billing".into(),
-                path: "/billing".into(),
-                secret: billing_secret.expose().into(),
-                fail_first: 0,
-            },
-            Route {
-                name: "shipping".into(),
-                path: "/shipping".into(),
-                secret: shipping_secret.expose().into(),
-                fail_first: 2,
-            },
-        ],
-        receipt_tx,
-    )?;
-    let retry = RetryPolicy {
-        max_attempts: 5,
-        initial_delay: Duration::from_millis(100),
-        max_delay: Duration::from_secs(1),
-        multiplier: 2.0,
-        jitter: 0.0,
-    };
-    let make = |name: &str, path: &str, events: &str, secret: &Secret, in_flight: u32| -> tidings::Result<String> {
-        let spec = EndpointSpec {
-            name: Some(name.into()),
-            max_in_flight: in_flight,
-            events: vec![events.into()],
-            secret: Some(secret.expose().into()),
-            timeout: Duration::from_secs(2),
-            retry: retry.clone(),
-            ..EndpointSpec::new(receiver.url(path))
-        };
-        Ok(store.create_endpoint(&spec)?.id)
-    };
-    let endpoints = [
-        DemoEndpoint {
-            name: "billing",
-            id: make("billing", "/billing", "order.*", &billing_secret, 4)?,
-            events: "order.*",
-            wants: |t| t.starts_with("order."),
-        },
-        DemoEndpoint {
-            name: "shipping",
-            id: make("shipping", "/shipping", "order.paid", &shipping_secret, 1)?,
-            events: "order.paid",
-            wants: |t| t == "order.paid",
-        },
-    ];
-
+    let mut demo = Demo::set_up(&location)?;
+    let human = !ctx.json;
     if human {
+        demo.print_intro(&location, args.orders);
+    }
+    let watched = demo.watch(args.orders, started + DEADLINE, human)?;
+    let outcome = Outcome::of(&demo, watched)?;
+    let report = report::Report::gather(&demo, &outcome, started.elapsed())?;
+    if ctx.json {
+        report.print_json(&location, &outcome);
+    } else {
+        report.print_human(&demo, &location, &outcome, args.orders);
+    }
+    demo.store.close();
+    outcome.into_result()
+}
+
+/// The demo's parts: the store, the receiver, the endpoints and where receipts arrive.
+struct Demo {
+    store: Store,
+    /// Taken (and stopped) when the run is over.
+    receiver: Option<Receiver>,
+    receipts: mpsc::Receiver<Receipt>,
+    endpoints: [DemoEndpoint; 2],
+}
+
+impl Demo {
+    /// Opens the store with the app table, starts the receiver and creates the two endpoints.
+    fn set_up(location: &Location) -> Result<Demo> {
+        let options = StoreOptions {
+            source: "tidings-demo".into(),
+            egress: EgressPolicy::new(false, ["127.0.0.0/8"])?,
+            ..Default::default()
+        };
+        let store = Store::open(&location.path, options)?;
+        store.execute(
+            "CREATE TABLE orders (id INTEGER PRIMARY KEY, customer TEXT NOT NULL, total_cents INTEGER NOT NULL, status TEXT NOT NULL)",
+            [],
+        )?;
+        let (billing_secret, shipping_secret) = (Secret::generate(), Secret::generate());
+        let (receipt_tx, receipts) = mpsc::channel();
+        let route = |name: &str, secret: &Secret, fail_first| Route {
+            name: name.into(),
+            path: format!("/{name}"),
+            secret: secret.expose().into(),
+            fail_first,
+        };
+        let routes = vec![route("billing", &billing_secret, 0), route("shipping", &shipping_secret, 2)];
+        let receiver = Receiver::start(routes, receipt_tx)?;
+        let endpoints = [
+            DemoEndpoint {
+                name: "billing",
+                id: create_endpoint(&store, receiver.url("/billing"), "billing", "order.*", &billing_secret, 4)?,
+                events: "order.*",
+                wants: |t| t.starts_with("order."),
+            },
+            DemoEndpoint {
+                name: "shipping",
+                id: create_endpoint(&store, receiver.url("/shipping"), "shipping", "order.paid", &shipping_secret, 1)?,
+                events: "order.paid",
+                wants: |t| t == "order.paid",
+            },
+        ];
+        Ok(Demo { store, receiver: Some(receiver), receipts, endpoints })
+    }
+
+    /// What the demo is about to do, and the header of the live lines.
+    fn print_intro(&self, location: &Location, orders: u32) {
+        let Some(receiver) = &self.receiver else { return };
         outln!("tidings demo: an outbox on SQLite, delivering signed webhooks to a local receiver\n");
+        let kept = if location.temp.is_some() { " (temporary; --db PATH keeps it)" } else { "" };
         output::print_fields(&[
-            (
-                "  store",
-                format!(
-                    "{}{}",
-                    location.path.display(),
-                    if location.temp.is_some() { " (temporary; --db PATH keeps it)" } else { "" }
-                ),
-            ),
+            ("  store", format!("{}{kept}", location.path.display())),
             ("  receiver", format!("{} (verifies every signature)", receiver.url(""))),
             ("  billing", format!("{}  events order.*     healthy", receiver.url("/billing"))),
             (
@@ -271,190 +268,155 @@ pub fn run(ctx: &Ctx, args: &DemoArgs) -> Result<()> {
             ("  retries", "after 100 ms, x2, no jitter, up to 5 attempts".into()),
         ]);
         outln!(
-            "\nAppending {} orders: each order row and its event commit in one transaction.\n\
-             Latency is from the commit to the receiver.\n",
-            args.orders
+            "\nAppending {orders} orders: each order row and its event commit in one transaction.\n\
+             Latency is from the commit to the receiver.\n"
         );
         outln!("{}", live_row(&LIVE_HEADERS.map(String::from)));
     }
 
-    let delivery = store.start_delivery(DeliveryOptions { workers: 4, unhealthy_after: 2, ..Default::default() })?;
-    let commits: CommitTimes = Arc::default();
-    let app = spawn_app(store.clone(), args.orders, Arc::clone(&commits))?;
-
-    let mut seen = Seen::default();
-    let mut app_result: Option<tidings::Result<Appended>> = None;
-    let mut app = Some(app);
-    let deadline = started + DEADLINE;
-    let expected = |appended: &Appended| -> HashSet<(String, String)> {
+    /// The (endpoint name, event id) pairs that must be delivered for these appended events.
+    fn expected(&self, appended: &Appended) -> HashSet<(String, String)> {
         appended
             .iter()
             .flat_map(|(id, t)| {
-                endpoints.iter().filter(|e| (e.wants)(t)).map(move |e| (e.name.to_string(), id.clone()))
+                self.endpoints.iter().filter(|e| (e.wants)(t)).map(move |e| (e.name.to_string(), id.clone()))
             })
             .collect()
-    };
-    let finished = loop {
-        match receipt_rx.recv_timeout(Duration::from_millis(50)) {
-            Ok(r) => seen.add(r, &commits, human),
-            Err(RecvTimeoutError::Timeout) => {}
-            Err(RecvTimeoutError::Disconnected) => break false,
-        }
-        if app.as_ref().is_some_and(JoinHandle::is_finished)
-            && let Some(handle) = app.take()
-        {
-            let result =
-                handle.join().unwrap_or_else(|_| Err(tidings::Error::Storage("the app thread panicked".into())));
-            if result.is_err() {
-                app_result = Some(result);
-                break false;
+    }
+
+    /// Starts the engine and the app, prints receipts as they arrive, and stops both when
+    /// every expected delivery arrived and nothing is unfinished (or at `deadline`).
+    fn watch(&mut self, orders: u32, deadline: Instant, human: bool) -> Result<Watched> {
+        let delivery =
+            self.store.start_delivery(DeliveryOptions { workers: 4, unhealthy_after: 2, ..Default::default() })?;
+        let commits: CommitTimes = Arc::default();
+        let mut app = Some(spawn_app(self.store.clone(), orders, Arc::clone(&commits))?);
+        let mut seen = Seen::default();
+        let mut app_result: Option<tidings::Result<Appended>> = None;
+        let finished = loop {
+            match self.receipts.recv_timeout(Duration::from_millis(50)) {
+                Ok(r) => seen.add(r, &commits, human),
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => break false,
             }
-            app_result = Some(result);
-        }
-        if let Some(Ok(appended)) = &app_result
-            && expected(appended).is_subset(&seen.delivered)
-        {
-            let unfinished: u64 = store
-                .delivery_counts(None)?
-                .into_iter()
-                .filter(|(state, _)| state.is_unfinished())
-                .map(|(_, n)| n)
-                .sum();
-            if unfinished == 0 {
+            if app.as_ref().is_some_and(JoinHandle::is_finished)
+                && let Some(handle) = app.take()
+            {
+                let result =
+                    handle.join().unwrap_or_else(|_| Err(tidings::Error::Storage("the app thread panicked".into())));
+                let failed = result.is_err();
+                app_result = Some(result);
+                if failed {
+                    break false;
+                }
+            }
+            if let Some(Ok(appended)) = &app_result
+                && self.expected(appended).is_subset(&seen.delivered)
+                && self.unfinished()? == 0
+            {
                 break true;
             }
-        }
-        if Instant::now() >= deadline {
-            break false;
-        }
-    };
-    delivery.shutdown(Duration::from_secs(1))?;
-    receiver.stop();
-    while let Ok(r) = receipt_rx.try_recv() {
-        seen.add(r, &commits, human);
-    }
-    let Seen { receipts, delivered } = seen;
-    let appended = match app_result {
-        Some(Ok(appended)) => appended,
-        Some(Err(e)) => return Err(CliError::failed(format!("demo failed: the app's transaction failed: {e}"))),
-        None => return Err(CliError::failed(format!("demo failed: the app did not finish within {DEADLINE:?}"))),
-    };
-    let expected = expected(&appended);
-    let rejected = receipts.iter().filter(|(r, _)| !r.verified).count();
-    let missing = expected.difference(&delivered).count();
-    let ok = finished && missing == 0 && rejected == 0;
-    let elapsed = started.elapsed();
-
-    let stats = store.stats()?;
-    let order_rows: i64 = match store.query("SELECT count(*) FROM orders WHERE status = 'paid'", [])?.first() {
-        Some(row) => match row.first() {
-            Some(tidings::rusqlite::types::Value::Integer(n)) => *n,
-            _ => 0,
-        },
-        None => 0,
-    };
-    let health_events =
-        store.read_all(ReadAllOptions { types: Some(vec!["tidings.*".into()]), ..Default::default() })?;
-
-    let mut summary = Vec::new();
-    let mut table =
-        Table::new(["ENDPOINT", "EVENTS", "DELIVERED", "REQUESTS", "RETRIED", "VERIFIED", "P50", "P99", "HEALTH"]);
-    for e in &endpoints {
-        let wanted = expected.iter().filter(|(name, _)| name == e.name).count();
-        let got = delivered.iter().filter(|(name, _)| name == e.name).count();
-        let requests: Vec<&Receipt> = receipts.iter().map(|(r, _)| r).filter(|r| r.endpoint == e.name).collect();
-        let verified = requests.iter().filter(|r| r.verified).count();
-        let failed_answers = requests.iter().filter(|r| r.status != 200).count();
-        let st = stats.endpoints.iter().find(|s| s.endpoint_id == e.id);
-        let health = store.get_endpoint(&e.id)?.health;
-        let health_text = if health.unhealthy { "unhealthy".to_string() } else { "ok".to_string() };
-        table.row(vec![
-            format!("{} ({})", e.name, e.events),
-            wanted.to_string(),
-            got.to_string(),
-            requests.len().to_string(),
-            failed_answers.to_string(),
-            format!("{verified}/{}", requests.len()),
-            output::opt_latency(st.and_then(|s| s.p50)),
-            output::opt_latency(st.and_then(|s| s.p99)),
-            health_text.clone(),
-        ]);
-        summary.push(json!({
-            "endpoint": e.name,
-            "endpoint_id": e.id,
-            "events": e.events,
-            "expected": wanted,
-            "delivered": got,
-            "requests": requests.len(),
-            "answered_with_error": failed_answers,
-            "verified": verified,
-            "p50_ms": st.and_then(|s| s.p50).map(output::millis),
-            "p99_ms": st.and_then(|s| s.p99).map(output::millis),
-            "unhealthy": health.unhealthy,
-        }));
-    }
-
-    if ctx.json {
-        output::print_json(&json!({
-            "ok": ok,
-            "store": location.path.display().to_string(),
-            "temporary": location.temp.is_some(),
-            "elapsed_ms": output::millis(elapsed),
-            "orders_paid": order_rows,
-            "events": appended.len(),
-            "expected_deliveries": expected.len(),
-            "delivered": expected.len() - missing,
-            "rejected_signatures": rejected,
-            "endpoints": summary,
-            "health_events": health_events.iter().map(|e| json!({"type": e.event_type, "data": e.data})).collect::<Vec<Value>>(),
-            "requests": receipts.iter().map(|(r, latency)| json!({
-                "event_id": r.event_id,
-                "event_type": r.event_type,
-                "position": r.position,
-                "endpoint": r.endpoint,
-                "attempt": r.attempt,
-                "status": r.status,
-                "verified": r.verified,
-                "latency_ms": latency.map(output::millis),
-            })).collect::<Vec<_>>(),
-        }));
-    } else {
-        outln!(
-            "\nSummary ({} events from {} orders; {order_rows} order rows paid in the app table)\n",
-            appended.len(),
-            args.orders
-        );
-        out!("{}", table.render(2));
-        if !health_events.is_empty() {
-            outln!();
-            for event in &health_events {
-                let endpoint = event.data.get("endpoint_id").and_then(Value::as_str).unwrap_or("");
-                let name = endpoints.iter().find(|e| e.id == endpoint).map_or(endpoint, |e| e.name);
-                outln!("  health event #{}: {} ({name})", event.position, event.event_type);
+            if Instant::now() >= deadline {
+                break false;
             }
+        };
+        delivery.shutdown(Duration::from_secs(1))?;
+        if let Some(receiver) = self.receiver.take() {
+            receiver.stop();
         }
-        outln!();
-        if ok {
-            outln!(
-                "All {} deliveries succeeded and all {} signatures verified, in {}.",
-                expected.len(),
-                receipts.len(),
-                output::latency(elapsed)
-            );
-            if location.temp.is_none() {
-                let p = location.path.display();
-                outln!("The store is kept: try `tidings stats --db {p}` or `tidings deliveries list --db {p}`.");
-            }
+        while let Ok(r) = self.receipts.try_recv() {
+            seen.add(r, &commits, human);
         }
+        Ok(Watched { finished, seen, app_result })
     }
-    store.close();
-    if ok {
-        return Ok(());
+
+    /// Deliveries not finished yet (pending, sending, retrying, paused).
+    fn unfinished(&self) -> Result<u64> {
+        let counts = self.store.delivery_counts(None)?;
+        Ok(counts.into_iter().filter(|(state, _)| state.is_unfinished()).map(|(_, n)| n).sum())
     }
-    let why = if rejected > 0 {
-        format!("{rejected} requests failed signature verification")
-    } else {
-        format!("{missing} of {} deliveries were not delivered within {}", expected.len(), output::duration(DEADLINE))
+}
+
+/// Creates one demo endpoint with the demo's short retry policy; returns its id.
+fn create_endpoint(
+    store: &Store,
+    url: String,
+    name: &str,
+    events: &str,
+    secret: &Secret,
+    in_flight: u32,
+) -> tidings::Result<String> {
+    let retry = RetryPolicy {
+        max_attempts: 5,
+        initial_delay: Duration::from_millis(100),
+        max_delay: Duration::from_secs(1),
+        multiplier: 2.0,
+        jitter: 0.0,
     };
-    Err(CliError::failed(format!("demo failed: {why}")))
+    let spec = EndpointSpec {
+        name: Some(name.into()),
+        max_in_flight: in_flight,
+        events: vec![events.into()],
+        secret: Some(secret.expose().into()),
+        timeout: Duration::from_secs(2),
+        retry,
+        ..EndpointSpec::new(url)
+    };
+    Ok(store.create_endpoint(&spec)?.id)
+}
+
+/// What happened while the demo ran.
+struct Watched {
+    /// Every expected delivery arrived and nothing was left unfinished, before the deadline.
+    finished: bool,
+    seen: Seen,
+    app_result: Option<tidings::Result<Appended>>,
+}
+
+/// The verdict: what was expected, what arrived, and whether the demo succeeded.
+struct Outcome {
+    finished: bool,
+    receipts: Vec<(Receipt, Option<Duration>)>,
+    delivered: HashSet<(String, String)>,
+    appended: Appended,
+    expected: HashSet<(String, String)>,
+    /// Requests whose signature did not verify.
+    rejected: usize,
+    /// Expected deliveries that did not arrive.
+    missing: usize,
+}
+
+impl Outcome {
+    /// The verdict of a run; an app that failed or did not finish is an error at once.
+    fn of(demo: &Demo, watched: Watched) -> Result<Outcome> {
+        let Watched { finished, seen, app_result } = watched;
+        let appended = match app_result {
+            Some(Ok(appended)) => appended,
+            Some(Err(e)) => return Err(CliError::failed(format!("demo failed: the app's transaction failed: {e}"))),
+            None => return Err(CliError::failed(format!("demo failed: the app did not finish within {DEADLINE:?}"))),
+        };
+        let Seen { receipts, delivered } = seen;
+        let expected = demo.expected(&appended);
+        let rejected = receipts.iter().filter(|(r, _)| !r.verified).count();
+        let missing = expected.difference(&delivered).count();
+        Ok(Outcome { finished, receipts, delivered, appended, expected, rejected, missing })
+    }
+
+    fn ok(&self) -> bool {
+        self.finished && self.missing == 0 && self.rejected == 0
+    }
+
+    /// Exit 0, or the reason the demo failed.
+    fn into_result(self) -> Result<()> {
+        if self.ok() {
+            return Ok(());
+        }
+        let why = if self.rejected > 0 {
+            format!("{} requests failed signature verification", self.rejected)
+        } else {
+            let deadline = output::duration(DEADLINE);
+            format!("{} of {} deliveries were not delivered within {deadline}", self.missing, self.expected.len())
+        };
+        Err(CliError::failed(format!("demo failed: {why}")))
+    }
 }
