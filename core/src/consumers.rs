@@ -66,6 +66,14 @@ pub(crate) fn save_snapshot(conn: &Connection, stream: &str, version: u64, state
     Ok(())
 }
 
+/// Deletes the snapshot of `stream`, if it has one (the stream is being deleted).
+pub(crate) fn delete_snapshot(conn: &Connection, stream: &str) -> Result<()> {
+    if let Some((stream_id, _)) = crate::log::stream_id_and_version(conn, stream)? {
+        conn.prepare_cached("DELETE FROM tidings_snapshots WHERE stream_id = ?1")?.execute([stream_id])?;
+    }
+    Ok(())
+}
+
 /// The latest snapshot of `stream`.
 pub(crate) fn load_snapshot(conn: &Connection, stream: &str) -> Result<Option<Snapshot>> {
     let row: Option<(u64, String, i64)> = conn

@@ -85,22 +85,34 @@ fn find_stream(conn: &Connection, name: &str) -> Result<Option<StreamRow>> {
         .optional()?)
 }
 
-/// Raises the position high-water mark, and the version floor of the streams selected by
-/// `streams` (a condition on `tidings_streams`, `id` being the stream id), to what the events
-/// say now. Every operation that deletes events calls it first, so deleted positions and
-/// versions are never handed out again.
-pub(crate) fn pin_marks(conn: &Connection, streams: &str, params: impl rusqlite::Params) -> Result<()> {
+/// Raises the position high-water mark, and the version floor of the streams `stream_ids`,
+/// to what the events say now. Every operation that deletes events calls it first, so deleted
+/// positions and versions are never handed out again.
+pub(crate) fn pin_marks(conn: &Connection, stream_ids: &[i64]) -> Result<()> {
     conn.prepare_cached(
         "UPDATE tidings_meta SET value = max(value, (SELECT coalesce(max(position), 0) FROM tidings_events))
          WHERE key = 'last_position'",
     )?
     .execute([])?;
-    conn.prepare_cached(&format!(
+    let mut pin = conn.prepare_cached(
         "UPDATE tidings_streams SET version = max(version, coalesce((SELECT max(e.version) FROM tidings_events e
-         WHERE e.stream_id = tidings_streams.id), 0)) WHERE {streams}"
-    ))?
-    .execute(params)?;
+         WHERE e.stream_id = tidings_streams.id), 0)) WHERE id = ?1",
+    )?;
+    for id in stream_ids {
+        pin.execute([id])?;
+    }
     Ok(())
+}
+
+/// Deletes the events at `positions` (retention; call [`pin_marks`] for their streams first).
+/// Returns how many were deleted.
+pub(crate) fn delete_events(conn: &Connection, positions: &[i64]) -> Result<u64> {
+    let mut delete = conn.prepare_cached("DELETE FROM tidings_events WHERE position = ?1")?;
+    let mut deleted = 0;
+    for position in positions {
+        deleted += delete.execute([position])? as u64;
+    }
+    Ok(deleted)
 }
 
 pub(crate) const EVENT_COLUMNS: &str =
@@ -447,15 +459,15 @@ pub(crate) fn read_all_once(conn: &Connection, q: &LogQuery<'_>) -> Result<Vec<R
     Ok(out)
 }
 
-/// Deletes a stream: its events, snapshot and name; unfinished deliveries of its events are
-/// cancelled. Other events keep their positions.
+/// Deletes a stream: its events and name; unfinished deliveries of its events are cancelled.
+/// Other events keep their positions. Its snapshot goes first, through its owner
+/// ([`crate::consumers::delete_snapshot`], which [`crate::Transaction::delete_stream`] calls).
 pub(crate) fn delete_stream(conn: &Connection, stream: &str) -> Result<u64> {
     let row = find_stream(conn, stream)?.ok_or_else(|| Error::not_found("stream", stream))?;
     let now = clock::now_micros();
-    pin_marks(conn, "id = ?1", [row.id])?;
-    outbox::cancel_for_events(conn, "stream_id = ?1", params![row.id], now)?;
+    pin_marks(conn, &[row.id])?;
+    outbox::cancel_for_stream(conn, row.id, None, now)?;
     let deleted = conn.prepare_cached("DELETE FROM tidings_events WHERE stream_id = ?1")?.execute([row.id])?;
-    conn.prepare_cached("DELETE FROM tidings_snapshots WHERE stream_id = ?1")?.execute([row.id])?;
     conn.prepare_cached("DELETE FROM tidings_streams WHERE id = ?1")?.execute([row.id])?;
     tracing::debug!(stream, events = deleted, "stream deleted");
     Ok(deleted as u64)
@@ -467,8 +479,8 @@ pub(crate) fn truncate_stream(conn: &Connection, stream: &str, before_version: u
     let row = find_stream(conn, stream)?.ok_or_else(|| Error::not_found("stream", stream))?;
     let before = before_version.min(i64::MAX as u64) as i64;
     let now = clock::now_micros();
-    pin_marks(conn, "id = ?1", [row.id])?;
-    outbox::cancel_for_events(conn, "stream_id = ?1 AND version < ?2", params![row.id, before], now)?;
+    pin_marks(conn, &[row.id])?;
+    outbox::cancel_for_stream(conn, row.id, Some(before_version), now)?;
     let deleted = conn
         .prepare_cached("DELETE FROM tidings_events WHERE stream_id = ?1 AND version < ?2")?
         .execute(params![row.id, before])?;

@@ -6,10 +6,11 @@
 
 use std::time::Duration;
 
-use rusqlite::{Connection, params};
+use rusqlite::Connection;
 
 use crate::clock;
 use crate::error::{Error, Result};
+use crate::outbox::state_is;
 use crate::pattern::PatternSet;
 
 /// Keep events whose type matches `pattern` at most `max_age` old and/or only the newest
@@ -58,11 +59,13 @@ pub(crate) fn prune_events(conn: &Connection, rules: &[RetentionRule], now: i64)
         let patterns = PatternSet::parse([&rule.pattern])?;
         // Newest first: the first `max_count` matches are kept, anything older than the cut-off goes.
         let cutoff = rule.max_age.map(|age| now.saturating_sub(clock::duration_micros(age)));
-        let mut select = conn.prepare_cached(
+        let mut select = conn.prepare_cached(concat!(
             "SELECT e.position, e.type, e.recorded_at,
-                    EXISTS (SELECT 1 FROM tidings_deliveries d WHERE d.event_position = e.position AND d.state <= 3)
-             FROM tidings_events e ORDER BY e.position DESC",
-        )?;
+                    EXISTS (SELECT 1 FROM tidings_deliveries d WHERE d.event_position = e.position AND ",
+            state_is!(unfinished, d),
+            ")
+             FROM tidings_events e ORDER BY e.position DESC"
+        ))?;
         let mut rows = select.query([])?;
         let mut kept = 0u64;
         let mut doomed = Vec::new();
@@ -83,16 +86,9 @@ pub(crate) fn prune_events(conn: &Connection, rules: &[RetentionRule], now: i64)
         }
         drop(rows);
         if !doomed.is_empty() {
-            crate::log::pin_marks(
-                conn,
-                "id IN (SELECT value FROM json_each(?1))",
-                [serde_json::to_string(&stream_ids(conn, &doomed)?)?],
-            )?;
+            crate::log::pin_marks(conn, &stream_ids(conn, &doomed)?)?;
         }
-        let mut delete = conn.prepare_cached("DELETE FROM tidings_events WHERE position = ?1")?;
-        for position in doomed {
-            deleted += delete.execute(params![position])? as u64;
-        }
+        deleted += crate::log::delete_events(conn, &doomed)?;
     }
     if deleted > 0 {
         tracing::debug!(deleted, "events pruned by retention");
@@ -108,58 +104,6 @@ fn stream_ids(conn: &Connection, positions: &[i64]) -> Result<Vec<i64>> {
         ids.insert(lookup.query_row([position], |r| r.get::<_, i64>(0))?);
     }
     Ok(ids.into_iter().collect())
-}
-
-/// Finished delivery records deleted per housekeeping transaction.
-pub(crate) const PRUNE_BATCH: u64 = 1000;
-
-/// Deletes up to `batch` finished deliveries (and their attempts) that are older than
-/// `max_age` or beyond the newest `max_records`, least recently touched first. Unfinished
-/// deliveries are never touched. Returns how many were deleted.
-pub(crate) fn prune_deliveries(
-    conn: &Connection,
-    max_records: u64,
-    max_age: Duration,
-    now: i64,
-    batch: u64,
-) -> Result<u64> {
-    let cutoff = now.saturating_sub(clock::duration_micros(max_age));
-    let finished: u64 =
-        conn.prepare_cached("SELECT count(*) FROM tidings_deliveries WHERE state >= 4")?.query_row([], |r| r.get(0))?;
-    let excess = finished.saturating_sub(max_records).min(batch);
-    let ids: Vec<i64> = conn
-        .prepare_cached(
-            "SELECT id FROM tidings_deliveries WHERE state >= 4
-             ORDER BY touched_at LIMIT ?1",
-        )?
-        .query_map([batch as i64], |r| Ok((r.get::<_, i64>(0)?, ())))?
-        .map(|r| r.map(|(id, ())| id))
-        .collect::<rusqlite::Result<_>>()?;
-    // The oldest `excess` go for the count limit; any further ones only if they are too old.
-    let mut doomed = Vec::new();
-    let mut touched = conn.prepare_cached("SELECT touched_at FROM tidings_deliveries WHERE id = ?1")?;
-    for (i, id) in ids.into_iter().enumerate() {
-        if (i as u64) < excess {
-            doomed.push(id);
-            continue;
-        }
-        let at: i64 = touched.query_row([id], |r| r.get(0))?;
-        if at < cutoff {
-            doomed.push(id);
-        } else {
-            break;
-        }
-    }
-    let mut delete_attempts = conn.prepare_cached("DELETE FROM tidings_attempts WHERE delivery_id = ?1")?;
-    let mut delete = conn.prepare_cached("DELETE FROM tidings_deliveries WHERE id = ?1 AND state >= 4")?;
-    for id in &doomed {
-        delete_attempts.execute([id])?;
-        delete.execute([id])?;
-    }
-    if !doomed.is_empty() {
-        tracing::debug!(pruned = doomed.len(), "finished delivery records pruned");
-    }
-    Ok(doomed.len() as u64)
 }
 
 /// Keeps the WAL bounded and gives pruned pages back: a passive checkpoint, a truncating one

@@ -244,7 +244,10 @@ impl Transaction {
 
     /// Deletes a stream (see [`crate::Store::delete_stream`]).
     pub fn delete_stream(&mut self, stream: &str) -> Result<u64> {
-        self.savepoint(|conn, _| log::delete_stream(conn, stream))
+        self.savepoint(|conn, _| {
+            consumers::delete_snapshot(conn, stream)?;
+            log::delete_stream(conn, stream)
+        })
     }
 
     /// Deletes a stream's events below `before_version`.

@@ -12,13 +12,15 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use rusqlite::{Connection, params};
+use rusqlite::Connection;
 use serde_json::json;
 
 use super::circuit::{self, Change, HealthPolicy, Outcome};
+use super::history::{self, NewAttempt};
 use super::http::{HttpResponse, SendError};
 use super::outcome::{Verdict, classify};
 use super::request::{Job, SendSettings};
+use super::rows::{self, Completion};
 use crate::clock;
 use crate::endpoint::{self, state::HealthState};
 use crate::error::Result;
@@ -147,38 +149,23 @@ fn record(conn: &Connection, owner: &str, f: &Finished) -> Result<Outcome> {
         Verdict::Fail { .. } => "failed",
     };
     let id = f.job.delivery_id;
+    let last_error = row.last_error();
     match (&verdict, outcome) {
         (Verdict::Success, _) => {
-            conn.prepare_cached(
-                "UPDATE tidings_deliveries SET state = 4, last_status = ?3, last_error = NULL, lease_owner = NULL,
-                    lease_expires_at = NULL, touched_at = ?4, completed_at = ?4
-                 WHERE id = ?1 AND lease_owner = ?2 AND (state = 1 OR state = 3)",
-            )?
-            .execute(params![id, owner, row.status, now])?;
+            rows::complete(conn, id, owner, Completion::Succeeded { status: row.status }, now)?;
         }
         (Verdict::Retry { retry_after }, "retry") => {
             let delay = target.retry.retry_after_delay(f.job.attempt, unit_random(), *retry_after);
             let due = now.saturating_add(clock::duration_micros(delay));
-            let scheduled = conn
-                .prepare_cached(
-                    "UPDATE tidings_deliveries SET state = CASE WHEN state = 3 THEN 3 ELSE 2 END,
-                        next_attempt_at = ?3, last_status = ?4, last_error = ?5, lease_owner = NULL,
-                        lease_expires_at = NULL, touched_at = ?6
-                     WHERE id = ?1 AND lease_owner = ?2 AND (state = 1 OR state = 3)",
-                )?
-                .execute(params![id, owner, due, row.status, row.last_error(), now])?;
-            if scheduled > 0 {
+            let retry = Completion::Retry { due, status: row.status, error: last_error.as_deref() };
+            if rows::complete(conn, id, owner, retry, now)? {
                 // The retry may be due before the lease the endpoint's due time was set to.
                 endpoint::state::note_due(conn, target.seq, due)?;
             }
         }
         _ => {
-            conn.prepare_cached(
-                "UPDATE tidings_deliveries SET state = 5, last_status = ?3, last_error = ?4, lease_owner = NULL,
-                    lease_expires_at = NULL, touched_at = ?5, completed_at = ?5
-                 WHERE id = ?1 AND lease_owner = ?2 AND (state = 1 OR state = 3)",
-            )?
-            .execute(params![id, owner, row.status, row.last_error(), now])?;
+            let failed = Completion::Failed { status: row.status, error: last_error.as_deref() };
+            rows::complete(conn, id, owner, failed, now)?;
         }
     }
     tracing::debug!(
@@ -237,22 +224,18 @@ impl AttemptRow {
     }
 
     fn insert(&self, conn: &Connection, f: &Finished) -> Result<()> {
-        conn.prepare_cached(
-            "INSERT INTO tidings_attempts (delivery_id, number, started_at, duration_us, status_code, error_kind, error,
-                response_body)
-             VALUES (?1, (SELECT coalesce(max(number), 0) + 1 FROM tidings_attempts WHERE delivery_id = +?1), ?2, ?3,
-                ?4, ?5, ?6, ?7)",
-        )?
-        .execute(params![
-            f.job.delivery_id,
-            f.started_at,
-            clock::duration_micros(f.duration),
-            self.status,
-            self.error_kind,
-            self.error,
-            self.body
-        ])?;
-        Ok(())
+        history::record(
+            conn,
+            &NewAttempt {
+                delivery_id: f.job.delivery_id,
+                started_at: f.started_at,
+                duration_us: clock::duration_micros(f.duration),
+                status: self.status,
+                error_kind: self.error_kind.as_deref(),
+                error: self.error.as_deref(),
+                body: self.body.as_deref(),
+            },
+        )
     }
 }
 

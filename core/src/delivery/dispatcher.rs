@@ -409,16 +409,16 @@ impl Dispatcher {
             let tx = Transaction::begin(Arc::clone(&shared))?;
             let pruned = {
                 let (conn, _) = tx.parts()?;
-                retention::prune_deliveries(
+                super::prune::prune_deliveries(
                     conn,
                     self.options.max_records,
                     self.options.max_record_age,
                     clock::now_micros(),
-                    retention::PRUNE_BATCH,
+                    super::prune::PRUNE_BATCH,
                 )?
             };
             tx.commit()?;
-            if pruned < retention::PRUNE_BATCH {
+            if pruned < super::prune::PRUNE_BATCH {
                 break;
             }
         }

@@ -1,7 +1,9 @@
 //! The attempt history of a delivery: one row in `tidings_attempts` per HTTP request the engine
-//! made for it, read back oldest first ([`crate::Store::attempts`]). Rows are written by
-//! `complete.rs`, the table's owner; this module only reads them. An attempt never holds a
-//! secret or a request body, and at most the first KiB of the response body.
+//! made for it, read back oldest first ([`crate::Store::attempts`]). This module owns
+//! `tidings_attempts`: the engine records an attempt through [`record`] when it completes one,
+//! and the housekeeping deletes a pruned delivery's attempts through [`delete_attempts`]. An
+//! attempt never holds a secret or a request body, and at most the first KiB of the response
+//! body.
 
 use std::time::Duration;
 
@@ -57,4 +59,41 @@ impl Store {
     pub fn attempts(&self, delivery_id: u64) -> Result<Vec<Attempt>> {
         self.shared().read(|conn| attempts(conn, delivery_id))
     }
+}
+
+/// One attempt as recorded.
+pub(crate) struct NewAttempt<'a> {
+    pub delivery_id: i64,
+    pub started_at: i64,
+    pub duration_us: i64,
+    pub status: Option<u16>,
+    pub error_kind: Option<&'a str>,
+    pub error: Option<&'a str>,
+    /// The start of the response body.
+    pub body: Option<&'a str>,
+}
+
+/// Records an attempt, numbered after the delivery's previous ones.
+pub(crate) fn record(conn: &Connection, attempt: &NewAttempt<'_>) -> Result<()> {
+    conn.prepare_cached(
+        "INSERT INTO tidings_attempts (delivery_id, number, started_at, duration_us, status_code, error_kind, error,
+            response_body)
+         VALUES (?1, (SELECT coalesce(max(number), 0) + 1 FROM tidings_attempts WHERE delivery_id = +?1), ?2, ?3,
+            ?4, ?5, ?6, ?7)",
+    )?
+    .execute(rusqlite::params![
+        attempt.delivery_id,
+        attempt.started_at,
+        attempt.duration_us,
+        attempt.status,
+        attempt.error_kind,
+        attempt.error,
+        attempt.body
+    ])?;
+    Ok(())
+}
+
+/// Deletes a delivery's attempts (it is being pruned).
+pub(crate) fn delete_attempts(conn: &Connection, delivery_id: i64) -> Result<usize> {
+    Ok(conn.prepare_cached("DELETE FROM tidings_attempts WHERE delivery_id = ?1")?.execute([delivery_id])?)
 }

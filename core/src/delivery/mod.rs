@@ -42,6 +42,7 @@ mod history;
 pub(crate) mod http;
 mod liveness;
 mod outcome;
+mod prune;
 mod request;
 mod rows;
 mod scheduler;

@@ -4,9 +4,9 @@
 //! cancelling rows that cannot be sent. The outbox ([`crate::outbox`]) creates the rows and
 //! owns their lifecycle outside the engine; [`super::complete`] records attempts.
 //!
-//! States as stored: 0 pending, 1 sending, 2 retrying, 3 paused, 4 succeeded, 5 failed,
-//! 6 cancelled (see [`crate::DeliveryState`]); "due" is `state <= 2` with `next_attempt_at`
-//! passed (a sending row's lease ends at its `next_attempt_at`).
+//! States are named by [`crate::outbox::state_is`] and [`crate::outbox::state_code`]; a row is
+//! due when it is in a due state and its `next_attempt_at` passed (a sending row's lease ends at
+//! its `next_attempt_at`).
 
 use std::sync::LazyLock;
 
@@ -17,6 +17,7 @@ use crate::endpoint;
 use crate::error::Result;
 use crate::event::StoredEvent;
 use crate::log;
+use crate::outbox::{state_code, state_is};
 
 /// A due row of the claim query.
 pub(crate) enum DueRow {
@@ -41,9 +42,10 @@ pub(crate) enum DueRow {
 static DUE_PLAIN: LazyLock<String> = LazyLock::new(|| {
     format!(
         "SELECT d.id, d.attempts, {} FROM tidings_deliveries d {DUE_EVENTS}
-         WHERE d.endpoint_seq = +?1 AND d.state <= 2 AND d.next_attempt_at <= +?2
+         WHERE d.endpoint_seq = +?1 AND {} AND d.next_attempt_at <= +?2
          ORDER BY d.next_attempt_at, d.id LIMIT +?3",
-        log::EVENT_COLUMNS
+        log::EVENT_COLUMNS,
+        state_is!(due, d)
     )
 });
 
@@ -52,12 +54,14 @@ static DUE_PLAIN: LazyLock<String> = LazyLock::new(|| {
 static DUE_ORDERED: LazyLock<String> = LazyLock::new(|| {
     format!(
         "SELECT d.id, d.attempts, {} FROM tidings_deliveries d {DUE_EVENTS}
-         WHERE d.endpoint_seq = +?1 AND d.state <= 2 AND d.next_attempt_at <= +?2
+         WHERE d.endpoint_seq = +?1 AND {} AND d.next_attempt_at <= +?2
            AND NOT EXISTS (SELECT 1 FROM tidings_deliveries o
                            WHERE o.endpoint_seq = d.endpoint_seq AND o.stream_id = d.stream_id
-                             AND o.event_position < d.event_position AND o.ordered = 1 AND o.state <= 3)
+                             AND o.event_position < d.event_position AND o.ordered = 1 AND {})
          ORDER BY d.next_attempt_at, d.id LIMIT +?3",
-        log::EVENT_COLUMNS
+        log::EVENT_COLUMNS,
+        state_is!(due, d),
+        state_is!(unfinished, o)
     )
 });
 
@@ -108,28 +112,36 @@ fn read_due_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<DueRow> {
 }
 
 pub(crate) fn take(conn: &Connection, id: i64, owner: &str, lease_until: i64, now: i64) -> Result<()> {
-    conn.prepare_cached(
-        "UPDATE tidings_deliveries SET state = 1, attempts = attempts + 1, lease_owner = ?2, lease_expires_at = ?3,
+    conn.prepare_cached(concat!(
+        "UPDATE tidings_deliveries SET state = ",
+        state_code!(Sending),
+        ", attempts = attempts + 1, lease_owner = ?2, lease_expires_at = ?3,
             next_attempt_at = ?3, touched_at = ?4
-         WHERE id = ?1",
-    )?
+         WHERE id = ?1"
+    ))?
     .execute(params![id, owner, lease_until, now])?;
     Ok(())
 }
 
 pub(crate) fn cancel_orphan(conn: &Connection, id: i64, now: i64) -> Result<()> {
-    conn.prepare_cached("UPDATE tidings_deliveries SET state = 6, touched_at = ?2, completed_at = ?2 WHERE id = ?1")?
-        .execute(params![id, now])?;
+    conn.prepare_cached(concat!(
+        "UPDATE tidings_deliveries SET state = ",
+        state_code!(Cancelled),
+        ", touched_at = ?2, completed_at = ?2 WHERE id = ?1"
+    ))?
+    .execute(params![id, now])?;
     Ok(())
 }
 
 pub(crate) fn fail_damaged(conn: &Connection, id: i64, reason: &str, now: i64) -> Result<()> {
     tracing::warn!(delivery = id, reason, "a stored delivery or its event is damaged; failing the delivery");
-    conn.prepare_cached(
-        "UPDATE tidings_deliveries SET state = 5, attempts = 0, last_status = NULL, last_error = ?3, lease_owner = NULL,
+    conn.prepare_cached(concat!(
+        "UPDATE tidings_deliveries SET state = ",
+        state_code!(Failed),
+        ", attempts = 0, last_status = NULL, last_error = ?3, lease_owner = NULL,
             lease_expires_at = NULL, touched_at = ?2, completed_at = ?2
-         WHERE id = ?1",
-    )?
+         WHERE id = ?1"
+    ))?
     .execute(params![id, now, format!("the stored delivery or its event is damaged: {reason}")])?;
     Ok(())
 }
@@ -138,14 +150,21 @@ pub(crate) fn fail_damaged(conn: &Connection, id: i64, reason: &str, now: i64) -
 /// due again now (their endpoints too), with the unfinished attempt not counted. Paused rows
 /// only lose their lease.
 pub(crate) fn release(conn: &Connection, owner: &str, ids: &[i64], now: i64) -> Result<usize> {
-    let mut stmt = conn.prepare_cached(
+    let mut stmt = conn.prepare_cached(concat!(
         "UPDATE tidings_deliveries SET
-            state = CASE WHEN state = 3 THEN 3 WHEN attempts > 1 THEN 2 ELSE 0 END,
+            state = CASE WHEN ",
+        state_is!(paused),
+        " THEN state WHEN attempts > 1 THEN ",
+        state_code!(Retrying),
+        " ELSE ",
+        state_code!(Pending),
+        " END,
             attempts = max(attempts - 1, 0), lease_owner = NULL, lease_expires_at = NULL,
             next_attempt_at = ?3, touched_at = ?3
-         WHERE id = ?1 AND lease_owner = ?2 AND (state = 1 OR state = 3)
-         RETURNING endpoint_seq",
-    )?;
+         WHERE id = ?1 AND lease_owner = ?2 AND ",
+        state_is!(leased),
+        " RETURNING endpoint_seq"
+    ))?;
     let mut endpoints = Vec::new();
     for id in ids {
         if let Some(seq) = stmt.query_row(params![id, owner, now], |r| r.get::<_, i64>(0)).optional()? {
@@ -155,6 +174,57 @@ pub(crate) fn release(conn: &Connection, owner: &str, ids: &[i64], now: i64) -> 
     let released = endpoints.len();
     note_due_all(conn, endpoints, now)?;
     Ok(released)
+}
+
+/// How an attempt under `owner`'s lease ended, for [`complete`].
+pub(crate) enum Completion<'a> {
+    /// 2xx: the delivery succeeded.
+    Succeeded { status: Option<u16> },
+    /// Try again at `due` (a paused row stays paused).
+    Retry { due: i64, status: Option<u16>, error: Option<&'a str> },
+    /// Attempts exhausted, or a final outcome.
+    Failed { status: Option<u16>, error: Option<&'a str> },
+}
+
+/// Records the end of an attempt on the delivery `id`, if `owner` still holds its lease.
+/// Returns whether the row changed (it did not when the lease was lost).
+pub(crate) fn complete(conn: &Connection, id: i64, owner: &str, how: Completion<'_>, now: i64) -> Result<bool> {
+    let changed = match how {
+        Completion::Succeeded { status } => conn
+            .prepare_cached(concat!(
+                "UPDATE tidings_deliveries SET state = ",
+                state_code!(Succeeded),
+                ", last_status = ?3, last_error = NULL, lease_owner = NULL,
+                    lease_expires_at = NULL, touched_at = ?4, completed_at = ?4
+                 WHERE id = ?1 AND lease_owner = ?2 AND ",
+                state_is!(leased)
+            ))?
+            .execute(params![id, owner, status, now])?,
+        Completion::Retry { due, status, error } => conn
+            .prepare_cached(concat!(
+                "UPDATE tidings_deliveries SET state = CASE WHEN ",
+                state_is!(paused),
+                " THEN state ELSE ",
+                state_code!(Retrying),
+                " END,
+                    next_attempt_at = ?3, last_status = ?4, last_error = ?5, lease_owner = NULL,
+                    lease_expires_at = NULL, touched_at = ?6
+                 WHERE id = ?1 AND lease_owner = ?2 AND ",
+                state_is!(leased)
+            ))?
+            .execute(params![id, owner, due, status, error, now])?,
+        Completion::Failed { status, error } => conn
+            .prepare_cached(concat!(
+                "UPDATE tidings_deliveries SET state = ",
+                state_code!(Failed),
+                ", last_status = ?3, last_error = ?4, lease_owner = NULL,
+                    lease_expires_at = NULL, touched_at = ?5, completed_at = ?5
+                 WHERE id = ?1 AND lease_owner = ?2 AND ",
+                state_is!(leased)
+            ))?
+            .execute(params![id, owner, status, error, now])?,
+    };
+    Ok(changed > 0)
 }
 
 /// Makes each endpoint due at `at` at the latest (once per endpoint).
@@ -172,11 +242,13 @@ fn note_due_all(conn: &Connection, mut endpoints: Vec<i64>, at: i64) -> Result<(
 /// since they were created, so they go before the endpoint's later work. Returns how many.
 pub(crate) fn reclaim_dead(conn: &Connection, owner: &str, now: i64) -> Result<usize> {
     let endpoints: Vec<i64> = conn
-        .prepare_cached(
+        .prepare_cached(concat!(
             "UPDATE tidings_deliveries SET next_attempt_at = min(created_at, ?2), touched_at = ?2
-             WHERE state = 1 AND lease_owner = ?1 AND next_attempt_at > ?2
-             RETURNING endpoint_seq",
-        )?
+             WHERE state = ",
+            state_code!(Sending),
+            " AND lease_owner = ?1 AND next_attempt_at > ?2
+             RETURNING endpoint_seq"
+        ))?
         .query_map(params![owner, now], |r| r.get(0))?
         .collect::<rusqlite::Result<_>>()?;
     let due = endpoints.len();
@@ -184,10 +256,12 @@ pub(crate) fn reclaim_dead(conn: &Connection, owner: &str, now: i64) -> Result<u
     note_due_all(conn, endpoints, 0)?;
     // A paused row keeps its lease while its request is in flight; the request died with it.
     let paused = conn
-        .prepare_cached(
+        .prepare_cached(concat!(
             "UPDATE tidings_deliveries SET lease_owner = NULL, lease_expires_at = NULL, touched_at = ?2
-             WHERE state = 3 AND lease_owner = ?1",
-        )?
+             WHERE ",
+            state_is!(paused),
+            " AND lease_owner = ?1"
+        ))?
         .execute(params![owner, now])?;
     Ok(due + paused)
 }
@@ -197,17 +271,21 @@ pub(crate) fn reclaim_dead(conn: &Connection, owner: &str, now: i64) -> Result<u
 /// integer) is never due and never in the way.
 pub(crate) fn earliest_due(conn: &Connection, seq: i64, now: i64) -> Result<(Option<i64>, Option<i64>)> {
     let earliest = conn
-        .prepare_cached("SELECT min(next_attempt_at) FROM tidings_deliveries WHERE endpoint_seq = +?1 AND state <= 2")?
+        .prepare_cached(concat!(
+            "SELECT min(next_attempt_at) FROM tidings_deliveries WHERE endpoint_seq = +?1 AND ",
+            state_is!(due)
+        ))?
         .query_row([seq], |r| r.get::<_, rusqlite::types::Value>(0))
         .map(|v| endpoint::state::integer(Some(v)))?;
     // Rows due now but not claimable (ordered, waiting for an earlier event) must not hide the
     // next row that becomes due later, such as that earlier event's retry.
     let later = match earliest {
         Some(at) if at <= now => conn
-            .prepare_cached(
-                "SELECT min(next_attempt_at) FROM tidings_deliveries
-                 WHERE endpoint_seq = +?1 AND state <= 2 AND next_attempt_at > +?2",
-            )?
+            .prepare_cached(concat!(
+                "SELECT min(next_attempt_at) FROM tidings_deliveries WHERE endpoint_seq = +?1 AND ",
+                state_is!(due),
+                " AND next_attempt_at > +?2"
+            ))?
             .query_row(params![seq, now], |r| r.get::<_, rusqlite::types::Value>(0))
             .map(|v| endpoint::state::integer(Some(v)))?,
         other => other,

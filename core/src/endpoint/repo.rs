@@ -351,8 +351,7 @@ pub(crate) fn update(conn: &Connection, id: &str, change: &EndpointUpdate) -> Re
     state::settings_changed(conn, seq, clock::now_micros())?;
     if spec.ordered != current.spec.ordered {
         // The per-stream order index covers the unfinished deliveries of ordered endpoints.
-        conn.prepare_cached("UPDATE tidings_deliveries SET ordered = ?2 WHERE endpoint_seq = ?1 AND state <= 3")?
-            .execute(params![seq, spec.ordered])?;
+        crate::outbox::set_ordered(conn, seq, spec.ordered)?;
     }
     schema::bump_endpoints_generation(conn)?;
     match change.enabled {

@@ -48,10 +48,10 @@ use ureq::Agent;
 use ureq::config::Config;
 use ureq::http::{HeaderName, HeaderValue, Uri};
 use ureq::tls::{Certificate, PemItem, RootCerts, TlsConfig};
-use ureq::unversioned::resolver::{DefaultResolver, ResolvedSocketAddrs, Resolver};
+use ureq::unversioned::resolver::{DefaultResolver, Resolver};
 use ureq::unversioned::transport::{DefaultConnector, NextTimeout};
 
-use crate::egress::{EgressPolicy, EgressRefused};
+use crate::egress::EgressPolicy;
 use crate::error::Error;
 
 /// The longest connect phase (TCP connect and TLS handshake), whatever the request timeout.
@@ -471,157 +471,13 @@ fn strip_query(url: &str) -> String {
     }
 }
 
-/// Every address of the host was refused by the egress policy (carried in `ureq::Error::Other`);
-/// `show` is the policy's [`EgressPolicy::shows_addresses`].
-#[derive(Debug)]
-struct AllAddressesRefused {
-    refused: Vec<EgressRefused>,
-    show: bool,
-}
+mod classify;
+mod resolve;
 
-impl fmt::Display for AllAddressesRefused {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.refused.as_slice() {
-            [] => f.write_str("the host has no address the egress policy allows"),
-            [one] => f.write_str(&one.describe(self.show)),
-            [first, rest @ ..] => {
-                write!(f, "{} (and {} more addresses of the host are refused)", first.describe(self.show), rest.len())
-            }
-        }
-    }
-}
-
-impl std::error::Error for AllAddressesRefused {}
-
-/// The host name lookup failed (carried in `ureq::Error::Other`).
-#[derive(Debug)]
-struct LookupFailed(String);
-
-impl fmt::Display for LookupFailed {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "the host name did not resolve: {}", self.0)
-    }
-}
-
-impl std::error::Error for LookupFailed {}
-
-/// `ureq`'s default resolver followed by the egress policy on every resolved address.
-#[derive(Debug)]
-struct EgressResolver {
-    policy: EgressPolicy,
-    inner: DefaultResolver,
-}
-
-impl Resolver for EgressResolver {
-    fn resolve(&self, uri: &Uri, config: &Config, timeout: NextTimeout) -> Result<ResolvedSocketAddrs, ureq::Error> {
-        let resolved = match self.inner.resolve(uri, config, timeout) {
-            Ok(addrs) => addrs,
-            Err(ureq::Error::Io(e)) => return Err(ureq::Error::Other(Box::new(LookupFailed(e.to_string())))),
-            Err(e) => return Err(e),
-        };
-        let (allowed, refused) = filter_allowed(&self.policy, &resolved, self.inner.empty());
-        if allowed.is_empty() {
-            let show = self.policy.shows_addresses();
-            return Err(ureq::Error::Other(Box::new(AllAddressesRefused { refused, show })));
-        }
-        if !refused.is_empty() {
-            tracing::debug!(
-                refused = refused.len(),
-                allowed = allowed.len(),
-                "egress policy dropped resolved addresses"
-            );
-        }
-        Ok(allowed)
-    }
-}
-
-/// Splits `resolved` into the addresses `policy` allows (pushed onto `allowed`) and refusals.
-fn filter_allowed(
-    policy: &EgressPolicy,
-    resolved: &[std::net::SocketAddr],
-    mut allowed: ResolvedSocketAddrs,
-) -> (ResolvedSocketAddrs, Vec<EgressRefused>) {
-    let mut refused = Vec::new();
-    for addr in resolved {
-        match policy.check(addr.ip()) {
-            Ok(()) => allowed.push(*addr),
-            Err(r) => refused.push(r),
-        }
-    }
-    (allowed, refused)
-}
-
-/// The phase a `ureq` timeout belongs to, for messages.
-fn phase(timeout: ureq::Timeout) -> &'static str {
-    match timeout {
-        ureq::Timeout::Resolve => "resolving the host",
-        ureq::Timeout::Connect => "connecting",
-        ureq::Timeout::SendRequest => "sending the request",
-        ureq::Timeout::SendBody => "sending the request body",
-        ureq::Timeout::RecvResponse => "waiting for the response",
-        ureq::Timeout::RecvBody => "receiving the response body",
-        _ => "the exchange",
-    }
-}
-
-/// Maps a `ureq` error to a [`SendError`] without copying request data into the message.
-fn classify(err: ureq::Error) -> SendError {
-    use SendErrorKind as K;
-    match err {
-        ureq::Error::Timeout(t) => SendError::new(K::Timeout, format!("timed out {}", phase(t))),
-        ureq::Error::HostNotFound => SendError::new(K::Dns, "the host name did not resolve to any address"),
-        ureq::Error::Other(inner) => {
-            if let Some(refused) = inner.downcast_ref::<AllAddressesRefused>() {
-                SendError::new(K::EgressRefused, refused.to_string())
-            } else if let Some(lookup) = inner.downcast_ref::<LookupFailed>() {
-                SendError::new(K::Dns, lookup.to_string())
-            } else {
-                SendError::new(K::Io, format!("the request failed: {inner}"))
-            }
-        }
-        ureq::Error::Io(e) => classify_io(&e),
-        ureq::Error::Rustls(e) => SendError::new(K::Tls, format!("TLS failed: {e}")),
-        ureq::Error::Tls(what) => SendError::new(K::Tls, format!("TLS failed: {what}")),
-        ureq::Error::TlsRequired => SendError::new(K::Tls, "TLS required but not established"),
-        ureq::Error::Pem(_) => SendError::invalid("ca_cert is not valid PEM"),
-        ureq::Error::ConnectionFailed => SendError::new(K::Connect, "the connection could not be opened"),
-        ureq::Error::BadUri(_) | ureq::Error::RequireHttpsOnly(_) => SendError::invalid("the URL is not usable"),
-        ureq::Error::Http(e) => SendError::invalid(format!("the request is invalid: {e}")),
-        ureq::Error::BodyExceedsLimit(_) => SendError::invalid("the body does not match its length"),
-        ureq::Error::Protocol(_) => SendError::new(K::Io, "the response is not valid HTTP/1.1"),
-        ureq::Error::LargeResponseHeader(_, limit) => {
-            SendError::new(K::Io, format!("the response head is larger than {limit} bytes"))
-        }
-        ureq::Error::Decompress(coding, e) => {
-            SendError::new(K::Io, format!("the {coding} response body could not be decoded: {}", e.kind()))
-        }
-        ureq::Error::BodyStalled => SendError::new(K::Io, "the response body stalled"),
-        ureq::Error::StatusCode(status) => SendError::new(K::Io, format!("unexpected status {status}")),
-        other => SendError::new(K::Io, format!("the request failed: {other}")),
-    }
-}
-
-/// Maps an I/O error: TLS failures (rustls errors wrapped by the handshake or a record read),
-/// connection failures, time-outs, and everything else as [`SendErrorKind::Io`].
-fn classify_io(err: &std::io::Error) -> SendError {
-    use SendErrorKind as K;
-    use std::io::ErrorKind as E;
-    if let Some(tls) = err.get_ref().and_then(|inner| inner.downcast_ref::<rustls::Error>()) {
-        return SendError::new(K::Tls, format!("TLS failed: {tls}"));
-    }
-    match err.kind() {
-        E::ConnectionRefused => SendError::new(K::Connect, "the connection was refused"),
-        E::HostUnreachable | E::NetworkUnreachable | E::NetworkDown | E::AddrNotAvailable => {
-            SendError::new(K::Connect, format!("the host is unreachable: {err}"))
-        }
-        E::TimedOut | E::WouldBlock => SendError::new(K::Timeout, "timed out"),
-        E::ConnectionReset => SendError::new(K::Io, "the connection was reset by the receiver"),
-        E::ConnectionAborted => SendError::new(K::Io, "the connection was aborted"),
-        E::UnexpectedEof => SendError::new(K::Io, "the receiver closed the connection early"),
-        E::BrokenPipe => SendError::new(K::Io, "the receiver closed the connection while the request was sent"),
-        _ => SendError::new(K::Io, format!("I/O error: {err}")),
-    }
-}
+use classify::classify;
+use resolve::EgressResolver;
+#[cfg(test)]
+use resolve::{AllAddressesRefused, LookupFailed, filter_allowed};
 
 #[cfg(test)]
 mod tests;
