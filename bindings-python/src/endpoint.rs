@@ -1,12 +1,14 @@
 //! Webhook endpoints: the `Endpoint` record, the `Bearer` / `ApiKey` auth values, and the
 //! conversion of `create_endpoint` arguments and `update_endpoint` changes into core's
-//! [`EndpointSpec`] and [`EndpointUpdate`]. Validation is core's; an argument left as None
-//! keeps core's default (`tidings::EndpointSpec::new`).
+//! [`EndpointSpec`] and [`EndpointUpdate`], one for `Store` and `Transaction` alike.
+//! Validation is core's; an argument left as None keeps core's default
+//! (`tidings::EndpointSpec::new`).
 
 use std::collections::BTreeMap;
 
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyString};
+use tidings::pattern::ANY;
 use tidings::{Auth, Endpoint, EndpointSpec, EndpointUpdate};
 
 use crate::convert::{FromArg, arg, datetime, opt_datetime, opt_seconds, repr, seconds, str_map, strs, text};
@@ -77,7 +79,7 @@ fn templates_from_py(obj: &Bound<'_, PyAny>) -> PyResult<BTreeMap<String, String
         return Ok(BTreeMap::new());
     }
     if obj.cast::<PyString>().is_ok() {
-        return Ok(BTreeMap::from([("*".to_string(), text(obj, "template")?)]));
+        return Ok(BTreeMap::from([(ANY.to_string(), text(obj, "template")?)]));
     }
     if obj.cast::<PyDict>().is_ok() {
         return str_map(obj, "template");
@@ -96,93 +98,114 @@ fn statuses_from_py(obj: &Bound<'_, PyAny>) -> PyResult<Vec<u16>> {
     obj.extract::<Vec<u16>>().map_err(|_| invalid(obj.py(), "final_statuses", "must be a list of HTTP status codes"))
 }
 
-/// The arguments of `create_endpoint`; None means core's default.
-pub(crate) struct EndpointArgs<'py> {
-    pub url: String,
-    pub events: Option<Bound<'py, PyAny>>,
-    pub name: Option<String>,
-    pub tenant: Option<String>,
-    pub secret: Option<String>,
-    pub headers: Option<Bound<'py, PyAny>>,
-    pub auth: Option<Bound<'py, PyAny>>,
-    pub timeout: Option<f64>,
-    pub max_attempts: Option<u32>,
-    pub initial_delay: Option<f64>,
-    pub max_delay: Option<f64>,
-    pub multiplier: Option<f64>,
-    pub jitter: Option<f64>,
-    pub rate_limit: Option<f64>,
-    pub burst: Option<u32>,
-    pub max_in_flight: Option<u32>,
-    pub ordered: Option<bool>,
-    pub verify_tls: Option<bool>,
-    pub ca_cert: Option<String>,
-    pub signature_header: Option<String>,
-    pub template: Option<Bound<'py, PyAny>>,
-    pub keepalive: Option<f64>,
-    pub final_statuses: Option<Bound<'py, PyAny>>,
-    pub enabled: Option<bool>,
+/// Core's spec, as `create_endpoint` hands it over from Python.
+#[pyclass(frozen, module = "tidings")]
+struct PyEndpointSpec {
+    spec: EndpointSpec,
 }
 
-impl EndpointArgs<'_> {
-    /// Core's spec: defaults from [`EndpointSpec::new`], overridden by every given argument.
-    pub(crate) fn into_spec(self, py: Python<'_>) -> PyResult<EndpointSpec> {
-        let mut spec = EndpointSpec::new(self.url);
-        if let Some(events) = &self.events {
-            spec.events = strs(events, "events")?;
-        }
-        spec.name = self.name;
-        spec.tenant = self.tenant;
-        spec.secret = self.secret;
-        if let Some(headers) = &self.headers {
-            spec.headers = headers_from_py(headers)?;
-        }
-        if let Some(auth) = &self.auth {
-            spec.auth = auth_from_py(auth)?;
-        }
-        if let Some(t) = self.timeout {
-            spec.timeout = seconds(py, "timeout", t)?;
-        }
-        if let Some(n) = self.max_attempts {
-            spec.retry.max_attempts = n;
-        }
-        if let Some(d) = self.initial_delay {
-            spec.retry.initial_delay = seconds(py, "initial_delay", d)?;
-        }
-        if let Some(d) = self.max_delay {
-            spec.retry.max_delay = seconds(py, "max_delay", d)?;
-        }
-        if let Some(m) = self.multiplier {
-            spec.retry.multiplier = m;
-        }
-        if let Some(j) = self.jitter {
-            spec.retry.jitter = j;
-        }
-        spec.rate_limit = self.rate_limit;
-        spec.burst = self.burst;
-        if let Some(n) = self.max_in_flight {
-            spec.max_in_flight = n;
-        }
-        if let Some(o) = self.ordered {
-            spec.ordered = o;
-        }
-        if let Some(v) = self.verify_tls {
-            spec.verify_tls = v;
-        }
-        spec.ca_cert = self.ca_cert;
-        spec.signature_header = self.signature_header;
-        if let Some(template) = &self.template {
-            spec.templates = templates_from_py(template)?;
-        }
-        spec.keepalive = opt_seconds(py, "keepalive", self.keepalive)?;
-        if let Some(statuses) = &self.final_statuses {
-            spec.final_statuses = statuses_from_py(statuses)?;
-        }
-        if let Some(e) = self.enabled {
-            spec.enabled = e;
-        }
-        Ok(spec)
+/// The arguments of `Store.create_endpoint` and `Transaction.create_endpoint`, declared and
+/// converted once: both methods take `(url, **options)` and call this through
+/// [`endpoint_spec`], so pyo3 checks and converts them alike. The spec has core's defaults
+/// ([`EndpointSpec::new`]); every argument given (not None) overrides one.
+#[pyfunction]
+#[pyo3(signature = (
+    url, *, events = None, name = None, tenant = None, secret = None, headers = None, auth = None,
+    timeout = None, max_attempts = None, initial_delay = None, max_delay = None, multiplier = None,
+    jitter = None, rate_limit = None, burst = None, max_in_flight = None, ordered = None,
+    verify_tls = None, ca_cert = None, signature_header = None, template = None, keepalive = None,
+    final_statuses = None, enabled = None
+))]
+#[allow(clippy::too_many_arguments)]
+fn create_endpoint(
+    py: Python<'_>,
+    #[pyo3(from_py_with = arg::url)] url: String,
+    events: Option<&Bound<'_, PyAny>>,
+    #[pyo3(from_py_with = arg::name)] name: Option<String>,
+    #[pyo3(from_py_with = arg::tenant)] tenant: Option<String>,
+    #[pyo3(from_py_with = arg::secret)] secret: Option<String>,
+    headers: Option<&Bound<'_, PyAny>>,
+    auth: Option<&Bound<'_, PyAny>>,
+    timeout: Option<f64>,
+    #[pyo3(from_py_with = arg::max_attempts)] max_attempts: Option<u32>,
+    initial_delay: Option<f64>,
+    max_delay: Option<f64>,
+    multiplier: Option<f64>,
+    jitter: Option<f64>,
+    rate_limit: Option<f64>,
+    #[pyo3(from_py_with = arg::burst)] burst: Option<u32>,
+    #[pyo3(from_py_with = arg::max_in_flight)] max_in_flight: Option<u32>,
+    ordered: Option<bool>,
+    verify_tls: Option<bool>,
+    #[pyo3(from_py_with = arg::ca_cert)] ca_cert: Option<String>,
+    #[pyo3(from_py_with = arg::signature_header)] signature_header: Option<String>,
+    template: Option<&Bound<'_, PyAny>>,
+    keepalive: Option<f64>,
+    final_statuses: Option<&Bound<'_, PyAny>>,
+    enabled: Option<bool>,
+) -> PyResult<PyEndpointSpec> {
+    let mut spec = EndpointSpec::new(url);
+    if let Some(events) = events {
+        spec.events = strs(events, "events")?;
     }
+    spec.name = name;
+    spec.tenant = tenant;
+    spec.secret = secret;
+    if let Some(headers) = headers {
+        spec.headers = headers_from_py(headers)?;
+    }
+    if let Some(auth) = auth {
+        spec.auth = auth_from_py(auth)?;
+    }
+    if let Some(t) = timeout {
+        spec.timeout = seconds(py, "timeout", t)?;
+    }
+    if let Some(n) = max_attempts {
+        spec.retry.max_attempts = n;
+    }
+    if let Some(d) = initial_delay {
+        spec.retry.initial_delay = seconds(py, "initial_delay", d)?;
+    }
+    if let Some(d) = max_delay {
+        spec.retry.max_delay = seconds(py, "max_delay", d)?;
+    }
+    if let Some(m) = multiplier {
+        spec.retry.multiplier = m;
+    }
+    if let Some(j) = jitter {
+        spec.retry.jitter = j;
+    }
+    spec.rate_limit = rate_limit;
+    spec.burst = burst;
+    if let Some(n) = max_in_flight {
+        spec.max_in_flight = n;
+    }
+    if let Some(o) = ordered {
+        spec.ordered = o;
+    }
+    if let Some(v) = verify_tls {
+        spec.verify_tls = v;
+    }
+    spec.ca_cert = ca_cert;
+    spec.signature_header = signature_header;
+    if let Some(template) = template {
+        spec.templates = templates_from_py(template)?;
+    }
+    spec.keepalive = opt_seconds(py, "keepalive", keepalive)?;
+    if let Some(statuses) = final_statuses {
+        spec.final_statuses = statuses_from_py(statuses)?;
+    }
+    if let Some(e) = enabled {
+        spec.enabled = e;
+    }
+    Ok(PyEndpointSpec { spec })
+}
+
+/// The spec of a `create_endpoint(url, **options)` call (see [`create_endpoint`]).
+pub(crate) fn endpoint_spec(url: &Bound<'_, PyAny>, options: Option<&Bound<'_, PyDict>>) -> PyResult<EndpointSpec> {
+    let convert = wrap_pyfunction!(create_endpoint, url.py())?;
+    let spec = convert.call((url,), options)?;
+    Ok(spec.cast::<PyEndpointSpec>()?.get().spec.clone())
 }
 
 /// Names `update_endpoint` accepts.
@@ -419,7 +442,7 @@ impl PyEndpoint {
     #[getter]
     fn template(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
         let templates = &self.inner.spec.templates;
-        Ok(match templates.get("*") {
+        Ok(match templates.get(ANY) {
             _ if templates.is_empty() => py.None(),
             Some(only) if templates.len() == 1 => only.into_pyobject(py)?.into_any().unbind(),
             _ => templates.clone().into_pyobject(py)?.into_any().unbind(),

@@ -85,7 +85,7 @@ impl PyDeliveryEngine {
 
     #[pyo3(signature = (*_exc))]
     fn __exit__(&self, py: Python<'_>, _exc: &Bound<'_, pyo3::types::PyTuple>) -> PyResult<bool> {
-        self.shutdown(py, Duration::from_secs(5));
+        self.shutdown(py, tidings::defaults::STOP_GRACE);
         Ok(false)
     }
 
@@ -99,9 +99,9 @@ impl Drop for PyDeliveryEngine {
         if !self.inner.is_running() {
             return;
         }
-        let inner = &self.inner;
-        if Python::try_attach(|py| py.detach(|| inner.stop(Duration::from_secs(5)))).is_none() {
-            inner.stop(Duration::from_secs(5));
+        let (inner, grace) = (&self.inner, tidings::defaults::STOP_GRACE);
+        if Python::try_attach(|py| py.detach(|| inner.stop(grace))).is_none() {
+            inner.stop(grace);
         }
     }
 }

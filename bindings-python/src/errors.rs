@@ -240,7 +240,9 @@ fn build(py: Python<'_>, err: Error) -> PyResult<PyErr> {
         ),
         Error::ReadOnly => (&t.read_only, Vec::new()),
         Error::TransactionFailed => (&t.transaction_failed, Vec::new()),
-        Error::EngineStart { reason } => (&t.engine_start, vec![("reason", reason.into_pyobject(py)?.into_any().unbind())]),
+        Error::EngineStart { reason } => {
+            (&t.engine_start, vec![("reason", reason.into_pyobject(py)?.into_any().unbind())])
+        }
         Error::Storage(_) => (&t.storage, Vec::new()),
         Error::Delivery { kind, reason } => (
             &t.delivery,

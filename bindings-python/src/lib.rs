@@ -15,10 +15,12 @@
 //! | `engine.rs` | `DeliveryEngine` (what `start_delivery` returns), `RetentionRule` |
 //! | `records.rs` | `Event`, `DeliveryRecord`, `Attempt`, `Response`, `Snapshot`, stats dicts |
 //! | `convert.rs` | JSON, SQL values, seconds, datetimes, expected versions |
+//! | `defaults.rs` | core's defaults as Python values, for the test of the binding's defaults |
 //! | `errors.rs` | the exception hierarchy and the one error conversion |
 //! | `logging.rs` | `tracing` → Python `logging` (logger `tidings`) |
 
 mod convert;
+mod defaults;
 mod endpoint;
 mod engine;
 mod errors;
@@ -113,5 +115,7 @@ fn _tidings(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("SCHEMA_VERSION", tidings::SCHEMA_VERSION)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add_function(wrap_pyfunction!(verify, m)?)?;
+    // Private: set as an attribute, so it stays out of `__all__`.
+    m.setattr("_core_defaults", wrap_pyfunction!(defaults::core_defaults, m)?)?;
     Ok(())
 }

@@ -286,21 +286,13 @@ pub(crate) fn stats_to_py(py: Python<'_>, stats: Stats) -> PyResult<Bound<'_, Py
     Ok(dict)
 }
 
-/// The name of a rate mode.
-pub(crate) fn rate_mode_name(mode: RateMode) -> &'static str {
-    match mode {
-        RateMode::Enforce => "enforce",
-        _ => "warn",
-    }
-}
-
 /// `rate_stats(tenant)` as a dict.
 pub(crate) fn rate_stats_to_py(py: Python<'_>, stats: RateStats) -> PyResult<Bound<'_, PyDict>> {
     let dict = PyDict::new(py);
     dict.set_item("tenant", stats.tenant)?;
     dict.set_item("current", stats.current)?;
     dict.set_item("limit", stats.limit)?;
-    dict.set_item("mode", stats.mode.map(rate_mode_name))?;
+    dict.set_item("mode", stats.mode.map(RateMode::as_str))?;
     dict.set_item("warnings", stats.warnings)?;
     Ok(dict)
 }

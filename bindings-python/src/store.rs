@@ -9,6 +9,7 @@ use std::path::PathBuf;
 
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList, PyTuple};
+use tidings::egress::EgressPolicy;
 use tidings::{
     DeliveryFilter, DeliveryOptions, DeliveryState, Durability, NewEvent, RateMode, ReadAllOptions, ReadStreamOptions,
     Store, StoreOptions, TenantRate,
@@ -18,12 +19,10 @@ use crate::convert::{
     arg, aware_datetime, nested_text, opt_seconds, repr, rows_to_py, seconds, sql_params, str_or_strs, strs, to_json,
     with_params,
 };
-use crate::endpoint::{EndpointArgs, PyEndpoint, update_from_py};
+use crate::endpoint::{PyEndpoint, endpoint_spec, update_from_py};
 use crate::engine::{PyDeliveryEngine, rules_from_py};
 use crate::errors::invalid;
-use crate::records::{
-    PyAttempt, PyDeliveryRecord, PyEvent, PyResponse, PySnapshot, rate_mode_name, rate_stats_to_py, stats_to_py,
-};
+use crate::records::{PyAttempt, PyDeliveryRecord, PyEvent, PyResponse, PySnapshot, rate_stats_to_py, stats_to_py};
 use crate::run;
 use crate::transaction::PyTransaction;
 
@@ -35,10 +34,11 @@ pub(crate) struct PyTenantRate {
 
 #[pymethods]
 impl PyTenantRate {
-    // `mode` arrives as a String (so a str with a lone surrogate is invalid input); its default
-    // must then be written `String::from(..)`, which pyo3 cannot show, so `text_signature` does.
+    // `mode` arrives as a String (so a str with a lone surrogate is invalid input). Its default
+    // is core's, an expression pyo3 cannot show, so `text_signature` shows it (as the stub
+    // does; tests/test_defaults.py checks both against core).
     #[new]
-    #[pyo3(signature = (per_minute, tenant = None, mode = String::from("warn")))]
+    #[pyo3(signature = (per_minute, tenant = None, mode = RateMode::default().as_str().to_owned()))]
     #[pyo3(text_signature = "(per_minute, tenant=None, mode=\"warn\")")]
     fn new(
         py: Python<'_>,
@@ -46,11 +46,7 @@ impl PyTenantRate {
         #[pyo3(from_py_with = arg::tenant)] tenant: Option<String>,
         #[pyo3(from_py_with = arg::mode)] mode: String,
     ) -> PyResult<Self> {
-        let mode = match mode.as_str() {
-            "warn" => RateMode::Warn,
-            "enforce" => RateMode::Enforce,
-            _ => return Err(invalid(py, "mode", "must be \"warn\" or \"enforce\"")),
-        };
+        let mode = RateMode::parse(&mode).map_err(|e| crate::errors::to_py(py, e))?;
         Ok(PyTenantRate { inner: TenantRate { tenant, per_minute, mode } })
     }
 
@@ -66,7 +62,7 @@ impl PyTenantRate {
 
     #[getter]
     fn mode(&self) -> &'static str {
-        rate_mode_name(self.inner.mode)
+        self.inner.mode.as_str()
     }
 
     fn __repr__(&self, py: Python<'_>) -> String {
@@ -158,12 +154,14 @@ pub(crate) struct PyStore {
 
 #[pymethods]
 impl PyStore {
-    // `durability` arrives as a String (so a str with a lone surrogate is invalid input); its
-    // default must then be written `String::from(..)`, which pyo3 cannot show, so
-    // `text_signature` does.
+    // `durability` arrives as a String (so a str with a lone surrogate is invalid input). Its
+    // default and `allow_private`'s are core's, expressions pyo3 cannot show, so
+    // `text_signature` shows them (as the stub does; tests/test_defaults.py checks both
+    // against core).
     #[new]
     #[pyo3(signature = (
-        path, *, source = None, durability = String::from("normal"), allow_private = false,
+        path, *, source = None, durability = Durability::default().as_str().to_owned(),
+        allow_private = EgressPolicy::default().allows_private(),
         allowed_networks = None, busy_timeout = None, max_event_size = None, rotation_grace = None,
         poll_interval = None, tenant_rates = None
     ))]
@@ -193,8 +191,7 @@ impl PyStore {
             Some(n) if !n.is_none() => strs(n, "allowed_networks")?,
             _ => Vec::new(),
         };
-        options.egress =
-            tidings::egress::EgressPolicy::new(allow_private, networks).map_err(|e| crate::errors::to_py(py, e))?;
+        options.egress = EgressPolicy::new(allow_private, networks).map_err(|e| crate::errors::to_py(py, e))?;
         if let Some(t) = busy_timeout {
             options.busy_timeout = seconds(py, "busy_timeout", t)?;
         }
@@ -432,69 +429,18 @@ impl PyStore {
         snapshot.map(|s| PySnapshot::new(py, s)).transpose()
     }
 
-    #[pyo3(signature = (
-        url, *, events = None, name = None, tenant = None, secret = None, headers = None, auth = None,
-        timeout = None, max_attempts = None, initial_delay = None, max_delay = None, multiplier = None,
-        jitter = None, rate_limit = None, burst = None, max_in_flight = None, ordered = None,
-        verify_tls = None, ca_cert = None, signature_header = None, template = None, keepalive = None,
-        final_statuses = None, enabled = None
-    ))]
-    #[allow(clippy::too_many_arguments)]
-    fn create_endpoint<'py>(
+    /// Creates a webhook endpoint; its keyword options are documented in the stub
+    /// (tidings/_tidings.pyi).
+    // The options are declared and converted once, for `Transaction.create_endpoint` too, by
+    // `endpoint::endpoint_spec`.
+    #[pyo3(signature = (url, **options))]
+    fn create_endpoint(
         &self,
-        py: Python<'py>,
-        #[pyo3(from_py_with = arg::url)] url: String,
-        events: Option<Bound<'py, PyAny>>,
-        #[pyo3(from_py_with = arg::name)] name: Option<String>,
-        #[pyo3(from_py_with = arg::tenant)] tenant: Option<String>,
-        #[pyo3(from_py_with = arg::secret)] secret: Option<String>,
-        headers: Option<Bound<'py, PyAny>>,
-        auth: Option<Bound<'py, PyAny>>,
-        timeout: Option<f64>,
-        #[pyo3(from_py_with = arg::max_attempts)] max_attempts: Option<u32>,
-        initial_delay: Option<f64>,
-        max_delay: Option<f64>,
-        multiplier: Option<f64>,
-        jitter: Option<f64>,
-        rate_limit: Option<f64>,
-        #[pyo3(from_py_with = arg::burst)] burst: Option<u32>,
-        #[pyo3(from_py_with = arg::max_in_flight)] max_in_flight: Option<u32>,
-        ordered: Option<bool>,
-        verify_tls: Option<bool>,
-        #[pyo3(from_py_with = arg::ca_cert)] ca_cert: Option<String>,
-        #[pyo3(from_py_with = arg::signature_header)] signature_header: Option<String>,
-        template: Option<Bound<'py, PyAny>>,
-        keepalive: Option<f64>,
-        final_statuses: Option<Bound<'py, PyAny>>,
-        enabled: Option<bool>,
+        py: Python<'_>,
+        url: &Bound<'_, PyAny>,
+        options: Option<&Bound<'_, PyDict>>,
     ) -> PyResult<PyEndpoint> {
-        let spec = EndpointArgs {
-            url,
-            events,
-            name,
-            tenant,
-            secret,
-            headers,
-            auth,
-            timeout,
-            max_attempts,
-            initial_delay,
-            max_delay,
-            multiplier,
-            jitter,
-            rate_limit,
-            burst,
-            max_in_flight,
-            ordered,
-            verify_tls,
-            ca_cert,
-            signature_header,
-            template,
-            keepalive,
-            final_statuses,
-            enabled,
-        }
-        .into_spec(py)?;
+        let spec = endpoint_spec(url, options)?;
         run(py, || self.inner.create_endpoint(&spec)).map(PyEndpoint::new)
     }
 
@@ -654,11 +600,8 @@ impl PyStore {
         py: Python<'py>,
         #[pyo3(from_py_with = arg::endpoint_id)] endpoint_id: Option<String>,
     ) -> PyResult<Bound<'py, PyDict>> {
-        let counts = run(py, || self.inner.delivery_counts(endpoint_id.as_deref()))?;
+        let counts = run(py, || self.inner.delivery_counts_every_state(endpoint_id.as_deref()))?;
         let dict = PyDict::new(py);
-        for state in DeliveryState::ALL {
-            dict.set_item(state.as_str(), 0u64)?;
-        }
         for (state, n) in counts {
             dict.set_item(state.as_str(), n)?;
         }

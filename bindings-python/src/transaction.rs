@@ -14,7 +14,7 @@ use pyo3::types::{PyDict, PyList};
 use tidings::{Error, Transaction};
 
 use crate::convert::{arg, aware_datetime, rows_to_py, sql_params, to_json, with_params};
-use crate::endpoint::{EndpointArgs, PyEndpoint, update_from_py};
+use crate::endpoint::{PyEndpoint, endpoint_spec, update_from_py};
 use crate::errors;
 use crate::records::{PyDeliveryRecord, PyEvent};
 use crate::run;
@@ -223,69 +223,16 @@ impl PyTransaction {
         self.with(py, |tx| tx.truncate_stream(&stream, before_version))
     }
 
-    #[pyo3(signature = (
-        url, *, events = None, name = None, tenant = None, secret = None, headers = None, auth = None,
-        timeout = None, max_attempts = None, initial_delay = None, max_delay = None, multiplier = None,
-        jitter = None, rate_limit = None, burst = None, max_in_flight = None, ordered = None,
-        verify_tls = None, ca_cert = None, signature_header = None, template = None, keepalive = None,
-        final_statuses = None, enabled = None
-    ))]
-    #[allow(clippy::too_many_arguments)]
-    fn create_endpoint<'py>(
+    /// Creates a webhook endpoint in this transaction; the keyword options are
+    /// `Store.create_endpoint`'s.
+    #[pyo3(signature = (url, **options))]
+    fn create_endpoint(
         &self,
-        py: Python<'py>,
-        #[pyo3(from_py_with = arg::url)] url: String,
-        events: Option<Bound<'py, PyAny>>,
-        #[pyo3(from_py_with = arg::name)] name: Option<String>,
-        #[pyo3(from_py_with = arg::tenant)] tenant: Option<String>,
-        #[pyo3(from_py_with = arg::secret)] secret: Option<String>,
-        headers: Option<Bound<'py, PyAny>>,
-        auth: Option<Bound<'py, PyAny>>,
-        timeout: Option<f64>,
-        #[pyo3(from_py_with = arg::max_attempts)] max_attempts: Option<u32>,
-        initial_delay: Option<f64>,
-        max_delay: Option<f64>,
-        multiplier: Option<f64>,
-        jitter: Option<f64>,
-        rate_limit: Option<f64>,
-        #[pyo3(from_py_with = arg::burst)] burst: Option<u32>,
-        #[pyo3(from_py_with = arg::max_in_flight)] max_in_flight: Option<u32>,
-        ordered: Option<bool>,
-        verify_tls: Option<bool>,
-        #[pyo3(from_py_with = arg::ca_cert)] ca_cert: Option<String>,
-        #[pyo3(from_py_with = arg::signature_header)] signature_header: Option<String>,
-        template: Option<Bound<'py, PyAny>>,
-        keepalive: Option<f64>,
-        final_statuses: Option<Bound<'py, PyAny>>,
-        enabled: Option<bool>,
+        py: Python<'_>,
+        url: &Bound<'_, PyAny>,
+        options: Option<&Bound<'_, PyDict>>,
     ) -> PyResult<PyEndpoint> {
-        let spec = EndpointArgs {
-            url,
-            events,
-            name,
-            tenant,
-            secret,
-            headers,
-            auth,
-            timeout,
-            max_attempts,
-            initial_delay,
-            max_delay,
-            multiplier,
-            jitter,
-            rate_limit,
-            burst,
-            max_in_flight,
-            ordered,
-            verify_tls,
-            ca_cert,
-            signature_header,
-            template,
-            keepalive,
-            final_statuses,
-            enabled,
-        }
-        .into_spec(py)?;
+        let spec = endpoint_spec(url, options)?;
         self.with(py, |tx| tx.create_endpoint(&spec)).map(PyEndpoint::new)
     }
 

@@ -10,7 +10,8 @@ use crate::endpoint::CircuitState;
 use crate::error::{Result, TidingsError};
 use crate::types::{RetentionRule, retention_rules};
 
-/// Options for `Store.startDelivery`; defaults are core's (`tidings::DeliveryOptions::default`).
+/// Options for `Store.startDelivery`; defaults are core's (`tidings::DeliveryOptions::default`;
+/// `declared_defaults.rs` tests that they are).
 #[derive(Debug, Clone, PartialEq, uniffi::Record)]
 pub struct DeliveryOptions {
     /// Sending threads kept for requests that make progress. A request in flight longer than
@@ -381,28 +382,6 @@ impl TryFrom<tidings::Stats> for Stats {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// The literal defaults of `DeliveryOptions` (mirrored here) must stay those of core.
-    #[test]
-    fn delivery_option_defaults_match_core() -> Result<()> {
-        let ours = DeliveryOptions {
-            workers: 16,
-            max_workers: None,
-            max_in_flight: None,
-            lease_grace: 30.0,
-            unhealthy_after: 5,
-            circuit_after: 5,
-            circuit_cooldown: 30.0,
-            disable_after: 432_000.0,
-            max_records: 100_000,
-            max_record_age: 2_592_000.0,
-            housekeeping_interval: 60.0,
-            event_retention: Vec::new(),
-            owner: None,
-        };
-        assert_eq!(ours.to_core()?, tidings::DeliveryOptions::default());
-        Ok(())
-    }
 
     #[test]
     fn every_state_converts_both_ways() -> Result<()> {

@@ -53,7 +53,8 @@ impl Auth {
     }
 }
 
-/// Everything an endpoint can be created with, besides its URL. Durations are seconds.
+/// Everything an endpoint can be created with, besides its URL. Durations are seconds. Every
+/// field has core's default (`declared_defaults.rs` tests that they are).
 #[derive(Clone, PartialEq, uniffi::Record)]
 pub struct EndpointOptions {
     /// Event type patterns: exact (`order.created`), prefix (`order.*`) or all (`*`); `null`:
@@ -487,42 +488,6 @@ impl CircuitState {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// The literal defaults of `EndpointOptions` (mirrored here) must stay those of core.
-    pub(crate) fn defaults() -> EndpointOptions {
-        EndpointOptions {
-            events: None,
-            name: None,
-            tenant: None,
-            secret: None,
-            headers: HashMap::new(),
-            auth: None,
-            timeout: 15.0,
-            max_attempts: 12,
-            initial_delay: 5.0,
-            max_delay: 36000.0,
-            multiplier: 3.0,
-            jitter: 0.2,
-            rate_limit: None,
-            burst: None,
-            max_in_flight: 4,
-            ordered: false,
-            verify_tls: true,
-            ca_cert: None,
-            signature_header: None,
-            templates: HashMap::new(),
-            keepalive: None,
-            final_statuses: Vec::new(),
-            enabled: true,
-        }
-    }
-
-    #[test]
-    fn endpoint_option_defaults_match_core() -> Result<()> {
-        let url = "https://example.com/hook";
-        assert!(defaults().to_core(url.into())? == tidings::EndpointSpec::new(url));
-        Ok(())
-    }
 
     #[test]
     fn every_circuit_state_converts() -> Result<()> {

@@ -13,6 +13,7 @@
 //! | `types` | events, expected versions, SQLite values, store options, rates, snapshots |
 //! | `error` | `TidingsError` (Kotlin: the sealed class `TidingsException`) |
 //! | `convert` | JSON text, seconds, timestamps and SQLite values at the border |
+//! | `declared_defaults` | (tests) the defaults Kotlin and Swift see are core's |
 //!
 //! Conventions: JSON crosses as `String` (invalid JSON is `InvalidInput`); durations are `f64`
 //! seconds; points in time are uniffi timestamps (`java.time.Instant`, Swift `Date`). The API is
@@ -24,6 +25,8 @@
 uniffi::setup_scaffolding!();
 
 mod convert;
+#[cfg(test)]
+mod declared_defaults;
 mod delivery;
 mod endpoint;
 mod error;
@@ -70,16 +73,8 @@ mod tests {
     fn rolled_back_and_dropped_transactions_leave_nothing() -> Result<()> {
         let store = Store::open_in_memory(StoreOptions {
             source: Some("test".into()),
-            durability: None,
-            allow_private: false,
-            allowed_networks: Vec::new(),
             busy_timeout: 1.0,
-            max_event_size: 1_048_576,
-            rotation_grace: 86_400.0,
-            wal_size_limit: 67_108_864,
-            poll_interval: 0.1,
-            max_idle_readers: 4,
-            tenant_rates: Vec::new(),
+            ..default_options()
         })?;
         store.execute("CREATE TABLE orders (id INTEGER PRIMARY KEY)".into(), Vec::new())?;
         {
@@ -100,7 +95,7 @@ mod tests {
 
     #[test]
     fn errors_keep_their_kind() -> Result<()> {
-        let store = Store::open_in_memory(types_default_options())?;
+        let store = Store::open_in_memory(default_options())?;
         store.append("s".into(), "a.b".into(), "1".into(), None, None, None, None)?;
         let conflict =
             store.append("s".into(), "a.b".into(), "1".into(), Some(ExpectedVersion::NoStream), None, None, None);
@@ -133,19 +128,8 @@ mod tests {
         assert_eq!(ok.map(|v| v.timestamp), Some(1_649_367_553));
     }
 
-    fn types_default_options() -> StoreOptions {
-        StoreOptions {
-            source: None,
-            durability: None,
-            allow_private: false,
-            allowed_networks: Vec::new(),
-            busy_timeout: 5.0,
-            max_event_size: 1_048_576,
-            rotation_grace: 86_400.0,
-            wal_size_limit: 67_108_864,
-            poll_interval: 0.1,
-            max_idle_readers: 4,
-            tenant_rates: Vec::new(),
-        }
+    /// `StoreOptions()` as Kotlin and Swift build it.
+    fn default_options() -> StoreOptions {
+        declared_defaults::record(&types::UNIFFI_META_TIDINGS_UNIFFI_RECORD_STOREOPTIONS)
     }
 }

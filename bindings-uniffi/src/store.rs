@@ -326,10 +326,11 @@ impl Store {
         self.inner.stats()?.try_into()
     }
 
-    /// Counts of deliveries by state name, for every endpoint or one.
+    /// Counts of deliveries by state name (every state present, zero included), for every
+    /// endpoint or one.
     #[uniffi::method(default(endpoint_id = None))]
     pub fn delivery_counts(&self, endpoint_id: Option<String>) -> Result<HashMap<String, u64>> {
-        let counts = self.inner.delivery_counts(endpoint_id.as_deref())?;
+        let counts = self.inner.delivery_counts_every_state(endpoint_id.as_deref())?;
         Ok(counts.into_iter().map(|(state, n)| (state.as_str().to_string(), n)).collect())
     }
 

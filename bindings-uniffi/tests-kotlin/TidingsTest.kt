@@ -343,6 +343,9 @@ fun signedDeliveriesArriveAndVerify() {
                 tx.commit()
             }
             checkEq(store.deliveries(endpointId = ep.id).size, 3, "outbox rows, one per matching event")
+            val counts = store.deliveryCounts(endpointId = ep.id)
+            checkEq(counts.keys, DeliveryState.values().map { it.name.lowercase() }.toSet(), "every state counted")
+            checkEq(counts.filterValues { it != 0uL }, mapOf("pending" to 3uL), "counts before sending")
             store.startDelivery(DeliveryOptions(workers = 4u)).use { delivery ->
                 check(receiver.arrived.await(30, TimeUnit.SECONDS)) { "only ${receiver.requests.size} of 3 requests arrived" }
                 check(delivery.waitIdle(10.0)) { "delivery did not become idle" }

@@ -164,7 +164,7 @@ pub struct EgressArgs {
 #[derive(Debug, Args)]
 pub struct DeliverArgs {
     /// Sending threads kept for requests that make progress (1 to 1024).
-    #[arg(long, default_value_t = 16, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=1024))]
+    #[arg(long, default_value_t = tidings::DeliveryOptions::default().workers, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=1024))]
     pub workers: usize,
     /// Most sending threads, hence most requests in flight (at least --workers, at most 4096;
     /// default 256, or --workers if higher). A request slower than 50 ms lets the pool start
@@ -590,6 +590,20 @@ mod tests {
             Since::Ago(Duration::from_secs(3600)).resolve(now),
             OffsetDateTime::UNIX_EPOCH + time::Duration::hours(4)
         );
+    }
+
+    /// The defaults the command line shows are core's (`deliver --grace` and `verify
+    /// --tolerance` are written as text for `--help`).
+    #[test]
+    fn defaults_are_cores() {
+        let Command::Deliver(deliver) = Cli::try_parse_from(["tidings", "deliver"]).expect("deliver").command else {
+            panic!("not deliver")
+        };
+        assert_eq!(deliver.workers, tidings::DeliveryOptions::default().workers);
+        assert_eq!(deliver.grace, tidings::defaults::STOP_GRACE);
+        let verify = Cli::try_parse_from(["tidings", "verify", "--secret", "whsec_x"]).expect("verify").command;
+        let Command::Verify(verify) = verify else { panic!("not verify") };
+        assert_eq!(verify.tolerance, tidings::defaults::VERIFY_TOLERANCE);
     }
 
     #[test]

@@ -44,6 +44,7 @@ mod asynchronous;
 mod clock;
 mod consumers;
 mod db;
+pub mod defaults;
 mod delivery;
 pub mod egress;
 mod endpoint;

@@ -21,6 +21,14 @@ pub enum Durability {
 }
 
 impl Durability {
+    /// `"normal"` or `"full"` (the bindings' spelling; [`Durability::parse`] reads it back).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Durability::Normal => "normal",
+            Durability::Full => "full",
+        }
+    }
+
     /// Parses `"normal"` or `"full"` (the bindings' spelling).
     pub fn parse(s: &str) -> crate::Result<Durability> {
         match s.to_ascii_lowercase().as_str() {
@@ -111,4 +119,21 @@ impl StoreOptions {
 fn default_source() -> String {
     let host = gethostname::gethostname().to_string_lossy().trim().to_string();
     if host.is_empty() || host.len() > 200 { "tidings".to_string() } else { host }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durability_names_round_trip() -> crate::Result<()> {
+        for durability in [Durability::Normal, Durability::Full] {
+            assert_eq!(Durability::parse(durability.as_str())?, durability);
+        }
+        assert_eq!(Durability::default().as_str(), "normal");
+        assert!(
+            matches!(Durability::parse("fsync"), Err(crate::Error::InvalidInput { field, .. }) if field == "durability")
+        );
+        Ok(())
+    }
 }

@@ -16,6 +16,10 @@ pub const SYSTEM_PREFIX: &str = "tidings.";
 /// The longest event type, in bytes.
 pub const MAX_TYPE_LEN: usize = 200;
 
+/// The pattern matching every event type except system ones: an endpoint's default `events`,
+/// and the key of a template meant for every type.
+pub const ANY: &str = "*";
+
 /// `s` quoted for an error message, cut to its first 64 characters.
 fn shown(s: &str) -> String {
     const MAX_CHARS: usize = 64;
@@ -77,7 +81,7 @@ impl Pattern {
     /// anywhere but as the whole last segment, an invalid type).
     pub fn parse(s: &str) -> Result<Pattern> {
         let invalid = |reason: &str| Error::invalid("events", format!("pattern {}: {reason}", shown(s)));
-        if s == "*" {
+        if s == ANY {
             return Ok(Pattern::All);
         }
         if let Some(base) = s.strip_suffix(".*") {
@@ -97,7 +101,7 @@ impl Pattern {
     /// The pattern as written: `*`, `x.y.*` or the exact type.
     pub fn as_str(&self) -> String {
         match self {
-            Pattern::All => "*".to_owned(),
+            Pattern::All => ANY.to_owned(),
             Pattern::Prefix(prefix) => format!("{prefix}*"),
             Pattern::Exact(t) => t.clone(),
         }

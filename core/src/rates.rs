@@ -143,3 +143,28 @@ pub(crate) fn stats(conn: &Connection, rules: &[TenantRate], tenant: &str, now: 
         warnings,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mode_names_round_trip() -> Result<()> {
+        for mode in [RateMode::Warn, RateMode::Enforce] {
+            assert_eq!(RateMode::parse(mode.as_str())?, mode);
+        }
+        assert_eq!(RateMode::parse("ENFORCE")?, RateMode::Enforce);
+        assert_eq!(RateMode::default().as_str(), "warn");
+        Ok(())
+    }
+
+    #[test]
+    fn an_unknown_mode_is_invalid_input_on_mode() {
+        for bad in ["", "block", "warn "] {
+            assert!(
+                matches!(RateMode::parse(bad), Err(Error::InvalidInput { field, .. }) if field == "mode"),
+                "{bad:?}"
+            );
+        }
+    }
+}

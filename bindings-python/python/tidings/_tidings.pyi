@@ -548,16 +548,18 @@ class Transaction:
 class Store:
     """The handle to one tidings database (a file, or ``":memory:"``).
 
-    Options (keyword-only; None keeps the default):
+    Options (keyword-only; None keeps core's default, shown as ``name=value``):
 
     - ``source``: names this producer in every webhook body (default: the host name);
     - ``durability``: ``"normal"`` (WAL, survives any process crash; webhooks are only sent
       for events that are durable) or ``"full"`` (fsync every commit);
     - ``allow_private`` / ``allowed_networks``: the egress policy. By default webhooks to
-      loopback, private, link-local and metadata addresses are refused; ``allow_private=True``
-      opens them all, ``allowed_networks=["127.0.0.0/8"]`` only those networks;
-    - ``busy_timeout`` (5 s), ``max_event_size`` (1 MiB), ``rotation_grace`` (24 h),
-      ``poll_interval`` (0.1 s), ``tenant_rates`` (a list of :class:`TenantRate`).
+      loopback, private, link-local and metadata addresses are refused; ``allow_private``
+      True opens them all, ``allowed_networks`` such as ``["127.0.0.0/8"]`` only those
+      networks;
+    - ``busy_timeout=5.0`` seconds, ``max_event_size=1048576`` bytes (1 MiB),
+      ``rotation_grace=86400.0`` seconds (24 h), ``poll_interval=0.1`` seconds,
+      ``tenant_rates`` (a list of :class:`TenantRate`).
 
     A context manager: leaving the ``with`` block closes the store.
     """
@@ -678,10 +680,11 @@ class Store:
         final_statuses: Optional[Sequence[int]] = None,
         enabled: Optional[bool] = None,
     ) -> Endpoint:
-        """Create a webhook endpoint. An argument left as None keeps its default: events
-        ``["*"]``, timeout 15 s, max_attempts 12, initial_delay 5 s, max_delay 36000 s,
-        multiplier 3, jitter 0.2, no rate limit, max_in_flight 4, unordered, TLS verified,
-        enabled. A secret (``whsec_...``) is generated unless given. ``template`` is one _JSON
+        """Create a webhook endpoint. An argument left as None keeps core's default:
+        ``events=["*"]``, ``timeout=15.0`` seconds, ``max_attempts=12``, ``initial_delay=5.0``
+        seconds, ``max_delay=36000.0`` seconds (10 h), ``multiplier=3.0``, ``jitter=0.2``, no
+        rate limit, ``max_in_flight=4``, ``ordered=False``, ``verify_tls=True``,
+        ``enabled=True``. A secret (``whsec_...``) is generated unless given. ``template`` is one _JSON
         template (str, with ``"{{data}}"``-style placeholders) for every type, or a dict
         ``{type_pattern: template}``. ``signature_header`` (e.g. ``"X-Webhook-Signature"``)
         adds ``sha256=<hex>`` of the body keyed with the whole secret string."""
@@ -717,9 +720,9 @@ class Store:
     ) -> DeliveryEngine:
         """Start the delivery engine. Use it as a context manager or call ``stop()``.
 
-        Options (None keeps the default; times in seconds):
+        Options (None keeps core's default, shown as ``name=value``; times in seconds):
 
-        - ``workers`` (16): sending threads kept for requests that make progress; a request
+        - ``workers=16``: sending threads kept for requests that make progress; a request
           in flight longer than 50 ms stops counting, and the pool starts another thread in
           its place while jobs wait;
         - ``max_workers`` (256, or ``workers`` if more): most sending threads, hence most
@@ -727,19 +730,19 @@ class Store:
           healthy (new, failing, or with an open circuit) together get at most half;
         - ``max_in_flight``: most deliveries claimed at once (default: 4 per worker, at least
           512 and ``max_workers``);
-        - ``lease_grace`` (30): added to an endpoint's timeout to form a claim's lease;
-        - ``unhealthy_after`` (5): failed attempts in a row that mark an endpoint unhealthy;
-        - ``circuit_after`` (5): failed attempts in a row that open an endpoint's circuit:
+        - ``lease_grace=30.0``: added to an endpoint's timeout to form a claim's lease;
+        - ``unhealthy_after=5``: failed attempts in a row that mark an endpoint unhealthy;
+        - ``circuit_after=5``: failed attempts in a row that open an endpoint's circuit:
           nothing is sent to it for ``circuit_cooldown``, then one probe, whose success closes
           the circuit;
-        - ``circuit_cooldown`` (30): how long an open circuit waits before its probe, doubled
+        - ``circuit_cooldown=30.0``: how long an open circuit waits before its probe, doubled
           at each opening since it last closed, up to 10 minutes (or this, if longer); between
           0.01 and 86400;
-        - ``disable_after`` (5 days): an endpoint failing with no success for this long is
-          disabled;
-        - ``max_records`` (100,000) and ``max_record_age`` (30 days): finished delivery records
-          kept;
-        - ``housekeeping_interval`` (60): how often retention and WAL checkpoints run;
+        - ``disable_after=432000.0`` (5 days): an endpoint failing with no success for this
+          long is disabled;
+        - ``max_records=100000`` and ``max_record_age=2592000.0`` (30 days): finished delivery
+          records kept;
+        - ``housekeeping_interval=60.0``: how often retention and WAL checkpoints run;
         - ``event_retention``: log retention rules applied by housekeeping (default: keep all);
         - ``owner``: names this engine's leases (default: source, process id, random suffix).
 
@@ -756,7 +759,9 @@ class Store:
         (``pending``, ``sending``, ``retrying``, ``paused``, ``succeeded``, ``failed``,
         ``cancelled``)."""
     def delivery(self, id: int) -> DeliveryRecord: ...
-    def delivery_counts(self, endpoint_id: Optional[str] = None) -> dict[str, int]: ...
+    def delivery_counts(self, endpoint_id: Optional[str] = None) -> dict[str, int]:
+        """Delivery counts by state name, every state present (zero included), in lifecycle
+        order; for one endpoint or all."""
     def attempts(self, delivery_id: int) -> list[Attempt]: ...
     def retry(self, delivery_id: int) -> DeliveryRecord:
         """Put a failed or succeeded delivery back to pending (a new attempt series)."""
@@ -780,6 +785,10 @@ class Store:
     def rate_stats(self, tenant: str) -> dict[str, Any]:
         """A tenant's event rate meter: ``tenant``, ``current`` (this minute), ``limit``,
         ``mode``, ``warnings``."""
+
+def _core_defaults() -> dict[str, dict[str, Any]]:
+    """Core's defaults by callable (``"Store"``, ``"Store.create_endpoint"``, ...) and argument,
+    for the binding's own test that every default it shows is core's. Not part of the API."""
 
 def verify(
     body: Union[bytes, bytearray, str],

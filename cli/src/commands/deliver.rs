@@ -14,7 +14,7 @@ use std::sync::mpsc::{self, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
 use serde_json::json;
-use tidings::{DeliveryEngine, DeliveryOptions, DeliveryState, Store};
+use tidings::{DeliveryEngine, DeliveryOptions, Store};
 
 use super::{Ctx, sending_options};
 use crate::args::{DeliverArgs, EgressArgs};
@@ -26,13 +26,9 @@ use crate::progress::StatusLine;
 /// Delivery counts by state name.
 type Counts = BTreeMap<&'static str, u64>;
 
-/// Delivery counts by state name, now.
+/// Delivery counts by state name (every state), now.
 fn counts(store: &Store) -> Result<Counts> {
-    let mut map: BTreeMap<&'static str, u64> = DeliveryState::ALL.iter().map(|s| (s.as_str(), 0)).collect();
-    for (state, n) in store.delivery_counts(None)? {
-        *map.entry(state.as_str()).or_default() += n;
-    }
-    Ok(map)
+    Ok(store.delivery_counts_every_state(None)?.into_iter().map(|(state, n)| (state.as_str(), n)).collect())
 }
 
 fn get(map: &BTreeMap<&'static str, u64>, key: &str) -> u64 {

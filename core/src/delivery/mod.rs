@@ -433,7 +433,7 @@ impl DeliveryEngine {
 
 impl Drop for DeliveryEngine {
     fn drop(&mut self) {
-        self.stop(Duration::from_secs(5));
+        self.stop(crate::defaults::STOP_GRACE);
     }
 }
 

@@ -153,6 +153,19 @@ impl Store {
     pub fn stats(&self) -> Result<Stats> {
         self.shared().read(stats)
     }
+
+    /// Counts of deliveries in every state, in lifecycle order ([`DeliveryState::ALL`]), zero
+    /// included, for every endpoint or one: what the bindings and the CLI show.
+    /// [`Store::delivery_counts`] lists only the states that have deliveries.
+    pub fn delivery_counts_every_state(&self, endpoint_id: Option<&str>) -> Result<Vec<(DeliveryState, u64)>> {
+        Ok(every_state(&self.delivery_counts(endpoint_id)?))
+    }
+}
+
+/// `counts` with every state, in lifecycle order, zero for those it lacks.
+fn every_state(counts: &[(DeliveryState, u64)]) -> Vec<(DeliveryState, u64)> {
+    let count = |state| counts.iter().filter(|(s, _)| *s == state).map(|(_, n)| n).sum();
+    DeliveryState::ALL.into_iter().map(|state| (state, count(state))).collect()
 }
 
 #[cfg(test)]
@@ -170,5 +183,23 @@ mod tests {
         states.insert("succeeded".into(), 3);
         states.insert("failed".into(), 1);
         assert_eq!(success_rate(&states), Some(0.75));
+    }
+
+    #[test]
+    fn counts_name_every_state_in_lifecycle_order() {
+        let counts = every_state(&[(DeliveryState::Failed, 2), (DeliveryState::Pending, 3)]);
+        assert_eq!(counts.iter().map(|(s, _)| *s).collect::<Vec<_>>(), DeliveryState::ALL);
+        let n = |state| counts.iter().find(|(s, _)| *s == state).map(|(_, n)| *n);
+        assert_eq!((n(DeliveryState::Pending), n(DeliveryState::Failed)), (Some(3), Some(2)));
+        assert_eq!(counts.iter().map(|(_, n)| n).sum::<u64>(), 5);
+    }
+
+    #[test]
+    fn an_empty_store_counts_zero_in_every_state() -> Result<()> {
+        let store = Store::open_in_memory()?;
+        let zeros: Vec<_> = DeliveryState::ALL.into_iter().map(|s| (s, 0)).collect();
+        assert_eq!(store.delivery_counts_every_state(None)?, zeros);
+        assert!(matches!(store.delivery_counts_every_state(Some("nope")), Err(crate::Error::NotFound { .. })));
+        Ok(())
     }
 }

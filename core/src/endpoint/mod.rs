@@ -108,7 +108,7 @@ impl EndpointSpec {
         EndpointSpec {
             url: url.into(),
             name: None,
-            events: vec!["*".to_string()],
+            events: vec![crate::pattern::ANY.to_string()],
             tenant: None,
             secret: None,
             auth: None,
