@@ -18,7 +18,6 @@ use std::time::Duration;
 use pyo3::BoundObject;
 use pyo3::exceptions::{PyOverflowError, PyUnicodeEncodeError};
 use pyo3::prelude::*;
-use pyo3::sync::PyOnceLock;
 use pyo3::types::{
     PyBool, PyByteArray, PyBytes, PyDateTime, PyDelta, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple, PyTzInfo,
 };
@@ -28,6 +27,7 @@ use tidings::ExpectedVersion;
 use time::OffsetDateTime;
 
 use crate::errors::invalid;
+use crate::sentinel::StreamExists;
 
 // Conversion stops at core's nesting limit, so a deep Python object cannot exhaust the stack.
 use tidings::MAX_JSON_DEPTH;
@@ -258,24 +258,6 @@ pub(crate) fn aware_datetime(obj: &Bound<'_, PyAny>, field: &str) -> PyResult<Of
     let micros: i64 = dt.call_method1("__sub__", (epoch,))?.call_method1("__floordiv__", (micro,))?.extract()?;
     OffsetDateTime::from_unix_timestamp_nanos(i128::from(micros) * 1000)
         .map_err(|_| invalid(py, field, "out of the supported range"))
-}
-
-/// The sentinel type of `tidings.STREAM_EXISTS`.
-#[pyclass(frozen, module = "tidings", name = "StreamExists")]
-pub(crate) struct StreamExists;
-
-#[pymethods]
-impl StreamExists {
-    fn __repr__(&self) -> &'static str {
-        "tidings.STREAM_EXISTS"
-    }
-}
-
-static STREAM_EXISTS: PyOnceLock<Py<StreamExists>> = PyOnceLock::new();
-
-/// The `tidings.STREAM_EXISTS` singleton.
-pub(crate) fn stream_exists(py: Python<'_>) -> PyResult<Py<StreamExists>> {
-    STREAM_EXISTS.get_or_try_init(py, || Py::new(py, StreamExists)).map(|s| s.clone_ref(py))
 }
 
 /// `expected_version`: None (any), 0 (no stream), n (exactly n) or `STREAM_EXISTS`.

@@ -184,7 +184,7 @@ pub(crate) fn expected_to_py(py: Python<'_>, expected: ExpectedVersion) -> PyRes
     Ok(match expected {
         ExpectedVersion::NoStream => 0u64.into_pyobject(py)?.into_any().unbind(),
         ExpectedVersion::Exact(v) => v.into_pyobject(py)?.into_any().unbind(),
-        ExpectedVersion::StreamExists => crate::convert::stream_exists(py)?.into_any(),
+        ExpectedVersion::StreamExists => crate::sentinel::stream_exists(py)?.into_any(),
         _ => py.None(),
     })
 }

@@ -10,140 +10,19 @@ use std::path::PathBuf;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList, PyTuple};
 use tidings::egress::EgressPolicy;
-use tidings::{
-    DeliveryFilter, DeliveryOptions, DeliveryState, Durability, NewEvent, RateMode, ReadAllOptions, ReadStreamOptions,
-    Store, StoreOptions, TenantRate,
-};
+use tidings::{DeliveryFilter, DeliveryOptions, DeliveryState, Durability, ReadAllOptions, Store, StoreOptions};
 
 use crate::convert::{
-    arg, aware_datetime, nested_text, opt_seconds, repr, rows_to_py, seconds, sql_params, str_or_strs, strs, to_json,
-    with_params,
+    arg, aware_datetime, opt_seconds, repr, rows_to_py, seconds, sql_params, str_or_strs, strs, to_json, with_params,
 };
 use crate::endpoint::{PyEndpoint, endpoint_spec, update_from_py};
 use crate::engine::{PyDeliveryEngine, rules_from_py};
 use crate::errors::invalid;
+use crate::events::{first_event, new_event, new_events, stream_options};
+use crate::rates::PyTenantRate;
 use crate::records::{PyAttempt, PyDeliveryRecord, PyEvent, PyResponse, PySnapshot, rate_stats_to_py, stats_to_py};
 use crate::run;
 use crate::transaction::PyTransaction;
-
-/// A per-tenant event rate limit (a store option).
-#[pyclass(frozen, module = "tidings", name = "TenantRate")]
-pub(crate) struct PyTenantRate {
-    inner: TenantRate,
-}
-
-#[pymethods]
-impl PyTenantRate {
-    // `mode` arrives as a String (so a str with a lone surrogate is invalid input). Its default
-    // is core's, an expression pyo3 cannot show, so `text_signature` shows it (as the stub
-    // does; tests/test_defaults.py checks both against core).
-    #[new]
-    #[pyo3(signature = (per_minute, tenant = None, mode = RateMode::default().as_str().to_owned()))]
-    #[pyo3(text_signature = "(per_minute, tenant=None, mode=\"warn\")")]
-    fn new(
-        py: Python<'_>,
-        #[pyo3(from_py_with = arg::per_minute)] per_minute: u64,
-        #[pyo3(from_py_with = arg::tenant)] tenant: Option<String>,
-        #[pyo3(from_py_with = arg::mode)] mode: String,
-    ) -> PyResult<Self> {
-        let mode = RateMode::parse(&mode).map_err(|e| crate::errors::to_py(py, e))?;
-        Ok(PyTenantRate { inner: TenantRate { tenant, per_minute, mode } })
-    }
-
-    #[getter]
-    fn per_minute(&self) -> u64 {
-        self.inner.per_minute
-    }
-
-    #[getter]
-    fn tenant(&self) -> Option<&str> {
-        self.inner.tenant.as_deref()
-    }
-
-    #[getter]
-    fn mode(&self) -> &'static str {
-        self.inner.mode.as_str()
-    }
-
-    fn __repr__(&self, py: Python<'_>) -> String {
-        format!(
-            "TenantRate(per_minute={}, tenant={}, mode={})",
-            self.inner.per_minute,
-            repr(py, &self.inner.tenant),
-            repr(py, self.mode())
-        )
-    }
-}
-
-/// The event of an `append` call.
-pub(crate) fn new_event(
-    event_type: String,
-    data: &Bound<'_, PyAny>,
-    metadata: Option<&Bound<'_, PyAny>>,
-    tenant: Option<String>,
-    event_id: Option<String>,
-) -> PyResult<NewEvent> {
-    let mut event = NewEvent::new(event_type, to_json(data, "data")?);
-    if let Some(metadata) = metadata.filter(|m| !m.is_none()) {
-        event.metadata = to_json(metadata, "metadata")?;
-    }
-    event.tenant = tenant;
-    event.id = event_id;
-    Ok(event)
-}
-
-/// The events of an `append_many`: a sequence of mappings with `type` and `data`, and
-/// optionally `metadata`, `tenant` and `id`.
-pub(crate) fn new_events(events: &Bound<'_, PyAny>) -> PyResult<Vec<NewEvent>> {
-    let py = events.py();
-    if events.is_instance_of::<pyo3::types::PyString>() || events.is_instance_of::<pyo3::types::PyDict>() {
-        return Err(crate::errors::invalid(py, "events", "must be a sequence of mappings, one per event"));
-    }
-    let mut out = Vec::new();
-    for (i, item) in events.try_iter()?.enumerate() {
-        let item = item?;
-        let field = |key: &str| -> PyResult<Option<Bound<'_, PyAny>>> {
-            let Ok(mapping) = item.cast::<pyo3::types::PyMapping>() else {
-                return Err(crate::errors::invalid(py, "events", format!("event {i} is not a mapping")));
-            };
-            match mapping.get_item(key) {
-                Ok(value) => Ok(Some(value)),
-                Err(e) if e.is_instance_of::<pyo3::exceptions::PyKeyError>(py) => Ok(None),
-                Err(e) => Err(e),
-            }
-        };
-        // A missing key and None are the same, except for `data`, where None is JSON null.
-        let text = |key: &str| -> PyResult<Option<String>> {
-            let Some(value) = field(key)?.filter(|v| !v.is_none()) else { return Ok(None) };
-            match value.cast::<pyo3::types::PyString>() {
-                Ok(s) => nested_text(s, "events").map(Some),
-                Err(_) => value.extract::<String>().map(Some),
-            }
-        };
-        let Some(event_type) = text("type")? else {
-            return Err(crate::errors::invalid(py, "events", format!("event {i} has no \"type\"")));
-        };
-        let Some(data) = field("data")? else {
-            return Err(crate::errors::invalid(py, "events", format!("event {i} has no \"data\"")));
-        };
-        let metadata = field("metadata")?;
-        out.push(new_event(event_type, &data, metadata.as_ref(), text("tenant")?, text("id")?)?);
-    }
-    Ok(out)
-}
-
-/// The one event an `append` returns.
-pub(crate) fn first_event(py: Python<'_>, mut events: Vec<tidings::RecordedEvent>) -> PyResult<PyEvent> {
-    match events.is_empty() {
-        true => Err(pyo3::exceptions::PyRuntimeError::new_err("append returned no event")),
-        false => PyEvent::new(py, events.swap_remove(0)),
-    }
-}
-
-/// `read_stream` options.
-pub(crate) fn stream_options(from_version: Option<u64>, limit: Option<usize>, backwards: bool) -> ReadStreamOptions {
-    ReadStreamOptions { from_version, limit, backwards }
-}
 
 /// The handle to one tidings database.
 #[pyclass(frozen, module = "tidings", name = "Store")]

@@ -16,9 +16,9 @@ use tidings::{Error, Transaction};
 use crate::convert::{arg, aware_datetime, rows_to_py, sql_params, to_json, with_params};
 use crate::endpoint::{PyEndpoint, endpoint_spec, update_from_py};
 use crate::errors;
+use crate::events::{first_event, new_event, stream_options};
 use crate::records::{PyDeliveryRecord, PyEvent};
 use crate::run;
-use crate::store::{first_event, new_event, stream_options};
 
 /// An open write transaction.
 #[pyclass(frozen, module = "tidings", name = "Transaction")]
@@ -159,7 +159,7 @@ impl PyTransaction {
         expected_version: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Vec<PyEvent>> {
         let expected = crate::convert::expected_version(expected_version)?;
-        let events = crate::store::new_events(events)?;
+        let events = crate::events::new_events(events)?;
         let recorded = self.with(py, |tx| tx.append(&stream, events, expected))?;
         PyEvent::list(py, recorded)
     }
