@@ -7,7 +7,7 @@ use serde_json::Value;
 use tidings::rusqlite::types::Value as CoreSqlValue;
 
 use crate::error::{Result, TidingsError};
-use crate::types::SqlValue;
+use crate::values::SqlValue;
 
 /// Parses JSON text given for `field`.
 pub(crate) fn json(field: &str, text: &str) -> Result<Value> {

@@ -5,7 +5,7 @@
 //! No field is named `message`: Kotlin exceptions already have `Throwable.message` (uniffi
 //! fills it from the fields). The one conversion point is `From<tidings::Error>`.
 
-use crate::types::ExpectedVersion;
+use crate::values::ExpectedVersion;
 
 /// Everything that can go wrong in tidings, as thrown to Kotlin and Swift.
 #[derive(Debug, thiserror::Error, uniffi::Error)]

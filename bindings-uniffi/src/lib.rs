@@ -33,6 +33,7 @@ mod error;
 mod store;
 mod transaction;
 mod types;
+mod values;
 
 use std::collections::HashMap;
 

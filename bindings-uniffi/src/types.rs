@@ -10,68 +10,7 @@ use std::time::SystemTime;
 use crate::convert;
 use crate::error::{Result, TidingsError};
 
-/// What a stream must look like for an append to go ahead. `null` (no value) means any version.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, uniffi::Enum)]
-pub enum ExpectedVersion {
-    /// The stream must not exist yet (same as `Exact(0)`).
-    NoStream,
-    /// The stream must already have at least one event.
-    StreamExists,
-    /// The stream's current version must be exactly this.
-    Exact {
-        /// The expected current version (0: the stream must not exist).
-        version: u64,
-    },
-}
-
-impl ExpectedVersion {
-    /// The core value; `None` is any version.
-    pub(crate) fn to_core(expected: Option<ExpectedVersion>) -> tidings::ExpectedVersion {
-        match expected {
-            None => tidings::ExpectedVersion::Any,
-            Some(ExpectedVersion::NoStream) => tidings::ExpectedVersion::NoStream,
-            Some(ExpectedVersion::StreamExists) => tidings::ExpectedVersion::StreamExists,
-            Some(ExpectedVersion::Exact { version }) => tidings::ExpectedVersion::Exact(version),
-        }
-    }
-
-    /// From the core value; `None` is any version.
-    pub(crate) fn from_core(expected: tidings::ExpectedVersion) -> Option<ExpectedVersion> {
-        match expected {
-            tidings::ExpectedVersion::NoStream => Some(ExpectedVersion::NoStream),
-            tidings::ExpectedVersion::StreamExists => Some(ExpectedVersion::StreamExists),
-            tidings::ExpectedVersion::Exact(version) => Some(ExpectedVersion::Exact { version }),
-            _ => None,
-        }
-    }
-}
-
-/// One SQLite value: a parameter of the application's SQL or a cell of a query result.
-#[derive(Debug, Clone, PartialEq, uniffi::Enum)]
-pub enum SqlValue {
-    /// `NULL`.
-    Null,
-    /// A 64-bit signed integer.
-    Integer {
-        /// The value.
-        value: i64,
-    },
-    /// A 64-bit float.
-    Real {
-        /// The value.
-        value: f64,
-    },
-    /// UTF-8 text.
-    Text {
-        /// The value.
-        value: String,
-    },
-    /// Bytes.
-    Blob {
-        /// The value.
-        value: Vec<u8>,
-    },
-}
+pub use crate::values::{ExpectedVersion, SqlValue};
 
 /// An event to append (for `appendEvents`; `append` takes the fields as arguments).
 #[derive(Debug, Clone, PartialEq, uniffi::Record)]
