@@ -1,14 +1,13 @@
 //! Events as the caller writes them ([`NewEvent`]) and as the log returns them
 //! ([`RecordedEvent`]), with the validation rules every append applies at the door.
 
-
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 use time::OffsetDateTime;
 
 use crate::error::{Error, Result};
-use crate::pattern;
 pub use crate::expected_version::ExpectedVersion;
+use crate::pattern;
 
 /// Longest stream name accepted, in bytes.
 pub const MAX_STREAM_LEN: usize = 256;

@@ -139,9 +139,8 @@ fn sha256_hex_matches_independent_computations() {
 #[test]
 fn verify_accepts_the_vector() {
     let ts = VECTOR_TS.to_string();
-    let ok =
-        verify_at(VECTOR_BODY, headers(VECTOR_ID, &ts, VECTOR_SIG), &[VECTOR_SECRET], FIVE_MIN, VECTOR_TS + 10)
-            .expect("vector verifies");
+    let ok = verify_at(VECTOR_BODY, headers(VECTOR_ID, &ts, VECTOR_SIG), &[VECTOR_SECRET], FIVE_MIN, VECTOR_TS + 10)
+        .expect("vector verifies");
     assert_eq!(ok, Verified { id: VECTOR_ID.to_owned(), timestamp: VECTOR_TS });
 }
 
@@ -206,8 +205,7 @@ fn verify_reports_missing_and_malformed_headers() {
         assert_eq!(failure(err), SignatureFailure::MissingHeader, "without header {skip}");
     }
     for bad_ts in ["", "abc", "1649367553.5", "1e9", "99999999999999999999"] {
-        let err =
-            verify_at(VECTOR_BODY, headers(VECTOR_ID, bad_ts, VECTOR_SIG), &[VECTOR_SECRET], FIVE_MIN, VECTOR_TS);
+        let err = verify_at(VECTOR_BODY, headers(VECTOR_ID, bad_ts, VECTOR_SIG), &[VECTOR_SECRET], FIVE_MIN, VECTOR_TS);
         assert_eq!(failure(err), SignatureFailure::MalformedHeader, "timestamp {bad_ts:?}");
     }
     let err = verify_at(VECTOR_BODY, headers("  ", &ts, VECTOR_SIG), &[VECTOR_SECRET], FIVE_MIN, VECTOR_TS);
@@ -245,9 +243,7 @@ fn verify_skips_other_versions_and_malformed_entries() {
     assert_eq!(failure(err), SignatureFailure::NoMatch);
     // An unpadded copy of the right signature is accepted.
     let unpadded = VECTOR_SIG.trim_end_matches('=');
-    assert!(
-        verify_at(VECTOR_BODY, headers(VECTOR_ID, &ts, unpadded), &[VECTOR_SECRET], FIVE_MIN, VECTOR_TS,).is_ok()
-    );
+    assert!(verify_at(VECTOR_BODY, headers(VECTOR_ID, &ts, unpadded), &[VECTOR_SECRET], FIVE_MIN, VECTOR_TS,).is_ok());
 }
 
 #[test]
@@ -268,8 +264,7 @@ fn verify_with_many_signatures() {
     // Past the cap even a valid signature is not looked at.
     let mut late = invalid[..MAX_SIGNATURE_ENTRIES].to_vec();
     late.push(VECTOR_SIG.to_owned());
-    let err =
-        verify_at(VECTOR_BODY, headers(VECTOR_ID, &ts, &late.join(" ")), &[VECTOR_SECRET], FIVE_MIN, VECTOR_TS);
+    let err = verify_at(VECTOR_BODY, headers(VECTOR_ID, &ts, &late.join(" ")), &[VECTOR_SECRET], FIVE_MIN, VECTOR_TS);
     assert_eq!(failure(err), SignatureFailure::NoMatch);
     late.remove(0);
     assert!(
@@ -288,12 +283,9 @@ fn verify_during_rotation() {
     let only_old = sign(&old, "msg_r", 1000, body);
     let only_new = sign(&new, "msg_r", 1000, body);
     for sig in [&header, &only_old, &only_new] {
-        for secrets in [
-            vec![old.expose()],
-            vec![new.expose()],
-            vec![old.expose(), new.expose()],
-            vec![new.expose(), old.expose()],
-        ] {
+        for secrets in
+            [vec![old.expose()], vec![new.expose()], vec![old.expose(), new.expose()], vec![new.expose(), old.expose()]]
+        {
             let only_other = (sig == &only_old && !secrets.contains(&old.expose()))
                 || (sig == &only_new && !secrets.contains(&new.expose()));
             let result = verify_at(body, headers("msg_r", "1000", sig), &secrets, FIVE_MIN, 1000);
@@ -339,4 +331,3 @@ fn errors_never_contain_secrets() {
     let text = format!("{err} {err:?}");
     assert!(!text.contains(&s.expose()["whsec_".len()..]), "{text}");
 }
-

@@ -196,7 +196,12 @@ fn check_header_name(field: &str, name: &str) -> Result<()> {
         return Err(Error::invalid(field, format!("{name:?} is not a valid header name")));
     }
     if is_reserved(name) {
-        return Err(Error::invalid(field, format!("the header {name:?} is set by tidings or its HTTP client (framing and hop-by-hop headers cannot be set)")));
+        return Err(Error::invalid(
+            field,
+            format!(
+                "the header {name:?} is set by tidings or its HTTP client (framing and hop-by-hop headers cannot be set)"
+            ),
+        ));
     }
     Ok(())
 }

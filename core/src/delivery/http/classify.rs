@@ -1,8 +1,8 @@
 //! What went wrong with a request, in [`SendErrorKind`]s: `ureq`'s errors and the I/O errors
 //! under them, mapped to the kinds a delivery record keeps.
 
-use super::{SendError, SendErrorKind};
 use super::resolve::{AllAddressesRefused, LookupFailed};
+use super::{SendError, SendErrorKind};
 
 /// The phase a `ureq` timeout belongs to, for messages.
 pub(super) fn phase(timeout: ureq::Timeout) -> &'static str {
@@ -75,4 +75,3 @@ pub(super) fn classify_io(err: &std::io::Error) -> SendError {
         _ => SendError::new(K::Io, format!("I/O error: {err}")),
     }
 }
-

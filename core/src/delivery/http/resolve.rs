@@ -90,4 +90,3 @@ pub(super) fn filter_allowed(
     }
     (allowed, refused)
 }
-
