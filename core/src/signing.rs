@@ -245,6 +245,20 @@ pub fn verify<'a>(
     verify_at(body, headers, secrets, tolerance, now)
 }
 
+/// The MAC of one entry of a signature header, if the entry is a well-formed `v1` signature:
+/// `v1,` and the base64 (padded or not) of 32 bytes. Anything else is `None`: [`verify_at`]
+/// skips such entries, and a receiver's tooling can tell "no v1 signature" from "no match".
+pub fn v1_signature(entry: &str) -> Option<Vec<u8>> {
+    let ("v1", encoded) = entry.split_once(',')? else {
+        return None;
+    };
+    // A v1 signature is 32 bytes: 44 base64 characters with padding, 43 without.
+    if encoded.len() > 44 {
+        return None;
+    }
+    LENIENT_STANDARD.decode(encoded).ok().filter(|mac| mac.len() == 32)
+}
+
 /// Verifies a received webhook as if the time were `now_unix` (seconds since the Unix epoch).
 ///
 /// Reads `webhook-id`, `webhook-timestamp` and `webhook-signature` (or their `svix-id`,
@@ -307,19 +321,9 @@ pub fn verify_at<'a>(
     let expected: Vec<[u8; 32]> = keys.iter().map(|secret| v1_mac(secret.key(), id, raw_timestamp, body)).collect();
 
     for entry in signature.split_ascii_whitespace().take(MAX_SIGNATURE_ENTRIES) {
-        let Some(("v1", encoded)) = entry.split_once(',') else {
+        let Some(candidate) = v1_signature(entry) else {
             continue;
         };
-        // A v1 signature is 32 bytes: 44 base64 characters with padding, 43 without.
-        if encoded.len() > 44 {
-            continue;
-        }
-        let Ok(candidate) = LENIENT_STANDARD.decode(encoded) else {
-            continue;
-        };
-        if candidate.len() != 32 {
-            continue;
-        }
         let mut matched = subtle::Choice::from(0);
         for mac in &expected {
             matched |= candidate.as_slice().ct_eq(mac.as_slice());

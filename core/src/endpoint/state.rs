@@ -214,8 +214,9 @@ pub(crate) fn due_page(
              ORDER BY due_at, seq LIMIT +?4",
         )?
         .query_map(params![now, after_due, after_seq, limit as i64], |r| Ok((due_value(r.get(0)?), r.get(1)?)))?
-        .collect::<rusqlite::Result<Vec<(Option<i64>, i64)>>>()?;
-    Ok(rows.into_iter().filter_map(|(due, seq)| Some((due?, seq))).collect())
+        .filter_map(|row| row.map(|(due, seq)| due.map(|due| (due, seq))).transpose())
+        .collect::<rusqlite::Result<_>>()?;
+    Ok(rows)
 }
 
 /// A stored `due_at` as micros. Another program may have stored a real number (rounded up, so
