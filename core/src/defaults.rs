@@ -28,3 +28,8 @@ pub const VERIFY_TOLERANCE: Duration = Duration::from_secs(300);
 /// Whether [`crate::Store::enable_endpoint`] also delivers the events appended while the
 /// endpoint was disabled, when the caller does not say.
 pub const CATCH_UP: bool = true;
+
+/// Longest a wait that can be interrupted ([`crate::Store::read_all_while`]) goes without
+/// asking whether to go on: short enough that Ctrl-C or a cancelled coroutine ends it
+/// within a tenth of a second, long enough to cost nothing measurable.
+pub const INTERRUPT_CHECK: Duration = Duration::from_millis(50);

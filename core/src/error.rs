@@ -126,6 +126,12 @@ pub enum Error {
     #[error("this thread already holds an open transaction on this store; use it instead")]
     TransactionOpen,
 
+    /// This transaction is pinned to the thread that began it (see
+    /// [`crate::TransactionThreads::Pinned`]) and was used from another thread. Nothing was
+    /// done; use it on its own thread, or begin it detached for tasks that move between threads.
+    #[error("this transaction belongs to the thread that began it and was used from another thread")]
+    WrongThread,
+
     /// The file is not a tidings store this library can use, and was left as it was: not an
     /// SQLite database at all; an SQLite database without tidings' tables (only a read-only
     /// open refuses that: [`crate::Store::open`] adds them); or tidings tables of another
@@ -172,6 +178,21 @@ pub enum Error {
         reason: String,
     },
 
+    /// The application's SQL broke a constraint (`UNIQUE`, `NOT NULL`, `CHECK`, `FOREIGN KEY`,
+    /// a primary key). Only that statement was undone: the transaction is still usable, and a
+    /// caller may answer it (an HTTP 409, a retry under another key) and go on or roll back.
+    #[error("integrity error: {message}")]
+    Integrity {
+        /// SQLite's extended result code (`2067` is `SQLITE_CONSTRAINT_UNIQUE`, `1555` a
+        /// primary key, `1299` `NOT NULL`, `275` `CHECK`, `787` `FOREIGN KEY`).
+        code: i32,
+        /// The constraint, as SQLite names it when it does (`orders.ref` for a unique column, a
+        /// `CHECK` constraint's name); `None` when SQLite does not say.
+        constraint: Option<String>,
+        /// SQLite's message, e.g. `UNIQUE constraint failed: orders.ref`.
+        message: String,
+    },
+
     /// SQLite failed (I/O, a full disk, a damaged file or stored value).
     #[error("storage error: {0}")]
     Storage(String),
@@ -212,6 +233,12 @@ impl Error {
         Error::InvalidInput { field: field.into(), reason: reason.into() }
     }
 
+    /// The error bindings give for a negative count, position or version: their languages'
+    /// integers are signed (a Kotlin `Long`, a Python `int`), tidings' are not.
+    pub fn negative(field: impl Into<String>) -> Self {
+        Error::invalid(field, "must not be negative")
+    }
+
     /// Shorthand for [`Error::NotFound`].
     pub fn not_found(kind: &'static str, id: impl Into<String>) -> Self {
         Error::NotFound { kind, id: id.into() }
@@ -229,9 +256,33 @@ impl From<rusqlite::Error> for Error {
             }
             rusqlite::Error::SqliteFailure(e, _) if e.code == ErrorCode::NotADatabase => Error::incompatible(None),
             rusqlite::Error::SqliteFailure(e, _) if e.code == ErrorCode::ReadOnly => Error::ReadOnly,
+            rusqlite::Error::SqliteFailure(e, text) if e.code == ErrorCode::ConstraintViolation => {
+                let message = text.clone().unwrap_or_else(|| e.to_string());
+                Error::Integrity { code: e.extended_code, constraint: constraint_named_in(&message), message }
+            }
             _ => Error::Storage(err.to_string()),
         }
     }
+}
+
+/// `value` as an unsigned number, or [`Error::InvalidInput`] naming `field` if it is negative:
+/// the one conversion every binding uses for counts, positions and versions given as signed
+/// 64-bit integers (so Java can call them: Kotlin's unsigned types are not Java types).
+///
+/// ```
+/// assert_eq!(tidings::non_negative("limit", 10).unwrap(), 10);
+/// assert!(matches!(tidings::non_negative("limit", -1), Err(tidings::Error::InvalidInput { .. })));
+/// ```
+pub fn non_negative(field: &str, value: i64) -> Result<u64> {
+    u64::try_from(value).map_err(|_| Error::negative(field))
+}
+
+/// The constraint SQLite names in a constraint message (`UNIQUE constraint failed: orders.ref`
+/// names `orders.ref`; `CHECK constraint failed: positive` names `positive`).
+fn constraint_named_in(message: &str) -> Option<String> {
+    let (_, named) = message.split_once("constraint failed: ")?;
+    let named = named.trim();
+    (!named.is_empty()).then(|| named.to_owned())
 }
 
 impl From<serde_json::Error> for Error {

@@ -62,6 +62,7 @@ pub mod retry;
 mod schema;
 mod shared;
 pub mod signing;
+mod sql_guard;
 mod store;
 pub mod template;
 mod transaction;
@@ -77,7 +78,7 @@ pub use delivery::{
     Response, Stats,
 };
 pub use endpoint::{Auth, CircuitState, Endpoint, EndpointHealth, EndpointSpec, EndpointUpdate, redacted_url};
-pub use error::{Error, Result, SignatureFailure};
+pub use error::{Error, Result, SignatureFailure, non_negative};
 pub use event::{ExpectedVersion, MAX_JSON_DEPTH, NewEvent, RecordedEvent};
 pub use log::{ReadAllOptions, ReadStreamOptions};
 pub use options::{Durability, StoreOptions};
@@ -88,7 +89,7 @@ pub use retry::RetryPolicy;
 pub use schema::{SCHEMA_VERSION, schema_version};
 pub use signing::{Secret, Verified, verify};
 pub use store::Store;
-pub use transaction::Transaction;
+pub use transaction::{QueryResult, Transaction, TransactionThreads};
 
 /// The delivery engine's handle under its old name.
 #[deprecated(note = "renamed DeliveryEngine")]

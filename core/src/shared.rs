@@ -95,6 +95,11 @@ impl Shared {
         self.writer.set_holder(std::thread::current().id());
     }
 
+    /// Leaves the lent writer with no holder thread (a detached transaction).
+    pub(crate) fn release_writer_holder(&self) {
+        self.writer.clear_holder();
+    }
+
     fn refuse_read_only(&self) -> Result<()> {
         if self.read_only {
             return Err(Error::ReadOnly);

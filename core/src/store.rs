@@ -189,9 +189,36 @@ impl Store {
         self.write(|tx| tx.execute(sql, params))
     }
 
+    /// Runs a script of the application's own SQL (its schema, say) in its own transaction:
+    /// all of it commits or none does. See [`Transaction::execute_script`].
+    pub fn execute_script(&self, script: &str) -> Result<()> {
+        self.write(|tx| tx.execute_script(script))
+    }
+
     /// Runs a query of the application's own SQL on a read connection.
     pub fn query(&self, sql: &str, params: impl Params) -> Result<Vec<Vec<SqlValue>>> {
+        crate::sql_guard::refuse_transaction_control(sql)?;
         self.shared.read(|conn| transaction::query_rows(conn, sql, params))
+    }
+
+    /// [`Store::query`] with the result's column names.
+    pub fn query_with_columns(&self, sql: &str, params: impl Params) -> Result<transaction::QueryResult> {
+        crate::sql_guard::refuse_transaction_control(sql)?;
+        self.shared.read(|conn| transaction::query_with_columns(conn, sql, params))
+    }
+
+    /// How many commits this process has made through its stores: with
+    /// [`Store::wait_for_commit`], the signal a binding's own wait loop (an asyncio task, a
+    /// Kotlin flow) is built on.
+    pub fn commit_count(&self) -> u64 {
+        self.shared.commits.current()
+    }
+
+    /// Waits until [`Store::commit_count`] moves past `seen` or `timeout` passes; returns the
+    /// count. Commits by other processes do not move it: re-read at least every
+    /// [`StoreOptions::poll_interval`](crate::StoreOptions::poll_interval).
+    pub fn wait_for_commit(&self, seen: u64, timeout: std::time::Duration) -> u64 {
+        self.shared.commits.wait_past(seen, timeout)
     }
 
     /// Reads a stream.
@@ -202,6 +229,25 @@ impl Store {
     /// Reads the global log in position order, optionally filtered and optionally waiting
     /// (long-poll) for the first matching event.
     pub fn read_all(&self, options: ReadAllOptions) -> Result<Vec<RecordedEvent>> {
+        self.read_all_waiting(options, None)
+    }
+
+    /// [`Store::read_all`] whose long-poll asks `keep_waiting` at least every
+    /// [`INTERRUPT_CHECK`](crate::defaults::INTERRUPT_CHECK) and returns no events as soon as
+    /// it says `false`: how a binding makes a wait end at Ctrl-C or a cancelled coroutine.
+    pub fn read_all_while(
+        &self,
+        options: ReadAllOptions,
+        mut keep_waiting: impl FnMut() -> bool,
+    ) -> Result<Vec<RecordedEvent>> {
+        self.read_all_waiting(options, Some(&mut keep_waiting))
+    }
+
+    fn read_all_waiting(
+        &self,
+        options: ReadAllOptions,
+        mut keep_waiting: Option<&mut dyn FnMut() -> bool>,
+    ) -> Result<Vec<RecordedEvent>> {
         let types = options.types.as_ref().map(PatternSet::parse).transpose()?;
         if let Some(tenant) = &options.tenant {
             crate::event::validate_tenant(tenant)?;
@@ -222,7 +268,22 @@ impl Store {
             match deadline {
                 Some(deadline) if events.is_empty() && now < deadline => {
                     let slice = (deadline - now).min(self.shared.options.poll_interval);
-                    self.shared.commits.wait_past(seen, slice);
+                    let Some(keep_waiting) = keep_waiting.as_mut() else {
+                        self.shared.commits.wait_past(seen, slice);
+                        continue;
+                    };
+                    // Waits in short steps, asking the caller between them.
+                    let until = now + slice;
+                    while self.shared.commits.current() == seen {
+                        if !keep_waiting() {
+                            return Ok(Vec::new());
+                        }
+                        let left = until.saturating_duration_since(std::time::Instant::now());
+                        if left.is_zero() {
+                            break;
+                        }
+                        self.shared.commits.wait_past(seen, left.min(crate::defaults::INTERRUPT_CHECK));
+                    }
                 }
                 _ => return Ok(events),
             }

@@ -20,6 +20,30 @@ use crate::event::{ExpectedVersion, NewEvent, RecordedEvent};
 use crate::log::{self, ReadStreamOptions};
 use crate::outbox::{self, DeliveryRecord};
 use crate::shared::Shared;
+use crate::sql_guard::refuse_transaction_control;
+
+/// How an open transaction relates to the threads that use it (see
+/// [`Transaction::set_threads`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum TransactionThreads {
+    /// The default. The thread using the transaction holds the store's writer: a store write
+    /// on that thread while the transaction is open is refused with [`Error::TransactionOpen`]
+    /// (it would wait for itself); writes on other threads wait for the commit. The
+    /// transaction may move between threads, and the holder moves with it.
+    #[default]
+    Follow,
+    /// Only the thread that pinned it may use the transaction: from any other thread every
+    /// call returns [`Error::WrongThread`] at once, so a transaction handed to another thread
+    /// by mistake fails fast instead of leaving its first thread waiting for the writer. For
+    /// bindings whose blocking transactions must stay on one thread.
+    Pinned,
+    /// No thread holds the writer: a store write on any thread waits for this transaction's
+    /// commit (up to the busy timeout). For async tasks that suspend inside a transaction and
+    /// resume on another thread; the runtime serialises its own tasks' transactions (a
+    /// coroutine mutex), so none of them blocks a thread the holder needs.
+    Detached,
+}
 
 /// An open write transaction. See the module docs.
 ///
@@ -48,8 +72,11 @@ pub struct Transaction {
     sync: bool,
     /// Wake commit waiters (the delivery engine, long-poll reads) on commit.
     notify: bool,
-    /// The thread that last used this transaction (recorded as the writer's holder).
+    /// The thread that last used this transaction (recorded as the writer's holder), or the
+    /// thread it is pinned to.
     thread: std::cell::Cell<std::thread::ThreadId>,
+    /// How the transaction relates to the threads that use it.
+    threads: TransactionThreads,
     /// An append failed after it had started writing: the transaction can only be rolled
     /// back (see [`Transaction::append`]).
     failed: bool,
@@ -118,6 +145,7 @@ impl Transaction {
             sync: durable || full,
             notify: !durable,
             thread: std::cell::Cell::new(std::thread::current().id()),
+            threads: TransactionThreads::Follow,
             failed: false,
         })
     }
@@ -142,14 +170,60 @@ impl Transaction {
         if self.failed {
             return Err(Error::TransactionFailed);
         }
-        // A transaction may move between threads: the slot must name the thread using it now,
-        // so a store write on that thread is refused instead of waiting for itself.
         let current = std::thread::current().id();
-        if self.thread.get() != current {
-            self.thread.set(current);
-            self.shared.claim_writer_for_current_thread();
+        match self.threads {
+            // A transaction may move between threads: the slot must name the thread using it
+            // now, so a store write on that thread is refused instead of waiting for itself.
+            TransactionThreads::Follow if self.thread.get() != current => {
+                self.thread.set(current);
+                self.shared.claim_writer_for_current_thread();
+            }
+            TransactionThreads::Pinned if self.thread.get() != current => return Err(Error::WrongThread),
+            _ => {}
         }
         Ok(conn)
+    }
+
+    /// Sets how this transaction relates to threads (see [`TransactionThreads`]). `Follow` and
+    /// `Pinned` make the calling thread the holder now; `Detached` leaves the writer with no
+    /// holder thread.
+    ///
+    /// ```
+    /// # fn main() -> tidings::Result<()> {
+    /// let store = tidings::Store::open_in_memory()?;
+    /// let mut tx = store.begin()?;
+    /// tx.set_threads(tidings::TransactionThreads::Pinned)?;
+    /// let tx = std::thread::spawn(move || {
+    ///     assert!(matches!(tx.execute("SELECT 1", []), Err(tidings::Error::WrongThread)));
+    ///     tx
+    /// })
+    /// .join()
+    /// .unwrap();
+    /// tx.commit()?;
+    /// # Ok(()) }
+    /// ```
+    pub fn set_threads(&mut self, threads: TransactionThreads) -> Result<()> {
+        self.check_thread()?;
+        self.threads = threads;
+        self.thread.set(std::thread::current().id());
+        match threads {
+            TransactionThreads::Detached => self.shared.release_writer_holder(),
+            _ => self.shared.claim_writer_for_current_thread(),
+        }
+        Ok(())
+    }
+
+    /// [`Error::WrongThread`] if this transaction is pinned to another thread; [`Error::Closed`]
+    /// once it has ended. Bindings call it before handing the transaction to
+    /// [`Transaction::commit`] or [`Transaction::rollback`], which consume it.
+    pub fn check_thread(&self) -> Result<()> {
+        if self.conn.is_none() {
+            return Err(Error::Closed);
+        }
+        if self.threads == TransactionThreads::Pinned && self.thread.get() != std::thread::current().id() {
+            return Err(Error::WrongThread);
+        }
+        Ok(())
     }
 
     /// The underlying rusqlite connection, inside this transaction: existing rusqlite code that
@@ -160,13 +234,59 @@ impl Transaction {
     }
 
     /// Runs one statement of the application's own SQL; returns the rows changed.
+    ///
+    /// A broken constraint is [`Error::Integrity`] and undoes only this statement. Transaction
+    /// control (`BEGIN`, `COMMIT`, `ROLLBACK`, `SAVEPOINT`, `RELEASE`, `END`) is refused with
+    /// [`Error::InvalidInput`]: the transaction is tidings' to end.
     pub fn execute(&self, sql: &str, params: impl Params) -> Result<usize> {
+        refuse_transaction_control(sql)?;
         Ok(self.conn()?.prepare_cached(sql)?.execute(params)?)
+    }
+
+    /// Runs one statement once per parameter set (one prepared statement); returns the rows
+    /// changed in all. On an error the statements already run stay in the transaction.
+    pub fn execute_many<P: Params>(&self, sql: &str, param_sets: impl IntoIterator<Item = P>) -> Result<usize> {
+        refuse_transaction_control(sql)?;
+        let mut stmt = self.conn()?.prepare_cached(sql)?;
+        let mut changed = 0;
+        for params in param_sets {
+            changed += stmt.execute(params)?;
+        }
+        Ok(changed)
+    }
+
+    /// Runs a script of statements without parameters (the application's schema, say), in
+    /// order, stopping at the first error. A transaction-control statement in it is refused
+    /// with [`Error::InvalidInput`] before it runs; the statements before it stay in this
+    /// transaction (roll back to undo them; [`crate::Store::execute_script`] does).
+    pub fn execute_script(&self, script: &str) -> Result<()> {
+        use rusqlite::fallible_iterator::FallibleIterator;
+        let mut batch = rusqlite::Batch::new(self.conn()?, script);
+        while let Some(mut stmt) = batch.next()? {
+            refuse_transaction_control(stmt.expanded_sql().as_deref().unwrap_or(""))?;
+            // Runs it to the end; rows a statement returns (a `PRAGMA`) are passed over.
+            let mut rows = stmt.raw_query();
+            while rows.next()?.is_some() {}
+        }
+        Ok(())
+    }
+
+    /// The rowid of the last row inserted through this transaction's connection (SQLite's
+    /// `last_insert_rowid()`; 0 before any insert on it).
+    pub fn last_insert_rowid(&self) -> Result<i64> {
+        Ok(self.conn()?.last_insert_rowid())
     }
 
     /// Runs a query of the application's own SQL; returns every row as SQLite values.
     pub fn query(&self, sql: &str, params: impl Params) -> Result<Vec<Vec<SqlValue>>> {
+        refuse_transaction_control(sql)?;
         query_rows(self.conn()?, sql, params)
+    }
+
+    /// [`Transaction::query`] with the result's column names.
+    pub fn query_with_columns(&self, sql: &str, params: impl Params) -> Result<QueryResult> {
+        refuse_transaction_control(sql)?;
+        query_with_columns(self.conn()?, sql, params)
     }
 
     /// Appends events to a stream (see [`crate::Store::append`]); the events and their outbox
@@ -316,6 +436,9 @@ impl Transaction {
     /// same SQLite commit (group commit); this returns once that commit is done, with its
     /// outcome.
     pub fn commit(mut self) -> Result<()> {
+        // A pinned transaction committed from another thread is refused (and, consumed here,
+        // rolled back): bindings call `check_thread` first to keep it.
+        self.check_thread()?;
         let conn = self.conn.take().ok_or(Error::Closed)?;
         if self.failed {
             // What rolling back says matters less than why the commit is refused.
@@ -382,6 +505,25 @@ impl Drop for Transaction {
             tracing::warn!(error = %err, "rollback of a dropped transaction failed");
         }
     }
+}
+
+/// A query's column names and rows (see [`Transaction::query_with_columns`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct QueryResult {
+    /// The result's column names, in order (SQLite's names: the alias when there is one).
+    pub columns: Vec<String>,
+    /// Every row, one value per column.
+    pub rows: Vec<Vec<SqlValue>>,
+}
+
+/// Runs a query and collects its column names and every row.
+pub(crate) fn query_with_columns(conn: &Connection, sql: &str, params: impl Params) -> Result<QueryResult> {
+    let mut stmt = conn.prepare_cached(sql)?;
+    let columns = stmt.column_names().into_iter().map(str::to_owned).collect();
+    let width = stmt.column_count();
+    let rows = stmt
+        .query_map(params, |row| (0..width).map(|i| row.get::<_, SqlValue>(i)).collect::<rusqlite::Result<Vec<_>>>())?;
+    Ok(QueryResult { columns, rows: rows.collect::<rusqlite::Result<Vec<_>>>()? })
 }
 
 /// Runs a query and collects every row as SQLite values.

@@ -426,6 +426,15 @@ impl WriterSlot {
         }
     }
 
+    /// Leaves the lent writer with no holder thread (a detached transaction): a store write on
+    /// any thread waits for it.
+    pub(crate) fn clear_holder(&self) {
+        let mut state = self.lock();
+        if state.conn.is_none() {
+            state.holder = None;
+        }
+    }
+
     /// Closes the slot: the idle writer is closed now, a lent one when it comes back. An open
     /// group whose connection sits idle is rolled back and its parked members told so.
     pub(crate) fn close(&self) {
