@@ -132,6 +132,13 @@ pub enum Error {
     #[error("this transaction belongs to the thread that began it and was used from another thread")]
     WrongThread,
 
+    /// The store was opened in a parent process and this is a child forked from it (a
+    /// pre-forking server such as gunicorn with `--preload`): SQLite connections and the
+    /// delivery engine's threads do not survive `fork`, so the parent's store refuses to work
+    /// here. Open the store again in the child.
+    #[error("this store was opened before the process forked; open it again in this process")]
+    Forked,
+
     /// The file is not a tidings store this library can use, and was left as it was: not an
     /// SQLite database at all; an SQLite database without tidings' tables (only a read-only
     /// open refuses that: [`crate::Store::open`] adds them); or tidings tables of another

@@ -15,6 +15,13 @@ use crate::options::StoreOptions;
 use crate::outbox::Matcher;
 
 /// State shared by every clone of a store and its transactions.
+/// Something started on a store that must stop before the store's connections close (a
+/// delivery engine records its last attempts while it stops).
+pub(crate) trait StopsWithStore: Send + Sync {
+    /// Stops, waiting for its threads (within their grace period).
+    fn stop_before_close(&self);
+}
+
 pub(crate) struct Shared {
     pub(crate) options: StoreOptions,
     /// Opened with [`Store::open_read_only`]: every write is refused.
@@ -27,6 +34,10 @@ pub(crate) struct Shared {
     http: Mutex<Option<(usize, Arc<HttpSender>)>>,
     /// The WAL file, for durable commits (file stores only).
     wal: Option<WalFile>,
+    /// What [`Shared::close`] stops first (delivery engines started on this store).
+    stoppers: Mutex<Vec<std::sync::Weak<dyn StopsWithStore>>>,
+    /// The process that opened the store: a forked child may not use its connections.
+    pid: u32,
 }
 
 impl Shared {
@@ -57,11 +68,49 @@ impl Shared {
             commits: CommitSignal::default(),
             http: Mutex::new(None),
             wal,
+            stoppers: Mutex::new(Vec::new()),
+            pid: std::process::id(),
         }
     }
 
-    /// Closes the connections (a lent writer when it comes back) and wakes every waiter.
+    /// Marks the store closed and leaks its connections (see [`Shared::close`]).
+    fn forget_connections(&self) {
+        self.writer.forget();
+        if let Some(pool) = &self.readers {
+            pool.forget();
+        }
+        self.commits.notify();
+    }
+
+    /// Registers something to stop before the connections close.
+    pub(crate) fn stop_on_close(&self, stopper: std::sync::Weak<dyn StopsWithStore>) {
+        let mut stoppers = self.stoppers.lock().unwrap_or_else(|p| p.into_inner());
+        stoppers.retain(|s| s.strong_count() > 0);
+        stoppers.push(stopper);
+    }
+
+    /// [`Error::Forked`] in a child process forked after the store was opened: the parent's
+    /// connections must not be used there (SQLite's locks do not survive `fork`).
+    pub(crate) fn check_process(&self) -> Result<()> {
+        if std::process::id() != self.pid {
+            return Err(Error::Forked);
+        }
+        Ok(())
+    }
+
+    /// Stops what was started on the store (delivery engines, waiting for them), then closes
+    /// the connections (a lent writer when it comes back) and wakes every waiter. In a forked
+    /// child nothing is stopped or closed: the threads are not there, and closing the parent's
+    /// connections could disturb its files; the store is only marked closed.
     pub(crate) fn close(&self) {
+        if self.check_process().is_err() {
+            self.forget_connections();
+            return;
+        }
+        let stoppers = std::mem::take(&mut *self.stoppers.lock().unwrap_or_else(|p| p.into_inner()));
+        for stopper in stoppers.iter().filter_map(std::sync::Weak::upgrade) {
+            stopper.stop_before_close();
+        }
         self.writer.close();
         if let Some(pool) = &self.readers {
             pool.close();
@@ -109,6 +158,7 @@ impl Shared {
 
     /// Takes the writer as a member of a commit group (see [`WriterSlot`]).
     pub(crate) fn join_writer(&self) -> Result<Lease> {
+        self.check_process()?;
         self.refuse_read_only()?;
         self.writer.join(self.options.busy_timeout)
     }
@@ -139,6 +189,7 @@ impl Shared {
 
     /// Takes the writer outside any transaction (housekeeping, in-memory reads).
     pub(crate) fn take_writer(&self) -> Result<Connection> {
+        self.check_process()?;
         self.refuse_read_only()?;
         self.writer.lend(self.options.busy_timeout)
     }
@@ -149,6 +200,7 @@ impl Shared {
 
     /// Runs `f` on a read connection (the writer, for an in-memory store).
     pub(crate) fn read<T>(&self, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
+        self.check_process()?;
         match &self.readers {
             Some(pool) => {
                 let conn = pool.take(&self.options)?;
@@ -162,6 +214,15 @@ impl Shared {
                 self.give_back_writer(conn);
                 result
             }
+        }
+    }
+}
+
+impl Drop for Shared {
+    fn drop(&mut self) {
+        // In a forked child the connections are the parent's: never close them here.
+        if self.check_process().is_err() {
+            self.forget_connections();
         }
     }
 }

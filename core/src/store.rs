@@ -349,6 +349,11 @@ impl Store {
 
     /// Creates a webhook endpoint. A secret is generated when the spec has none.
     ///
+    /// A name, when given, must be free among the endpoints not deleted. A URL whose host is an
+    /// address (or `localhost`) that the store's egress policy refuses is
+    /// [`Error::InvalidInput`] now rather than a failure at every delivery; host names are
+    /// checked when a delivery resolves them.
+    ///
     /// ```
     /// # fn main() -> tidings::Result<()> {
     /// let store = tidings::Store::open_in_memory()?;
@@ -361,6 +366,28 @@ impl Store {
     /// ```
     pub fn create_endpoint(&self, spec: &EndpointSpec) -> Result<Endpoint> {
         self.write(|tx| tx.create_endpoint(spec))
+    }
+
+    /// Declares an endpoint by name, idempotently: creates the endpoint named `spec.name`, or
+    /// brings the live endpoint of that name to `spec` (every setting; the secret only when
+    /// `spec.secret` is given and differs, as a rotation; enabled as `spec` says). Returns the
+    /// endpoint and whether it was created. For configuration applied at every start.
+    ///
+    /// ```
+    /// # fn main() -> tidings::Result<()> {
+    /// let store = tidings::Store::open_in_memory()?;
+    /// let spec = tidings::EndpointSpec {
+    ///     name: Some("billing".into()),
+    ///     ..tidings::EndpointSpec::new("https://billing.example.com/hooks")
+    /// };
+    /// let (first, created) = store.upsert_endpoint(&spec)?;
+    /// assert!(created);
+    /// let (again, created) = store.upsert_endpoint(&spec)?;
+    /// assert!(!created && again.id == first.id);
+    /// # Ok(()) }
+    /// ```
+    pub fn upsert_endpoint(&self, spec: &EndpointSpec) -> Result<(Endpoint, bool)> {
+        self.write(|tx| tx.upsert_endpoint(spec))
     }
 
     /// One endpoint by id.

@@ -382,11 +382,22 @@ impl Transaction {
 
     /// Creates an endpoint (see [`crate::Store::create_endpoint`]).
     pub fn create_endpoint(&mut self, spec: &EndpointSpec) -> Result<Endpoint> {
+        endpoint::check_egress(&spec.url, &self.shared.options.egress)?;
         self.endpoint_op(|conn, _| endpoint::create(conn, spec))
+    }
+
+    /// Creates the endpoint named `spec.name` or brings the live endpoint of that name to
+    /// `spec` (see [`crate::Store::upsert_endpoint`]); returns it and whether it was created.
+    pub fn upsert_endpoint(&mut self, spec: &EndpointSpec) -> Result<(Endpoint, bool)> {
+        endpoint::check_egress(&spec.url, &self.shared.options.egress)?;
+        self.endpoint_op(|conn, shared| endpoint::upsert(conn, spec, shared.options.rotation_grace))
     }
 
     /// Changes an endpoint.
     pub fn update_endpoint(&mut self, id: &str, change: &EndpointUpdate) -> Result<Endpoint> {
+        if let Some(url) = &change.url {
+            endpoint::check_egress(url, &self.shared.options.egress)?;
+        }
         self.endpoint_op(|conn, _| endpoint::update(conn, id, change))
     }
 
@@ -501,6 +512,11 @@ impl Transaction {
 
 impl Drop for Transaction {
     fn drop(&mut self) {
+        if self.shared.check_process().is_err() {
+            // Begun before a fork: rolling back here would act on the parent's connection.
+            std::mem::forget(self.conn.take());
+            return;
+        }
         if let Err(err) = self.finish_rollback() {
             tracing::warn!(error = %err, "rollback of a dropped transaction failed");
         }
@@ -519,7 +535,7 @@ pub struct QueryResult {
 /// Runs a query and collects its column names and every row.
 pub(crate) fn query_with_columns(conn: &Connection, sql: &str, params: impl Params) -> Result<QueryResult> {
     let mut stmt = conn.prepare_cached(sql)?;
-    let columns = stmt.column_names().into_iter().map(str::to_owned).collect();
+    let columns = stmt.column_names().map(str::to_owned).collect();
     let width = stmt.column_count();
     let rows = stmt
         .query_map(params, |row| (0..width).map(|i| row.get::<_, SqlValue>(i)).collect::<rusqlite::Result<Vec<_>>>())?;

@@ -388,9 +388,14 @@ fn send_test_and_call_are_synchronous_and_signed() -> tidings::Result<()> {
 #[test]
 fn egress_to_loopback_is_refused_by_default() -> tidings::Result<()> {
     let dir = tempdir()?;
-    let store = Store::open(dir.path().join("app.db"), Default::default())?;
+    let path = dir.path().join("app.db");
+    let store = Store::open(&path, Default::default())?;
     let receiver = Receiver::start();
-    let endpoint = store.create_endpoint(&EndpointSpec::new(receiver.url()))?;
+    // Refused at creation (an address literal the policy refuses)…
+    let refused = store.create_endpoint(&EndpointSpec::new(receiver.url()));
+    assert!(matches!(refused, Err(tidings::Error::InvalidInput { ref field, .. }) if field == "url"), "{refused:?}");
+    // …and at every send, for an endpoint made while the policy allowed it.
+    let endpoint = open_store(&path)?.create_endpoint(&EndpointSpec::new(receiver.url()))?;
     let attempt = store.send_test(&endpoint.id)?;
     assert_eq!(attempt.error_kind.as_deref(), Some("egress_refused"));
     assert!(matches!(

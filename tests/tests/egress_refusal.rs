@@ -68,16 +68,48 @@ fn loopback_spellings(port: u16, v6_port: Option<u16>) -> Vec<String> {
 }
 
 #[test]
-fn every_spelling_of_loopback_is_refused_by_default_and_nothing_connects() -> Result<()> {
+fn every_spelling_of_loopback_is_refused_at_creation_by_default() -> Result<()> {
     let dir = tempdir()?;
     let store = Store::open(dir.path().join("app.db"), StoreOptions::default())?;
     let receiver = Receiver::start();
     let v6 = V6Listener::start();
+    for url in loopback_spellings(receiver.port(), v6.as_ref().map(|l| l.port)) {
+        match store.create_endpoint(&EndpointSpec::new(url.clone())) {
+            Err(Error::InvalidInput { field, reason }) => {
+                assert_eq!(field, "url", "{url}");
+                // A spelling the URL parser rejects says so; every other names the refusal.
+                assert!(reason.contains("loopback") || reason.contains("not a valid URL"), "{url}: {reason}");
+                assert!(!reason.contains("127.0.0.1") && !reason.contains("::1"), "{url}: the address is not named");
+            }
+            other => panic!("{url}: not refused at creation: {other:?}"),
+        }
+    }
+    // A host name is not resolved at creation: only the delivery-time check can refuse it.
+    let named = store.create_endpoint(&EndpointSpec::new("http://hooks.invalid/x"))?;
+    store.delete_endpoint(&named.id)?;
+    let upsert =
+        store.upsert_endpoint(&EndpointSpec { name: Some("n".into()), ..EndpointSpec::new("http://[::1]:9/hook") });
+    assert!(matches!(upsert, Err(Error::InvalidInput { ref field, .. }) if field == "url"), "{upsert:?}");
+    assert_eq!(store.list_endpoints(None)?.len(), 0, "nothing was created");
+    Ok(())
+}
+
+#[test]
+fn every_spelling_of_loopback_is_refused_at_delivery_and_nothing_connects() -> Result<()> {
+    let dir = tempdir()?;
+    let path = dir.path().join("app.db");
+    let receiver = Receiver::start();
+    let v6 = V6Listener::start();
     let mut accepted = Vec::new();
+    // The endpoints were made under a policy that allowed them (or the policy changed since,
+    // or a host name resolves to loopback now): every send re-checks the resolved address.
+    let permissive =
+        Store::open(&path, StoreOptions { egress: EgressPolicy::allow_all_private(), ..Default::default() })?;
+    let store = Store::open(&path, StoreOptions::default())?;
     for url in loopback_spellings(receiver.port(), v6.as_ref().map(|l| l.port)) {
         let spec =
             EndpointSpec { retry: fast_retry(Duration::from_millis(10), 1.0, 1), ..EndpointSpec::new(url.clone()) };
-        let endpoint = match store.create_endpoint(&spec) {
+        let endpoint = match permissive.create_endpoint(&spec) {
             Ok(e) => e,
             Err(Error::InvalidInput { .. }) => continue,
             Err(e) => return Err(e),
@@ -168,7 +200,12 @@ fn an_allow_list_opens_exactly_the_networks_it_names() -> Result<()> {
     }
     assert_eq!(receiver.count(), 3);
     if let Some(v6) = v6 {
-        let endpoint = store.create_endpoint(&EndpointSpec::new(format!("http://[::1]:{}/hook", v6.port)))?;
+        let url = format!("http://[::1]:{}/hook", v6.port);
+        let refused = store.create_endpoint(&EndpointSpec::new(url.clone()));
+        assert!(matches!(refused, Err(Error::InvalidInput { .. })), "[::1] is not in 127.0.0.0/8: {refused:?}");
+        // Made under a wider policy, it is still refused when sent under this one.
+        let wide = StoreOptions { egress: EgressPolicy::allow_all_private(), ..Default::default() };
+        let endpoint = Store::open(dir.path().join("app.db"), wide)?.create_endpoint(&EndpointSpec::new(url))?;
         let attempt = store.send_test(&endpoint.id)?;
         assert_eq!(attempt.error_kind.as_deref(), Some("egress_refused"), "[::1] is not in 127.0.0.0/8");
         assert_eq!(v6.accepted.load(Ordering::SeqCst), 0);

@@ -437,6 +437,20 @@ impl WriterSlot {
 
     /// Closes the slot: the idle writer is closed now, a lent one when it comes back. An open
     /// group whose connection sits idle is rolled back and its parked members told so.
+    /// Closes the slot without closing the writer (a forked child: the connection is the
+    /// parent's, and closing it here could disturb the parent's files). The connection leaks.
+    pub(crate) fn forget(&self) {
+        let conn = {
+            let mut state = self.lock();
+            state.closed = true;
+            state.conn.take()
+        };
+        std::mem::forget(conn);
+        self.returned.notify_all();
+        self.joinable.notify_all();
+        self.committed.notify_all();
+    }
+
     pub(crate) fn close(&self) {
         let conn = {
             let mut state = self.lock();

@@ -341,8 +341,40 @@ impl Engine {
 #[must_use = "dropping the handle stops delivery"]
 pub struct DeliveryEngine {
     engine: Arc<Engine>,
+    running: Arc<Running>,
+}
+
+/// What stopping an engine needs, shared with its store so [`Store::close`] stops it first.
+struct Running {
+    engine: Arc<Engine>,
     dispatcher: Mutex<Option<JoinHandle<()>>>,
     grace: Arc<Mutex<Duration>>,
+    /// The process that started the engine: a forked child has none of its threads.
+    pid: u32,
+}
+
+impl Running {
+    fn stop(&self, grace: Duration) {
+        *self.grace.lock().unwrap_or_else(|p| p.into_inner()) = grace;
+        self.engine.stop.store(true, Ordering::Release);
+        self.engine.poke();
+        if std::process::id() != self.pid {
+            // A forked child: the dispatcher thread does not exist here, so joining it would
+            // never return.
+            return;
+        }
+        let handle = self.dispatcher.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(handle) = handle {
+            let _ = handle.join();
+        }
+    }
+}
+
+impl crate::shared::StopsWithStore for Running {
+    fn stop_before_close(&self) {
+        let grace = *self.grace.lock().unwrap_or_else(|p| p.into_inner());
+        self.stop(grace);
+    }
 }
 
 impl std::fmt::Debug for DeliveryEngine {
@@ -365,9 +397,17 @@ impl DeliveryEngine {
             status_changed: Condvar::new(),
             wake: wake_tx,
         });
-        let grace = Arc::new(Mutex::new(Duration::from_secs(5)));
+        let grace = Arc::new(Mutex::new(crate::defaults::STOP_GRACE));
         let dispatcher = dispatcher::spawn(store.clone(), options, Arc::clone(&engine), wake_rx, Arc::clone(&grace))?;
-        Ok(DeliveryEngine { engine, dispatcher: Mutex::new(Some(dispatcher)), grace })
+        let running = Arc::new(Running {
+            engine: Arc::clone(&engine),
+            dispatcher: Mutex::new(Some(dispatcher)),
+            grace,
+            pid: std::process::id(),
+        });
+        let stopper: Arc<dyn crate::shared::StopsWithStore> = running.clone();
+        store.shared().stop_on_close(Arc::downgrade(&stopper));
+        Ok(DeliveryEngine { engine, running })
     }
 
     /// Blocks until nothing is due or in flight (deliveries waiting for a later retry do not
@@ -416,18 +456,13 @@ impl DeliveryEngine {
     /// shared; a second call returns at once. A `wait_idle` running on another thread returns
     /// `false`.
     pub fn stop(&self, grace: Duration) {
-        *self.grace.lock().unwrap_or_else(|p| p.into_inner()) = grace;
-        self.engine.stop.store(true, Ordering::Release);
-        self.engine.poke();
-        let handle = self.dispatcher.lock().unwrap_or_else(|p| p.into_inner()).take();
-        if let Some(handle) = handle {
-            let _ = handle.join();
-        }
+        self.running.stop(grace);
     }
 
-    /// Whether the engine is still running (not stopped).
+    /// Whether the engine is still running: not stopped, its store not closed, and this the
+    /// process that started it (a forked child has none of its threads).
     pub fn is_running(&self) -> bool {
-        !self.engine.stopping()
+        !self.engine.stopping() && std::process::id() == self.running.pid
     }
 }
 

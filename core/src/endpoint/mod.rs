@@ -5,11 +5,14 @@
 //! [`crate::Error::InvalidInput`] and changes nothing. Secrets, auth tokens and custom header
 //! values are redacted in every `Debug` output.
 
+mod names;
 mod repo;
 pub(crate) mod state;
 mod validate;
 
+pub(crate) use names::upsert;
 pub(crate) use repo::*;
+pub(crate) use validate::check_egress;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -251,6 +254,35 @@ impl fmt::Debug for EndpointUpdate {
 }
 
 impl EndpointUpdate {
+    /// The change that makes an endpoint's settings those of `spec` (all but its secret).
+    pub(crate) fn from_spec(spec: &EndpointSpec) -> Self {
+        EndpointUpdate {
+            url: Some(spec.url.clone()),
+            name: Some(spec.name.clone()),
+            events: Some(spec.events.clone()),
+            tenant: Some(spec.tenant.clone()),
+            auth: Some(spec.auth.clone()),
+            headers: Some(spec.headers.clone()),
+            timeout: Some(spec.timeout),
+            max_attempts: Some(spec.retry.max_attempts),
+            initial_delay: Some(spec.retry.initial_delay),
+            max_delay: Some(spec.retry.max_delay),
+            multiplier: Some(spec.retry.multiplier),
+            jitter: Some(spec.retry.jitter),
+            rate_limit: Some(spec.rate_limit),
+            burst: Some(spec.burst),
+            max_in_flight: Some(spec.max_in_flight),
+            ordered: Some(spec.ordered),
+            verify_tls: Some(spec.verify_tls),
+            ca_cert: Some(spec.ca_cert.clone()),
+            signature_header: Some(spec.signature_header.clone()),
+            templates: Some(spec.templates.clone()),
+            keepalive: Some(spec.keepalive),
+            final_statuses: Some(spec.final_statuses.clone()),
+            enabled: Some(spec.enabled),
+        }
+    }
+
     /// Applies the changes to a spec.
     pub(crate) fn apply_to(&self, spec: &mut EndpointSpec) {
         fn set<T: Clone>(target: &mut T, value: &Option<T>) {

@@ -257,6 +257,9 @@ pub(crate) fn list(conn: &Connection, tenant: Option<&str>) -> Result<Vec<Endpoi
 /// Creates an endpoint from a validated spec.
 pub(crate) fn create(conn: &Connection, spec: &EndpointSpec) -> Result<Endpoint> {
     let checked = validate::check(spec)?;
+    if let Some(name) = &spec.name {
+        super::names::check_free(conn, name, None)?;
+    }
     let url = checked.url;
     let secret = checked.secret.unwrap_or_else(Secret::generate);
     let id = uuid::Uuid::now_v7().hyphenated().to_string();
@@ -314,6 +317,9 @@ pub(crate) fn update(conn: &Connection, id: &str, change: &EndpointUpdate) -> Re
     change.apply_to(&mut spec);
     spec.enabled = current.spec.enabled;
     spec.url = validate::check(&spec)?.url;
+    if let Some(name) = &spec.name {
+        super::names::check_free(conn, name, Some(id))?;
+    }
     conn.prepare_cached(
         "UPDATE tidings_endpoints SET url = ?2, name = ?3, events = ?4, tenant = ?5, auth = ?6, headers = ?7,
             timeout_us = ?8, max_attempts = ?9, initial_delay_us = ?10, max_delay_us = ?11, multiplier = ?12,

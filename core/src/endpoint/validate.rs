@@ -133,6 +133,36 @@ fn check_url(raw: &str) -> Result<String> {
     Ok(raw.to_string())
 }
 
+/// Refuses, at creation, a URL whose host is an address literal (or `localhost`) that the
+/// egress policy would refuse at every delivery: better a clear error now than failures later.
+/// Host names are not resolved here (what they resolve to may change): the delivery-time check
+/// stays the one that holds.
+pub(crate) fn check_egress(raw: &str, policy: &crate::egress::EgressPolicy) -> Result<()> {
+    use std::net::{IpAddr, Ipv4Addr};
+    let Ok(url) = url::Url::parse(raw) else { return Ok(()) };
+    let ip = match url.host() {
+        Some(url::Host::Ipv4(v4)) => IpAddr::V4(v4),
+        Some(url::Host::Ipv6(v6)) => IpAddr::V6(v6),
+        Some(url::Host::Domain(name)) => {
+            let name = name.trim_end_matches('.').to_ascii_lowercase();
+            if name != "localhost" && !name.ends_with(".localhost") {
+                return Ok(());
+            }
+            IpAddr::V4(Ipv4Addr::LOCALHOST)
+        }
+        None => return Ok(()),
+    };
+    policy.check(ip).map_err(|refused| {
+        Error::invalid(
+            "url",
+            format!(
+                "{}; allow it in the store's egress policy (allow_private or allowed_networks)",
+                refused.describe(policy.shows_addresses())
+            ),
+        )
+    })
+}
+
 fn check_auth(auth: &Auth) -> Result<()> {
     match auth {
         Auth::Bearer(token) => {
