@@ -64,6 +64,7 @@ mod shared;
 pub mod signing;
 mod sql_guard;
 mod store;
+mod subscription;
 pub mod template;
 mod transaction;
 
@@ -89,6 +90,7 @@ pub use retry::RetryPolicy;
 pub use schema::{SCHEMA_VERSION, schema_version};
 pub use signing::{Secret, Verified, verify};
 pub use store::Store;
+pub use subscription::{HandlerError, OnFailure, ParkedEvent, Subscription, SubscriptionOptions, SubscriptionStatus};
 pub use transaction::{QueryResult, Transaction, TransactionThreads};
 
 /// The delivery engine's handle under its old name.

@@ -33,6 +33,16 @@
 //!   creates an endpoint for `url`, runs `send_test` and prints `kind=<error kind or none>
 //!   status=<status or none>`.
 //!
+//! Commands of the projection suite (`tests/tests/projections.rs`):
+//!
+//! - `project <db> <name> <until> <batch> <pause-ms>`: runs subscription `<name>` (batches of
+//!   `<batch>`) projecting `account.deposited` events `{"account","amount"}` into the app
+//!   tables `balances (account, balance)` and `applied (position, times, pid)` (`times` counts
+//!   applications of each position), pausing `<pause-ms>` inside each batch's transaction
+//!   after its writes (so kills land inside transactions too); prints `ready`; once the
+//!   subscription has passed position `<until>` (0: never) prints `caught-up` and exits.
+//!   Meant to be killed.
+//!
 //! Exits with status 1 and a message on stderr on any error.
 
 use std::io::{BufRead, Write};
@@ -82,12 +92,15 @@ fn run(args: &[String]) -> Result<(), Failure> {
         [command, dir, count] if command == "open-loop" => open_loop(dir, count.parse()?),
         [command, db] if command == "hold-lock" => hold_lock(db),
         [command, db, url] if command == "send-test" => send_test(db, url),
+        [command, db, name, until, batch, pause_ms] if command == "project" => {
+            project(db, name, until.parse()?, batch.parse()?, std::time::Duration::from_millis(pause_ms.parse()?))
+        }
         _ => Err("usage: append <db> <stream> <count> | create-endpoint <db> <url> <pattern> | \
                   disable-endpoint <db> <id> | deliver <db> <seconds> <workers> <lease-grace-ms> | \
                   work <db> <tag> <workers> <lease-grace-ms> <pause-us> | \
                   serve <db> <workers> <lease-grace-ms> <shutdown-grace-ms> | \
                   prune <db> <max-records> <keep-events> | open-loop <dir> <count> | hold-lock <db> | \
-                  send-test <db> <url>"
+                  send-test <db> <url> | project <db> <name> <until> <batch> <pause-ms>"
             .into()),
     }
 }
@@ -251,4 +264,45 @@ fn send_test(db: &str, url: &str) -> Result<(), Failure> {
     let status = attempt.status_code.map_or_else(|| "none".to_string(), |s| s.to_string());
     println!("kind={kind} status={status}");
     Ok(())
+}
+
+fn project(db: &str, name: &str, until: u64, batch: usize, pause: std::time::Duration) -> Result<(), Failure> {
+    let store = Store::open(db, StoreOptions::default())?;
+    store.execute_script(
+        "CREATE TABLE IF NOT EXISTS balances (account TEXT PRIMARY KEY, balance INTEGER NOT NULL);
+         CREATE TABLE IF NOT EXISTS applied (position INTEGER PRIMARY KEY, times INTEGER NOT NULL, pid INTEGER NOT NULL);",
+    )?;
+    let pid = i64::from(std::process::id());
+    let options =
+        tidings::SubscriptionOptions { types: Some(vec!["account.*".into()]), batch_size: batch, ..Default::default() };
+    let subscription = store.subscribe(name, options, move |tx, events| {
+        for e in events {
+            tx.execute(
+                "INSERT INTO balances (account, balance) VALUES (?1, ?2)
+                 ON CONFLICT (account) DO UPDATE SET balance = balance + excluded.balance",
+                (e.data["account"].as_str().unwrap_or(""), e.data["amount"].as_i64().unwrap_or(0)),
+            )?;
+            tx.execute(
+                "INSERT INTO applied (position, times, pid) VALUES (?1, 1, ?2)
+                 ON CONFLICT (position) DO UPDATE SET times = times + 1, pid = excluded.pid",
+                (e.position as i64, pid),
+            )?;
+        }
+        std::thread::sleep(pause);
+        Ok(())
+    })?;
+    println!("ready");
+    std::io::stdout().flush()?;
+    loop {
+        if until > 0 && subscription.wait_for_position(until, std::time::Duration::from_millis(200)) {
+            println!("caught-up");
+            return Ok(());
+        }
+        if until == 0 {
+            std::thread::sleep(std::time::Duration::from_millis(200));
+        }
+        if let Some(error) = subscription.error() {
+            return Err(error.into());
+        }
+    }
 }
