@@ -18,6 +18,8 @@ pub struct Snapshot {
     pub version: u64,
     /// The state.
     pub state: Value,
+    /// The schema version of the state's shape (1 unless saved with another).
+    pub schema_version: u32,
     /// When it was saved.
     pub saved_at: OffsetDateTime,
 }
@@ -49,8 +51,15 @@ pub(crate) fn checkpoint(conn: &Connection, name: &str) -> Result<Option<u64>> {
         .optional()?)
 }
 
-/// Saves `state` as the snapshot of `stream` at `version` (which must exist).
-pub(crate) fn save_snapshot(conn: &Connection, stream: &str, version: u64, state: &Value) -> Result<()> {
+/// Saves `state` (of shape `schema_version`) as the snapshot of `stream` at `version` (which
+/// must exist).
+pub(crate) fn save_snapshot(
+    conn: &Connection,
+    stream: &str,
+    version: u64,
+    state: &Value,
+    schema_version: u32,
+) -> Result<()> {
     let (stream_id, current) =
         crate::log::stream_id_and_version(conn, stream)?.ok_or_else(|| Error::not_found("stream", stream))?;
     if version == 0 || version > current {
@@ -58,11 +67,11 @@ pub(crate) fn save_snapshot(conn: &Connection, stream: &str, version: u64, state
     }
     let text = crate::event::to_json_text("state", state)?;
     conn.prepare_cached(
-        "INSERT INTO tidings_snapshots (stream_id, version, state, saved_at) VALUES (?1, ?2, ?3, ?4)
+        "INSERT INTO tidings_snapshots (stream_id, version, state, saved_at, schema_version) VALUES (?1, ?2, ?3, ?4, ?5)
          ON CONFLICT (stream_id) DO UPDATE SET version = excluded.version, state = excluded.state,
-         saved_at = excluded.saved_at",
+         saved_at = excluded.saved_at, schema_version = excluded.schema_version",
     )?
-    .execute(params![stream_id, version, text, clock::now_micros()])?;
+    .execute(params![stream_id, version, text, clock::now_micros(), schema_version])?;
     Ok(())
 }
 
@@ -76,17 +85,17 @@ pub(crate) fn delete_snapshot(conn: &Connection, stream: &str) -> Result<()> {
 
 /// The latest snapshot of `stream`.
 pub(crate) fn load_snapshot(conn: &Connection, stream: &str) -> Result<Option<Snapshot>> {
-    let row: Option<(u64, String, i64)> = conn
+    let row: Option<(u64, String, i64, u32)> = conn
         .prepare_cached(
-            "SELECT n.version, n.state, n.saved_at FROM tidings_snapshots n
+            "SELECT n.version, n.state, n.saved_at, n.schema_version FROM tidings_snapshots n
              JOIN tidings_streams s ON s.id = n.stream_id WHERE s.name = ?1",
         )?
-        .query_row([stream], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .query_row([stream], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
         .optional()?;
-    row.map(|(version, state, saved_at)| {
+    row.map(|(version, state, saved_at, schema_version)| {
         let state = serde_json::from_str(&state)
             .map_err(|e| Error::Storage(format!("the stored snapshot of stream {stream:?} is not JSON: {e}")))?;
-        Ok(Snapshot { version, state, saved_at: clock::from_micros(saved_at) })
+        Ok(Snapshot { version, state, schema_version, saved_at: clock::from_micros(saved_at) })
     })
     .transpose()
 }

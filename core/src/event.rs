@@ -52,6 +52,19 @@ impl NewEvent {
         Ok(NewEvent::new(event_type, data))
     }
 
+    /// Records the schema version of this event's data in its metadata (`schema_version`):
+    /// bump it when the shape of the type's data changes, and register an upcaster from the
+    /// previous version ([`crate::Store::register_upcaster`]). Events without it are version 1.
+    pub fn with_schema_version(mut self, version: u32) -> Self {
+        if !self.metadata.is_object() {
+            self.metadata = Value::Object(Map::new());
+        }
+        if let Value::Object(metadata) = &mut self.metadata {
+            metadata.insert(crate::upcast::SCHEMA_VERSION_KEY.to_owned(), Value::from(version));
+        }
+        self
+    }
+
     /// Sets the caller-chosen id (a UUID).
     pub fn with_id(mut self, id: impl Into<String>) -> Self {
         self.id = Some(id.into());
@@ -72,7 +85,10 @@ impl NewEvent {
 }
 
 /// An event as stored in the log.
-#[derive(Debug, Clone, PartialEq)]
+///
+/// Two records are equal when every stored field is: [`RecordedEvent::replayed`], which says
+/// how an append found the event rather than what it is, is left out.
+#[derive(Debug, Clone)]
 pub struct RecordedEvent {
     /// The event id (UUID text); also the `webhook-id` of every delivery of it.
     pub id: String,
@@ -92,6 +108,39 @@ pub struct RecordedEvent {
     pub tenant: Option<String>,
     /// When the store recorded it (UTC).
     pub recorded_at: OffsetDateTime,
+    /// `true` when an idempotent append (every event carrying a caller-chosen id already
+    /// stored with the same content) returned this record, written earlier, instead of
+    /// writing it again; `false` when the append wrote it now, and on every record read from
+    /// the log.
+    ///
+    /// ```
+    /// # fn main() -> tidings::Result<()> {
+    /// use tidings::{ExpectedVersion, NewEvent, Store};
+    /// let store = Store::open_in_memory()?;
+    /// let mut event = NewEvent::new("order.created", serde_json::json!({"total": 5}));
+    /// event.id = Some("6f2c8a4e-0d0b-4a4f-9a57-2f4b0c1d3e5a".into());
+    /// let first = store.append("order-1", vec![event.clone()], ExpectedVersion::Any)?;
+    /// let again = store.append("order-1", vec![event], ExpectedVersion::Any)?;
+    /// assert!(!first[0].replayed && again[0].replayed);
+    /// assert_eq!(again, first); // the same event; `replayed` is not compared
+    /// assert!(!store.read_stream("order-1", Default::default())?[0].replayed);
+    /// # Ok(()) }
+    /// ```
+    pub replayed: bool,
+}
+
+impl PartialEq for RecordedEvent {
+    fn eq(&self, other: &Self) -> bool {
+        self.id == other.id
+            && self.stream == other.stream
+            && self.version == other.version
+            && self.position == other.position
+            && self.event_type == other.event_type
+            && self.data == other.data
+            && self.metadata == other.metadata
+            && self.tenant == other.tenant
+            && self.recorded_at == other.recorded_at
+    }
 }
 
 /// An event as the log stores it: data and metadata are JSON text, checked only when they are
@@ -140,6 +189,7 @@ impl StoredEvent {
             metadata: parse("metadata", &self.metadata)?,
             tenant: self.tenant.clone(),
             recorded_at: self.recorded_at,
+            replayed: false,
         })
     }
 

@@ -39,6 +39,7 @@
 //! ```
 #![warn(missing_docs)]
 
+mod aggregate;
 #[cfg(feature = "tokio")]
 mod asynchronous;
 mod clock;
@@ -67,9 +68,11 @@ mod store;
 mod subscription;
 pub mod template;
 mod transaction;
+pub mod upcast;
 
 pub use rusqlite;
 
+pub use aggregate::{Aggregate, AggregateHistory, Loaded, Repository, SnapshotPolicy};
 pub use consumers::Snapshot;
 #[cfg(feature = "bench-internals")]
 #[doc(hidden)]

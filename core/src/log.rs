@@ -57,6 +57,14 @@ pub struct ReadAllOptions {
     pub wait: Option<std::time::Duration>,
 }
 
+impl ReadAllOptions {
+    /// The page a binding reads when its caller gives no `limit` (Python's `read_all()`), so
+    /// a call without one never loads the whole log; a caller pages on from the last
+    /// position it got, or iterates (`Store.iter_all` in Python). Rust's `limit: None` still
+    /// means every event.
+    pub const DEFAULT_PAGE: usize = 1000;
+}
+
 /// How [`crate::Store::read_stream`] reads one stream.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct ReadStreamOptions {
@@ -135,6 +143,7 @@ pub(crate) fn event_from_row(row: &Row<'_>) -> rusqlite::Result<RecordedEvent> {
         metadata: parse(6, &metadata)?,
         tenant: row.get(7)?,
         recorded_at: clock::from_micros(row.get(8)?),
+        replayed: false,
     })
 }
 
@@ -307,6 +316,7 @@ fn write_events(
             metadata,
             tenant: v.tenant,
             recorded_at: clock::from_micros(at.now),
+            replayed: false,
         });
     }
     deliver.finish(conn)?;
@@ -353,7 +363,7 @@ fn idempotent_replay(conn: &Connection, stream: &str, valid: &[ValidEvent]) -> R
                 if !same {
                     return Err(Error::IdempotencyConflict { event_id: v.id.clone() });
                 }
-                originals.push(original);
+                originals.push(RecordedEvent { replayed: true, ..original });
             }
             None => missing = Some(v.id.clone()),
         }

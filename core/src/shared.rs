@@ -38,6 +38,8 @@ pub(crate) struct Shared {
     stoppers: Mutex<Vec<std::sync::Weak<dyn StopsWithStore>>>,
     /// The process that opened the store: a forked child may not use its connections.
     pid: u32,
+    /// Upcasters applied on every read path.
+    pub(crate) upcasters: crate::upcast::Upcasters,
 }
 
 impl Shared {
@@ -70,6 +72,7 @@ impl Shared {
             wal,
             stoppers: Mutex::new(Vec::new()),
             pid: std::process::id(),
+            upcasters: crate::upcast::Upcasters::default(),
         }
     }
 

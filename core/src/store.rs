@@ -223,7 +223,39 @@ impl Store {
 
     /// Reads a stream.
     pub fn read_stream(&self, stream: &str, options: ReadStreamOptions) -> Result<Vec<RecordedEvent>> {
-        self.shared.read(|conn| log::read_stream(conn, stream, &options))
+        let mut events = self.shared.read(|conn| log::read_stream(conn, stream, &options))?;
+        self.shared.upcasters.apply(&mut events)?;
+        Ok(events)
+    }
+
+    /// Registers an upcaster: events of `event_type` whose schema version is `from_version`
+    /// (see [`NewEvent::with_schema_version`]) are read with `upcaster(data)` as their data, at
+    /// version `from_version + 1`; chains apply in turn. Stored events are never rewritten.
+    /// See [`crate::upcast`].
+    ///
+    /// ```
+    /// # fn main() -> tidings::Result<()> {
+    /// use serde_json::json;
+    /// let store = tidings::Store::open_in_memory()?;
+    /// store.append("user-1", &[tidings::NewEvent::new("user.named", json!({"name": "Ada Lovelace"}))],
+    ///              tidings::ExpectedVersion::Any)?;
+    /// // Version 2 splits the name.
+    /// store.register_upcaster("user.named", 1, |mut data| {
+    ///     let full = data["name"].as_str().unwrap_or_default().to_owned();
+    ///     let (first, last) = full.split_once(' ').unwrap_or((&full, ""));
+    ///     data = json!({"first": first, "last": last});
+    ///     Ok(data)
+    /// })?;
+    /// let read = store.read_stream("user-1", Default::default())?;
+    /// assert_eq!(read[0].data, json!({"first": "Ada", "last": "Lovelace"}));
+    /// assert_eq!(read[0].metadata["schema_version"], 2);
+    /// # Ok(()) }
+    /// ```
+    pub fn register_upcaster<F>(&self, event_type: &str, from_version: u32, upcaster: F) -> Result<()>
+    where
+        F: Fn(Value) -> std::result::Result<Value, Box<dyn std::error::Error + Send + Sync>> + Send + Sync + 'static,
+    {
+        self.shared.upcasters.register(event_type, from_version, std::sync::Arc::new(upcaster))
     }
 
     /// Reads the global log in position order, optionally filtered and optionally waiting
@@ -285,7 +317,11 @@ impl Store {
                         self.shared.commits.wait_past(seen, left.min(crate::defaults::INTERRUPT_CHECK));
                     }
                 }
-                _ => return Ok(events),
+                _ => {
+                    let mut events = events;
+                    self.shared.upcasters.apply(&mut events)?;
+                    return Ok(events);
+                }
             }
         }
     }
@@ -298,7 +334,14 @@ impl Store {
     /// One event by id.
     pub fn event(&self, id: &str) -> Result<RecordedEvent> {
         let normalized = crate::event::normalize_event_id(id)?;
-        self.shared.read(|conn| log::event_by_id(conn, &normalized))?.ok_or_else(|| Error::not_found("event", id))
+        let event = self
+            .shared
+            .read(|conn| log::event_by_id(conn, &normalized))?
+            .ok_or_else(|| Error::not_found("event", id))?;
+        let mut events = [event];
+        self.shared.upcasters.apply(&mut events)?;
+        let [event] = events;
+        Ok(event)
     }
 
     /// The last position handed out (0 for an empty log).
@@ -322,6 +365,18 @@ impl Store {
         self.write(|tx| tx.save_snapshot(stream, version, state))
     }
 
+    /// Saves a snapshot whose state has shape `schema_version` (see
+    /// [`Transaction::save_snapshot_versioned`]).
+    pub fn save_snapshot_versioned(
+        &self,
+        stream: &str,
+        version: u64,
+        state: &Value,
+        schema_version: u32,
+    ) -> Result<()> {
+        self.write(|tx| tx.save_snapshot_versioned(stream, version, state, schema_version))
+    }
+
     /// The latest snapshot of `stream`.
     pub fn load_snapshot(&self, stream: &str) -> Result<Option<Snapshot>> {
         self.shared.read(|conn| consumers::load_snapshot(conn, stream))
@@ -335,9 +390,15 @@ impl Store {
     }
 
     /// Deletes a stream's events below `before_version`; the stream keeps its version.
-    /// Unfinished deliveries of those events are cancelled.
+    /// Unfinished deliveries of those events are cancelled. A cut past the stream's snapshot
+    /// is refused (see [`Transaction::truncate_stream`]).
     pub fn truncate_stream(&self, stream: &str, before_version: u64) -> Result<u64> {
         self.write(|tx| tx.truncate_stream(stream, before_version))
+    }
+
+    /// [`Store::truncate_stream`] without the snapshot check.
+    pub fn truncate_stream_past_snapshot(&self, stream: &str, before_version: u64) -> Result<u64> {
+        self.write(|tx| tx.truncate_stream_past_snapshot(stream, before_version))
     }
 
     /// Applies per-type retention rules to the log: deletes events past a rule's `max_age` or

@@ -339,7 +339,9 @@ impl Transaction {
 
     /// Reads a stream as this transaction sees it.
     pub fn read_stream(&self, stream: &str, options: ReadStreamOptions) -> Result<Vec<RecordedEvent>> {
-        log::read_stream(self.conn()?, stream, &options)
+        let mut events = log::read_stream(self.conn()?, stream, &options)?;
+        self.shared.upcasters.apply(&mut events)?;
+        Ok(events)
     }
 
     /// The stream's version as this transaction sees it.
@@ -357,9 +359,26 @@ impl Transaction {
         consumers::checkpoint(self.conn()?, name)
     }
 
-    /// Saves a snapshot of `stream` at `version`.
+    /// Saves a snapshot of `stream` at `version` (state schema version 1).
     pub fn save_snapshot(&mut self, stream: &str, version: u64, state: &Value) -> Result<()> {
-        consumers::save_snapshot(self.conn()?, stream, version, state)
+        consumers::save_snapshot(self.conn()?, stream, version, state, 1)
+    }
+
+    /// Saves a snapshot of `stream` at `version` whose state has shape `schema_version`, so a
+    /// reader expecting another shape can tell and fold from the events instead.
+    pub fn save_snapshot_versioned(
+        &mut self,
+        stream: &str,
+        version: u64,
+        state: &Value,
+        schema_version: u32,
+    ) -> Result<()> {
+        consumers::save_snapshot(self.conn()?, stream, version, state, schema_version)
+    }
+
+    /// The latest snapshot of `stream` as this transaction sees it.
+    pub fn load_snapshot(&self, stream: &str) -> Result<Option<consumers::Snapshot>> {
+        consumers::load_snapshot(self.conn()?, stream)
     }
 
     /// Deletes a stream (see [`crate::Store::delete_stream`]).
@@ -370,8 +389,29 @@ impl Transaction {
         })
     }
 
-    /// Deletes a stream's events below `before_version`.
+    /// Deletes a stream's events below `before_version`. When the stream has a snapshot, the
+    /// cut may not pass it (`before_version` at most the snapshot's version + 1): events after
+    /// the snapshot are the only record of what it does not hold. [`Error::InvalidInput`]
+    /// then, unless [`Transaction::truncate_stream_past_snapshot`] says so.
     pub fn truncate_stream(&mut self, stream: &str, before_version: u64) -> Result<u64> {
+        if let Some(snapshot) = consumers::load_snapshot(self.conn()?, stream)?
+            && before_version > snapshot.version + 1
+        {
+            return Err(Error::invalid(
+                "before_version",
+                format!(
+                    "would delete events after the latest snapshot (version {}); save a newer snapshot first, \
+                     or use truncate_stream_past_snapshot",
+                    snapshot.version
+                ),
+            ));
+        }
+        self.savepoint(|conn, _| log::truncate_stream(conn, stream, before_version))
+    }
+
+    /// [`Transaction::truncate_stream`] without the snapshot check: the events cut are gone
+    /// even where no snapshot holds their effect.
+    pub fn truncate_stream_past_snapshot(&mut self, stream: &str, before_version: u64) -> Result<u64> {
         self.savepoint(|conn, _| log::truncate_stream(conn, stream, before_version))
     }
 

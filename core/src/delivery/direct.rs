@@ -59,6 +59,7 @@ impl Store {
             metadata: json!({}),
             tenant,
             recorded_at: OffsetDateTime::now_utc(),
+            replayed: false,
         }
     }
 

@@ -95,6 +95,7 @@ pub(crate) fn ping_event(endpoint_id: &str) -> StoredEvent {
         metadata: serde_json::json!({}),
         tenant: None,
         recorded_at: time::OffsetDateTime::now_utc(),
+        replayed: false,
     })
 }
 

@@ -1,6 +1,7 @@
--- tidings schema, version 6: subscriptions (projections). A subscription's position is the
--- last log position it has passed; the handler's writes and the new position commit in one
--- transaction, which is what makes a projection in this file exactly-once.
+-- tidings schema, version 6: subscriptions (projections), and snapshots with a schema version.
+-- A subscription's position is the last log position it has passed; the handler's writes and
+-- the new position commit in one transaction, which is what makes a projection in this file
+-- exactly-once.
 CREATE TABLE tidings_subscriptions (
     name          TEXT    PRIMARY KEY,
     position      INTEGER NOT NULL DEFAULT 0,   -- every event at or before it was applied (or skipped, or parked)
@@ -20,3 +21,7 @@ CREATE TABLE tidings_parked_events (
     parked_at    INTEGER NOT NULL,
     PRIMARY KEY (subscription, position)
 ) WITHOUT ROWID;
+
+-- A snapshot records the schema version of its state, so an aggregate whose state shape
+-- changed can ignore (and replace) a snapshot of an older shape.
+ALTER TABLE tidings_snapshots ADD COLUMN schema_version INTEGER NOT NULL DEFAULT 1;

@@ -139,6 +139,7 @@ impl Runner {
         if let Some(prefix) = &self.options.stream_prefix {
             events.retain(|e| e.stream.starts_with(prefix.as_str()));
         }
+        self.store.shared().upcasters.apply(&mut events)?;
         Ok(Batch { after, events, through })
     }
 
