@@ -92,6 +92,9 @@ pub enum Command {
     },
     /// Delivery statistics: counts by state, success rate, latency percentiles, per endpoint.
     Stats(StatsArgs),
+    /// Subscriptions (projections): where each is, how far behind, its last error; reset one.
+    #[command(subcommand)]
+    Subscriptions(SubscriptionsCommand),
     /// Send a signed `tidings.test` event to an endpoint now and show the answer.
     SendTest {
         /// The endpoint id.
@@ -450,6 +453,27 @@ pub struct UpdateArgs {
     /// Show the signing secret and the full URL in the result.
     #[arg(long = "show-secrets", alias = "show-secret")]
     pub show_secrets: bool,
+}
+
+/// `tidings subscriptions ...`.
+#[derive(Debug, Subcommand)]
+pub enum SubscriptionsCommand {
+    /// Every subscription: position, lag (events and time), state, failures, parked events.
+    List,
+    /// One subscription: its status, last error and parked events.
+    Show {
+        /// The subscription's name.
+        name: String,
+    },
+    /// Move a subscription to a position (0: the start of the log, to rebuild its read model)
+    /// and clear a stop. A runner notices before its next batch.
+    Reset {
+        /// The subscription's name.
+        name: String,
+        /// The position it has passed after the reset (its next event is the one after).
+        #[arg(long, value_name = "POSITION")]
+        to: u64,
+    },
 }
 
 /// `tidings events ...`.

@@ -580,3 +580,53 @@ fn help_lists_the_exit_codes() {
     assert!(text.contains("Exit codes:") && text.contains("demo"), "{text}");
     assert_fails(&support::tidings().arg("frobnicate").output().expect("run"), 2, "unrecognized subcommand");
 }
+
+#[test]
+fn subscriptions_show_where_each_is_and_reset_moves_one() {
+    let env = Env::new();
+    let store = env.store();
+    for n in 0..5 {
+        store.append("acct-1", &[NewEvent::new("acct.moved", json!({"n": n}))], ExpectedVersion::Any).expect("append");
+    }
+    let options = tidings::SubscriptionOptions {
+        max_attempts: 1,
+        initial_delay: Duration::from_millis(1),
+        max_delay: Duration::from_millis(1),
+        batch_size: 1,
+        ..Default::default()
+    };
+    // Fails at the third event and stops there.
+    let sub = store
+        .subscribe("ledger", options, |_, events| {
+            if events.iter().any(|e| e.data["n"] == 2) {
+                return Err("n = 2 is not allowed".into());
+            }
+            Ok(())
+        })
+        .expect("subscribe");
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while !sub.has_ended() && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert!(sub.has_ended(), "the subscription did not stop");
+    drop(sub);
+    store.close();
+
+    let list = env.json(&["subscriptions", "list"]);
+    assert_eq!(list[0]["name"], "ledger");
+    assert_eq!(list[0]["state"], "stopped");
+    assert_eq!(list[0]["position"], 2);
+    assert_eq!(list[0]["lag_events"], 3);
+    assert_eq!(list[0]["last_error"], "n = 2 is not allowed");
+    let human = stdout(&env.run(&["subscriptions", "list"]));
+    assert!(human.contains("ledger") && human.contains("stopped") && human.contains("n = 2"), "{human}");
+    let shown = stdout(&env.run(&["subscriptions", "show", "ledger"]));
+    assert!(shown.contains("2 of 5") && shown.contains("3 events"), "{shown}");
+
+    let reset = env.json(&["subscriptions", "reset", "ledger", "--to", "3"]);
+    assert_eq!((reset["state"].as_str(), reset["position"].as_u64()), (Some("ok"), Some(3)));
+    assert_eq!(env.json(&["subscriptions", "show", "ledger"])["position"], 3);
+    let missing = env.run(&["subscriptions", "show", "nope"]);
+    assert_ne!(code(&missing), 0);
+    assert!(stderr(&missing).contains("nope"), "{}", stderr(&missing));
+}

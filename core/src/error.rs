@@ -171,9 +171,10 @@ pub enum Error {
     #[error("the store was opened read-only")]
     ReadOnly,
 
-    /// An earlier append in this transaction failed after it had started writing, so the
-    /// transaction can only be rolled back: drop it (or let the closure return the error) and
-    /// start again.
+    /// An earlier append in this transaction failed after it had started writing, or SQLite
+    /// rolled the whole transaction back itself (a full disk, an I/O error, `INSERT OR
+    /// ROLLBACK`), so the transaction can only be rolled back: drop it (or let the closure
+    /// return the error) and start again.
     #[error("an append failed while writing, so this transaction can only be rolled back")]
     TransactionFailed,
 

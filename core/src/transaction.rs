@@ -167,7 +167,9 @@ impl Transaction {
 
     fn conn(&self) -> Result<&Connection> {
         let conn = self.conn.as_ref().ok_or(Error::Closed)?;
-        if self.failed {
+        // SQLite rolls the whole transaction back itself on some failures (a full disk, an I/O
+        // error): what runs after that would run outside any transaction.
+        if self.failed || conn.is_autocommit() {
             return Err(Error::TransactionFailed);
         }
         let current = std::thread::current().id();
@@ -491,7 +493,7 @@ impl Transaction {
         // rolled back): bindings call `check_thread` first to keep it.
         self.check_thread()?;
         let conn = self.conn.take().ok_or(Error::Closed)?;
-        if self.failed {
+        if self.failed || conn.is_autocommit() {
             // What rolling back says matters less than why the commit is refused.
             let _ = self.abandon(conn);
             return Err(Error::TransactionFailed);

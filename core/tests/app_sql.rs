@@ -53,6 +53,29 @@ fn a_broken_constraint_is_integrity_and_the_transaction_goes_on() -> Result<()> 
 }
 
 #[test]
+fn a_transaction_sqlite_rolled_back_itself_refuses_every_later_call() -> Result<()> {
+    let (_dir, _path, store) = fresh()?;
+    store.execute_script(SCHEMA)?;
+    store.execute("INSERT INTO orders (ref, total) VALUES ('R-1', 1)", [])?;
+    let mut tx = store.begin()?;
+    tx.execute("INSERT INTO orders (ref, total) VALUES ('R-2', 2)", [])?;
+    // `OR ROLLBACK` ends the whole SQLite transaction on a conflict.
+    let conflict = tx.execute("INSERT OR ROLLBACK INTO orders (ref, total) VALUES ('R-1', 3)", []);
+    assert!(matches!(conflict, Err(Error::Integrity { .. })), "{conflict:?}");
+    // What follows would run outside any transaction: it is refused instead.
+    assert!(matches!(
+        tx.execute("INSERT INTO orders (ref, total) VALUES ('R-3', 3)", []),
+        Err(Error::TransactionFailed)
+    ));
+    assert!(matches!(tx.append("s", &[ev("t", json!({}))], ExpectedVersion::Any), Err(Error::TransactionFailed)));
+    assert!(matches!(tx.commit(), Err(Error::TransactionFailed)));
+    assert_eq!(scalar(&store, "SELECT count(*) FROM orders")?, 1, "nothing of it was kept");
+    assert_eq!(store.last_position()?, 0);
+    store.execute("INSERT INTO orders (ref, total) VALUES ('R-4', 4)", [])?;
+    Ok(())
+}
+
+#[test]
 fn transaction_control_is_refused_and_changes_nothing() -> Result<()> {
     let (_dir, path, store) = fresh()?;
     store.execute_script(SCHEMA)?;

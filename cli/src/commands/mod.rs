@@ -6,6 +6,7 @@ mod demo;
 mod endpoints;
 mod events;
 mod stats;
+mod subscriptions;
 mod verify;
 
 use std::collections::HashMap;
@@ -48,6 +49,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Recover { endpoint, since } => deliveries::recover(&ctx, &endpoint, since),
         Command::Replay { endpoint, from, to } => deliveries::replay(&ctx, &endpoint, from, to),
         Command::Stats(args) => stats::run(&ctx, &args),
+        Command::Subscriptions(cmd) => subscriptions::run(&ctx, cmd),
         Command::SendTest { endpoint, egress, show_secrets } => {
             deliver::send_test(&ctx, &endpoint, &egress, show_secrets)
         }
