@@ -36,12 +36,14 @@ fn type_name(obj: &Bound<'_, PyAny>) -> String {
     obj.get_type().name().map(|n| n.to_string()).unwrap_or_else(|_| "object".into())
 }
 
-/// A Python object (None, bool, int, float, str, list, tuple, dict with str keys) as JSON.
-pub(crate) fn to_json(obj: &Bound<'_, PyAny>, field: &str) -> PyResult<Value> {
-    to_json_at(obj, field, 0)
+/// A Python object (None, bool, int, float, str, list, tuple, dict with str keys) as JSON;
+/// `Decimal`, `UUID` and datetimes are encoded and other objects given to the `json_default`
+/// hook (see `encode.rs`).
+pub(crate) fn to_json_with(obj: &Bound<'_, PyAny>, field: &str, hook: Option<&Bound<'_, PyAny>>) -> PyResult<Value> {
+    to_json_at(obj, field, 0, hook)
 }
 
-fn to_json_at(obj: &Bound<'_, PyAny>, field: &str, depth: usize) -> PyResult<Value> {
+fn to_json_at(obj: &Bound<'_, PyAny>, field: &str, depth: usize, hook: Option<&Bound<'_, PyAny>>) -> PyResult<Value> {
     let py = obj.py();
     if depth > MAX_JSON_DEPTH {
         return Err(invalid(py, field, format!("nested deeper than {MAX_JSON_DEPTH} levels")));
@@ -76,17 +78,26 @@ fn to_json_at(obj: &Bound<'_, PyAny>, field: &str, depth: usize) -> PyResult<Val
             let key = key
                 .cast::<PyString>()
                 .map_err(|_| invalid(py, field, format!("dict keys must be str, not {}", type_name(&key))))?;
-            map.insert(nested_text(key, field)?, to_json_at(&value, field, depth + 1)?);
+            map.insert(nested_text(key, field)?, to_json_at(&value, field, depth + 1, hook)?);
         }
         return Ok(Value::Object(map));
     }
     if let Ok(list) = obj.cast::<PyList>() {
-        return list.iter().map(|item| to_json_at(&item, field, depth + 1)).collect::<PyResult<_>>().map(Value::Array);
+        return list
+            .iter()
+            .map(|item| to_json_at(&item, field, depth + 1, hook))
+            .collect::<PyResult<_>>()
+            .map(Value::Array);
     }
     if let Ok(tuple) = obj.cast::<PyTuple>() {
-        return tuple.iter().map(|item| to_json_at(&item, field, depth + 1)).collect::<PyResult<_>>().map(Value::Array);
+        return tuple
+            .iter()
+            .map(|item| to_json_at(&item, field, depth + 1, hook))
+            .collect::<PyResult<_>>()
+            .map(Value::Array);
     }
-    Err(invalid(py, field, format!("objects of type {} are not JSON values", type_name(obj))))
+    let substitute = crate::encode::substitute(obj, field, hook)?;
+    to_json_at(&substitute, field, depth + 1, hook)
 }
 
 /// A JSON value as a Python object (ints stay ints, floats stay floats).
@@ -199,27 +210,6 @@ pub(crate) fn sql_params(params: Option<&Bound<'_, PyAny>>) -> PyResult<SqlParam
         return tuple.iter().map(|v| sql_value(&v)).collect::<PyResult<_>>().map(SqlParams::Positional);
     }
     Err(invalid(py, "params", format!("must be a tuple, a list or a dict, not {}", type_name(params))))
-}
-
-/// Query rows as a list of tuples of None, int, float, str and bytes.
-pub(crate) fn rows_to_py<'py>(py: Python<'py>, rows: Vec<Vec<SqlValue>>) -> PyResult<Bound<'py, PyList>> {
-    let list = PyList::empty(py);
-    for row in rows {
-        let cells = row
-            .into_iter()
-            .map(|cell| -> PyResult<Bound<'py, PyAny>> {
-                Ok(match cell {
-                    SqlValue::Null => py.None().into_bound(py),
-                    SqlValue::Integer(i) => i.into_pyobject(py)?.into_any(),
-                    SqlValue::Real(f) => PyFloat::new(py, f).into_any(),
-                    SqlValue::Text(s) => PyString::new(py, &s).into_any(),
-                    SqlValue::Blob(b) => PyBytes::new(py, &b).into_any(),
-                })
-            })
-            .collect::<PyResult<Vec<_>>>()?;
-        list.append(PyTuple::new(py, cells)?)?;
-    }
-    Ok(list)
 }
 
 /// Float seconds (finite, not negative) as a `Duration`.
@@ -427,11 +417,11 @@ pub(crate) mod arg {
     }
 
     extractors! {
-        before_id, before_version, burst, ca_cert, circuit_after, delivery_id, durability,
+        batch, before_id, before_version, burst, ca_cert, circuit_after, delivery_id, durability,
         endpoint_id, event_id, event_type = "type", from_position, from_version, header, id, limit,
         max_attempts, max_count, max_event_size, max_in_flight, max_records, max_workers, mode,
-        name, owner, path, pattern, per_minute, position, reason, secret, signature_header, source,
-        sql, state, stream, tenant, to_position, token, unhealthy_after, url, value, version,
+        name, owner, path, pattern, per_minute, position, reason, script, secret, signature_header,
+        source, sql, state, stream, tenant, to_position, token, unhealthy_after, url, value, version,
         workers,
     }
 }

@@ -81,7 +81,11 @@ pub(crate) fn core_defaults(py: Python<'_>) -> PyResult<Bound<'_, PyDict>> {
             "owner" => delivery.owner,
         }),
         "Store.read_stream" => dict!(py, { "backwards" => ReadStreamOptions::default().backwards }),
-        "Store.read_all" => dict!(py, { "backwards" => ReadAllOptions::default().backwards }),
+        "Store.read_all" => dict!(py, {
+            "backwards" => ReadAllOptions::default().backwards,
+            "limit" => ReadAllOptions::DEFAULT_PAGE,
+        }),
+        "Store.iter_all" => dict!(py, { "batch" => ReadAllOptions::DEFAULT_PAGE }),
         "Store.enable_endpoint" => dict!(py, { "catch_up" => CATCH_UP }),
         "Store.deliveries" => dict!(py, { "limit" => DeliveryFilter::default().limit }),
         "Store.call" => dict!(py, { "timeout" => CALL_TIMEOUT.as_secs_f64() }),

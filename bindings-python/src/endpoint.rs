@@ -18,6 +18,7 @@ use crate::errors::{invalid, is_invalid};
 #[pyclass(frozen, eq, module = "tidings", name = "Bearer")]
 #[derive(PartialEq)]
 pub(crate) struct PyBearer {
+    /// The token (``repr()`` shows it redacted).
     #[pyo3(get)]
     token: String,
 }
@@ -38,8 +39,10 @@ impl PyBearer {
 #[pyclass(frozen, eq, module = "tidings", name = "ApiKey")]
 #[derive(PartialEq)]
 pub(crate) struct PyApiKey {
+    /// The header's name.
     #[pyo3(get)]
     header: String,
+    /// The key (``repr()`` shows it redacted).
     #[pyo3(get)]
     value: String,
 }
@@ -337,26 +340,31 @@ impl PyEndpoint {
         self.inner.url()
     }
 
+    /// A name for people (None if not given).
     #[getter]
     fn name(&self) -> Option<&str> {
         self.inner.spec.name.as_deref()
     }
 
+    /// Event type patterns: exact, ``prefix.*`` or ``*`` (which excludes ``tidings.*``).
     #[getter]
     fn events(&self) -> Vec<String> {
         self.inner.events().to_vec()
     }
 
+    /// The tenant whose events it gets (None: every tenant's).
     #[getter]
     fn tenant(&self) -> Option<&str> {
         self.inner.spec.tenant.as_deref()
     }
 
+    /// Whether deliveries are sent to it (False once disabled, by hand or by the engine).
     #[getter]
     fn enabled(&self) -> bool {
         self.inner.enabled()
     }
 
+    /// ``Bearer``, ``ApiKey`` or None: the credential sent with every request.
     #[getter]
     fn auth(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
         Ok(match &self.inner.spec.auth {
@@ -368,71 +376,85 @@ impl PyEndpoint {
         })
     }
 
+    /// Extra headers sent with every request.
     #[getter]
     fn headers(&self) -> BTreeMap<String, String> {
         self.inner.spec.headers.clone()
     }
 
+    /// Seconds a request may take.
     #[getter]
     fn timeout(&self) -> f64 {
         self.inner.spec.timeout.as_secs_f64()
     }
 
+    /// Attempts per delivery before it fails.
     #[getter]
     fn max_attempts(&self) -> u32 {
         self.inner.spec.retry.max_attempts
     }
 
+    /// Seconds before the first retry.
     #[getter]
     fn initial_delay(&self) -> f64 {
         self.inner.spec.retry.initial_delay.as_secs_f64()
     }
 
+    /// Most seconds between two retries.
     #[getter]
     fn max_delay(&self) -> f64 {
         self.inner.spec.retry.max_delay.as_secs_f64()
     }
 
+    /// What each retry delay is multiplied by.
     #[getter]
     fn multiplier(&self) -> f64 {
         self.inner.spec.retry.multiplier
     }
 
+    /// Random spread of retry delays, as a fraction (0.2: plus or minus 20 %).
     #[getter]
     fn jitter(&self) -> f64 {
         self.inner.spec.retry.jitter
     }
 
+    /// Most requests per second to it, or None.
     #[getter]
     fn rate_limit(&self) -> Option<f64> {
         self.inner.spec.rate_limit
     }
 
+    /// Requests allowed at once above ``rate_limit``, or None.
     #[getter]
     fn burst(&self) -> Option<u32> {
         self.inner.spec.burst
     }
 
+    /// Most requests in flight to it at once, per delivering process.
     #[getter]
     fn max_in_flight(&self) -> u32 {
         self.inner.spec.max_in_flight
     }
 
+    /// Whether a stream's events are delivered in version order, one at a time.
     #[getter]
     fn ordered(&self) -> bool {
         self.inner.spec.ordered
     }
 
+    /// Whether the receiver's TLS certificate is verified.
     #[getter]
     fn verify_tls(&self) -> bool {
         self.inner.spec.verify_tls
     }
 
+    /// A PEM CA certificate trusted for it, or None.
     #[getter]
     fn ca_cert(&self) -> Option<&str> {
         self.inner.spec.ca_cert.as_deref()
     }
 
+    /// A header that also gets ``sha256=<hex>`` of the body, or None.
     #[getter]
     fn signature_header(&self) -> Option<&str> {
         self.inner.spec.signature_header.as_deref()
@@ -455,31 +477,37 @@ impl PyEndpoint {
         self.inner.spec.templates.clone()
     }
 
+    /// Seconds of idleness after which a ``tidings.ping`` is sent, or None.
     #[getter]
     fn keepalive(&self) -> Option<f64> {
         self.inner.spec.keepalive.map(|d| d.as_secs_f64())
     }
 
+    /// HTTP statuses that fail a delivery at once (no retry).
     #[getter]
     fn final_statuses(&self) -> Vec<u16> {
         self.inner.spec.final_statuses.clone()
     }
 
+    /// Why it was disabled, or None.
     #[getter]
     fn disabled_reason(&self) -> Option<&str> {
         self.inner.disabled_reason.as_deref()
     }
 
+    /// Failed attempts in a row.
     #[getter]
     fn consecutive_failures(&self) -> u32 {
         self.inner.health.consecutive_failures
     }
 
+    /// Whether the engine counts it unhealthy (``unhealthy_after`` failures in a row).
     #[getter]
     fn unhealthy(&self) -> bool {
         self.inner.health.unhealthy
     }
 
+    /// When a delivery to it last succeeded, or None.
     #[getter]
     fn last_success_at<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         opt_datetime(py, self.inner.health.last_success_at)
@@ -504,11 +532,13 @@ impl PyEndpoint {
         self.inner.health.concurrency
     }
 
+    /// When it was created (UTC).
     #[getter]
     fn created_at<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         datetime(py, self.inner.created_at)
     }
 
+    /// When it was last changed (UTC).
     #[getter]
     fn updated_at<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         datetime(py, self.inner.updated_at)

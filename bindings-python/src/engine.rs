@@ -3,11 +3,12 @@
 //! `Store.prune_events`).
 //!
 //! The core handle stops through a shared reference, so `stop` from one thread also ends a
-//! `wait_idle` or `drain` blocked in another. Waiting and stopping run with the GIL released;
-//! so does dropping the Python object, so a dispatcher thread that logs while it winds down
-//! can take the GIL.
+//! `wait_idle` or `drain` blocked in another. On the main thread those waits run Python's
+//! signal handlers every [`tidings::defaults::INTERRUPT_CHECK`], so Ctrl-C ends them. Waiting
+//! and stopping run with the GIL released; so does dropping the Python object, so a
+//! dispatcher thread that logs while it winds down can take the GIL.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use pyo3::prelude::*;
 use pyo3::types::PyAny;
@@ -32,12 +33,48 @@ impl PyDeliveryEngine {
         logging::refresh(py);
         py.detach(|| self.inner.stop(grace));
     }
+
+    /// Waits with `wait` (core's `wait_idle` or `drain`) until it returns true, the engine
+    /// stops, or `timeout` passes. On the main thread it waits in slices of
+    /// [`tidings::defaults::INTERRUPT_CHECK`] and runs Python's signal handlers between them,
+    /// so Ctrl-C ends the wait with `KeyboardInterrupt`; elsewhere (where they never run) it
+    /// waits in one call.
+    fn interruptible(
+        &self,
+        py: Python<'_>,
+        timeout: Duration,
+        wait: impl Fn(&DeliveryEngine, Duration) -> bool + Sync,
+    ) -> PyResult<bool> {
+        logging::refresh(py);
+        if !on_main_thread(py)? {
+            return Ok(py.detach(|| wait(&self.inner, timeout)));
+        }
+        let deadline = Instant::now().checked_add(timeout);
+        loop {
+            let left = deadline.map_or(Duration::MAX, |d| d.saturating_duration_since(Instant::now()));
+            let slice = left.min(tidings::defaults::INTERRUPT_CHECK);
+            if py.detach(|| wait(&self.inner, slice)) {
+                return Ok(true);
+            }
+            if left <= slice || !self.inner.is_running() {
+                return Ok(false);
+            }
+            py.check_signals()?;
+        }
+    }
+}
+
+/// Whether this is the interpreter's main thread (the only one Python's signal handlers run on).
+fn on_main_thread(py: Python<'_>) -> PyResult<bool> {
+    let threading = py.import("threading")?;
+    Ok(threading.call_method0("current_thread")?.is(&threading.call_method0("main_thread")?))
 }
 
 #[pymethods]
 impl PyDeliveryEngine {
     /// Blocks (GIL released) until nothing is due or in flight, or `timeout` seconds passed.
-    /// Returns False on the timeout or if the engine was stopped meanwhile.
+    /// Returns False on the timeout or if the engine was stopped meanwhile. Ctrl-C ends the
+    /// wait (KeyboardInterrupt).
     ///
     /// Deliveries waiting for a later retry, endpoints with an open circuit and other
     /// engines' claims do not count: use it to let a burst settle. To wait until every
@@ -45,14 +82,13 @@ impl PyDeliveryEngine {
     #[pyo3(signature = (timeout = 10.0))]
     fn wait_idle(&self, py: Python<'_>, timeout: f64) -> PyResult<bool> {
         let timeout = seconds(py, "timeout", timeout)?;
-        logging::refresh(py);
-        Ok(py.detach(|| self.inner.wait_idle(timeout)))
+        self.interruptible(py, timeout, DeliveryEngine::wait_idle)
     }
 
     /// Blocks (GIL released) until every delivery is finished: none is pending, sending or
     /// retrying, in this process or any other on the file (paused ones, of disabled
     /// endpoints, do not count), or `timeout` seconds passed. Returns False on the timeout or
-    /// if the engine was stopped meanwhile.
+    /// if the engine was stopped meanwhile. Ctrl-C ends the wait (KeyboardInterrupt).
     ///
     /// Unlike `wait_idle`, it also waits for retries scheduled later, endpoints whose circuit
     /// is open and other engines' claims: use it before stopping, in tests, or in a script
@@ -60,8 +96,7 @@ impl PyDeliveryEngine {
     /// timeout: a retry may be scheduled hours ahead.
     fn drain(&self, py: Python<'_>, timeout: f64) -> PyResult<bool> {
         let timeout = seconds(py, "timeout", timeout)?;
-        logging::refresh(py);
-        Ok(py.detach(|| self.inner.drain(timeout)))
+        self.interruptible(py, timeout, DeliveryEngine::drain)
     }
 
     /// Stops claiming, lets requests in flight finish within `timeout` seconds, releases the
@@ -129,16 +164,19 @@ impl PyRetentionRule {
         Ok(PyRetentionRule { inner })
     }
 
+    /// The event type pattern the rule applies to.
     #[getter]
     fn pattern(&self) -> &str {
         &self.inner.pattern
     }
 
+    /// Most seconds an event is kept, or None.
     #[getter]
     fn max_age(&self) -> Option<f64> {
         self.inner.max_age.map(|d| d.as_secs_f64())
     }
 
+    /// Most events kept (the newest), or None.
     #[getter]
     fn max_count(&self) -> Option<u64> {
         self.inner.max_count

@@ -27,6 +27,11 @@ pub(crate) struct ErrorTypes {
     storage: Py<PyType>,
     delivery: Py<PyType>,
     transaction_open: Py<PyType>,
+    /// Direct subclasses of `Error` made after the table (they leave a transaction usable).
+    integrity: Py<PyType>,
+    wrong_thread: Py<PyType>,
+    /// A `ClosedError` subclass: the store was opened before the process forked.
+    forked: Py<PyType>,
     /// `StorageError` subclasses, so code written before they existed still catches them.
     incompatible: Py<PyType>,
     read_only: Py<PyType>,
@@ -91,6 +96,24 @@ const TRANSACTION_FAILED_DOC: &str = "An earlier append in this transaction fail
 const ENGINE_START_DOC: &str = "The delivery engine could not start a thread (out of threads or memory); nothing \
      was started. A ``StorageError``. Attribute: ``reason``.";
 
+/// Docstring of `IntegrityError`, a direct subclass of `Error` (not of `StorageError`).
+const INTEGRITY_DOC: &str = "The application's SQL broke a constraint (UNIQUE, NOT NULL, CHECK, FOREIGN KEY, a \
+     primary key). Only that statement was undone: the transaction is still usable, so a handler \
+     can answer it (HTTP 409, another key) and go on or roll back. Not a ``StorageError``. \
+     Attributes: ``code`` (SQLite's extended result code: 2067 UNIQUE, 1555 PRIMARY KEY, \
+     1299 NOT NULL, 275 CHECK, 787 FOREIGN KEY), ``constraint`` (what SQLite names, such as \
+     ``\"orders.ref\"``, or None).";
+
+/// Docstring of `WrongThreadError`.
+const WRONG_THREAD_DOC: &str = "A transaction that belongs to one thread was used from another; nothing was \
+     done. Use it on the thread that began it. The transaction is still usable there.";
+
+/// Docstring of `ForkedError`, made after the table as a subclass of `ClosedError`.
+const FORKED_DOC: &str = "This process was forked after the store was opened (a pre-forking server such as \
+     gunicorn with ``--preload``, or ``os.fork``): SQLite connections and the delivery engine's \
+     threads do not survive a fork, so the parent's store and engine refuse to work in the child \
+     (the engine reports ``running`` False). Open the store again in the child. A ``ClosedError``.";
+
 /// Docstring of `IncompatibleDatabaseError`, made after the table as a subclass of `StorageError`.
 const INCOMPATIBLE_DOC: &str = "The file is not a tidings store this version can use, and was left as it was: \
      not an SQLite database, or tidings tables of a newer schema version. A ``StorageError``. \
@@ -122,6 +145,10 @@ fn create(py: Python<'_>) -> PyResult<ErrorTypes> {
     let (concurrency, idempotency, not_found, invalid, signature) = (next()?, next()?, next()?, next()?, next()?);
     let (rate_limited, closed, busy, storage, delivery, transaction_open) =
         (next()?, next()?, next()?, next()?, next()?, next()?);
+    let direct_kind = |name: &str, doc: &str| make_type(py, name, PyTuple::new(py, [base.bind(py).clone()])?, doc);
+    let integrity = direct_kind("IntegrityError", INTEGRITY_DOC)?;
+    let wrong_thread = direct_kind("WrongThreadError", WRONG_THREAD_DOC)?;
+    let forked = make_type(py, "ForkedError", PyTuple::new(py, [closed.bind(py).clone()])?, FORKED_DOC)?;
     let storage_kind = |name: &str, doc: &str| make_type(py, name, PyTuple::new(py, [storage.bind(py).clone()])?, doc);
     let incompatible = storage_kind("IncompatibleDatabaseError", INCOMPATIBLE_DOC)?;
     let read_only = storage_kind("ReadOnlyError", READ_ONLY_DOC)?;
@@ -140,6 +167,9 @@ fn create(py: Python<'_>) -> PyResult<ErrorTypes> {
         storage,
         delivery,
         transaction_open,
+        integrity,
+        wrong_thread,
+        forked,
         incompatible,
         read_only,
         transaction_failed,
@@ -169,6 +199,9 @@ pub(crate) fn register(module: &Bound<'_, PyModule>) -> PyResult<()> {
         ("StorageError", &t.storage),
         ("DeliveryError", &t.delivery),
         ("TransactionOpenError", &t.transaction_open),
+        ("IntegrityError", &t.integrity),
+        ("WrongThreadError", &t.wrong_thread),
+        ("ForkedError", &t.forked),
         ("IncompatibleDatabaseError", &t.incompatible),
         ("ReadOnlyError", &t.read_only),
         ("TransactionFailedError", &t.transaction_failed),
@@ -243,6 +276,15 @@ fn build(py: Python<'_>, err: Error) -> PyResult<PyErr> {
         Error::EngineStart { reason } => {
             (&t.engine_start, vec![("reason", reason.into_pyobject(py)?.into_any().unbind())])
         }
+        Error::Integrity { code, constraint, .. } => (
+            &t.integrity,
+            vec![
+                ("code", code.into_pyobject(py)?.into_any().unbind()),
+                ("constraint", constraint.into_pyobject(py)?.into_any().unbind()),
+            ],
+        ),
+        Error::WrongThread => (&t.wrong_thread, Vec::new()),
+        Error::Forked => (&t.forked, Vec::new()),
         Error::Storage(_) => (&t.storage, Vec::new()),
         Error::Delivery { kind, reason } => (
             &t.delivery,

@@ -4,20 +4,21 @@
 use pyo3::prelude::*;
 use tidings::{NewEvent, ReadStreamOptions};
 
-use crate::convert::{nested_text, to_json};
+use crate::convert::{nested_text, to_json_with};
 use crate::records::PyEvent;
 
-/// The event of an `append` call.
+/// The event of an `append` call; `hook` is the store's `json_default`.
 pub(crate) fn new_event(
     event_type: String,
     data: &Bound<'_, PyAny>,
     metadata: Option<&Bound<'_, PyAny>>,
     tenant: Option<String>,
     event_id: Option<String>,
+    hook: Option<&Bound<'_, PyAny>>,
 ) -> PyResult<NewEvent> {
-    let mut event = NewEvent::new(event_type, to_json(data, "data")?);
+    let mut event = NewEvent::new(event_type, to_json_with(data, "data", hook)?);
     if let Some(metadata) = metadata.filter(|m| !m.is_none()) {
-        event.metadata = to_json(metadata, "metadata")?;
+        event.metadata = to_json_with(metadata, "metadata", hook)?;
     }
     event.tenant = tenant;
     event.id = event_id;
@@ -26,7 +27,7 @@ pub(crate) fn new_event(
 
 /// The events of an `append_many`: a sequence of mappings with `type` and `data`, and
 /// optionally `metadata`, `tenant` and `id`.
-pub(crate) fn new_events(events: &Bound<'_, PyAny>) -> PyResult<Vec<NewEvent>> {
+pub(crate) fn new_events(events: &Bound<'_, PyAny>, hook: Option<&Bound<'_, PyAny>>) -> PyResult<Vec<NewEvent>> {
     let py = events.py();
     if events.is_instance_of::<pyo3::types::PyString>() || events.is_instance_of::<pyo3::types::PyDict>() {
         return Err(crate::errors::invalid(py, "events", "must be a sequence of mappings, one per event"));
@@ -59,7 +60,7 @@ pub(crate) fn new_events(events: &Bound<'_, PyAny>) -> PyResult<Vec<NewEvent>> {
             return Err(crate::errors::invalid(py, "events", format!("event {i} has no \"data\"")));
         };
         let metadata = field("metadata")?;
-        out.push(new_event(event_type, &data, metadata.as_ref(), text("tenant")?, text("id")?)?);
+        out.push(new_event(event_type, &data, metadata.as_ref(), text("tenant")?, text("id")?, hook)?);
     }
     Ok(out)
 }

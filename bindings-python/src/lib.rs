@@ -12,23 +12,32 @@
 //! | `store.rs` | `Store`: opening, options and every store-level operation |
 //! | `transaction.rs` | `Transaction`: the `with` block and its operations |
 //! | `endpoint.rs` | `Endpoint`, `Bearer`, `ApiKey`, create/update argument conversion |
+//! | `delivery_options.rs` | `start_delivery`'s options as core's `DeliveryOptions` |
 //! | `engine.rs` | `DeliveryEngine` (what `start_delivery` returns), `RetentionRule` |
 //! | `records.rs` | `Event`, `DeliveryRecord`, `Attempt`, `Response`, `Snapshot`, stats dicts |
 //! | `convert.rs` | JSON, SQL values, seconds, datetimes, expected versions |
+//! | `encode.rs` | `Decimal`, `UUID`, datetimes and the `json_default` hook in JSON values |
+//! | `sql.rs` | `Row`, `executemany`'s parameter sets, `execute`'s result and `lastrowid` |
+//! | `pages.rs` | `EventIterator`, what `Store.iter_all` returns |
 //! | `defaults.rs` | core's defaults as Python values, for the test of the binding's defaults |
 //! | `errors.rs` | the exception hierarchy and the one error conversion |
 //! | `logging.rs` | `tracing` → Python `logging` (logger `tidings`) |
 
 mod convert;
 mod defaults;
+mod delivery_options;
+mod docs;
+mod encode;
 mod endpoint;
 mod engine;
 mod errors;
 mod events;
 mod logging;
+mod pages;
 mod rates;
 mod records;
 mod sentinel;
+mod sql;
 mod store;
 mod transaction;
 
@@ -113,8 +122,13 @@ fn _tidings(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<records::PyAttempt>()?;
     m.add_class::<records::PyResponse>()?;
     m.add_class::<records::PySnapshot>()?;
+    m.add_class::<sql::PyRow>()?;
+    m.add_class::<pages::EventIterator>()?;
     m.add_class::<sentinel::StreamExists>()?;
     m.add("STREAM_EXISTS", sentinel::stream_exists(py)?)?;
+    // Defined in Python (an `int` subclass), exported here so the package's names are all
+    // the native module's.
+    m.add("ExecuteResult", py.import("tidings._sql")?.getattr("ExecuteResult")?)?;
     m.add("SCHEMA_VERSION", tidings::SCHEMA_VERSION)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add_function(wrap_pyfunction!(verify, m)?)?;

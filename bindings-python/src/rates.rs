@@ -29,16 +29,19 @@ impl PyTenantRate {
         Ok(PyTenantRate { inner: TenantRate { tenant, per_minute, mode } })
     }
 
+    /// Events per minute allowed.
     #[getter]
     fn per_minute(&self) -> u64 {
         self.inner.per_minute
     }
 
+    /// The tenant, or None for every tenant without its own rule.
     #[getter]
     fn tenant(&self) -> Option<&str> {
         self.inner.tenant.as_deref()
     }
 
+    /// ``"warn"`` (count and record) or ``"enforce"`` (refuse with ``RateLimitedError``).
     #[getter]
     fn mode(&self) -> &'static str {
         self.inner.mode.as_str()

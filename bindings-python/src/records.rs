@@ -16,24 +16,36 @@ use crate::errors;
 /// An event as stored in the log.
 #[pyclass(frozen, module = "tidings", name = "Event")]
 pub(crate) struct PyEvent {
+    /// The event id (UUID); also the ``webhook-id`` of every delivery of it.
     #[pyo3(get)]
     id: String,
+    /// The stream it belongs to.
     #[pyo3(get)]
     stream: String,
+    /// Its version in the stream: 1, 2, ...
     #[pyo3(get)]
     version: u64,
+    /// Its global position: gap-free, in commit order.
     #[pyo3(get)]
     position: u64,
+    /// Its dotted type (``order.created``).
     #[pyo3(get, name = "type")]
     event_type: String,
+    /// The payload, a JSON value.
     #[pyo3(get)]
     data: Py<PyAny>,
+    /// The metadata, a dict.
     #[pyo3(get)]
     metadata: Py<PyAny>,
+    /// The tenant, or None.
     #[pyo3(get)]
     tenant: Option<String>,
+    /// When the store recorded it (UTC).
     #[pyo3(get)]
     recorded_at: Py<PyAny>,
+    /// True when an idempotent append (a caller-chosen ``event_id`` already stored with the same content) returned the event stored earlier instead of writing it; False when the append wrote it now, and for events read from the log.
+    #[pyo3(get)]
+    replayed: bool,
 }
 
 impl PyEvent {
@@ -48,6 +60,7 @@ impl PyEvent {
             position: e.position,
             event_type: e.event_type,
             tenant: e.tenant,
+            replayed: e.replayed,
         })
     }
 
@@ -58,6 +71,31 @@ impl PyEvent {
 
 #[pymethods]
 impl PyEvent {
+    /// Equal when every stored field is (``replayed`` aside): the same event read twice, or
+    /// as appended and as read back, compares equal.
+    fn __eq__(&self, py: Python<'_>, other: &Bound<'_, PyAny>) -> PyResult<bool> {
+        let Ok(other) = other.cast::<PyEvent>() else { return Ok(false) };
+        let other = other.get();
+        let plain = self.id == other.id
+            && self.stream == other.stream
+            && self.version == other.version
+            && self.position == other.position
+            && self.event_type == other.event_type
+            && self.tenant == other.tenant;
+        Ok(plain
+            && self.recorded_at.bind(py).eq(other.recorded_at.bind(py))?
+            && self.data.bind(py).eq(other.data.bind(py))?
+            && self.metadata.bind(py).eq(other.metadata.bind(py))?)
+    }
+
+    /// Hashes the event's id and position (equal events have both equal).
+    fn __hash__(&self) -> u64 {
+        use std::hash::{Hash, Hasher};
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        (&self.id, self.position).hash(&mut hasher);
+        hasher.finish()
+    }
+
     fn __repr__(&self, py: Python<'_>) -> String {
         format!(
             "Event(id={}, stream={}, version={}, position={}, type={})",
@@ -73,30 +111,43 @@ impl PyEvent {
 /// One delivery: an event on its way to one endpoint.
 #[pyclass(frozen, module = "tidings", name = "DeliveryRecord")]
 pub(crate) struct PyDeliveryRecord {
+    /// The delivery id.
     #[pyo3(get)]
     id: u64,
+    /// The event id, or None once the event was deleted with its stream.
     #[pyo3(get)]
     event_id: Option<String>,
+    /// The event's global position.
     #[pyo3(get)]
     event_position: u64,
+    /// The event's type, or None once the event was deleted.
     #[pyo3(get)]
     event_type: Option<String>,
+    /// The endpoint it goes to.
     #[pyo3(get)]
     endpoint_id: String,
+    /// ``pending``, ``sending``, ``retrying``, ``paused``, ``succeeded``, ``failed`` or ``cancelled``.
     #[pyo3(get)]
     state: &'static str,
+    /// Attempts made in the current attempt series.
     #[pyo3(get)]
     attempts: u32,
+    /// The HTTP status of the last attempt, or None.
     #[pyo3(get)]
     last_status_code: Option<u16>,
+    /// The last attempt's error, or None.
     #[pyo3(get)]
     last_error: Option<String>,
+    /// When the next attempt is due, or None.
     #[pyo3(get)]
     next_attempt_at: Py<PyAny>,
+    /// When the delivery was queued (UTC).
     #[pyo3(get)]
     created_at: Py<PyAny>,
+    /// When its row last changed (UTC).
     #[pyo3(get)]
     touched_at: Py<PyAny>,
+    /// When it finished (succeeded, failed or cancelled), or None.
     #[pyo3(get)]
     completed_at: Py<PyAny>,
 }
@@ -138,18 +189,25 @@ impl PyDeliveryRecord {
 /// One attempt to deliver (or a `send_test`).
 #[pyclass(frozen, module = "tidings", name = "Attempt")]
 pub(crate) struct PyAttempt {
+    /// 1 for the first attempt of the series, 2, ...
     #[pyo3(get)]
     number: u32,
+    /// When the request started (UTC).
     #[pyo3(get)]
     started_at: Py<PyAny>,
+    /// Seconds the attempt took.
     #[pyo3(get)]
     duration: f64,
+    /// The HTTP status, or None when no answer came.
     #[pyo3(get)]
     status_code: Option<u16>,
+    /// ``status``, ``timeout``, ``connect``, ``tls``, ``dns``, ``egress_refused``, ``io``, or None.
     #[pyo3(get)]
     error_kind: Option<String>,
+    /// What went wrong, or None.
     #[pyo3(get)]
     error: Option<String>,
+    /// The first KiB of the response body, or None.
     #[pyo3(get)]
     response_body: Option<String>,
 }
@@ -227,10 +285,13 @@ impl PyResponse {
 /// A stream's saved state.
 #[pyclass(frozen, module = "tidings", name = "Snapshot")]
 pub(crate) struct PySnapshot {
+    /// The stream version the state is at.
     #[pyo3(get)]
     version: u64,
+    /// The saved state, a JSON value.
     #[pyo3(get)]
     state: Py<PyAny>,
+    /// When it was saved (UTC).
     #[pyo3(get)]
     saved_at: Py<PyAny>,
 }

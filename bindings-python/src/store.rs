@@ -10,25 +10,58 @@ use std::path::PathBuf;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList, PyTuple};
 use tidings::egress::EgressPolicy;
-use tidings::{DeliveryFilter, DeliveryOptions, DeliveryState, Durability, ReadAllOptions, Store, StoreOptions};
+use tidings::{DeliveryFilter, DeliveryState, Durability, ReadAllOptions, Store, StoreOptions};
 
 use crate::convert::{
-    arg, aware_datetime, opt_seconds, repr, rows_to_py, seconds, sql_params, str_or_strs, strs, to_json, with_params,
+    arg, aware_datetime, opt_seconds, repr, seconds, sql_params, str_or_strs, strs, to_json_with, with_params,
 };
+use crate::delivery_options::delivery_options;
+use crate::docs::op_doc;
 use crate::endpoint::{PyEndpoint, endpoint_spec, update_from_py};
 use crate::engine::{PyDeliveryEngine, rules_from_py};
 use crate::errors::invalid;
 use crate::events::{first_event, new_event, new_events, stream_options};
+use crate::pages::EventIterator;
 use crate::rates::PyTenantRate;
 use crate::records::{PyAttempt, PyDeliveryRecord, PyEvent, PyResponse, PySnapshot, rate_stats_to_py, stats_to_py};
 use crate::run;
+use crate::sql;
 use crate::transaction::PyTransaction;
 
-/// The handle to one tidings database.
+/// The handle to one tidings database: ``Store(path or ":memory:", **options)``.
+///
+/// Options (keyword-only; None keeps core's default): ``source`` names this producer in every
+/// webhook body (default: the host name); ``durability``: ``"normal"`` (WAL; webhooks are only
+/// sent for events that are durable) or ``"full"`` (fsync every commit); ``allow_private`` /
+/// ``allowed_networks``: the egress policy (by default webhooks to loopback, private,
+/// link-local and metadata addresses are refused); ``busy_timeout`` (5.0 s),
+/// ``max_event_size`` (1 MiB), ``rotation_grace`` (24 h), ``poll_interval`` (0.1 s),
+/// ``tenant_rates`` (a list of ``TenantRate``); ``json_default``: called, like
+/// ``json.dumps``' ``default``, with each value of event data, metadata, snapshot state or
+/// ``call`` data that is not a JSON type (after the built-in rules: ``Decimal`` to a string
+/// of its digits, ``UUID`` to its string, datetimes to ISO 8601), returning a JSON-able
+/// replacement or raising ``TypeError``.
+///
+/// One store may be used from many threads at once; every blocking call releases the GIL. A
+/// context manager: leaving the ``with`` block closes the store.
 #[pyclass(frozen, module = "tidings", name = "Store")]
 pub(crate) struct PyStore {
     inner: Store,
     path: String,
+    /// `json_default=`: called for values of event data, metadata, snapshot state and `call`
+    /// data that are not JSON types (see `encode.rs`).
+    json_default: Option<Py<PyAny>>,
+}
+
+impl PyStore {
+    /// The `json_default` hook, bound.
+    fn hook<'py>(&self, py: Python<'py>) -> Option<&Bound<'py, PyAny>> {
+        self.json_default.as_ref().map(|hook| hook.bind(py))
+    }
+
+    fn json_default(&self, py: Python<'_>) -> Option<Py<PyAny>> {
+        self.json_default.as_ref().map(|hook| hook.clone_ref(py))
+    }
 }
 
 #[pymethods]
@@ -42,11 +75,11 @@ impl PyStore {
         path, *, source = None, durability = Durability::default().as_str().to_owned(),
         allow_private = EgressPolicy::default().allows_private(),
         allowed_networks = None, busy_timeout = None, max_event_size = None, rotation_grace = None,
-        poll_interval = None, tenant_rates = None
+        poll_interval = None, tenant_rates = None, json_default = None
     ))]
     #[pyo3(text_signature = "(path, *, source=None, durability=\"normal\", allow_private=False, \
         allowed_networks=None, busy_timeout=None, max_event_size=None, rotation_grace=None, \
-        poll_interval=None, tenant_rates=None)")]
+        poll_interval=None, tenant_rates=None, json_default=None)")]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
@@ -60,7 +93,12 @@ impl PyStore {
         rotation_grace: Option<f64>,
         poll_interval: Option<f64>,
         tenant_rates: Option<Bound<'_, PyAny>>,
+        json_default: Option<Bound<'_, PyAny>>,
     ) -> PyResult<Self> {
+        let json_default = json_default.filter(|hook| !hook.is_none());
+        if let Some(hook) = json_default.as_ref().filter(|hook| !hook.is_callable()) {
+            return Err(invalid(py, "json_default", format!("must be callable, not {}", hook.get_type().name()?)));
+        }
         let mut options = StoreOptions::default();
         if let Some(source) = source {
             options.source = source;
@@ -98,7 +136,7 @@ impl PyStore {
         } else {
             run(py, move || Store::open(&path, options))?
         };
-        Ok(PyStore { inner, path: display })
+        Ok(PyStore { inner, path: display, json_default: json_default.map(Bound::unbind) })
     }
 
     /// The path the store was opened with (or ":memory:").
@@ -113,7 +151,27 @@ impl PyStore {
         &self.inner.options().source
     }
 
-    /// Closes the store; later calls raise ClosedError.
+    /// Private, for `tidings.aio`: the store's `poll_interval` in seconds (how often a wait
+    /// re-reads the file for other processes' commits).
+    fn _poll_interval(&self) -> f64 {
+        self.inner.options().poll_interval.as_secs_f64()
+    }
+
+    /// Private, for `tidings.aio`: how many commits this process has made on this store.
+    fn _commit_count(&self) -> u64 {
+        self.inner.commit_count()
+    }
+
+    /// Private, for `tidings.aio`: waits (GIL released) until the commit count moves past
+    /// `seen` or `timeout` seconds pass, and returns the count. Other processes' commits do
+    /// not move it.
+    fn _wait_for_commit(&self, py: Python<'_>, seen: u64, timeout: f64) -> PyResult<u64> {
+        let timeout = seconds(py, "timeout", timeout)?;
+        Ok(py.detach(|| self.inner.wait_for_commit(seen, timeout)))
+    }
+
+    /// Stops the delivery engines started on this store (letting requests in flight finish
+    /// within their grace), then closes the store; later calls raise ClosedError.
     fn close(&self, py: Python<'_>) -> PyResult<()> {
         run(py, || {
             self.inner.close();
@@ -126,9 +184,8 @@ impl PyStore {
     }
 
     #[pyo3(signature = (*_exc))]
-    fn __exit__(&self, py: Python<'_>, _exc: &Bound<'_, PyTuple>) -> PyResult<bool> {
-        self.close(py)?;
-        Ok(false)
+    fn __exit__(&self, py: Python<'_>, _exc: &Bound<'_, PyTuple>) -> PyResult<()> {
+        self.close(py)
     }
 
     fn __repr__(&self, py: Python<'_>) -> String {
@@ -138,7 +195,7 @@ impl PyStore {
     /// Begins a write transaction (waiting, GIL released, for the writer).
     fn transaction(&self, py: Python<'_>) -> PyResult<PyTransaction> {
         let tx = run(py, || self.inner.begin())?;
-        Ok(PyTransaction::new(tx))
+        Ok(PyTransaction::new(tx).with_json_default(self.json_default(py)))
     }
 
     /// Same as `transaction()`.
@@ -146,6 +203,7 @@ impl PyStore {
         self.transaction(py)
     }
 
+    #[doc = op_doc!(append)]
     #[pyo3(signature = (stream, r#type, data, expected_version = None, metadata = None, tenant = None, event_id = None))]
     #[allow(clippy::too_many_arguments)]
     fn append(
@@ -160,11 +218,12 @@ impl PyStore {
         #[pyo3(from_py_with = arg::event_id)] event_id: Option<String>,
     ) -> PyResult<PyEvent> {
         let expected = crate::convert::expected_version(expected_version)?;
-        let event = new_event(r#type, data, metadata, tenant, event_id)?;
+        let event = new_event(r#type, data, metadata, tenant, event_id, self.hook(py))?;
         let events = run(py, || self.inner.append(&stream, vec![event], expected))?;
         first_event(py, events)
     }
 
+    #[doc = op_doc!(append_many)]
     #[pyo3(signature = (stream, events, expected_version = None))]
     fn append_many(
         &self,
@@ -174,22 +233,41 @@ impl PyStore {
         expected_version: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Vec<PyEvent>> {
         let expected = crate::convert::expected_version(expected_version)?;
-        let events = new_events(events)?;
+        let events = new_events(events, self.hook(py))?;
         let recorded = run(py, || self.inner.append(&stream, events, expected))?;
         PyEvent::list(py, recorded)
     }
 
+    #[doc = op_doc!(execute)]
     #[pyo3(signature = (sql, params = None))]
-    fn execute(
+    fn execute<'py>(
+        &self,
+        py: Python<'py>,
+        #[pyo3(from_py_with = arg::sql)] sql: String,
+        params: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let params = sql_params(params)?;
+        let done = run(py, || self.inner.transaction(|tx| with_params!(&params, |p| sql::execute(tx, &sql, p))))?;
+        sql::execute_result(py, done)
+    }
+
+    #[doc = op_doc!(executemany)]
+    fn executemany(
         &self,
         py: Python<'_>,
         #[pyo3(from_py_with = arg::sql)] sql: String,
-        params: Option<&Bound<'_, PyAny>>,
+        params: &Bound<'_, PyAny>,
     ) -> PyResult<usize> {
-        let params = sql_params(params)?;
-        run(py, || with_params!(&params, |p| self.inner.execute(&sql, p)))
+        let sets = sql::param_sets(params)?;
+        run(py, || self.inner.transaction(|tx| sql::execute_many(tx, &sql, &sets)))
     }
 
+    #[doc = op_doc!(executescript)]
+    fn executescript(&self, py: Python<'_>, #[pyo3(from_py_with = arg::script)] script: String) -> PyResult<()> {
+        run(py, || self.inner.execute_script(&script))
+    }
+
+    #[doc = op_doc!(query)]
     #[pyo3(signature = (sql, params = None))]
     fn query<'py>(
         &self,
@@ -198,10 +276,11 @@ impl PyStore {
         params: Option<&Bound<'py, PyAny>>,
     ) -> PyResult<Bound<'py, PyList>> {
         let params = sql_params(params)?;
-        let rows = run(py, || with_params!(&params, |p| self.inner.query(&sql, p)))?;
-        rows_to_py(py, rows)
+        let result = run(py, || with_params!(&params, |p| self.inner.query_with_columns(&sql, p)))?;
+        sql::rows_to_py(py, result)
     }
 
+    #[doc = op_doc!(read_stream)]
     #[pyo3(signature = (stream, from_version = None, limit = None, backwards = false))]
     fn read_stream(
         &self,
@@ -216,7 +295,14 @@ impl PyStore {
         PyEvent::list(py, events)
     }
 
-    #[pyo3(signature = (from_position = None, limit = None, types = None, tenant = None, wait = None, stream = None, backwards = false))]
+    #[doc = op_doc!(read_all)]
+    // `limit`'s default is core's page, an expression pyo3 cannot show: `text_signature` shows it.
+    #[pyo3(signature = (
+        from_position = None, limit = Some(ReadAllOptions::DEFAULT_PAGE), types = None, tenant = None, wait = None,
+        stream = None, backwards = false
+    ))]
+    #[pyo3(text_signature = "(self, from_position=None, limit=1000, types=None, tenant=None, wait=None, \
+        stream=None, backwards=False)")]
     #[allow(clippy::too_many_arguments)]
     fn read_all(
         &self,
@@ -233,11 +319,46 @@ impl PyStore {
         let wait = opt_seconds(py, "wait", wait)?;
         // None: the start of the log, or its end when reading backwards (core's 0).
         let from_position = from_position.unwrap_or(0);
+        let limit = Some(limit.unwrap_or(ReadAllOptions::DEFAULT_PAGE));
         let options = ReadAllOptions { from_position, limit, types, tenant, wait, stream, backwards };
-        let events = run(py, || self.inner.read_all(options))?;
-        PyEvent::list(py, events)
+        if wait.is_none() {
+            let events = run(py, || self.inner.read_all(options))?;
+            return PyEvent::list(py, events);
+        }
+        // A long-poll: Python's signal handlers run between its short waits, so Ctrl-C ends it
+        // with KeyboardInterrupt (on the main thread; elsewhere they do not run).
+        let mut interrupted: Option<PyErr> = None;
+        let events = run(py, || {
+            self.inner.read_all_while(options, || {
+                Python::attach(|py| py.check_signals()).map_err(|err| interrupted = Some(err)).is_ok()
+            })
+        })?;
+        match interrupted {
+            Some(err) => Err(err),
+            None => PyEvent::list(py, events),
+        }
     }
 
+    #[doc = op_doc!(iter_all)]
+    #[pyo3(signature = (
+        from_position = None, batch = ReadAllOptions::DEFAULT_PAGE, types = None, tenant = None, stream = None
+    ))]
+    #[pyo3(text_signature = "(self, from_position=None, batch=1000, types=None, tenant=None, stream=None)")]
+    fn iter_all(
+        &self,
+        #[pyo3(from_py_with = arg::from_position)] from_position: Option<u64>,
+        #[pyo3(from_py_with = arg::batch)] batch: usize,
+        types: Option<&Bound<'_, PyAny>>,
+        #[pyo3(from_py_with = arg::tenant)] tenant: Option<String>,
+        #[pyo3(from_py_with = arg::stream)] stream: Option<String>,
+    ) -> PyResult<EventIterator> {
+        let types = types.filter(|t| !t.is_none()).map(|t| str_or_strs(t, "types")).transpose()?;
+        let options =
+            ReadAllOptions { from_position: from_position.unwrap_or(1), types, tenant, stream, ..Default::default() };
+        EventIterator::new(self.inner.clone(), options, batch)
+    }
+
+    #[doc = op_doc!(stream_version)]
     fn stream_version(
         &self,
         py: Python<'_>,
@@ -246,21 +367,23 @@ impl PyStore {
         run(py, || self.inner.stream_version(&stream))
     }
 
-    /// One event by id.
+    #[doc = op_doc!(event)]
     fn event(&self, py: Python<'_>, #[pyo3(from_py_with = arg::id)] id: String) -> PyResult<PyEvent> {
         let event = run(py, || self.inner.event(&id))?;
         PyEvent::new(py, event)
     }
 
-    /// The last position handed out (0 for an empty log).
+    #[doc = op_doc!(last_position)]
     fn last_position(&self, py: Python<'_>) -> PyResult<u64> {
         run(py, || self.inner.last_position())
     }
 
+    #[doc = op_doc!(delete_stream)]
     fn delete_stream(&self, py: Python<'_>, #[pyo3(from_py_with = arg::stream)] stream: String) -> PyResult<u64> {
         run(py, || self.inner.delete_stream(&stream))
     }
 
+    #[doc = op_doc!(truncate_stream)]
     fn truncate_stream(
         &self,
         py: Python<'_>,
@@ -270,15 +393,18 @@ impl PyStore {
         run(py, || self.inner.truncate_stream(&stream, before_version))
     }
 
+    #[doc = op_doc!(prune_events)]
     fn prune_events(&self, py: Python<'_>, rules: &Bound<'_, PyAny>) -> PyResult<u64> {
         let rules = rules_from_py(rules, "rules")?;
         run(py, || self.inner.prune_events(&rules))
     }
 
+    #[doc = op_doc!(checkpoint)]
     fn checkpoint(&self, py: Python<'_>, #[pyo3(from_py_with = arg::name)] name: String) -> PyResult<Option<u64>> {
         run(py, || self.inner.checkpoint(&name))
     }
 
+    #[doc = op_doc!(set_checkpoint)]
     fn set_checkpoint(
         &self,
         py: Python<'_>,
@@ -288,6 +414,7 @@ impl PyStore {
         run(py, || self.inner.set_checkpoint(&name, position))
     }
 
+    #[doc = op_doc!(save_snapshot)]
     fn save_snapshot(
         &self,
         py: Python<'_>,
@@ -295,10 +422,11 @@ impl PyStore {
         #[pyo3(from_py_with = arg::version)] version: u64,
         state: &Bound<'_, PyAny>,
     ) -> PyResult<()> {
-        let state = to_json(state, "state")?;
+        let state = to_json_with(state, "state", self.hook(py))?;
         run(py, || self.inner.save_snapshot(&stream, version, &state))
     }
 
+    #[doc = op_doc!(load_snapshot)]
     fn load_snapshot(
         &self,
         py: Python<'_>,
@@ -308,8 +436,7 @@ impl PyStore {
         snapshot.map(|s| PySnapshot::new(py, s)).transpose()
     }
 
-    /// Creates a webhook endpoint; its keyword options are documented in the stub
-    /// (tidings/_tidings.pyi).
+    #[doc = op_doc!(create_endpoint)]
     // The options are declared and converted once, for `Transaction.create_endpoint` too, by
     // `endpoint::endpoint_spec`.
     #[pyo3(signature = (url, **options))]
@@ -323,10 +450,25 @@ impl PyStore {
         run(py, || self.inner.create_endpoint(&spec)).map(PyEndpoint::new)
     }
 
+    #[doc = op_doc!(upsert_endpoint)]
+    #[pyo3(signature = (url, **options))]
+    fn upsert_endpoint(
+        &self,
+        py: Python<'_>,
+        url: &Bound<'_, PyAny>,
+        options: Option<&Bound<'_, PyDict>>,
+    ) -> PyResult<(PyEndpoint, bool)> {
+        let spec = endpoint_spec(url, options)?;
+        let (endpoint, created) = run(py, || self.inner.upsert_endpoint(&spec))?;
+        Ok((PyEndpoint::new(endpoint), created))
+    }
+
+    #[doc = op_doc!(get_endpoint)]
     fn get_endpoint(&self, py: Python<'_>, #[pyo3(from_py_with = arg::id)] id: String) -> PyResult<PyEndpoint> {
         run(py, || self.inner.get_endpoint(&id)).map(PyEndpoint::new)
     }
 
+    #[doc = op_doc!(list_endpoints)]
     #[pyo3(signature = (tenant = None))]
     fn list_endpoints(
         &self,
@@ -337,6 +479,7 @@ impl PyStore {
         Ok(list.into_iter().map(PyEndpoint::new).collect())
     }
 
+    #[doc = op_doc!(update_endpoint)]
     #[pyo3(signature = (id, **changes))]
     fn update_endpoint(
         &self,
@@ -348,10 +491,12 @@ impl PyStore {
         run(py, || self.inner.update_endpoint(&id, &update)).map(PyEndpoint::new)
     }
 
+    #[doc = op_doc!(delete_endpoint)]
     fn delete_endpoint(&self, py: Python<'_>, #[pyo3(from_py_with = arg::id)] id: String) -> PyResult<()> {
         run(py, || self.inner.delete_endpoint(&id))
     }
 
+    #[doc = op_doc!(rotate_secret)]
     #[pyo3(signature = (id, secret = None))]
     fn rotate_secret(
         &self,
@@ -366,6 +511,7 @@ impl PyStore {
         .map(PyEndpoint::new)
     }
 
+    #[doc = op_doc!(disable_endpoint)]
     #[pyo3(signature = (id, reason = None))]
     fn disable_endpoint(
         &self,
@@ -376,6 +522,7 @@ impl PyStore {
         run(py, || self.inner.disable_endpoint(&id, reason.as_deref())).map(PyEndpoint::new)
     }
 
+    #[doc = op_doc!(enable_endpoint)]
     #[pyo3(signature = (id, catch_up = true))]
     fn enable_endpoint(
         &self,
@@ -386,70 +533,22 @@ impl PyStore {
         run(py, || self.inner.enable_endpoint(&id, catch_up)).map(PyEndpoint::new)
     }
 
-    #[pyo3(signature = (
-        workers = None, *, max_workers = None, max_in_flight = None, lease_grace = None,
-        unhealthy_after = None, circuit_after = None, circuit_cooldown = None, disable_after = None,
-        max_records = None, max_record_age = None, housekeeping_interval = None, event_retention = None,
-        owner = None
-    ))]
-    #[allow(clippy::too_many_arguments)]
+    #[doc = op_doc!(start_delivery)]
+    // The options are declared and converted by `delivery_options::delivery_options`.
+    #[pyo3(signature = (workers = None, **options))]
     fn start_delivery(
         &self,
         py: Python<'_>,
-        #[pyo3(from_py_with = arg::workers)] workers: Option<usize>,
-        #[pyo3(from_py_with = arg::max_workers)] max_workers: Option<usize>,
-        #[pyo3(from_py_with = arg::max_in_flight)] max_in_flight: Option<usize>,
-        lease_grace: Option<f64>,
-        #[pyo3(from_py_with = arg::unhealthy_after)] unhealthy_after: Option<u32>,
-        #[pyo3(from_py_with = arg::circuit_after)] circuit_after: Option<u32>,
-        circuit_cooldown: Option<f64>,
-        disable_after: Option<f64>,
-        #[pyo3(from_py_with = arg::max_records)] max_records: Option<u64>,
-        max_record_age: Option<f64>,
-        housekeeping_interval: Option<f64>,
-        event_retention: Option<&Bound<'_, PyAny>>,
-        #[pyo3(from_py_with = arg::owner)] owner: Option<String>,
+        workers: Option<&Bound<'_, PyAny>>,
+        options: Option<&Bound<'_, PyDict>>,
     ) -> PyResult<PyDeliveryEngine> {
-        let mut options = DeliveryOptions::default();
-        if let Some(w) = workers {
-            options.workers = w;
-        }
-        if let Some(w) = max_workers {
-            options.max_workers = Some(w);
-        }
-        options.max_in_flight = max_in_flight;
-        if let Some(g) = lease_grace {
-            options.lease_grace = seconds(py, "lease_grace", g)?;
-        }
-        if let Some(n) = unhealthy_after {
-            options.unhealthy_after = n;
-        }
-        if let Some(n) = circuit_after {
-            options.circuit_after = n;
-        }
-        if let Some(c) = circuit_cooldown {
-            options.circuit_cooldown = seconds(py, "circuit_cooldown", c)?;
-        }
-        if let Some(d) = disable_after {
-            options.disable_after = seconds(py, "disable_after", d)?;
-        }
-        if let Some(n) = max_records {
-            options.max_records = n;
-        }
-        if let Some(a) = max_record_age {
-            options.max_record_age = seconds(py, "max_record_age", a)?;
-        }
-        if let Some(i) = housekeeping_interval {
-            options.housekeeping_interval = seconds(py, "housekeeping_interval", i)?;
-        }
-        if let Some(rules) = event_retention.filter(|r| !r.is_none()) {
-            options.event_retention = rules_from_py(rules, "event_retention")?;
-        }
-        options.owner = owner;
+        let none = py.None().into_bound(py);
+        let options = delivery_options(py, workers.unwrap_or(&none), options)?;
         let delivery = run(py, || self.inner.start_delivery(options))?;
         Ok(PyDeliveryEngine::new(delivery))
     }
 
+    #[doc = op_doc!(deliveries)]
     #[pyo3(signature = (endpoint_id = None, state = None, event_id = None, limit = 100, before_id = None))]
     fn deliveries(
         &self,
@@ -466,13 +565,13 @@ impl PyStore {
         records.into_iter().map(|d| PyDeliveryRecord::new(py, d)).collect()
     }
 
-    /// One delivery by id.
+    #[doc = op_doc!(delivery)]
     fn delivery(&self, py: Python<'_>, #[pyo3(from_py_with = arg::id)] id: u64) -> PyResult<PyDeliveryRecord> {
         let record = run(py, || self.inner.delivery(id))?;
         PyDeliveryRecord::new(py, record)
     }
 
-    /// Delivery counts by state (every state present), for one endpoint or all.
+    #[doc = op_doc!(delivery_counts)]
     #[pyo3(signature = (endpoint_id = None))]
     fn delivery_counts<'py>(
         &self,
@@ -487,6 +586,7 @@ impl PyStore {
         Ok(dict)
     }
 
+    #[doc = op_doc!(attempts)]
     fn attempts(
         &self,
         py: Python<'_>,
@@ -496,6 +596,7 @@ impl PyStore {
         attempts.into_iter().map(|a| PyAttempt::new(py, a)).collect()
     }
 
+    #[doc = op_doc!(retry)]
     fn retry(
         &self,
         py: Python<'_>,
@@ -505,6 +606,7 @@ impl PyStore {
         PyDeliveryRecord::new(py, record)
     }
 
+    #[doc = op_doc!(recover)]
     fn recover(
         &self,
         py: Python<'_>,
@@ -515,6 +617,7 @@ impl PyStore {
         run(py, || self.inner.recover(&endpoint_id, since))
     }
 
+    #[doc = op_doc!(replay)]
     #[pyo3(signature = (endpoint_id, from_position, to_position = None))]
     fn replay(
         &self,
@@ -526,6 +629,7 @@ impl PyStore {
         run(py, || self.inner.replay(&endpoint_id, from_position, to_position))
     }
 
+    #[doc = op_doc!(send_test)]
     fn send_test(
         &self,
         py: Python<'_>,
@@ -535,6 +639,7 @@ impl PyStore {
         PyAttempt::new(py, attempt)
     }
 
+    #[doc = op_doc!(call)]
     #[pyo3(signature = (endpoint_id, r#type, data, timeout = 5.0))]
     fn call(
         &self,
@@ -544,16 +649,18 @@ impl PyStore {
         data: &Bound<'_, PyAny>,
         timeout: f64,
     ) -> PyResult<PyResponse> {
-        let data = to_json(data, "data")?;
+        let data = to_json_with(data, "data", self.hook(py))?;
         let timeout = seconds(py, "timeout", timeout)?;
         run(py, || self.inner.call(&endpoint_id, &r#type, data, timeout)).map(PyResponse::new)
     }
 
+    #[doc = op_doc!(stats)]
     fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         let stats = run(py, || self.inner.stats())?;
         stats_to_py(py, stats)
     }
 
+    #[doc = op_doc!(rate_stats)]
     fn rate_stats<'py>(
         &self,
         py: Python<'py>,

@@ -45,6 +45,9 @@ INT_ARGS: list[tuple[str, str, IntCall]] = [
     ("read_stream", "limit", lambda s, ep, n: s.read_stream("s", limit=n)),
     ("read_all", "from_position", lambda s, ep, n: s.read_all(from_position=n)),
     ("read_all", "limit", lambda s, ep, n: s.read_all(limit=n)),
+    ("iter_all", "from_position", lambda s, ep, n: list(s.iter_all(from_position=n))),
+    ("iter_all", "batch", lambda s, ep, n: list(s.iter_all(batch=n))),
+    ("upsert_endpoint", "max_attempts", lambda s, ep, n: s.upsert_endpoint(URL, name="up", max_attempts=n)),
     ("truncate_stream", "before_version", lambda s, ep, n: s.truncate_stream("s", n)),
     ("set_checkpoint", "position", lambda s, ep, n: s.set_checkpoint("cp", n)),
     ("save_snapshot", "version", lambda s, ep, n: s.save_snapshot("s", n, {})),
@@ -115,6 +118,9 @@ STR_ARGS: list[tuple[str, str, StrCall]] = [
     ("execute", "params", lambda s, ep, t: s.execute("INSERT INTO notes (body) VALUES (:b)", {"b": t})),
     ("execute", "params", lambda s, ep, t: s.execute("INSERT INTO notes (body) VALUES (:b)", {t: "x"})),
     ("query", "sql", lambda s, ep, t: s.query(t)),
+    ("executemany", "sql", lambda s, ep, t: s.executemany(t, [()])),
+    ("executemany", "params", lambda s, ep, t: s.executemany("INSERT INTO notes (body) VALUES (?)", [("x",), (t,)])),
+    ("executescript", "script", lambda s, ep, t: s.executescript(t)),
     ("read_stream", "stream", lambda s, ep, t: s.read_stream(t)),
     ("read_all", "types", lambda s, ep, t: s.read_all(types=t)),
     ("read_all", "types", lambda s, ep, t: s.read_all(types=["a.b", t])),
@@ -221,7 +227,7 @@ def cases() -> Iterator[Any]:
 def contents(store: Store) -> dict[str, list[tuple[Any, ...]]]:
     """Every row of every table, read through the store (the file is not opened in this process)."""
     tables = [str(row[0]) for row in store.query("SELECT name FROM sqlite_master WHERE type = 'table'")]
-    return {t: sorted(store.query(f'SELECT * FROM "{t}"'), key=repr) for t in tables}
+    return {t: sorted((tuple(row) for row in store.query(f'SELECT * FROM "{t}"')), key=repr) for t in tables}
 
 
 @pytest.fixture

@@ -195,7 +195,14 @@ def test_send_test_and_call(store: tidings.Store, receiver: Receiver) -> None:
 
 def test_egress_policy_refuses_loopback_by_default(tmp_path: Path, receiver: Receiver) -> None:
     with tidings.Store(tmp_path / "strict.db") as strict:
-        ep = strict.create_endpoint(receiver.url())
+        # Refused at creation, with the policy's reason ...
+        with pytest.raises(tidings.InvalidInputError, match="egress policy") as refused:
+            strict.create_endpoint(receiver.url())
+        assert refused.value.field == "url"
+    # ... and at sending, for an endpoint created under a policy that allowed it.
+    with tidings.Store(tmp_path / "strict.db", allow_private=True) as permissive:
+        ep = permissive.create_endpoint(receiver.url())
+    with tidings.Store(tmp_path / "strict.db") as strict:
         with pytest.raises(tidings.DeliveryError) as info:
             strict.call(ep.id, "access.request", {})
         assert info.value.kind == "egress_refused"

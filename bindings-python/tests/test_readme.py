@@ -18,19 +18,30 @@ def python_blocks() -> list[str]:
     return re.findall(r"^```python\n(.*?)^```", README.read_text(encoding="utf-8"), flags=re.S | re.M)
 
 
-def test_readme_has_one_quickstart() -> None:
-    assert len(python_blocks()) == 1
+def test_readme_has_a_quickstart_and_an_asyncio_example() -> None:
+    assert len(python_blocks()) == 2
 
 
 def test_quickstart_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
     monkeypatch.chdir(tmp_path)
-    [code] = python_blocks()
+    code = python_blocks()[0]
     namespace: dict[str, object] = {"__name__": "quickstart"}
     exec(compile(code, str(README), "exec"), namespace)
     out = capsys.readouterr().out
     assert "verified order.created" in out
     assert "delivered: succeeded" in out
     assert os.path.exists(tmp_path / "app.db")
+
+
+def test_asyncio_example_runs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    code = python_blocks()[1]
+    assert "tidings.aio" in code
+    exec(compile(code, str(README), "exec"), {"__name__": "asyncio_example"})
+    assert capsys.readouterr().out == "followed 100 orders\n"
+    assert os.path.exists(tmp_path / "shop.db")
 
 
 ROOT_README = Path(__file__).resolve().parents[2] / "README.md"

@@ -14,6 +14,9 @@ Webhooks way, with retries.
         with store.start_delivery() as delivery:
             delivery.wait_idle(10.0)
 
+For asyncio (transactions that may await inside, ``read_all`` as an async iterator), see
+``tidings.aio``.
+
 Everything here comes from the native module ``tidings._tidings``; see its stubs for the
 documentation of each class. Core's ``tracing`` output goes to the ``logging`` logger
 ``"tidings"``.
@@ -42,13 +45,18 @@ from ._tidings import (
     Event,
     IdempotencyConflictError,
     EngineStartError,
+    EventIterator,
+    ExecuteResult,
+    ForkedError,
     IncompatibleDatabaseError,
+    IntegrityError,
     InvalidInputError,
     NotFoundError,
     RateLimitedError,
     ReadOnlyError,
     Response,
     RetentionRule,
+    Row,
     SignatureError,
     Snapshot,
     StorageError,
@@ -58,6 +66,7 @@ from ._tidings import (
     Transaction,
     TransactionFailedError,
     TransactionOpenError,
+    WrongThreadError,
     __version__,
     verify,
 )
@@ -79,13 +88,18 @@ __all__ = [
     "Event",
     "IdempotencyConflictError",
     "EngineStartError",
+    "EventIterator",
+    "ExecuteResult",
+    "ForkedError",
     "IncompatibleDatabaseError",
+    "IntegrityError",
     "InvalidInputError",
     "NotFoundError",
     "RateLimitedError",
     "ReadOnlyError",
     "Response",
     "RetentionRule",
+    "Row",
     "SignatureError",
     "Snapshot",
     "StorageError",
@@ -95,6 +109,7 @@ __all__ = [
     "Transaction",
     "TransactionFailedError",
     "TransactionOpenError",
+    "WrongThreadError",
     "__version__",
     "verify",
 ]

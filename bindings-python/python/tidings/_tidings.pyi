@@ -2,17 +2,22 @@
 
 Times are timezone-aware ``datetime`` objects in UTC; durations are float seconds. _JSON values
 (event data, metadata, snapshot state) cross as ``None``, ``bool``, ``int``, ``float``,
-``str``, ``list`` and ``dict`` (str keys), and come back as the same types. Every call that can
+``str``, ``list`` and ``dict`` (str keys), and come back as the same types; ``Decimal``,
+``UUID`` and datetimes go in as strings, other types through the store's ``json_default``
+hook (see :class:`Store`). Every call that can
 block (SQLite, waiting, HTTP) releases the GIL, and one ``Store`` may be used from many
 threads at once.
 """
 
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
-from typing import Any, Final, Literal, Optional, Union, final
+from types import TracebackType
+from typing import Any, Final, Literal, Optional, Protocol, Union, final, overload
 
 from typing_extensions import Self
+
+from tidings._sql import ExecuteResult
 
 _JSON = Any
 """A _JSON value: None, bool, int, float, str, list or dict with str keys."""
@@ -23,6 +28,17 @@ _SqlValue = Union[None, int, float, str, bytes]
 _SqlParams = Union[Sequence[Union[_SqlValue, bool, bytearray]], Mapping[str, Union[_SqlValue, bool, bytearray]], None]
 """Positional parameters (tuple or list, for ``?`` / ``?1``) or named ones (dict, for ``:name``)."""
 
+_ParamSets = Union[
+    Iterable[Sequence[Union[_SqlValue, bool, bytearray]]], Iterable[Mapping[str, Union[_SqlValue, bool, bytearray]]]
+]
+"""The parameter sets of ``executemany``: all positional or all named."""
+
+class _Headers(Protocol):
+    """Received headers: anything with ``items()`` giving (name, value) str pairs, such as a
+    ``dict``, Starlette's ``Headers`` or ``http.server``'s ``email.message.Message``."""
+
+    def items(self) -> Iterable[tuple[str, str]]: ...
+
 __all__ = [
     "Error",
     "ConcurrencyError",
@@ -32,10 +48,14 @@ __all__ = [
     "SignatureError",
     "RateLimitedError",
     "ClosedError",
+    "ForkedError",
     "BusyError",
     "StorageError",
     "DeliveryError",
     "TransactionOpenError",
+    "ExecuteResult",
+    "IntegrityError",
+    "WrongThreadError",
     "IncompatibleDatabaseError",
     "ReadOnlyError",
     "TransactionFailedError",
@@ -53,6 +73,8 @@ __all__ = [
     "Attempt",
     "Response",
     "Snapshot",
+    "Row",
+    "EventIterator",
     "StreamExists",
     "STREAM_EXISTS",
     "SCHEMA_VERSION",
@@ -128,11 +150,39 @@ class RateLimitedError(Error):
 class ClosedError(Error):
     """The store, transaction or delivery engine is closed."""
 
+class ForkedError(ClosedError):
+    """This process was forked after the store was opened (gunicorn ``--preload``,
+    ``os.fork``): the parent's store and delivery engine refuse to work in the child (the
+    engine reports ``running`` False). Open the store again in the child."""
+
 class BusyError(Error):
     """The database stayed locked past the busy timeout."""
 
 class StorageError(Error):
-    """SQLite failed (I/O, a full disk, a damaged file or stored value)."""
+    """SQLite failed (I/O, a full disk, a damaged file or stored value).
+
+    Inside a transaction, roll it back: SQLite may have rolled it back itself, and an append
+    that failed while writing fails the transaction (:class:`TransactionFailedError`). A broken
+    constraint of the application's SQL is :class:`IntegrityError`, not this.
+    """
+
+class IntegrityError(Error):
+    """The application's SQL broke a constraint (UNIQUE, NOT NULL, CHECK, FOREIGN KEY, a
+    primary key). Only that statement was undone: the transaction is still usable, so a
+    handler can answer it (HTTP 409, another key) and go on or roll back. Not a
+    :class:`StorageError`.
+    """
+
+    code: int
+    """SQLite's extended result code: 2067 UNIQUE, 1555 PRIMARY KEY, 1299 NOT NULL, 275 CHECK,
+    787 FOREIGN KEY."""
+    constraint: Optional[str]
+    """The constraint as SQLite names it (``"orders.ref"`` for a unique column, a CHECK
+    constraint's name), or None."""
+
+class WrongThreadError(Error):
+    """A transaction that belongs to one thread was used from another; nothing was done. Use
+    it on the thread that began it; it is still usable there."""
 
 class ReadOnlyError(StorageError):
     """Nothing can be written: SQLite found the database file or its folder not writable."""
@@ -180,7 +230,8 @@ class Bearer:
 
     def __new__(cls, token: str) -> Self: ...
     @property
-    def token(self) -> str: ...
+    def token(self) -> str:
+        """The token (``repr()`` shows it redacted)."""
 
 @final
 class ApiKey:
@@ -188,9 +239,11 @@ class ApiKey:
 
     def __new__(cls, header: str, value: str) -> Self: ...
     @property
-    def header(self) -> str: ...
+    def header(self) -> str:
+        """The header's name."""
     @property
-    def value(self) -> str: ...
+    def value(self) -> str:
+        """The key (``repr()`` shows it redacted)."""
 
 @final
 class TenantRate:
@@ -203,11 +256,14 @@ class TenantRate:
 
     def __new__(cls, per_minute: int, tenant: Optional[str] = None, mode: Literal["warn", "enforce"] = "warn") -> Self: ...
     @property
-    def per_minute(self) -> int: ...
+    def per_minute(self) -> int:
+        """Events per minute allowed."""
     @property
-    def tenant(self) -> Optional[str]: ...
+    def tenant(self) -> Optional[str]:
+        """The tenant, or None for every tenant without its own rule."""
     @property
-    def mode(self) -> str: ...
+    def mode(self) -> str:
+        """``"warn"`` (count and record) or ``"enforce"`` (refuse with ``RateLimitedError``)."""
 
 @final
 class RetentionRule:
@@ -216,11 +272,14 @@ class RetentionRule:
 
     def __new__(cls, pattern: str, max_age: Optional[float] = None, max_count: Optional[int] = None) -> Self: ...
     @property
-    def pattern(self) -> str: ...
+    def pattern(self) -> str:
+        """The event type pattern the rule applies to."""
     @property
-    def max_age(self) -> Optional[float]: ...
+    def max_age(self) -> Optional[float]:
+        """Most seconds an event is kept, or None."""
     @property
-    def max_count(self) -> Optional[int]: ...
+    def max_count(self) -> Optional[int]:
+        """Most events kept (the newest), or None."""
 
 @final
 class Event:
@@ -230,7 +289,8 @@ class Event:
     def id(self) -> str:
         """The event id (UUID); also the ``webhook-id`` of every delivery of it."""
     @property
-    def stream(self) -> str: ...
+    def stream(self) -> str:
+        """The stream it belongs to."""
     @property
     def version(self) -> int:
         """1, 2, ... within the stream."""
@@ -238,26 +298,80 @@ class Event:
     def position(self) -> int:
         """Global position: gap-free, in commit order."""
     @property
-    def type(self) -> str: ...
+    def type(self) -> str:
+        """Its dotted type (``order.created``)."""
     @property
-    def data(self) -> _JSON: ...
+    def data(self) -> _JSON:
+        """The payload, a JSON value."""
     @property
-    def metadata(self) -> dict[str, _JSON]: ...
+    def metadata(self) -> dict[str, _JSON]:
+        """The metadata, a dict."""
     @property
-    def tenant(self) -> Optional[str]: ...
+    def tenant(self) -> Optional[str]:
+        """The tenant, or None."""
     @property
-    def recorded_at(self) -> datetime: ...
+    def recorded_at(self) -> datetime:
+        """When the store recorded it (UTC)."""
+    @property
+    def replayed(self) -> bool:
+        """True when an idempotent append (a caller-chosen ``event_id`` already stored with the
+        same content) returned the event stored earlier instead of writing it; False when the
+        append wrote it now, and for events read from the log."""
+    def __eq__(self, other: object, /) -> bool:
+        """Equal when every stored field is (``replayed`` aside): the same event read twice,
+        or as appended and as read back, compares equal."""
+    def __hash__(self) -> int: ...
+
+@final
+class Row:
+    """One row of a query: ``row[0]`` and ``row["name"]`` (a column name, ASCII case ignored
+    when no column has the exact name) both work, as do ``len(row)``, iteration and unpacking.
+
+    A row equals another row or a tuple holding the same values (column names are not
+    compared), and hashes like that tuple; ``keys()`` gives the column names and ``as_dict()``
+    a ``dict`` of name to value.
+    """
+
+    @overload
+    def __getitem__(self, key: Union[int, str], /) -> _SqlValue: ...
+    @overload
+    def __getitem__(self, key: slice, /) -> tuple[_SqlValue, ...]: ...
+    def __len__(self) -> int: ...
+    def __iter__(self) -> Iterator[_SqlValue]: ...
+    def __contains__(self, value: object, /) -> bool: ...
+    def __eq__(self, other: object, /) -> bool: ...
+    def __hash__(self) -> int: ...
+    def keys(self) -> list[str]:
+        """The column names, in order."""
+    def as_dict(self) -> dict[str, _SqlValue]:
+        """The row as a ``dict`` of column name to value (the first column of a repeated name wins)."""
+
+@final
+class EventIterator:
+    """An iterator over the global log in position order, read lazily one page (``batch``
+    events) at a time; returned by :meth:`Store.iter_all`.
+
+    Not for sharing between threads while it runs: a second thread calling ``next()`` at the
+    same time gets a ``RuntimeError`` (already borrowed).
+    """
+
+    def __iter__(self) -> Self: ...
+    def __next__(self) -> Event:
+        """The next event, reading the next page when this one is used up."""
 
 @final
 class Snapshot:
     """A stream's saved state."""
 
     @property
-    def version(self) -> int: ...
+    def version(self) -> int:
+        """The stream version the state is at."""
     @property
-    def state(self) -> _JSON: ...
+    def state(self) -> _JSON:
+        """The saved state, a JSON value."""
     @property
-    def saved_at(self) -> datetime: ...
+    def saved_at(self) -> datetime:
+        """When it was saved (UTC)."""
 
 
 @final
@@ -265,16 +379,20 @@ class DeliveryRecord:
     """One delivery record: an event on its way to one endpoint."""
 
     @property
-    def id(self) -> int: ...
+    def id(self) -> int:
+        """The delivery id."""
     @property
     def event_id(self) -> Optional[str]:
         """None once the event was deleted with its stream."""
     @property
-    def event_position(self) -> int: ...
+    def event_position(self) -> int:
+        """The event's global position."""
     @property
-    def event_type(self) -> Optional[str]: ...
+    def event_type(self) -> Optional[str]:
+        """The event's type, or None once the event was deleted."""
     @property
-    def endpoint_id(self) -> str: ...
+    def endpoint_id(self) -> str:
+        """The endpoint it goes to."""
     @property
     def state(self) -> str:
         """``pending``, ``sending``, ``retrying``, ``paused``, ``succeeded``, ``failed`` or ``cancelled``."""
@@ -282,36 +400,46 @@ class DeliveryRecord:
     def attempts(self) -> int:
         """Attempts made in the current attempt series."""
     @property
-    def last_status_code(self) -> Optional[int]: ...
+    def last_status_code(self) -> Optional[int]:
+        """The HTTP status of the last attempt, or None."""
     @property
-    def last_error(self) -> Optional[str]: ...
+    def last_error(self) -> Optional[str]:
+        """The last attempt's error, or None."""
     @property
-    def next_attempt_at(self) -> Optional[datetime]: ...
+    def next_attempt_at(self) -> Optional[datetime]:
+        """When the next attempt is due, or None."""
     @property
-    def created_at(self) -> datetime: ...
+    def created_at(self) -> datetime:
+        """When the delivery was queued (UTC)."""
     @property
-    def touched_at(self) -> datetime: ...
+    def touched_at(self) -> datetime:
+        """When its row last changed (UTC)."""
     @property
-    def completed_at(self) -> Optional[datetime]: ...
+    def completed_at(self) -> Optional[datetime]:
+        """When it finished (succeeded, failed or cancelled), or None."""
 
 @final
 class Attempt:
     """One attempt to deliver (or the result of ``send_test``)."""
 
     @property
-    def number(self) -> int: ...
+    def number(self) -> int:
+        """1 for the first attempt of the series, 2, ..."""
     @property
-    def started_at(self) -> datetime: ...
+    def started_at(self) -> datetime:
+        """When the request started (UTC)."""
     @property
     def duration(self) -> float:
         """Seconds."""
     @property
-    def status_code(self) -> Optional[int]: ...
+    def status_code(self) -> Optional[int]:
+        """The HTTP status, or None when no answer came."""
     @property
     def error_kind(self) -> Optional[str]:
         """``status``, ``timeout``, ``connect``, ``tls``, ``dns``, ``egress_refused``, ``io``."""
     @property
-    def error(self) -> Optional[str]: ...
+    def error(self) -> Optional[str]:
+        """What went wrong, or None."""
     @property
     def response_body(self) -> Optional[str]:
         """The first KiB of the response body."""
@@ -321,11 +449,14 @@ class Response:
     """The answer to a synchronous :meth:`Store.call`."""
 
     @property
-    def status(self) -> int: ...
+    def status(self) -> int:
+        """HTTP status."""
     @property
-    def body(self) -> bytes: ...
+    def body(self) -> bytes:
+        """The body (at most 1 MiB is read)."""
     @property
-    def content_type(self) -> Optional[str]: ...
+    def content_type(self) -> Optional[str]:
+        """The response's content type."""
     def json(self) -> _JSON:
         """The body parsed as _JSON (InvalidInputError if it is not _JSON)."""
 
@@ -339,7 +470,8 @@ class Endpoint:
     """
 
     @property
-    def id(self) -> str: ...
+    def id(self) -> str:
+        """Public id (UUID text)."""
     @property
     def secret(self) -> str:
         """The current signing secret, ``whsec_<base64>``."""
@@ -347,44 +479,62 @@ class Endpoint:
     def url(self) -> str:
         """The full URL, query included (``repr()`` shows it redacted)."""
     @property
-    def name(self) -> Optional[str]: ...
+    def name(self) -> Optional[str]:
+        """A name for people (None if not given)."""
     @property
     def events(self) -> list[str]:
         """Event type patterns: exact, ``prefix.*`` or ``*`` (which excludes ``tidings.*``)."""
     @property
-    def tenant(self) -> Optional[str]: ...
+    def tenant(self) -> Optional[str]:
+        """The tenant whose events it gets (None: every tenant's)."""
     @property
-    def enabled(self) -> bool: ...
+    def enabled(self) -> bool:
+        """Whether deliveries are sent to it (False once disabled, by hand or by the engine)."""
     @property
-    def auth(self) -> Union[Bearer, ApiKey, None]: ...
+    def auth(self) -> Union[Bearer, ApiKey, None]:
+        """``Bearer``, ``ApiKey`` or None: the credential sent with every request."""
     @property
-    def headers(self) -> dict[str, str]: ...
+    def headers(self) -> dict[str, str]:
+        """Extra headers sent with every request."""
     @property
-    def timeout(self) -> float: ...
+    def timeout(self) -> float:
+        """Seconds a request may take."""
     @property
-    def max_attempts(self) -> int: ...
+    def max_attempts(self) -> int:
+        """Attempts per delivery before it fails."""
     @property
-    def initial_delay(self) -> float: ...
+    def initial_delay(self) -> float:
+        """Seconds before the first retry."""
     @property
-    def max_delay(self) -> float: ...
+    def max_delay(self) -> float:
+        """Most seconds between two retries."""
     @property
-    def multiplier(self) -> float: ...
+    def multiplier(self) -> float:
+        """What each retry delay is multiplied by."""
     @property
-    def jitter(self) -> float: ...
+    def jitter(self) -> float:
+        """Random spread of retry delays, as a fraction (0.2: plus or minus 20 %)."""
     @property
-    def rate_limit(self) -> Optional[float]: ...
+    def rate_limit(self) -> Optional[float]:
+        """Most requests per second to it, or None."""
     @property
-    def burst(self) -> Optional[int]: ...
+    def burst(self) -> Optional[int]:
+        """Requests allowed at once above ``rate_limit``, or None."""
     @property
-    def max_in_flight(self) -> int: ...
+    def max_in_flight(self) -> int:
+        """Most requests in flight to it at once, per delivering process."""
     @property
-    def ordered(self) -> bool: ...
+    def ordered(self) -> bool:
+        """Whether a stream's events are delivered in version order, one at a time."""
     @property
-    def verify_tls(self) -> bool: ...
+    def verify_tls(self) -> bool:
+        """Whether the receiver's TLS certificate is verified."""
     @property
-    def ca_cert(self) -> Optional[str]: ...
+    def ca_cert(self) -> Optional[str]:
+        """A PEM CA certificate trusted for it, or None."""
     @property
-    def signature_header(self) -> Optional[str]: ...
+    def signature_header(self) -> Optional[str]:
+        """A header that also gets ``sha256=<hex>`` of the body, or None."""
     @property
     def template(self) -> Union[str, dict[str, str], None]:
         """As given: one template (str) for every type, a dict by type pattern, or None."""
@@ -392,17 +542,23 @@ class Endpoint:
     def templates(self) -> dict[str, str]:
         """Every template by type pattern (``"*"`` for one given as a str)."""
     @property
-    def keepalive(self) -> Optional[float]: ...
+    def keepalive(self) -> Optional[float]:
+        """Seconds of idleness after which a ``tidings.ping`` is sent, or None."""
     @property
-    def final_statuses(self) -> list[int]: ...
+    def final_statuses(self) -> list[int]:
+        """HTTP statuses that fail a delivery at once (no retry)."""
     @property
-    def disabled_reason(self) -> Optional[str]: ...
+    def disabled_reason(self) -> Optional[str]:
+        """Why it was disabled, or None."""
     @property
-    def consecutive_failures(self) -> int: ...
+    def consecutive_failures(self) -> int:
+        """Failed attempts in a row."""
     @property
-    def unhealthy(self) -> bool: ...
+    def unhealthy(self) -> bool:
+        """Whether the engine counts it unhealthy (``unhealthy_after`` failures in a row)."""
     @property
-    def last_success_at(self) -> Optional[datetime]: ...
+    def last_success_at(self) -> Optional[datetime]:
+        """When a delivery to it last succeeded, or None."""
     @property
     def circuit(self) -> _CircuitState:
         """The circuit breaker. ``"closed"``: requests flow, up to :attr:`concurrency`.
@@ -418,9 +574,11 @@ class Endpoint:
         """Requests the engine lets be in flight to this endpoint now, per delivering process:
         1 for a new endpoint, +1 per success up to :attr:`max_in_flight`, halved per failure."""
     @property
-    def created_at(self) -> datetime: ...
+    def created_at(self) -> datetime:
+        """When it was created (UTC)."""
     @property
-    def updated_at(self) -> datetime: ...
+    def updated_at(self) -> datetime:
+        """When it was last changed (UTC)."""
 
 @final
 class DeliveryEngine:
@@ -431,7 +589,8 @@ class DeliveryEngine:
 
     def wait_idle(self, timeout: float = 10.0) -> bool:
         """Block until nothing is due *now* or in flight, or until ``timeout`` seconds passed.
-        Returns whether the engine became idle (False on the timeout or once stopped).
+        Returns whether the engine became idle (False on the timeout or once stopped). Ctrl-C
+        ends the wait (``KeyboardInterrupt``).
 
         Deliveries waiting for a later retry, endpoints whose circuit is open and other
         engines' claims do not count: use it to let a burst settle. To know every delivery
@@ -440,7 +599,7 @@ class DeliveryEngine:
         """Block until every delivery is finished: none is pending, sending or retrying, in
         this process or any other on the file (paused ones, of disabled endpoints, do not
         count), or until ``timeout`` seconds passed. Returns whether that happened (False on
-        the timeout or once stopped).
+        the timeout or once stopped). Ctrl-C ends the wait (``KeyboardInterrupt``).
 
         Unlike :meth:`wait_idle`, it also waits for retries scheduled later, endpoints whose
         circuit is open and other engines' claims: use it before stopping, in tests, or in a
@@ -450,9 +609,10 @@ class DeliveryEngine:
         """Stop claiming; requests in flight may finish within ``timeout`` seconds; claims not
         finished by then are released for the next run. Idempotent."""
     @property
-    def running(self) -> bool: ...
+    def running(self) -> bool:
+        """Whether the engine runs (False once stopped)."""
     def __enter__(self) -> Self: ...
-    def __exit__(self, *_exc: object) -> bool: ...
+    def __exit__(self, *_exc: object) -> None: ...
 
 @final
 class Transaction:
@@ -463,23 +623,53 @@ class Transaction:
     snapshots, endpoint changes) commits together. While it is open, other writes on the same
     thread raise :class:`TransactionOpenError`; other threads wait for it.
 
-    An append refused by its checks (:class:`InvalidInputError`, :class:`ConcurrencyError`,
-    :class:`IdempotencyConflictError`, :class:`RateLimitedError`) writes nothing, and the
-    transaction goes on. An append
-    that fails while writing (:class:`StorageError`, e.g. a full disk) fails the transaction:
-    every later call and ``commit`` raise :class:`StorageError`, and it can only be rolled back.
+    Errors that leave the transaction usable (nothing was written, or only the failing SQL
+    statement was undone; catch them and go on, or roll back): :class:`IntegrityError` from
+    the application's SQL (``execute``, ``executemany``, ``executescript``),
+    :class:`ConcurrencyError`, :class:`IdempotencyConflictError`, :class:`InvalidInputError`,
+    :class:`RateLimitedError`, :class:`NotFoundError`, :class:`TransactionOpenError`,
+    :class:`WrongThreadError`.
+
+    Errors that poison it: an append that fails after it started writing (a
+    :class:`StorageError` such as a full disk, or an :class:`IntegrityError` raised by the
+    application's own trigger on tidings' tables) fails the transaction; every later call and
+    ``commit()`` raise :class:`TransactionFailedError`, and it can only be rolled back (leaving
+    the ``with`` block by the exception does). After any other :class:`StorageError` (SQLite
+    may have rolled the transaction back itself), roll back too.
     """
 
     @property
-    def active(self) -> bool: ...
-    def commit(self) -> None: ...
-    def rollback(self) -> None: ...
+    def active(self) -> bool:
+        """Whether the transaction is still open."""
+    def commit(self) -> None:
+        """Commits everything done in the transaction."""
+    def rollback(self) -> None:
+        """Rolls back everything done in the transaction."""
+    def _set_threads(self, policy: Literal["follow", "pinned", "detached"]) -> None:
+        """Private, for ``tidings.aio``: how this transaction relates to threads."""
     def __enter__(self) -> Self: ...
-    def __exit__(self, exc_type: object, _exc_value: object, _traceback: object) -> bool: ...
-    def execute(self, sql: str, params: _SqlParams = None) -> int:
-        """Run one statement of the application's SQL; returns the rows changed."""
-    def query(self, sql: str, params: _SqlParams = None) -> list[tuple[_SqlValue, ...]]:
-        """Run a query of the application's SQL, as this transaction sees the database."""
+    def __exit__(
+        self,
+        exc_type: Optional[type[BaseException]],
+        _exc_value: Optional[BaseException],
+        _traceback: Optional[TracebackType],
+    ) -> None:
+        """Commit when the block ended normally, roll back when it raised; the exception is
+        never swallowed."""
+    @property
+    def lastrowid(self) -> Optional[int]:
+        """The rowid the last ``execute`` in this transaction that inserted a row (``INSERT`` or
+        ``REPLACE``) inserted, as ``sqlite3``'s ``cursor.lastrowid``; None before any.
+        ``executemany``, ``executescript`` and tidings' own writes (appends) leave it unchanged."""
+    def execute(self, sql: str, params: _SqlParams = None) -> ExecuteResult:
+        """Run one statement of the application's SQL in this transaction; see :meth:`Store.execute`."""
+    def executemany(self, sql: str, params: _ParamSets) -> int:
+        """Run one statement once per parameter set; see :meth:`Store.executemany`."""
+    def executescript(self, script: str) -> None:
+        """Run a script of SQL statements in this transaction; see :meth:`Store.executescript`."""
+    def query(self, sql: str, params: _SqlParams = None) -> list[Row]:
+        """Run a query of the application's SQL, as this transaction sees the database; see
+        :meth:`Store.query`."""
     def append(
         self,
         stream: str,
@@ -497,14 +687,24 @@ class Transaction:
         """Append several events to ``stream`` at once; see :meth:`Store.append_many`."""
     def read_stream(
         self, stream: str, from_version: Optional[int] = None, limit: Optional[int] = None, backwards: bool = False
-    ) -> list[Event]: ...
-    def stream_version(self, stream: str) -> Optional[int]: ...
-    def checkpoint(self, name: str) -> Optional[int]: ...
+    ) -> list[Event]:
+        """Read a stream in version order (newest first with ``backwards``), from
+        ``from_version`` (default: the first, or the last when backwards), at most ``limit`` events."""
+    def stream_version(self, stream: str) -> Optional[int]:
+        """The stream's current version, or None if it does not exist."""
+    def checkpoint(self, name: str) -> Optional[int]:
+        """Consumer ``name``'s recorded position, or None."""
     def set_checkpoint(self, name: str, position: int) -> None:
         """Record consumer ``name``'s position, atomically with the rest of the transaction."""
-    def save_snapshot(self, stream: str, version: int, state: _JSON) -> None: ...
-    def delete_stream(self, stream: str) -> int: ...
-    def truncate_stream(self, stream: str, before_version: int) -> int: ...
+    def save_snapshot(self, stream: str, version: int, state: _JSON) -> None:
+        """Save ``state`` (a JSON value, encoded as event data is) as the stream's snapshot at
+        ``version``."""
+    def delete_stream(self, stream: str) -> int:
+        """Hard-delete a stream's events (their unfinished deliveries are cancelled); returns how
+        many were deleted."""
+    def truncate_stream(self, stream: str, before_version: int) -> int:
+        """Delete a stream's events below ``before_version`` (the stream keeps its version);
+        returns how many were deleted."""
     def create_endpoint(
         self,
         url: str,
@@ -534,15 +734,34 @@ class Transaction:
         enabled: Optional[bool] = None,
     ) -> Endpoint:
         """Create an endpoint in this transaction; see :meth:`Store.create_endpoint`."""
-    def get_endpoint(self, id: str) -> Endpoint: ...
-    def update_endpoint(self, id: str, **changes: Any) -> Endpoint: ...
-    def delete_endpoint(self, id: str) -> None: ...
-    def rotate_secret(self, id: str, secret: Optional[str] = None) -> Endpoint: ...
-    def disable_endpoint(self, id: str, reason: Optional[str] = None) -> Endpoint: ...
-    def enable_endpoint(self, id: str, catch_up: bool = True) -> Endpoint: ...
-    def retry(self, delivery_id: int) -> DeliveryRecord: ...
-    def recover(self, endpoint_id: str, since: datetime) -> int: ...
-    def replay(self, endpoint_id: str, from_position: int, to_position: Optional[int] = None) -> int: ...
+    def upsert_endpoint(self, url: str, *, name: str, **options: Any) -> tuple[Endpoint, bool]:
+        """Declare an endpoint by its unique ``name``, idempotently (for configuration applied
+        at every start): create it, or bring the live endpoint of that name to these settings
+        (every option; the secret only when ``secret`` is given and differs, as a rotation).
+        Takes :meth:`create_endpoint`'s keyword options. Returns ``(endpoint, created)``."""
+    def get_endpoint(self, id: str) -> Endpoint:
+        """The endpoint with this id (``NotFoundError`` if there is none)."""
+    def update_endpoint(self, id: str, **changes: Any) -> Endpoint:
+        """Change the given fields (any ``create_endpoint`` option but ``secret``); None clears an
+        optional field. An unknown name raises ``TypeError``. Returns the endpoint as changed."""
+    def delete_endpoint(self, id: str) -> None:
+        """Soft-delete the endpoint: its unfinished deliveries are cancelled."""
+    def rotate_secret(self, id: str, secret: Optional[str] = None) -> Endpoint:
+        """Replace the endpoint's signing secret (generated unless given); the old one keeps
+        signing for the store's ``rotation_grace``. Returns the endpoint."""
+    def disable_endpoint(self, id: str, reason: Optional[str] = None) -> Endpoint:
+        """Disable the endpoint: its deliveries pause until it is enabled. Returns it."""
+    def enable_endpoint(self, id: str, catch_up: bool = True) -> Endpoint:
+        """Enable the endpoint; with ``catch_up``, events appended while it was disabled are
+        delivered too. Returns it."""
+    def retry(self, delivery_id: int) -> DeliveryRecord:
+        """Put a failed or succeeded delivery back to pending (a new attempt series); returns it."""
+    def recover(self, endpoint_id: str, since: datetime) -> int:
+        """Put every failed delivery of the endpoint whose event was recorded at or after
+        ``since`` (a timezone-aware datetime) back to pending. Returns how many."""
+    def replay(self, endpoint_id: str, from_position: int, to_position: Optional[int] = None) -> int:
+        """Re-deliver every matching event of the position range to the endpoint. Returns the
+        delivery rows created or reset."""
 
 @final
 class Store:
@@ -577,15 +796,26 @@ class Store:
         rotation_grace: Optional[float] = None,
         poll_interval: Optional[float] = None,
         tenant_rates: Optional[Sequence[TenantRate]] = None,
+        json_default: Optional[Callable[[Any], Any]] = None,
     ) -> Self: ...
     @property
-    def path(self) -> str: ...
+    def path(self) -> str:
+        """The path the store was opened with (or ":memory:")."""
     @property
-    def source(self) -> str: ...
+    def source(self) -> str:
+        """The `source` written into every webhook body."""
     def close(self) -> None:
-        """Close the store; later calls raise :class:`ClosedError`."""
+        """Stop the delivery engines started on this store (letting requests in flight finish
+        within their grace), then close the store; later calls raise :class:`ClosedError`."""
+    def _poll_interval(self) -> float:
+        """Private, for ``tidings.aio``: the store's ``poll_interval`` in seconds."""
+    def _commit_count(self) -> int:
+        """Private, for ``tidings.aio``: how many commits this process made on this store."""
+    def _wait_for_commit(self, seen: int, timeout: float) -> int:
+        """Private, for ``tidings.aio``: wait until the commit count moves past ``seen`` or
+        ``timeout`` seconds pass; returns the count."""
     def __enter__(self) -> Self: ...
-    def __exit__(self, *_exc: object) -> bool: ...
+    def __exit__(self, *_exc: object) -> None: ...
     def transaction(self) -> Transaction:
         """Begin a write transaction; use it as ``with store.transaction() as tx:``."""
     def begin(self) -> Transaction:
@@ -616,10 +846,26 @@ class Store:
         check, consecutive versions and positions. Each event is a mapping with ``type`` and
         ``data``, and optionally ``metadata``, ``tenant`` and ``id`` (as for :meth:`append`).
         """
-    def execute(self, sql: str, params: _SqlParams = None) -> int:
-        """Run one statement of the application's SQL in its own transaction."""
-    def query(self, sql: str, params: _SqlParams = None) -> list[tuple[_SqlValue, ...]]:
-        """Run a query of the application's SQL on a read connection."""
+    def execute(self, sql: str, params: _SqlParams = None) -> ExecuteResult:
+        """Run one statement of the application's SQL in its own transaction.
+
+        Returns a :class:`tidings.ExecuteResult`: an ``int``, the rows changed (as before),
+        whose ``lastrowid`` is the rowid an ``INSERT`` / ``REPLACE`` inserted, or None.
+        ``params``: a tuple or list for ``?`` / ``?1``, a dict for ``:name``. A broken
+        constraint raises :class:`IntegrityError`; ``BEGIN`` / ``COMMIT`` / ``ROLLBACK`` /
+        ``SAVEPOINT`` are refused (:class:`InvalidInputError`): the transaction is tidings'."""
+    def executemany(self, sql: str, params: _ParamSets) -> int:
+        """Run one statement once per parameter set (one prepared statement, all in one
+        transaction: all or none) and return the rows changed in all. ``params`` is an
+        iterable of tuples or lists, or of dicts (not a mix)."""
+    def executescript(self, script: str) -> None:
+        """Run a script of SQL statements without parameters (the application's schema, say)
+        in one transaction, all or none. Transaction control in it is refused
+        (:class:`InvalidInputError`)."""
+    def query(self, sql: str, params: _SqlParams = None) -> list[Row]:
+        """Run a query of the application's SQL on a read connection (committed data) and
+        return its rows as :class:`Row` objects, which index by position and by column name
+        (``row[0]``, ``row["total"]``) and equal the tuple of their values."""
     def read_stream(
         self, stream: str, from_version: Optional[int] = None, limit: Optional[int] = None, backwards: bool = False
     ) -> list[Event]:
@@ -627,31 +873,54 @@ class Store:
     def read_all(
         self,
         from_position: Optional[int] = None,
-        limit: Optional[int] = None,
+        limit: Optional[int] = 1000,
         types: Union[str, Sequence[str], None] = None,
         tenant: Optional[str] = None,
         wait: Optional[float] = None,
         stream: Optional[str] = None,
         backwards: bool = False,
     ) -> list[Event]:
-        """Read the global log in position order, optionally filtered by type patterns, tenant
+        """Read the global log in position order, at most ``limit`` events (default 1000, core's
+        page; None means the same page, never the whole log: page on from the last event's
+        ``position + 1``, or use :meth:`iter_all`), optionally filtered by type patterns, tenant
         and stream. With ``wait``, block up to that many seconds until a matching event at or
-        past ``from_position`` exists (long-poll). ``from_position=None`` starts at the
-        beginning, or at the end with ``backwards=True`` (newest first; ``wait`` is ignored)."""
+        past ``from_position`` exists (long-poll; Ctrl-C ends it with ``KeyboardInterrupt``).
+        ``from_position=None`` starts at the beginning, or at the end with ``backwards=True``
+        (newest first; ``wait`` is ignored). For asyncio, see ``tidings.aio``."""
+    def iter_all(
+        self,
+        from_position: Optional[int] = None,
+        batch: int = 1000,
+        types: Union[str, Sequence[str], None] = None,
+        tenant: Optional[str] = None,
+        stream: Optional[str] = None,
+    ) -> EventIterator:
+        """Iterate over the global log in position order, reading it lazily ``batch`` events at
+        a time (default 1000), so a large log is never one list. Same filters as
+        :meth:`read_all`; iteration ends at the end of the log."""
     def stream_version(self, stream: str) -> Optional[int]:
         """The stream's current version, or None if it does not exist."""
-    def event(self, id: str) -> Event: ...
-    def last_position(self) -> int: ...
+    def event(self, id: str) -> Event:
+        """One event by id (``NotFoundError`` if there is none)."""
+    def last_position(self) -> int:
+        """The last global position handed out (0 for an empty log)."""
     def delete_stream(self, stream: str) -> int:
         """Hard-delete a stream's events (their unfinished deliveries are cancelled)."""
     def truncate_stream(self, stream: str, before_version: int) -> int:
         """Delete a stream's events below ``before_version``; the stream keeps its version."""
-    def prune_events(self, rules: Sequence[RetentionRule]) -> int: ...
+    def prune_events(self, rules: Sequence[RetentionRule]) -> int:
+        """Delete the events the retention rules (``RetentionRule``) let go (never those with
+        unfinished deliveries). Returns how many."""
     def checkpoint(self, name: str) -> Optional[int]:
         """Consumer ``name``'s recorded position."""
-    def set_checkpoint(self, name: str, position: int) -> None: ...
-    def save_snapshot(self, stream: str, version: int, state: _JSON) -> None: ...
-    def load_snapshot(self, stream: str) -> Optional[Snapshot]: ...
+    def set_checkpoint(self, name: str, position: int) -> None:
+        """Record consumer ``name``'s position (a negative one is an ``InvalidInputError``); in a
+        transaction, atomically with the rest of it."""
+    def save_snapshot(self, stream: str, version: int, state: _JSON) -> None:
+        """Save ``state`` (a JSON value, encoded as event data is) as the stream's snapshot at
+        ``version``."""
+    def load_snapshot(self, stream: str) -> Optional[Snapshot]:
+        """The stream's saved snapshot (``Snapshot``), or None."""
     def create_endpoint(
         self,
         url: str,
@@ -687,9 +956,18 @@ class Store:
         ``enabled=True``. A secret (``whsec_...``) is generated unless given. ``template`` is one _JSON
         template (str, with ``"{{data}}"``-style placeholders) for every type, or a dict
         ``{type_pattern: template}``. ``signature_header`` (e.g. ``"X-Webhook-Signature"``)
-        adds ``sha256=<hex>`` of the body keyed with the whole secret string."""
-    def get_endpoint(self, id: str) -> Endpoint: ...
-    def list_endpoints(self, tenant: Optional[str] = None) -> list[Endpoint]: ...
+        adds ``sha256=<hex>`` of the body keyed with the whole secret string. A URL whose host
+        is a literal address the store's egress policy refuses (loopback, private, metadata)
+        raises :class:`InvalidInputError` on ``url`` at once."""
+    def upsert_endpoint(self, url: str, *, name: str, **options: Any) -> tuple[Endpoint, bool]:
+        """Declare an endpoint by its unique ``name``, idempotently (for configuration applied
+        at every start): create it, or bring the live endpoint of that name to these settings
+        (every option; the secret only when ``secret`` is given and differs, as a rotation).
+        Takes :meth:`create_endpoint`'s keyword options. Returns ``(endpoint, created)``."""
+    def get_endpoint(self, id: str) -> Endpoint:
+        """The endpoint with this id (``NotFoundError`` if there is none)."""
+    def list_endpoints(self, tenant: Optional[str] = None) -> list[Endpoint]:
+        """Every endpoint (not deleted), or those of one tenant."""
     def update_endpoint(self, id: str, **changes: Any) -> Endpoint:
         """Change the given fields (any ``create_endpoint`` argument but ``secret``); None
         clears an optional field. An unknown name raises TypeError."""
@@ -698,7 +976,8 @@ class Store:
     def rotate_secret(self, id: str, secret: Optional[str] = None) -> Endpoint:
         """Replace the secret (generated unless given); the old one keeps signing for the
         rotation grace period."""
-    def disable_endpoint(self, id: str, reason: Optional[str] = None) -> Endpoint: ...
+    def disable_endpoint(self, id: str, reason: Optional[str] = None) -> Endpoint:
+        """Disable the endpoint: its deliveries pause until it is enabled. Returns it."""
     def enable_endpoint(self, id: str, catch_up: bool = True) -> Endpoint:
         """Enable; with ``catch_up``, events appended while disabled are delivered too."""
     def start_delivery(
@@ -758,11 +1037,13 @@ class Store:
         """List delivery records, newest first; ``state`` keeps those in one lifecycle state
         (``pending``, ``sending``, ``retrying``, ``paused``, ``succeeded``, ``failed``,
         ``cancelled``)."""
-    def delivery(self, id: int) -> DeliveryRecord: ...
+    def delivery(self, id: int) -> DeliveryRecord:
+        """One delivery record by id (``NotFoundError`` if there is none)."""
     def delivery_counts(self, endpoint_id: Optional[str] = None) -> dict[str, int]:
         """Delivery counts by state name, every state present (zero included), in lifecycle
         order; for one endpoint or all."""
-    def attempts(self, delivery_id: int) -> list[Attempt]: ...
+    def attempts(self, delivery_id: int) -> list[Attempt]:
+        """The attempts (``Attempt``) made for one delivery, oldest first."""
     def retry(self, delivery_id: int) -> DeliveryRecord:
         """Put a failed or succeeded delivery back to pending (a new attempt series)."""
     def recover(self, endpoint_id: str, since: datetime) -> int:
@@ -792,7 +1073,7 @@ def _core_defaults() -> dict[str, dict[str, Any]]:
 
 def verify(
     body: Union[bytes, bytearray, str],
-    headers: Mapping[str, str],
+    headers: _Headers,
     secret: Union[str, Sequence[str]],
     tolerance: float = 300.0,
 ) -> Any:
@@ -800,6 +1081,8 @@ def verify(
 
     Reads ``webhook-id``, ``webhook-timestamp`` and ``webhook-signature`` (or their ``svix-*``
     aliases, any letter case). ``secret`` is one ``whsec_...`` secret or several (during a
-    rotation). Raises :class:`SignatureError` when the signature does not match or the
-    timestamp is further than ``tolerance`` seconds from now.
+    rotation). ``headers`` is anything with ``items()`` giving (name, value) pairs: a
+    ``dict``, Starlette's ``request.headers``, ``http.server``'s ``self.headers``. Raises
+    :class:`SignatureError` when the signature does not match or the timestamp is further
+    than ``tolerance`` seconds from now.
     """
