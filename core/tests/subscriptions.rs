@@ -255,3 +255,27 @@ fn bad_names_and_options_are_refused() -> Result<()> {
     assert!(store.subscriptions()?.is_empty(), "refused subscriptions leave no record");
     Ok(())
 }
+
+#[test]
+fn an_owning_handler_hands_the_transaction_back_or_fails() -> Result<()> {
+    let (_dir, store) = setup()?;
+    let p = deposit(&store, "o", 3)?;
+    let sub = store.subscribe_owned("owned", SubscriptionOptions::default(), |mut tx, events| {
+        let outcome = project(&mut tx, events);
+        (Some(tx), outcome)
+    })?;
+    assert!(sub.wait_for_position(p, WAIT));
+    assert_eq!(scalar(&store, "SELECT balance FROM balances WHERE account = 'o'")?, 3);
+    drop(sub);
+    // A handler that keeps (or ends) the transaction fails the batch: nothing it wrote stays.
+    let q = deposit(&store, "o", 4)?;
+    let keeper = store.subscribe_owned("kept", fast(OnFailure::Stop), |tx, _| {
+        tx.execute("INSERT INTO balances (account, balance) VALUES ('kept', 1)", []).ok();
+        drop(tx);
+        (None, Ok(()))
+    })?;
+    assert!(!keeper.wait_for_position(q, WAIT));
+    assert!(keeper.error().unwrap_or_default().contains("ended the batch's transaction"));
+    assert_eq!(scalar(&store, "SELECT count(*) FROM balances WHERE account = 'kept'")?, 0);
+    Ok(())
+}

@@ -292,11 +292,32 @@ impl Store {
     where
         H: FnMut(&mut Transaction, &[RecordedEvent]) -> std::result::Result<(), HandlerError> + Send + 'static,
     {
+        self.start_subscription(name, options, runner::Handler::Borrowing(Box::new(handler)))
+    }
+
+    /// [`Store::subscribe`] for bindings whose handlers cannot borrow: the handler takes each
+    /// batch's transaction and hands it back (`None`, or ending it, is a failure: tidings
+    /// commits it with the new position).
+    pub fn subscribe_owned<H>(&self, name: &str, options: SubscriptionOptions, handler: H) -> Result<Subscription>
+    where
+        H: FnMut(Transaction, &[RecordedEvent]) -> (Option<Transaction>, std::result::Result<(), HandlerError>)
+            + Send
+            + 'static,
+    {
+        self.start_subscription(name, options, runner::Handler::Owning(Box::new(handler)))
+    }
+
+    fn start_subscription(
+        &self,
+        name: &str,
+        options: SubscriptionOptions,
+        handler: runner::Handler,
+    ) -> Result<Subscription> {
         validate_name(name)?;
         options.validate()?;
         self.transaction(|tx| repo::ensure(tx.parts()?.0, name))?;
         let state = Arc::new(RunnerState::default());
-        let thread = runner::spawn(self.clone(), name.to_owned(), options, Box::new(handler), Arc::clone(&state))?;
+        let thread = runner::spawn(self.clone(), name.to_owned(), options, handler, Arc::clone(&state))?;
         Ok(Subscription { name: name.to_owned(), store: self.clone(), state, thread: Mutex::new(Some(thread)) })
     }
 

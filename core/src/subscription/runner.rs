@@ -22,9 +22,39 @@ use crate::pattern::PatternSet;
 use crate::store::Store;
 use crate::transaction::Transaction;
 
-/// A boxed subscription handler.
-pub(crate) type Handler =
-    Box<dyn FnMut(&mut Transaction, &[RecordedEvent]) -> std::result::Result<(), HandlerError> + Send>;
+/// What a handler's call ends with.
+type Outcome = std::result::Result<(), HandlerError>;
+
+/// A handler that borrows the batch's transaction.
+type Borrowing = dyn FnMut(&mut Transaction, &[RecordedEvent]) -> Outcome + Send;
+/// A handler that takes the batch's transaction and hands it back.
+type Owning = dyn FnMut(Transaction, &[RecordedEvent]) -> (Option<Transaction>, Outcome) + Send;
+
+/// A subscription handler: one that borrows the batch's transaction (Rust), or one that takes
+/// it and hands it back (bindings whose foreign objects cannot borrow).
+pub(crate) enum Handler {
+    Borrowing(Box<Borrowing>),
+    Owning(Box<Owning>),
+}
+
+impl Handler {
+    /// Runs the handler on a batch; a panic is a failure. Returns the transaction to commit, or
+    /// why there is none to commit.
+    fn call(&mut self, mut tx: Transaction, events: &[RecordedEvent]) -> std::result::Result<Transaction, String> {
+        let called = match self {
+            Handler::Borrowing(handler) => {
+                catch_unwind(AssertUnwindSafe(|| handler(&mut tx, events))).map(|outcome| (Some(tx), outcome))
+            }
+            Handler::Owning(handler) => catch_unwind(AssertUnwindSafe(|| handler(tx, events))),
+        };
+        match called {
+            Ok((Some(tx), Ok(()))) => Ok(tx),
+            Ok((None, Ok(()))) => Err("the handler ended the batch's transaction (tidings commits it)".to_owned()),
+            Ok((_, Err(e))) => Err(e.to_string()),
+            Err(_) => Err("the handler panicked".to_owned()),
+        }
+    }
+}
 
 /// Starts the runner thread.
 pub(crate) fn spawn(
@@ -150,16 +180,10 @@ impl Runner {
             return Ok(Applied::Moved);
         }
         if !batch.events.is_empty() {
-            let handler = &mut self.handler;
-            let outcome = catch_unwind(AssertUnwindSafe(|| handler(&mut tx, &batch.events)));
-            let failure = match outcome {
-                Ok(Ok(())) => None,
-                Ok(Err(e)) => Some(e.to_string()),
-                Err(_) => Some("the handler panicked".to_owned()),
+            tx = match self.handler.call(tx, &batch.events) {
+                Ok(tx) => tx,
+                Err(failure) => return Ok(Applied::Failed(failure)),
             };
-            if let Some(failure) = failure {
-                return Ok(Applied::Failed(failure));
-            }
         }
         repo::advance(tx.parts()?.0, &self.name, batch.through)?;
         match tx.commit() {
