@@ -60,9 +60,66 @@ pub(crate) fn from_time(field: &str, at: SystemTime) -> Result<time::OffsetDateT
         .ok_or_else(|| TidingsError::invalid(field, "the time is out of range"))
 }
 
-/// A count or limit given as `u64` as a `usize` (saturating on 32-bit targets).
+/// A count or limit as a `usize` (saturating on 32-bit targets).
 pub(crate) fn size(n: u64) -> usize {
     usize::try_from(n).unwrap_or(usize::MAX)
+}
+
+// Integers cross as signed 64-bit (Kotlin `Long`, Java `long`, Swift `Int64`): Kotlin's unsigned
+// types are inline classes Java cannot call. Every one given is checked by core's
+// `tidings::non_negative`, then narrowed where core's type is smaller.
+
+/// A version, position, id or count given for `field`: not negative.
+pub(crate) fn unsigned(field: &str, n: i64) -> Result<u64> {
+    Ok(tidings::non_negative(field, n)?)
+}
+
+/// An optional [`unsigned`].
+pub(crate) fn opt_unsigned(field: &str, n: Option<i64>) -> Result<Option<u64>> {
+    n.map(|n| unsigned(field, n)).transpose()
+}
+
+/// A count or limit given for `field` as a `usize`: not negative.
+pub(crate) fn count(field: &str, n: i64) -> Result<usize> {
+    unsigned(field, n).map(size)
+}
+
+/// An optional [`count`].
+pub(crate) fn opt_count(field: &str, n: Option<i64>) -> Result<Option<usize>> {
+    n.map(|n| count(field, n)).transpose()
+}
+
+/// A number core keeps as `u32` (attempts, workers' thresholds, burst): not negative and at
+/// most `u32::MAX`.
+pub(crate) fn small(field: &str, n: i64) -> Result<u32> {
+    u32::try_from(unsigned(field, n)?)
+        .map_err(|_| TidingsError::invalid(field, format!("must be at most {}", u32::MAX)))
+}
+
+/// An optional [`small`].
+pub(crate) fn opt_small(field: &str, n: Option<i64>) -> Result<Option<u32>> {
+    n.map(|n| small(field, n)).transpose()
+}
+
+/// HTTP status codes given for `field` (Kotlin `Int`, as every JVM HTTP API has them).
+pub(crate) fn statuses(field: &str, codes: &[i32]) -> Result<Vec<u16>> {
+    codes
+        .iter()
+        .map(|&code| {
+            u16::try_from(code).map_err(|_| TidingsError::invalid(field, format!("{code} is not an HTTP status code")))
+        })
+        .collect()
+}
+
+/// An unsigned number from core as a signed 64-bit one (SQLite integers are `i64`, so core's
+/// never exceed it; saturating all the same).
+pub(crate) fn long(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+/// An optional [`long`].
+pub(crate) fn opt_long(n: Option<u64>) -> Option<i64> {
+    n.map(long)
 }
 
 impl From<SqlValue> for CoreSqlValue {

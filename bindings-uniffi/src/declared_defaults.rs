@@ -173,14 +173,19 @@ fn argument_defaults_are_cores() {
     assert_eq!(argument::<f64>(&UNIFFI_META_TIDINGS_UNIFFI_METHOD_DELIVERYENGINE_SHUTDOWN, "grace"), secs(STOP_GRACE));
     assert_eq!(argument::<f64>(&UNIFFI_META_TIDINGS_UNIFFI_METHOD_STORE_CALL, "timeout"), secs(CALL_TIMEOUT));
     assert_eq!(
-        argument::<f64>(&crate::UNIFFI_META_TIDINGS_UNIFFI_FUNC_VERIFY, "tolerance_seconds"),
+        argument::<f64>(&crate::verify::UNIFFI_META_TIDINGS_UNIFFI_FUNC_VERIFY, "tolerance_seconds"),
+        secs(VERIFY_TOLERANCE)
+    );
+    assert_eq!(
+        argument::<f64>(&crate::verify::UNIFFI_META_TIDINGS_UNIFFI_FUNC_VERIFY_SINGLE_VALUED, "tolerance_seconds"),
         secs(VERIFY_TOLERANCE)
     );
     assert_eq!(argument::<bool>(&UNIFFI_META_TIDINGS_UNIFFI_METHOD_STORE_ENABLE_ENDPOINT, "catch_up"), CATCH_UP);
-    let limit = argument::<u32>(&UNIFFI_META_TIDINGS_UNIFFI_METHOD_STORE_DELIVERIES, "limit");
-    assert_eq!(crate::convert::size(u64::from(limit)), delivery.limit);
+    let limit = argument::<i64>(&UNIFFI_META_TIDINGS_UNIFFI_METHOD_STORE_DELIVERIES, "limit");
+    assert_eq!(crate::convert::count("limit", limit).ok(), Some(delivery.limit));
     let all = tidings::ReadAllOptions::default();
-    assert_eq!(argument::<u64>(&UNIFFI_META_TIDINGS_UNIFFI_METHOD_STORE_READ_ALL, "from_position"), all.from_position);
+    let from_position = argument::<i64>(&UNIFFI_META_TIDINGS_UNIFFI_METHOD_STORE_READ_ALL, "from_position");
+    assert_eq!(crate::convert::unsigned("from_position", from_position).ok(), Some(all.from_position));
     assert_eq!(argument::<bool>(&UNIFFI_META_TIDINGS_UNIFFI_METHOD_STORE_READ_ALL, "backwards"), all.backwards);
     let stream = tidings::ReadStreamOptions::default();
     for meta in [
@@ -191,7 +196,7 @@ fn argument_defaults_are_cores() {
     }
 }
 
-/// A default as README.md writes it in Kotlin (`16u`, `100000uL`, `30.0`, `null`, `listOf()`)
+/// A default as README.md writes it in Kotlin (`16`, `100000`, `30.0`, `null`, `listOf()`)
 /// or as declared, in one comparable form.
 fn comparable(kotlin: &str) -> String {
     let text = kotlin.trim().trim_end_matches("uL").trim_end_matches('u').trim_end_matches('L');

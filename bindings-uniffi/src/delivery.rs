@@ -18,26 +18,26 @@ pub struct DeliveryOptions {
     /// 50 ms stops counting against them: the pool starts another thread in its place while
     /// work waits, up to `maxWorkers`, so slow endpoints do not hold up healthy ones.
     #[uniffi(default = 16)]
-    pub workers: u32,
+    pub workers: i64,
     /// Most sending threads, hence most requests in flight at once (`null`: 256, or `workers`
     /// if more); at least `workers`, at most 4096. Endpoints not proven healthy (new, failing,
     /// or with an open circuit) share at most half of them.
     #[uniffi(default = None)]
-    pub max_workers: Option<u32>,
+    pub max_workers: Option<i64>,
     /// Ceiling on deliveries claimed at once across all endpoints, sending or queued for a
     /// sending thread (`null`: 4 × `workers`, at least 512 and at least `maxWorkers`).
     #[uniffi(default = None)]
-    pub max_in_flight: Option<u32>,
+    pub max_in_flight: Option<i64>,
     /// Seconds added to an endpoint's timeout to form the lease of a claimed delivery.
     #[uniffi(default = 30.0)]
     pub lease_grace: f64,
     /// Failed attempts in a row after which an endpoint is unhealthy.
     #[uniffi(default = 5)]
-    pub unhealthy_after: u32,
+    pub unhealthy_after: i64,
     /// Failed attempts in a row that open an endpoint's circuit: nothing is sent to it for
     /// `circuitCooldown`, then one probe request, whose success closes the circuit again.
     #[uniffi(default = 5)]
-    pub circuit_after: u32,
+    pub circuit_after: i64,
     /// Seconds an open circuit waits before its probe (10 ms to 24 hours), doubled at each
     /// re-opening since it last closed, up to 10 minutes (or this, if longer).
     #[uniffi(default = 30.0)]
@@ -47,7 +47,7 @@ pub struct DeliveryOptions {
     pub disable_after: f64,
     /// Finished delivery records kept at most.
     #[uniffi(default = 100000)]
-    pub max_records: u64,
+    pub max_records: i64,
     /// Finished delivery records older than this many seconds are pruned.
     #[uniffi(default = 2592000.0)]
     pub max_record_age: f64,
@@ -65,15 +65,15 @@ pub struct DeliveryOptions {
 impl DeliveryOptions {
     pub(crate) fn to_core(&self) -> Result<tidings::DeliveryOptions> {
         Ok(tidings::DeliveryOptions {
-            workers: convert::size(u64::from(self.workers)),
-            max_workers: self.max_workers.map(|n| convert::size(u64::from(n))),
-            max_in_flight: self.max_in_flight.map(|n| convert::size(u64::from(n))),
+            workers: convert::count("workers", self.workers)?,
+            max_workers: convert::opt_count("max_workers", self.max_workers)?,
+            max_in_flight: convert::opt_count("max_in_flight", self.max_in_flight)?,
             lease_grace: convert::seconds("lease_grace", self.lease_grace)?,
-            unhealthy_after: self.unhealthy_after,
-            circuit_after: self.circuit_after,
+            unhealthy_after: convert::small("unhealthy_after", self.unhealthy_after)?,
+            circuit_after: convert::small("circuit_after", self.circuit_after)?,
             circuit_cooldown: convert::seconds("circuit_cooldown", self.circuit_cooldown)?,
             disable_after: convert::seconds("disable_after", self.disable_after)?,
-            max_records: self.max_records,
+            max_records: convert::unsigned("max_records", self.max_records)?,
             max_record_age: convert::seconds("max_record_age", self.max_record_age)?,
             housekeeping_interval: convert::seconds("housekeeping_interval", self.housekeeping_interval)?,
             event_retention: retention_rules(&self.event_retention)?,
@@ -192,11 +192,11 @@ impl DeliveryState {
 #[derive(Debug, Clone, PartialEq, uniffi::Record)]
 pub struct DeliveryRecord {
     /// Delivery id.
-    pub id: u64,
+    pub id: i64,
     /// The event's id (`null` once the event was deleted with its stream).
     pub event_id: Option<String>,
     /// The event's global position.
-    pub event_position: u64,
+    pub event_position: i64,
     /// The event's type (`null` once deleted).
     pub event_type: Option<String>,
     /// The endpoint's id.
@@ -204,9 +204,9 @@ pub struct DeliveryRecord {
     /// Where it is in its lifecycle.
     pub state: DeliveryState,
     /// Attempts made in the current attempt series.
-    pub attempts: u32,
+    pub attempts: i64,
     /// HTTP status of the last attempt, if it got one.
-    pub last_status_code: Option<u16>,
+    pub last_status_code: Option<i32>,
     /// Error of the last attempt.
     pub last_error: Option<String>,
     /// When it is due (unfinished deliveries only).
@@ -222,14 +222,14 @@ pub struct DeliveryRecord {
 impl DeliveryRecord {
     pub(crate) fn from_core(d: tidings::DeliveryRecord) -> Result<DeliveryRecord> {
         Ok(DeliveryRecord {
-            id: d.id,
+            id: convert::long(d.id),
             event_id: d.event_id,
-            event_position: d.event_position,
+            event_position: convert::long(d.event_position),
             event_type: d.event_type,
             endpoint_id: d.endpoint_id,
             state: DeliveryState::from_core(d.state)?,
-            attempts: d.attempts,
-            last_status_code: d.last_status_code,
+            attempts: i64::from(d.attempts),
+            last_status_code: d.last_status_code.map(i32::from),
             last_error: d.last_error,
             next_attempt_at: d.next_attempt_at.map(convert::time),
             created_at: convert::time(d.created_at),
@@ -248,13 +248,13 @@ pub(crate) fn delivery_records(list: Vec<tidings::DeliveryRecord>) -> Result<Vec
 #[derive(Debug, Clone, PartialEq, uniffi::Record)]
 pub struct Attempt {
     /// 1, 2, ... over the delivery's whole history.
-    pub number: u32,
+    pub number: i64,
     /// When the request started.
     pub started_at: SystemTime,
     /// How long it took, in seconds.
     pub duration: f64,
     /// The HTTP status, if a response came.
-    pub status_code: Option<u16>,
+    pub status_code: Option<i32>,
     /// Short error kind: `status`, `timeout`, `connect`, `tls`, `dns`, `egress_refused`, `io`.
     pub error_kind: Option<String>,
     /// What went wrong.
@@ -266,10 +266,10 @@ pub struct Attempt {
 impl From<tidings::Attempt> for Attempt {
     fn from(a: tidings::Attempt) -> Self {
         Attempt {
-            number: a.number,
+            number: i64::from(a.number),
             started_at: convert::time(a.started_at),
             duration: convert::secs(a.duration),
-            status_code: a.status_code,
+            status_code: a.status_code.map(i32::from),
             error_kind: a.error_kind,
             error: a.error,
             response_body: a.response_body,
@@ -281,7 +281,7 @@ impl From<tidings::Attempt> for Attempt {
 #[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
 pub struct Response {
     /// HTTP status.
-    pub status: u16,
+    pub status: i32,
     /// The body (at most 1 MiB is read).
     pub body: Vec<u8>,
     /// The response's content type.
@@ -290,7 +290,7 @@ pub struct Response {
 
 impl From<tidings::Response> for Response {
     fn from(r: tidings::Response) -> Self {
-        Response { status: r.status, body: r.body, content_type: r.content_type }
+        Response { status: i32::from(r.status), body: r.body, content_type: r.content_type }
     }
 }
 
@@ -302,7 +302,7 @@ pub struct EndpointStats {
     /// Its name.
     pub name: Option<String>,
     /// Deliveries by state name (`pending`, `succeeded`, ...; every state present).
-    pub by_state: HashMap<String, u64>,
+    pub by_state: HashMap<String, i64>,
     /// Succeeded / (succeeded + failed).
     pub success_rate: Option<f64>,
     /// Median attempt latency.
@@ -312,7 +312,7 @@ pub struct EndpointStats {
     /// 99th percentile latency.
     pub p99: Option<f64>,
     /// Failed attempts in a row.
-    pub consecutive_failures: u32,
+    pub consecutive_failures: i64,
     /// Whether it is unhealthy.
     pub unhealthy: bool,
     /// Whether it is enabled.
@@ -320,7 +320,7 @@ pub struct EndpointStats {
     /// Its circuit breaker.
     pub circuit: CircuitState,
     /// Requests the engine lets be in flight to it now, per delivering process.
-    pub concurrency: u32,
+    pub concurrency: i64,
 }
 
 impl TryFrom<tidings::EndpointStats> for EndpointStats {
@@ -330,16 +330,16 @@ impl TryFrom<tidings::EndpointStats> for EndpointStats {
         Ok(EndpointStats {
             endpoint_id: s.endpoint_id,
             name: s.name,
-            by_state: s.by_state.into_iter().collect(),
+            by_state: s.by_state.into_iter().map(|(k, n)| (k, convert::long(n))).collect(),
             success_rate: s.success_rate,
             p50: s.p50.map(convert::secs),
             p95: s.p95.map(convert::secs),
             p99: s.p99.map(convert::secs),
-            consecutive_failures: s.consecutive_failures,
+            consecutive_failures: i64::from(s.consecutive_failures),
             unhealthy: s.unhealthy,
             enabled: s.enabled,
             circuit: CircuitState::from_core(s.circuit)?,
-            concurrency: s.concurrency,
+            concurrency: i64::from(s.concurrency),
         })
     }
 }
@@ -348,9 +348,9 @@ impl TryFrom<tidings::EndpointStats> for EndpointStats {
 #[derive(Debug, Clone, PartialEq, uniffi::Record)]
 pub struct Stats {
     /// Events in the log.
-    pub events: u64,
+    pub events: i64,
     /// Deliveries by state name.
-    pub by_state: HashMap<String, u64>,
+    pub by_state: HashMap<String, i64>,
     /// Succeeded / (succeeded + failed).
     pub success_rate: Option<f64>,
     /// Median attempt latency.
@@ -368,8 +368,8 @@ impl TryFrom<tidings::Stats> for Stats {
 
     fn try_from(s: tidings::Stats) -> Result<Self> {
         Ok(Stats {
-            events: s.events,
-            by_state: s.by_state.into_iter().collect(),
+            events: convert::long(s.events),
+            by_state: s.by_state.into_iter().map(|(k, n)| (k, convert::long(n))).collect(),
             success_rate: s.success_rate,
             p50: s.p50.map(convert::secs),
             p95: s.p95.map(convert::secs),

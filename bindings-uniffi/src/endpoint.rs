@@ -1,6 +1,9 @@
 //! Webhook endpoints across the border: [`EndpointOptions`] (create, every field with its
 //! core's default), [`EndpointUpdate`] (partial changes), [`Endpoint`] (what the
 //! store returns, with its health and [`CircuitState`]) and [`Auth`].
+//!
+//! Records are Kotlin data classes with `val`s (uniffi.toml: `generate_immutable_records`);
+//! those holding secrets print redacted (their `Display`, in `redact`, is exported).
 
 use std::collections::{BTreeMap, HashMap};
 use std::time::SystemTime;
@@ -8,8 +11,10 @@ use std::time::SystemTime;
 use crate::convert;
 use crate::error::{Result, TidingsError};
 
-/// How requests to an endpoint authenticate themselves, besides the signature.
+/// How requests to an endpoint authenticate themselves, besides the signature. Its string form
+/// hides the token or key (`Bearer(token=<redacted>)`); read the fields to use them.
 #[derive(Clone, PartialEq, Eq, uniffi::Enum)]
+#[uniffi::export(Display)]
 pub enum Auth {
     /// `Authorization: Bearer <token>`.
     Bearer {
@@ -54,8 +59,10 @@ impl Auth {
 }
 
 /// Everything an endpoint can be created with, besides its URL. Durations are seconds. Every
-/// field has core's default (`declared_defaults.rs` tests that they are).
+/// field has core's default (`declared_defaults.rs` tests that they are). Its string form hides
+/// the secret, the auth value and header values.
 #[derive(Clone, PartialEq, uniffi::Record)]
+#[uniffi::export(Display)]
 pub struct EndpointOptions {
     /// Event type patterns: exact (`order.created`), prefix (`order.*`) or all (`*`); `null`:
     /// `["*"]` (which does not include `tidings.*` system events).
@@ -81,7 +88,7 @@ pub struct EndpointOptions {
     pub timeout: f64,
     /// Attempts including the first, 1 to 100.
     #[uniffi(default = 12)]
-    pub max_attempts: u32,
+    pub max_attempts: i64,
     /// Seconds before the first retry.
     #[uniffi(default = 5.0)]
     pub initial_delay: f64,
@@ -99,10 +106,10 @@ pub struct EndpointOptions {
     pub rate_limit: Option<f64>,
     /// Token bucket size for `rateLimit` (`null`: 1).
     #[uniffi(default = None)]
-    pub burst: Option<u32>,
+    pub burst: Option<i64>,
     /// Most requests in flight to this endpoint at once.
     #[uniffi(default = 4)]
-    pub max_in_flight: u32,
+    pub max_in_flight: i64,
     /// Per-stream FIFO delivery.
     #[uniffi(default = false)]
     pub ordered: bool,
@@ -123,7 +130,7 @@ pub struct EndpointOptions {
     pub keepalive: Option<f64>,
     /// Non-2xx statuses that fail a delivery at once (410 always does).
     #[uniffi(default)]
-    pub final_statuses: Vec<u16>,
+    pub final_statuses: Vec<i32>,
     /// Whether it receives deliveries.
     #[uniffi(default = true)]
     pub enabled: bool,
@@ -157,21 +164,21 @@ impl EndpointOptions {
         spec.headers = sorted(&self.headers);
         spec.auth = self.auth.clone().map(Into::into);
         spec.timeout = convert::seconds("timeout", self.timeout)?;
-        spec.retry.max_attempts = self.max_attempts;
+        spec.retry.max_attempts = convert::small("max_attempts", self.max_attempts)?;
         spec.retry.initial_delay = convert::seconds("initial_delay", self.initial_delay)?;
         spec.retry.max_delay = convert::seconds("max_delay", self.max_delay)?;
         spec.retry.multiplier = self.multiplier;
         spec.retry.jitter = self.jitter;
         spec.rate_limit = self.rate_limit;
-        spec.burst = self.burst;
-        spec.max_in_flight = self.max_in_flight;
+        spec.burst = convert::opt_small("burst", self.burst)?;
+        spec.max_in_flight = convert::small("max_in_flight", self.max_in_flight)?;
         spec.ordered = self.ordered;
         spec.verify_tls = self.verify_tls;
         spec.ca_cert = self.ca_cert.clone();
         spec.signature_header = self.signature_header.clone();
         spec.templates = sorted(&self.templates);
         spec.keepalive = convert::opt_seconds("keepalive", self.keepalive)?;
-        spec.final_statuses = self.final_statuses.clone();
+        spec.final_statuses = convert::statuses("final_statuses", &self.final_statuses)?;
         spec.enabled = self.enabled;
         Ok(spec)
     }
@@ -180,8 +187,9 @@ impl EndpointOptions {
 /// A partial change to an endpoint: a `null` field is left as it is. To clear an optional
 /// field, name it in `clear` (`name`, `tenant`, `auth`, `rateLimit`, `burst`, `caCert`,
 /// `signatureHeader`, `keepalive`; snake_case works too). `headers` and `templates` replace
-/// all of them (an empty map clears).
+/// all of them (an empty map clears). Its string form hides auth and header values.
 #[derive(Clone, PartialEq, Default, uniffi::Record)]
+#[uniffi::export(Display)]
 pub struct EndpointUpdate {
     /// New URL.
     #[uniffi(default = None)]
@@ -206,7 +214,7 @@ pub struct EndpointUpdate {
     pub timeout: Option<f64>,
     /// New attempt limit.
     #[uniffi(default = None)]
-    pub max_attempts: Option<u32>,
+    pub max_attempts: Option<i64>,
     /// New first retry delay, seconds.
     #[uniffi(default = None)]
     pub initial_delay: Option<f64>,
@@ -224,10 +232,10 @@ pub struct EndpointUpdate {
     pub rate_limit: Option<f64>,
     /// New burst.
     #[uniffi(default = None)]
-    pub burst: Option<u32>,
+    pub burst: Option<i64>,
     /// New in-flight limit.
     #[uniffi(default = None)]
-    pub max_in_flight: Option<u32>,
+    pub max_in_flight: Option<i64>,
     /// Per-stream ordering on or off.
     #[uniffi(default = None)]
     pub ordered: Option<bool>,
@@ -248,7 +256,7 @@ pub struct EndpointUpdate {
     pub keepalive: Option<f64>,
     /// New final statuses.
     #[uniffi(default = None)]
-    pub final_statuses: Option<Vec<u16>>,
+    pub final_statuses: Option<Vec<i32>>,
     /// Enable (with catch-up) or disable.
     #[uniffi(default = None)]
     pub enabled: Option<bool>,
@@ -305,28 +313,37 @@ impl EndpointUpdate {
             headers: self.headers.as_ref().map(sorted),
             auth: change(self.auth.clone().map(Into::into), cleared("auth")),
             timeout: convert::opt_seconds("timeout", self.timeout)?,
-            max_attempts: self.max_attempts,
+            max_attempts: convert::opt_small("max_attempts", self.max_attempts)?,
             initial_delay: convert::opt_seconds("initial_delay", self.initial_delay)?,
             max_delay: convert::opt_seconds("max_delay", self.max_delay)?,
             multiplier: self.multiplier,
             jitter: self.jitter,
             rate_limit: change(self.rate_limit, cleared("ratelimit")),
-            burst: change(self.burst, cleared("burst")),
-            max_in_flight: self.max_in_flight,
+            burst: change(convert::opt_small("burst", self.burst)?, cleared("burst")),
+            max_in_flight: convert::opt_small("max_in_flight", self.max_in_flight)?,
             ordered: self.ordered,
             verify_tls: self.verify_tls,
             ca_cert: change(self.ca_cert.clone(), cleared("cacert")),
             signature_header: change(self.signature_header.clone(), cleared("signatureheader")),
             templates: self.templates.as_ref().map(sorted),
             keepalive: change(convert::opt_seconds("keepalive", self.keepalive)?, cleared("keepalive")),
-            final_statuses: self.final_statuses.clone(),
+            final_statuses: self
+                .final_statuses
+                .as_deref()
+                .map(|s| convert::statuses("final_statuses", s))
+                .transpose()?,
             enabled: self.enabled,
         })
     }
 }
 
 /// An endpoint as stored: its settings, secret and health. Durations are seconds.
+///
+/// Its string form (Kotlin `toString()` and string templates, Swift `description`) hides the
+/// secret, the auth value and header values, so an endpoint can be logged; read `secret` (or
+/// `auth`, `headers`) explicitly where the value is needed.
 #[derive(Clone, PartialEq, uniffi::Record)]
+#[uniffi::export(Display)]
 pub struct Endpoint {
     /// Public id (UUID text).
     pub id: String,
@@ -347,7 +364,7 @@ pub struct Endpoint {
     /// Per-request timeout.
     pub timeout: f64,
     /// Attempts including the first.
-    pub max_attempts: u32,
+    pub max_attempts: i64,
     /// First retry delay.
     pub initial_delay: f64,
     /// Longest retry delay.
@@ -359,9 +376,9 @@ pub struct Endpoint {
     /// Requests per second, if limited.
     pub rate_limit: Option<f64>,
     /// Token bucket size.
-    pub burst: Option<u32>,
+    pub burst: Option<i64>,
     /// Most requests in flight at once.
-    pub max_in_flight: u32,
+    pub max_in_flight: i64,
     /// Per-stream FIFO delivery.
     pub ordered: bool,
     /// TLS verification.
@@ -375,13 +392,13 @@ pub struct Endpoint {
     /// Keepalive interval.
     pub keepalive: Option<f64>,
     /// Statuses that fail at once.
-    pub final_statuses: Vec<u16>,
+    pub final_statuses: Vec<i32>,
     /// Whether it receives deliveries.
     pub enabled: bool,
     /// Why it was disabled.
     pub disabled_reason: Option<String>,
     /// Failed attempts in a row.
-    pub consecutive_failures: u32,
+    pub consecutive_failures: i64,
     /// Whether the failures crossed the unhealthy threshold.
     pub unhealthy: bool,
     /// The last successful delivery.
@@ -393,7 +410,7 @@ pub struct Endpoint {
     pub circuit_until: Option<SystemTime>,
     /// Requests the engine lets be in flight to it now, per delivering process: starts at 1,
     /// grows by one with each success up to `maxInFlight`, halves with each failure.
-    pub concurrency: u32,
+    pub concurrency: i64,
     /// When it was created.
     pub created_at: SystemTime,
     /// When it was last changed.
@@ -426,32 +443,50 @@ impl TryFrom<tidings::Endpoint> for Endpoint {
             headers: spec.headers.into_iter().collect(),
             auth: spec.auth.and_then(Auth::from_core),
             timeout: convert::secs(spec.timeout),
-            max_attempts: spec.retry.max_attempts,
+            max_attempts: i64::from(spec.retry.max_attempts),
             initial_delay: convert::secs(spec.retry.initial_delay),
             max_delay: convert::secs(spec.retry.max_delay),
             multiplier: spec.retry.multiplier,
             jitter: spec.retry.jitter,
             rate_limit: spec.rate_limit,
-            burst: spec.burst,
-            max_in_flight: spec.max_in_flight,
+            burst: spec.burst.map(i64::from),
+            max_in_flight: i64::from(spec.max_in_flight),
             ordered: spec.ordered,
             verify_tls: spec.verify_tls,
             ca_cert: spec.ca_cert,
             signature_header: spec.signature_header,
             templates: spec.templates.into_iter().collect(),
             keepalive: spec.keepalive.map(convert::secs),
-            final_statuses: spec.final_statuses,
+            final_statuses: spec.final_statuses.into_iter().map(i32::from).collect(),
             enabled: spec.enabled,
             disabled_reason: ep.disabled_reason,
-            consecutive_failures: ep.health.consecutive_failures,
+            consecutive_failures: i64::from(ep.health.consecutive_failures),
             unhealthy: ep.health.unhealthy,
             last_success_at: ep.health.last_success_at.map(convert::time),
             circuit: CircuitState::from_core(ep.health.circuit)?,
             circuit_until: ep.health.circuit_until.map(convert::time),
-            concurrency: ep.health.concurrency,
+            concurrency: i64::from(ep.health.concurrency),
             created_at: convert::time(ep.created_at),
             updated_at: convert::time(ep.updated_at),
         })
+    }
+}
+
+/// What `Store.upsertEndpoint` did: the endpoint as stored now, and whether it was created (or
+/// an existing endpoint of that name brought to the settings given). Prints redacted, like
+/// [`Endpoint`].
+#[derive(Clone, PartialEq, uniffi::Record)]
+#[uniffi::export(Display)]
+pub struct UpsertedEndpoint {
+    /// The endpoint as stored now.
+    pub endpoint: Endpoint,
+    /// `true`: created now; `false`: the endpoint of that name existed and was updated.
+    pub created: bool,
+}
+
+impl std::fmt::Display for UpsertedEndpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "UpsertedEndpoint(endpoint={}, created={})", self.endpoint, self.created)
     }
 }
 

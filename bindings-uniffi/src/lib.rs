@@ -12,11 +12,17 @@
 //! | `endpoint` | `EndpointOptions`, `EndpointUpdate`, `Endpoint`, `CircuitState`, `Auth` |
 //! | `types` | events, expected versions, SQLite values, store options, rates, snapshots |
 //! | `error` | `TidingsError` (Kotlin: the sealed class `TidingsException`) |
-//! | `convert` | JSON text, seconds, timestamps and SQLite values at the border |
+//! | `verify` | `verify`, `verifySingleValued`: checking a received webhook |
+//! | `redact` | the string forms of records holding secrets (Kotlin `toString()`) |
+//! | `thread_exit` | rolling back the transactions a thread leaves open when it exits |
+//! | `coroutines` | what the Kotlin/Swift companion files build on: `beginDetached`, `commitCount`, `waitForCommit`, `readAllCancellable`, `Cancellation` |
+//! | `convert` | JSON text, seconds, timestamps, signed integers and SQLite values at the border |
 //! | `declared_defaults` | (tests) the defaults Kotlin and Swift see are core's |
 //!
 //! Conventions: JSON crosses as `String` (invalid JSON is `InvalidInput`); durations are `f64`
-//! seconds; points in time are uniffi timestamps (`java.time.Instant`, Swift `Date`). The API is
+//! seconds; points in time are uniffi timestamps (`java.time.Instant`, Swift `Date`); integers
+//! are `i64` (Kotlin `Long`, callable from Java), checked not negative by core, except HTTP
+//! status codes (`i32`, Kotlin `Int`); no unsigned type crosses. The API is
 //! synchronous: blocking calls (`waitIdle`, `drain`, `readAll(wait = ..)`, `call`) block the calling
 //! thread only. The `uniffi-bindgen` binary (feature `cli`) generates the foreign sources.
 
@@ -25,22 +31,25 @@
 uniffi::setup_scaffolding!();
 
 mod convert;
+mod coroutines;
 #[cfg(test)]
 mod declared_defaults;
 mod delivery;
 mod endpoint;
 mod error;
+mod redact;
 mod store;
+mod thread_exit;
 mod transaction;
 mod types;
 mod values;
+mod verify;
 
-use std::collections::HashMap;
-
+pub use coroutines::Cancellation;
 pub use delivery::{
     Attempt, DeliveryEngine, DeliveryOptions, DeliveryRecord, DeliveryState, EndpointStats, Response, Stats,
 };
-pub use endpoint::{Auth, CircuitState, Endpoint, EndpointOptions, EndpointUpdate};
+pub use endpoint::{Auth, CircuitState, Endpoint, EndpointOptions, EndpointUpdate, UpsertedEndpoint};
 pub use error::{Result, SignatureFailure, TidingsError};
 pub use store::Store;
 pub use transaction::Transaction;
@@ -48,23 +57,7 @@ pub use types::{
     Durability, Event, ExpectedVersion, NewEvent, RateMode, RateStats, RetentionRule, Snapshot, SqlValue, StoreOptions,
     TenantRate, Verified,
 };
-
-/// Verifies a received Standard Webhooks request: `body` as received, its headers
-/// (`webhook-id`, `webhook-timestamp`, `webhook-signature`, any letter case), the endpoint's
-/// secrets (`whsec_...`; any of them may match, for rotations) and the accepted clock skew in
-/// seconds. Throws `Signature` when it does not verify.
-#[uniffi::export(default(tolerance_seconds = 300.0))]
-pub fn verify(
-    body: Vec<u8>,
-    headers: HashMap<String, String>,
-    secrets: Vec<String>,
-    tolerance_seconds: f64,
-) -> Result<Verified> {
-    let tolerance = convert::seconds("tolerance_seconds", tolerance_seconds)?;
-    let secrets: Vec<&str> = secrets.iter().map(String::as_str).collect();
-    let verified = tidings::verify(&body, headers.iter().map(|(k, v)| (k.as_str(), v.as_str())), &secrets, tolerance)?;
-    Ok(Verified { id: verified.id, timestamp: verified.timestamp })
-}
+pub use verify::{verify, verify_single_valued};
 
 #[cfg(test)]
 mod tests {
@@ -87,7 +80,7 @@ mod tests {
         let tx = store.begin()?;
         tx.append("order-1".into(), "order.created".into(), "{}".into(), None, None, None, None)?;
         tx.rollback()?;
-        assert!(matches!(tx.commit(), Err(TidingsError::Closed)));
+        assert!(matches!(tx.commit(), Err(TidingsError::Closed { .. })));
         assert_eq!(store.stream_version("order-1".into())?, None);
         let rows = store.query("SELECT count(*) FROM orders".into(), Vec::new())?;
         assert_eq!(rows, vec![vec![SqlValue::Integer { value: 0 }]]);
@@ -102,31 +95,13 @@ mod tests {
             store.append("s".into(), "a.b".into(), "1".into(), Some(ExpectedVersion::NoStream), None, None, None);
         assert!(matches!(
             conflict,
-            Err(TidingsError::Concurrency { actual: 1, expected: Some(ExpectedVersion::NoStream), .. })
+            Err(TidingsError::Concurrency { actual: 1, expected: ExpectedVersion::NoStream, .. })
         ));
         let bad_json = store.append("s".into(), "a.b".into(), "{nope".into(), None, None, None, None);
         assert!(matches!(bad_json, Err(TidingsError::InvalidInput { field, .. }) if field == "data"));
         let missing = store.get_endpoint("nope".into());
         assert!(matches!(missing, Err(TidingsError::NotFound { kind, .. }) if kind == "endpoint"));
         Ok(())
-    }
-
-    #[test]
-    fn verify_matches_the_standard_webhooks_vector() {
-        let headers = HashMap::from([
-            ("webhook-id".to_string(), "msg_27UH4WbU6Z5A5EzD8u03UvzRbpk".to_string()),
-            ("webhook-timestamp".to_string(), "1649367553".to_string()),
-            ("webhook-signature".to_string(), "v1,tZ1I4/hDygAJgO5TYxiSd6Sd0kDW6hPenDe+bTa3Kkw=".to_string()),
-        ]);
-        let body = br#"{"email":"test@example.com","username":"test_user"}"#.to_vec();
-        let secret = vec!["whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD".to_string()];
-        // The vector's timestamp is old: a tolerance of 300 s refuses it, a huge one accepts it.
-        assert!(matches!(
-            verify(body.clone(), headers.clone(), secret.clone(), 300.0),
-            Err(TidingsError::Signature { failure: SignatureFailure::TimestampTooOld, .. })
-        ));
-        let ok = verify(body, headers, secret, 1e12).ok();
-        assert_eq!(ok.map(|v| v.timestamp), Some(1_649_367_553));
     }
 
     /// `StoreOptions()` as Kotlin and Swift build it.

@@ -3,7 +3,8 @@
 //!
 //! A `Store` may be used from several threads at once. Closing (destroying) the foreign object
 //! drops this handle; the database file closes when the last handle, transaction and delivery
-//! engine of it are gone.
+//! engine of it are gone. (uniffi's generated `close()` frees the handle on the foreign side and
+//! later calls fail there, before reaching Rust: see the README, "Closing".)
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -11,8 +12,8 @@ use std::time::SystemTime;
 
 use crate::convert;
 use crate::delivery::{self, Attempt, DeliveryEngine, DeliveryOptions, DeliveryRecord, DeliveryState, Response, Stats};
-use crate::endpoint::{self, Endpoint, EndpointOptions, EndpointUpdate};
-use crate::error::Result;
+use crate::endpoint::{self, Endpoint, EndpointOptions, EndpointUpdate, UpsertedEndpoint};
+use crate::error::{Result, TidingsError};
 use crate::transaction::Transaction;
 use crate::types::{
     self, Event, ExpectedVersion, NewEvent, RateStats, RetentionRule, Snapshot, SqlValue, StoreOptions,
@@ -21,7 +22,7 @@ use crate::types::{
 /// One tidings database: the event log, the outbox, endpoints and the delivery engine.
 #[derive(uniffi::Object)]
 pub struct Store {
-    inner: tidings::Store,
+    pub(crate) inner: tidings::Store,
 }
 
 impl std::fmt::Debug for Store {
@@ -32,9 +33,16 @@ impl std::fmt::Debug for Store {
 
 #[uniffi::export]
 impl Store {
-    /// Opens (or creates) the database at `path`.
+    /// Opens (or creates) the database at `path`. `":memory:"` is refused: use
+    /// `openInMemory()` for a private in-memory store.
     #[uniffi::constructor(default(options))]
     pub fn new(path: String, options: StoreOptions) -> Result<Arc<Store>> {
+        if path == ":memory:" {
+            return Err(TidingsError::invalid(
+                "path",
+                "\":memory:\" is not a file; use Store.openInMemory() for a private in-memory store",
+            ));
+        }
         let inner = tidings::Store::open(path, options.to_core()?)?;
         Ok(Arc::new(Store { inner }))
     }
@@ -49,14 +57,19 @@ impl Store {
     // ----- transactions and the application's SQL -----
 
     /// Begins a write transaction. End it with `commit()` or `rollback()` (or close it).
+    ///
+    /// It belongs to this thread: used from another, every call throws `WrongThread` at once;
+    /// if this thread exits with it open, it is rolled back. While it is open, a store write
+    /// on this thread throws `TransactionOpen` at once, and writes on other threads wait for
+    /// it (up to `busyTimeout`, then `Busy`).
     pub fn begin(&self) -> Result<Arc<Transaction>> {
-        Ok(Arc::new(Transaction::new(self.inner.begin()?)))
+        Ok(Arc::new(Transaction::pinned(self.inner.begin()?)?))
     }
 
     /// Runs one statement of the application's SQL in its own transaction; returns rows changed.
     #[uniffi::method(default(params = []))]
-    pub fn execute(&self, sql: String, params: Vec<SqlValue>) -> Result<u64> {
-        Ok(self.inner.execute(&sql, convert::params(params))? as u64)
+    pub fn execute(&self, sql: String, params: Vec<SqlValue>) -> Result<i64> {
+        Ok(convert::long(self.inner.execute(&sql, convert::params(params))? as u64))
     }
 
     /// Runs a query of the application's SQL on a read connection.
@@ -82,7 +95,7 @@ impl Store {
         event_id: Option<String>,
     ) -> Result<Event> {
         let event = NewEvent { event_type, data, metadata, tenant, event_id }.to_core()?;
-        types::single(self.inner.append(&stream, vec![event], ExpectedVersion::to_core(expected_version))?)
+        types::single(self.inner.append(&stream, vec![event], ExpectedVersion::to_core(expected_version)?)?)
     }
 
     /// Appends several events to one stream in its own transaction.
@@ -94,7 +107,7 @@ impl Store {
         expected_version: Option<ExpectedVersion>,
     ) -> Result<Vec<Event>> {
         let events = events.iter().map(NewEvent::to_core).collect::<Result<Vec<_>>>()?;
-        Ok(types::events(self.inner.append(&stream, events, ExpectedVersion::to_core(expected_version))?))
+        Ok(types::events(self.inner.append(&stream, events, ExpectedVersion::to_core(expected_version)?)?))
     }
 
     /// Reads a stream: from `fromVersion` (default: the first, or the last when `backwards`),
@@ -103,18 +116,19 @@ impl Store {
     pub fn read_stream(
         &self,
         stream: String,
-        from_version: Option<u64>,
-        limit: Option<u64>,
+        from_version: Option<i64>,
+        limit: Option<i64>,
         backwards: bool,
     ) -> Result<Vec<Event>> {
-        let options = tidings::ReadStreamOptions { from_version, limit: limit.map(convert::size), backwards };
+        let options = types::read_stream_options(from_version, limit, backwards)?;
         Ok(types::events(self.inner.read_stream(&stream, options)?))
     }
 
     /// Reads the global log from `fromPosition`, optionally filtered by type patterns, tenant
     /// and stream; with `wait` (seconds), blocks until a matching event exists (long-poll).
-    /// `backwards` reads newest first. `fromPosition` 0 (the default) is the start of the log,
-    /// or its end when reading backwards.
+    /// `backwards` reads newest first. `fromPosition` is inclusive: events at that position and
+    /// after (before, reading backwards); 0 (the default) is the start of the log, or its end
+    /// when reading backwards. To follow the log, pass the last position seen plus one.
     #[uniffi::method(default(
         from_position = 0,
         limit = None,
@@ -127,8 +141,8 @@ impl Store {
     #[allow(clippy::too_many_arguments)]
     pub fn read_all(
         &self,
-        from_position: u64,
-        limit: Option<u64>,
+        from_position: i64,
+        limit: Option<i64>,
         types: Option<Vec<String>>,
         tenant: Option<String>,
         wait: Option<f64>,
@@ -136,8 +150,8 @@ impl Store {
         backwards: bool,
     ) -> Result<Vec<Event>> {
         let options = tidings::ReadAllOptions {
-            from_position,
-            limit: limit.map(convert::size),
+            from_position: convert::unsigned("from_position", from_position)?,
+            limit: convert::opt_count("limit", limit)?,
             types,
             tenant,
             wait: convert::opt_seconds("wait", wait)?,
@@ -148,8 +162,8 @@ impl Store {
     }
 
     /// The stream's current version (`null`: it does not exist).
-    pub fn stream_version(&self, stream: String) -> Result<Option<u64>> {
-        Ok(self.inner.stream_version(&stream)?)
+    pub fn stream_version(&self, stream: String) -> Result<Option<i64>> {
+        Ok(convert::opt_long(self.inner.stream_version(&stream)?))
     }
 
     /// One event by id.
@@ -158,38 +172,40 @@ impl Store {
     }
 
     /// The last position handed out (0 for an empty log).
-    pub fn last_position(&self) -> Result<u64> {
-        Ok(self.inner.last_position()?)
+    pub fn last_position(&self) -> Result<i64> {
+        Ok(convert::long(self.inner.last_position()?))
     }
 
     /// Deletes a stream (events, snapshot, name; unfinished deliveries are cancelled).
     /// Returns the number of events deleted.
-    pub fn delete_stream(&self, stream: String) -> Result<u64> {
-        Ok(self.inner.delete_stream(&stream)?)
+    pub fn delete_stream(&self, stream: String) -> Result<i64> {
+        Ok(convert::long(self.inner.delete_stream(&stream)?))
     }
 
     /// Deletes a stream's events below `beforeVersion`; the stream keeps its version.
-    pub fn truncate_stream(&self, stream: String, before_version: u64) -> Result<u64> {
-        Ok(self.inner.truncate_stream(&stream, before_version)?)
+    pub fn truncate_stream(&self, stream: String, before_version: i64) -> Result<i64> {
+        let before_version = convert::unsigned("before_version", before_version)?;
+        Ok(convert::long(self.inner.truncate_stream(&stream, before_version)?))
     }
 
     /// Applies retention rules to the log now; returns the number of events deleted.
-    pub fn prune_events(&self, rules: Vec<RetentionRule>) -> Result<u64> {
-        Ok(self.inner.prune_events(&types::retention_rules(&rules)?)?)
+    pub fn prune_events(&self, rules: Vec<RetentionRule>) -> Result<i64> {
+        Ok(convert::long(self.inner.prune_events(&types::retention_rules(&rules)?)?))
     }
 
     /// Consumer `name`'s recorded position.
-    pub fn checkpoint(&self, name: String) -> Result<Option<u64>> {
-        Ok(self.inner.checkpoint(&name)?)
+    pub fn checkpoint(&self, name: String) -> Result<Option<i64>> {
+        Ok(convert::opt_long(self.inner.checkpoint(&name)?))
     }
 
     /// Records consumer `name`'s position in its own transaction.
-    pub fn set_checkpoint(&self, name: String, position: u64) -> Result<()> {
-        Ok(self.inner.set_checkpoint(&name, position)?)
+    pub fn set_checkpoint(&self, name: String, position: i64) -> Result<()> {
+        Ok(self.inner.set_checkpoint(&name, convert::unsigned("position", position)?)?)
     }
 
     /// Saves a snapshot (JSON text) of `stream` at `version`.
-    pub fn save_snapshot(&self, stream: String, version: u64, state: String) -> Result<()> {
+    pub fn save_snapshot(&self, stream: String, version: i64, state: String) -> Result<()> {
+        let version = convert::unsigned("version", version)?;
         Ok(self.inner.save_snapshot(&stream, version, &convert::json("state", &state)?)?)
     }
 
@@ -204,6 +220,15 @@ impl Store {
     #[uniffi::method(default(options))]
     pub fn create_endpoint(&self, url: String, options: EndpointOptions) -> Result<Endpoint> {
         self.inner.create_endpoint(&options.to_core(url)?)?.try_into()
+    }
+
+    /// Declares an endpoint by name, idempotently: creates the endpoint named `options.name`
+    /// (required), or brings the live endpoint of that name to `url` and `options` (every
+    /// setting; the secret only when `options.secret` is given and differs, as a rotation).
+    /// Returns it and whether it was created. For configuration applied at every start.
+    pub fn upsert_endpoint(&self, url: String, options: EndpointOptions) -> Result<UpsertedEndpoint> {
+        let (endpoint, created) = self.inner.upsert_endpoint(&options.to_core(url)?)?;
+        Ok(UpsertedEndpoint { endpoint: endpoint.try_into()?, created })
     }
 
     /// One endpoint by id.
@@ -258,52 +283,57 @@ impl Store {
         Ok(Arc::new(DeliveryEngine::new(self.inner.start_delivery(options.to_core()?)?)))
     }
 
-    /// Lists delivery records, newest first; `state` keeps those in one lifecycle state.
+    /// Lists delivery records, newest first (highest id first); `state` keeps those in one
+    /// lifecycle state. Pages: pass the last record's `id` as `beforeId` for the next page
+    /// (ids below it); a page shorter than `limit` is the last.
     #[uniffi::method(default(endpoint_id = None, state = None, event_id = None, before_id = None, limit = 100))]
     pub fn deliveries(
         &self,
         endpoint_id: Option<String>,
         state: Option<DeliveryState>,
         event_id: Option<String>,
-        before_id: Option<u64>,
-        limit: u32,
+        before_id: Option<i64>,
+        limit: i64,
     ) -> Result<Vec<DeliveryRecord>> {
         let filter = tidings::DeliveryFilter {
             endpoint_id,
             state: state.map(DeliveryState::to_core),
             event_id,
-            before_id,
-            limit: convert::size(u64::from(limit)),
+            before_id: convert::opt_unsigned("before_id", before_id)?,
+            limit: convert::count("limit", limit)?,
         };
         delivery::delivery_records(self.inner.deliveries(&filter)?)
     }
 
     /// One delivery by id.
-    pub fn delivery(&self, id: u64) -> Result<DeliveryRecord> {
-        DeliveryRecord::from_core(self.inner.delivery(id)?)
+    pub fn delivery(&self, id: i64) -> Result<DeliveryRecord> {
+        DeliveryRecord::from_core(self.inner.delivery(convert::unsigned("id", id)?)?)
     }
 
     /// The attempts of one delivery, oldest first.
-    pub fn attempts(&self, delivery_id: u64) -> Result<Vec<Attempt>> {
+    pub fn attempts(&self, delivery_id: i64) -> Result<Vec<Attempt>> {
+        let delivery_id = convert::unsigned("delivery_id", delivery_id)?;
         Ok(self.inner.attempts(delivery_id)?.into_iter().map(Attempt::from).collect())
     }
 
     /// Puts a failed or succeeded delivery back to pending (a new attempt series).
-    pub fn retry(&self, delivery_id: u64) -> Result<DeliveryRecord> {
-        DeliveryRecord::from_core(self.inner.retry(delivery_id)?)
+    pub fn retry(&self, delivery_id: i64) -> Result<DeliveryRecord> {
+        DeliveryRecord::from_core(self.inner.retry(convert::unsigned("delivery_id", delivery_id)?)?)
     }
 
     /// Puts the endpoint's failed deliveries of events recorded at or after `since` back to
     /// pending; returns how many.
-    pub fn recover(&self, endpoint_id: String, since: SystemTime) -> Result<u64> {
-        Ok(self.inner.recover(&endpoint_id, convert::from_time("since", since)?)? as u64)
+    pub fn recover(&self, endpoint_id: String, since: SystemTime) -> Result<i64> {
+        Ok(convert::long(self.inner.recover(&endpoint_id, convert::from_time("since", since)?)? as u64))
     }
 
     /// Re-delivers the endpoint's matching events in `[fromPosition, toPosition]`; returns rows
     /// created or reset.
     #[uniffi::method(default(to_position = None))]
-    pub fn replay(&self, endpoint_id: String, from_position: u64, to_position: Option<u64>) -> Result<u64> {
-        Ok(self.inner.replay(&endpoint_id, from_position, to_position)? as u64)
+    pub fn replay(&self, endpoint_id: String, from_position: i64, to_position: Option<i64>) -> Result<i64> {
+        let from_position = convert::unsigned("from_position", from_position)?;
+        let to_position = convert::opt_unsigned("to_position", to_position)?;
+        Ok(convert::long(self.inner.replay(&endpoint_id, from_position, to_position)? as u64))
     }
 
     /// Sends a `tidings.test` event to the endpoint now and returns the attempt (a failed one
@@ -329,9 +359,9 @@ impl Store {
     /// Counts of deliveries by state name (every state present, zero included), for every
     /// endpoint or one.
     #[uniffi::method(default(endpoint_id = None))]
-    pub fn delivery_counts(&self, endpoint_id: Option<String>) -> Result<HashMap<String, u64>> {
+    pub fn delivery_counts(&self, endpoint_id: Option<String>) -> Result<HashMap<String, i64>> {
         let counts = self.inner.delivery_counts_every_state(endpoint_id.as_deref())?;
-        Ok(counts.into_iter().map(|(state, n)| (state.as_str().to_string(), n)).collect())
+        Ok(counts.into_iter().map(|(state, n)| (state.as_str().to_string(), convert::long(n))).collect())
     }
 
     /// A tenant's event rate meter.

@@ -1,15 +1,25 @@
 //! [`Transaction`]: one write transaction over the border. The application's rows, events and
 //! checkpoints written through it commit together in `commit()`; `rollback()`, or closing
 //! (destroying) the object without committing, rolls everything back and frees the writer.
+//!
+//! `Store.begin()` pins the transaction to its thread (`tidings::TransactionThreads::Pinned`):
+//! used from another thread, every call throws `WrongThread` at once and nothing happens, so
+//! the thread that began it is never left waiting for a writer it holds itself; a thread that
+//! exits with it still open rolls it back (`thread_exit`).
 
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use crate::convert;
 use crate::error::{Result, TidingsError};
+use crate::thread_exit::{self, Slot};
 use crate::types::{self, Event, ExpectedVersion, NewEvent, SqlValue};
 
 /// An open write transaction (`BEGIN IMMEDIATE`). End it with `commit()` or `rollback()`; in
 /// Kotlin use it in `use { }` so an exception rolls back and frees the writer at once.
+///
+/// From `Store.begin()` it belongs to the thread that began it: on any other thread every call
+/// (`commit` and `rollback` included) throws `WrongThread` and changes nothing. If that thread
+/// exits with the transaction open, it is rolled back.
 ///
 /// An append refused by its checks (invalid input, a concurrency or idempotency conflict, a
 /// tenant's enforced rate) writes nothing and the transaction goes on; an append that fails while writing (a storage
@@ -17,23 +27,42 @@ use crate::types::{self, Event, ExpectedVersion, NewEvent, SqlValue};
 /// storage error, and it can only be rolled back.
 #[derive(uniffi::Object)]
 pub struct Transaction {
-    inner: Mutex<Option<tidings::Transaction>>,
+    inner: Arc<Slot>,
 }
 
 impl Transaction {
+    /// Wraps a core transaction as it is (its thread policy unchanged).
     pub(crate) fn new(inner: tidings::Transaction) -> Transaction {
-        Transaction { inner: Mutex::new(Some(inner)) }
+        Transaction { inner: Arc::new(Mutex::new(Some(inner))) }
+    }
+
+    /// Pins a core transaction to the current thread and rolls it back if the thread exits
+    /// with it open: what `Store.begin()` returns.
+    pub(crate) fn pinned(mut inner: tidings::Transaction) -> Result<Transaction> {
+        inner.set_threads(tidings::TransactionThreads::Pinned)?;
+        let tx = Transaction::new(inner);
+        thread_exit::roll_back_at_exit(&tx.inner);
+        Ok(tx)
     }
 
     /// Runs `f` on the open transaction; `Closed` once it was committed or rolled back.
     fn with<T>(&self, f: impl FnOnce(&mut tidings::Transaction) -> tidings::Result<T>) -> Result<T> {
         let mut guard = self.inner.lock().unwrap_or_else(|p| p.into_inner());
-        let tx = guard.as_mut().ok_or(TidingsError::Closed)?;
+        let tx = guard.as_mut().ok_or_else(TidingsError::transaction_ended)?;
         Ok(f(tx)?)
     }
 
-    fn take(&self) -> Result<tidings::Transaction> {
-        self.inner.lock().unwrap_or_else(|p| p.into_inner()).take().ok_or(TidingsError::Closed)
+    /// Takes the transaction to end it, if it is still open and this thread may end it (a
+    /// pinned one stays open, untouched, when asked from another thread).
+    fn take(&self) -> Result<Option<tidings::Transaction>> {
+        let mut guard = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        match guard.as_ref() {
+            None => Ok(None),
+            Some(tx) => {
+                tx.check_thread()?;
+                Ok(guard.take())
+            }
+        }
     }
 }
 
@@ -41,8 +70,8 @@ impl Transaction {
 impl Transaction {
     /// Runs one statement of the application's SQL; returns the rows changed.
     #[uniffi::method(default(params = []))]
-    pub fn execute(&self, sql: String, params: Vec<SqlValue>) -> Result<u64> {
-        self.with(|tx| tx.execute(&sql, convert::params(params))).map(|n| n as u64)
+    pub fn execute(&self, sql: String, params: Vec<SqlValue>) -> Result<i64> {
+        self.with(|tx| tx.execute(&sql, convert::params(params))).map(|n| convert::long(n as u64))
     }
 
     /// Runs a query of the application's SQL as this transaction sees the database.
@@ -66,7 +95,7 @@ impl Transaction {
         event_id: Option<String>,
     ) -> Result<Event> {
         let event = NewEvent { event_type, data, metadata, tenant, event_id }.to_core()?;
-        let expected = ExpectedVersion::to_core(expected_version);
+        let expected = ExpectedVersion::to_core(expected_version)?;
         types::single(self.with(|tx| tx.append(&stream, vec![event], expected))?)
     }
 
@@ -79,7 +108,7 @@ impl Transaction {
         expected_version: Option<ExpectedVersion>,
     ) -> Result<Vec<Event>> {
         let events = events.iter().map(NewEvent::to_core).collect::<Result<Vec<_>>>()?;
-        let expected = ExpectedVersion::to_core(expected_version);
+        let expected = ExpectedVersion::to_core(expected_version)?;
         self.with(|tx| tx.append(&stream, events, expected)).map(types::events)
     }
 
@@ -88,46 +117,50 @@ impl Transaction {
     pub fn read_stream(
         &self,
         stream: String,
-        from_version: Option<u64>,
-        limit: Option<u64>,
+        from_version: Option<i64>,
+        limit: Option<i64>,
         backwards: bool,
     ) -> Result<Vec<Event>> {
-        let options = tidings::ReadStreamOptions { from_version, limit: limit.map(convert::size), backwards };
+        let options = types::read_stream_options(from_version, limit, backwards)?;
         self.with(|tx| tx.read_stream(&stream, options)).map(types::events)
     }
 
     /// The stream's version as this transaction sees it (`null`: it does not exist).
-    pub fn stream_version(&self, stream: String) -> Result<Option<u64>> {
-        self.with(|tx| tx.stream_version(&stream))
+    pub fn stream_version(&self, stream: String) -> Result<Option<i64>> {
+        self.with(|tx| tx.stream_version(&stream)).map(convert::opt_long)
     }
 
     /// Records consumer `name`'s position, atomically with the rest of the transaction.
-    pub fn set_checkpoint(&self, name: String, position: u64) -> Result<()> {
+    pub fn set_checkpoint(&self, name: String, position: i64) -> Result<()> {
+        let position = convert::unsigned("position", position)?;
         self.with(|tx| tx.set_checkpoint(&name, position))
     }
 
     /// Consumer `name`'s position as this transaction sees it.
-    pub fn checkpoint(&self, name: String) -> Result<Option<u64>> {
-        self.with(|tx| tx.checkpoint(&name))
+    pub fn checkpoint(&self, name: String) -> Result<Option<i64>> {
+        self.with(|tx| tx.checkpoint(&name)).map(convert::opt_long)
     }
 
     /// Saves a snapshot (JSON text) of `stream` at `version`.
-    pub fn save_snapshot(&self, stream: String, version: u64, state: String) -> Result<()> {
+    pub fn save_snapshot(&self, stream: String, version: i64, state: String) -> Result<()> {
+        let version = convert::unsigned("version", version)?;
         let state = convert::json("state", &state)?;
         self.with(|tx| tx.save_snapshot(&stream, version, &state))
     }
 
     /// Commits everything done in this transaction and wakes the delivery engine. Afterwards
-    /// every call fails with `Closed`.
+    /// every call fails with `Closed`. From a thread other than the one that began it: throws
+    /// `WrongThread` and the transaction stays open.
     pub fn commit(&self) -> Result<()> {
-        Ok(self.take()?.commit()?)
+        Ok(self.take()?.ok_or_else(TidingsError::transaction_ended)?.commit()?)
     }
 
     /// Rolls back everything done in this transaction. Afterwards every call fails with
-    /// `Closed`; rolling back twice is allowed.
+    /// `Closed`; rolling back twice is allowed. From a thread other than the one that began
+    /// it: throws `WrongThread` and the transaction stays open (closing the object still rolls
+    /// it back, from any thread).
     pub fn rollback(&self) -> Result<()> {
-        let taken = self.inner.lock().unwrap_or_else(|p| p.into_inner()).take();
-        match taken {
+        match self.take()? {
             Some(tx) => Ok(tx.rollback()?),
             None => Ok(()),
         }

@@ -48,9 +48,9 @@ pub struct Event {
     /// Its stream.
     pub stream: String,
     /// Its version in the stream: 1, 2, ...
-    pub version: u64,
+    pub version: i64,
     /// Its global position, gap-free in commit order.
-    pub position: u64,
+    pub position: i64,
     /// Dotted type.
     pub event_type: String,
     /// The payload as JSON text.
@@ -68,8 +68,8 @@ impl From<tidings::RecordedEvent> for Event {
         Event {
             id: e.id,
             stream: e.stream,
-            version: e.version,
-            position: e.position,
+            version: convert::long(e.version),
+            position: convert::long(e.position),
             event_type: e.event_type,
             data: convert::json_text(&e.data),
             metadata: convert::json_text(&e.metadata),
@@ -77,6 +77,19 @@ impl From<tidings::RecordedEvent> for Event {
             recorded_at: convert::time(e.recorded_at),
         }
     }
+}
+
+/// `readStream`'s arguments as core's options.
+pub(crate) fn read_stream_options(
+    from_version: Option<i64>,
+    limit: Option<i64>,
+    backwards: bool,
+) -> Result<tidings::ReadStreamOptions> {
+    Ok(tidings::ReadStreamOptions {
+        from_version: convert::opt_unsigned("from_version", from_version)?,
+        limit: convert::opt_count("limit", limit)?,
+        backwards,
+    })
 }
 
 /// Converts a list of core events.
@@ -93,7 +106,7 @@ pub(crate) fn single(mut events: Vec<tidings::RecordedEvent>) -> Result<Event> {
 #[derive(Debug, Clone, PartialEq, uniffi::Record)]
 pub struct Snapshot {
     /// The stream version the state reflects.
-    pub version: u64,
+    pub version: i64,
     /// The state as JSON text.
     pub state: String,
     /// When it was saved.
@@ -102,7 +115,11 @@ pub struct Snapshot {
 
 impl From<tidings::Snapshot> for Snapshot {
     fn from(s: tidings::Snapshot) -> Self {
-        Snapshot { version: s.version, state: convert::json_text(&s.state), saved_at: convert::time(s.saved_at) }
+        Snapshot {
+            version: convert::long(s.version),
+            state: convert::json_text(&s.state),
+            saved_at: convert::time(s.saved_at),
+        }
     }
 }
 
@@ -146,7 +163,7 @@ impl RateMode {
 #[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
 pub struct TenantRate {
     /// Events per minute.
-    pub per_minute: u64,
+    pub per_minute: i64,
     /// Warn or enforce.
     pub mode: RateMode,
     /// The tenant (`null`: every tenant without its own rule).
@@ -160,23 +177,23 @@ pub struct RateStats {
     /// The tenant.
     pub tenant: String,
     /// Events in the current one-minute window.
-    pub current: u64,
+    pub current: i64,
     /// The limit per minute (`null`: no rule applies).
-    pub limit: Option<u64>,
+    pub limit: Option<i64>,
     /// The rule's mode, if a rule applies.
     pub mode: Option<RateMode>,
     /// Appends over the limit, all windows together.
-    pub warnings: u64,
+    pub warnings: i64,
 }
 
 impl From<tidings::RateStats> for RateStats {
     fn from(s: tidings::RateStats) -> Self {
         RateStats {
             tenant: s.tenant,
-            current: s.current,
-            limit: s.limit,
+            current: convert::long(s.current),
+            limit: convert::opt_long(s.limit),
             mode: s.mode.map(RateMode::from_core),
-            warnings: s.warnings,
+            warnings: convert::long(s.warnings),
         }
     }
 }
@@ -192,14 +209,14 @@ pub struct RetentionRule {
     pub max_age: Option<f64>,
     /// Keep only this many of the newest matching events.
     #[uniffi(default = None)]
-    pub max_count: Option<u64>,
+    pub max_count: Option<i64>,
 }
 
 impl RetentionRule {
     pub(crate) fn to_core(&self) -> Result<tidings::RetentionRule> {
         let mut rule = tidings::RetentionRule::new(self.pattern.clone());
         rule.max_age = convert::opt_seconds("max_age", self.max_age)?;
-        rule.max_count = self.max_count;
+        rule.max_count = convert::opt_unsigned("max_count", self.max_count)?;
         Ok(rule)
     }
 }
@@ -230,19 +247,19 @@ pub struct StoreOptions {
     pub busy_timeout: f64,
     /// Largest event accepted (data + metadata, serialised), in bytes.
     #[uniffi(default = 1048576)]
-    pub max_event_size: u64,
+    pub max_event_size: i64,
     /// Seconds the previous secret keeps signing after a rotation.
     #[uniffi(default = 86400.0)]
     pub rotation_grace: f64,
     /// Upper bound of the WAL file kept after a checkpoint, in bytes.
     #[uniffi(default = 67108864)]
-    pub wal_size_limit: u64,
+    pub wal_size_limit: i64,
     /// Seconds between looks for commits made by other processes.
     #[uniffi(default = 0.1)]
     pub poll_interval: f64,
     /// Idle read connections kept open at most.
     #[uniffi(default = 4)]
-    pub max_idle_readers: u32,
+    pub max_idle_readers: i64,
     /// Per-tenant event rate meters.
     #[uniffi(default)]
     pub tenant_rates: Vec<TenantRate>,
@@ -261,27 +278,32 @@ impl StoreOptions {
         }
         options.egress = tidings::egress::EgressPolicy::new(self.allow_private, &self.allowed_networks)?;
         options.busy_timeout = convert::seconds("busy_timeout", self.busy_timeout)?;
-        options.max_event_size = convert::size(self.max_event_size);
+        options.max_event_size = convert::count("max_event_size", self.max_event_size)?;
         options.rotation_grace = convert::seconds("rotation_grace", self.rotation_grace)?;
-        options.wal_size_limit = self.wal_size_limit;
+        options.wal_size_limit = convert::unsigned("wal_size_limit", self.wal_size_limit)?;
         options.poll_interval = convert::seconds("poll_interval", self.poll_interval)?;
-        options.max_idle_readers = convert::size(u64::from(self.max_idle_readers));
+        options.max_idle_readers = convert::count("max_idle_readers", self.max_idle_readers)?;
         options.tenant_rates = self
             .tenant_rates
             .iter()
-            .map(|r| tidings::TenantRate { tenant: r.tenant.clone(), per_minute: r.per_minute, mode: r.mode.into() })
-            .collect();
+            .map(|r| {
+                let per_minute = convert::unsigned("per_minute", r.per_minute)?;
+                Ok(tidings::TenantRate { tenant: r.tenant.clone(), per_minute, mode: r.mode.into() })
+            })
+            .collect::<Result<_>>()?;
         Ok(options)
     }
 }
 
-/// What a successful `verify` learned from the headers.
+/// A webhook that verified: its id, its signed time and its body.
 #[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
 pub struct Verified {
     /// The message id (`webhook-id`): use it to drop duplicate deliveries.
     pub id: String,
-    /// The `webhook-timestamp`, in seconds since the Unix epoch.
-    pub timestamp: i64,
+    /// The signed `webhook-timestamp`.
+    pub timestamp: SystemTime,
+    /// The body, as received (key order and spelling kept), checked to be JSON text.
+    pub payload: String,
 }
 
 #[cfg(test)]
@@ -289,11 +311,22 @@ mod tests {
     use super::*;
 
     #[test]
-    fn expected_versions_convert_both_ways() {
+    fn expected_versions_convert_both_ways() -> tidings::Result<()> {
         for v in [None, Some(ExpectedVersion::NoStream), Some(ExpectedVersion::StreamExists)] {
-            assert_eq!(ExpectedVersion::from_core(ExpectedVersion::to_core(v)), v);
+            assert_eq!(ExpectedVersion::from_core(ExpectedVersion::to_core(v)?), v);
         }
         let exact = Some(ExpectedVersion::Exact { version: 3 });
-        assert_eq!(ExpectedVersion::from_core(ExpectedVersion::to_core(exact)), exact);
+        assert_eq!(ExpectedVersion::from_core(ExpectedVersion::to_core(exact)?), exact);
+        Ok(())
+    }
+
+    #[test]
+    fn expected_versions_read_as_cores() {
+        assert_eq!(ExpectedVersion::NoStream.to_string(), tidings::ExpectedVersion::NoStream.to_string());
+        assert_eq!(ExpectedVersion::StreamExists.to_string(), "an existing stream");
+        assert_eq!(ExpectedVersion::Exact { version: 5 }.to_string(), "version 5");
+        assert_eq!(ExpectedVersion::Exact { version: -1 }.to_string(), "version -1");
+        let negative = ExpectedVersion::to_core(Some(ExpectedVersion::Exact { version: -1 }));
+        assert!(matches!(negative, Err(tidings::Error::InvalidInput { field, .. }) if field == "expected_version"));
     }
 }

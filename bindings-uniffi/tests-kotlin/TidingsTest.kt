@@ -68,7 +68,8 @@ fun countRows(store: Store, sql: String): Long =
 // ---------------------------------------------------------------------------------------------
 // A webhook receiver inside the test: the JDK's HttpServer on 127.0.0.1
 
-class Received(val headers: Map<String, String>, val body: ByteArray)
+/** A request as received: `headers` lower-cased with their first values, `all` as the server has them. */
+class Received(val headers: Map<String, String>, val all: Map<String, List<String>>, val body: ByteArray)
 
 /** What a scripted receiver answers: a status and extra response headers. */
 class Answer(val status: Int, val headers: Map<String, String> = emptyMap())
@@ -93,7 +94,7 @@ class Receiver(
         server.createContext("/hook") { exchange ->
             val body = exchange.requestBody.readAllBytes()
             val headers = exchange.requestHeaders.entries.associate { (k, v) -> k.lowercase() to v.first() }
-            requests.add(Received(headers, body))
+            requests.add(Received(headers, exchange.requestHeaders.toMap(), body))
             val scripted = script?.invoke(numbered.incrementAndGet()) ?: Answer(status)
             val reply = answer.toByteArray()
             exchange.responseHeaders.add("content-type", "application/json")
@@ -164,7 +165,7 @@ fun transactionCommitsAppRowsAndEventsTogether() {
             checkEq(seen, listOf(listOf<SqlValue>(SqlValue.Real(9.99))), "row seen inside the transaction")
             val ev = tx.append("order-42", "order.created", """{"total": 9.99}""",
                 expectedVersion = ExpectedVersion.NoStream, metadata = """{"actor": "alice"}""")
-            checkEq(ev.version, 1uL, "version")
+            checkEq(ev.version, 1L, "version")
             checkEq(ev.stream, "order-42", "stream")
             tx.setCheckpoint("projector", ev.position)
             tx.commit()
@@ -177,9 +178,9 @@ fun transactionCommitsAppRowsAndEventsTogether() {
         checkEq(events[0].eventType, "order.created", "type")
         checkEq(events[0].data, """{"total":9.99}""", "data as JSON text")
         checkEq(events[0].metadata, """{"actor":"alice"}""", "metadata as JSON text")
-        checkEq(store.streamVersion("order-42"), 1uL, "stream version")
+        checkEq(store.streamVersion("order-42"), 1L, "stream version")
         checkEq(store.checkpoint("projector"), events[0].position, "checkpoint")
-        checkEq(store.readAll(fromPosition = 1uL, types = listOf("order.*")).map { it.id }, listOf(events[0].id), "readAll")
+        checkEq(store.readAll(fromPosition = 1L, types = listOf("order.*")).map { it.id }, listOf(events[0].id), "readAll")
     }
 }
 
@@ -204,7 +205,7 @@ fun rolledBackTransactionLeavesNothing() {
         checkEq(countRows(store, "SELECT count(*) FROM orders"), 0L, "app rows after rollback")
         checkEq(store.streamVersion("order-1"), null, "stream after rollback")
         checkEq(store.streamVersion("order-2"), null, "stream after close")
-        checkEq(store.lastPosition(), 0uL, "log after rollback")
+        checkEq(store.lastPosition(), 0L, "log after rollback")
         checkEq(store.deliveries().size, 0, "outbox after rollback")
     }
 }
@@ -213,11 +214,11 @@ fun concurrencyConflictCarriesTheActualVersion() {
     openStore().use { store ->
         store.appendEvents("order-7", listOf(NewEvent("order.created", "{}"), NewEvent("order.paid", "{}")))
         val e = assertThrows<TidingsException.Concurrency> {
-            store.append("order-7", "order.shipped", "{}", expectedVersion = ExpectedVersion.Exact(1uL))
+            store.append("order-7", "order.shipped", "{}", expectedVersion = ExpectedVersion.Exact(1L))
         }
         checkEq(e.stream, "order-7", "stream")
-        checkEq(e.actual, 2uL, "actual version")
-        checkEq(e.expected, ExpectedVersion.Exact(1uL), "expected version")
+        checkEq(e.actual, 2L, "actual version")
+        checkEq(e.expected, ExpectedVersion.Exact(1L), "expected version")
         check(e.message!!.contains("actual=2")) { "message: ${e.message}" }
         // The sealed class lets callers branch on the kind.
         val caught: TidingsException = e
@@ -229,9 +230,9 @@ fun concurrencyConflictCarriesTheActualVersion() {
         assertThrows<TidingsException.Concurrency> {
             store.append("order-7", "order.created", "{}", expectedVersion = ExpectedVersion.NoStream)
         }
-        checkEq(store.streamVersion("order-7"), 2uL, "nothing written by the conflicts")
-        store.append("order-7", "order.shipped", "{}", expectedVersion = ExpectedVersion.Exact(2uL))
-        checkEq(store.streamVersion("order-7"), 3uL, "append at the right version")
+        checkEq(store.streamVersion("order-7"), 2L, "nothing written by the conflicts")
+        store.append("order-7", "order.shipped", "{}", expectedVersion = ExpectedVersion.Exact(2L))
+        checkEq(store.streamVersion("order-7"), 3L, "append at the right version")
     }
 }
 
@@ -257,7 +258,7 @@ fun invalidInputIsItsOwnExceptionAndChangesNothing() {
             tx.append("s", "order.created", "{}")
             tx.commit()
         }
-        checkEq(store.lastPosition(), 1uL, "only the valid event was written")
+        checkEq(store.lastPosition(), 1L, "only the valid event was written")
         checkEq(store.listEndpoints().size, 0, "no endpoint created")
         assertThrows<TidingsException.NotFound> { store.getEndpoint("00000000-0000-0000-0000-000000000000") }
     }
@@ -279,7 +280,7 @@ fun secondTransactionOnOneThreadIsRefused() {
             tx.append("s", "a.b", "{}")
             tx.commit()
         }
-        checkEq(store.streamVersion("s"), 1uL, "the transaction's append")
+        checkEq(store.streamVersion("s"), 1L, "the transaction's append")
     }
 }
 
@@ -290,7 +291,7 @@ fun sqlValuesRoundTrip() {
             SqlValue.Integer(Long.MIN_VALUE), SqlValue.Real(-0.5), SqlValue.Text("héllo"),
             SqlValue.Blob(byteArrayOf(0, 1, -1)), SqlValue.Null,
         )
-        checkEq(store.execute("INSERT INTO t VALUES (?, ?, ?, ?, ?)", values), 1uL, "rows changed")
+        checkEq(store.execute("INSERT INTO t VALUES (?, ?, ?, ?, ?)", values), 1L, "rows changed")
         val row = store.query("SELECT i, r, s, b, n FROM t").single()
         checkEq(row[0], values[0], "integer")
         checkEq(row[1], values[1], "real")
@@ -307,12 +308,12 @@ fun endpointsCanBeManaged() {
         check(ep.secret.startsWith("whsec_")) { "a secret is generated" }
         checkEq(ep.events, listOf("order.*"), "events")
         checkEq(ep.timeout, 15.0, "default timeout")
-        checkEq(ep.maxAttempts, 12u, "default attempts")
+        checkEq(ep.maxAttempts, 12L, "default attempts")
         checkEq(ep.enabled, true, "enabled")
         checkEq(store.getEndpoint(ep.id).name, "Orders", "get")
         checkEq(store.listEndpoints().map { it.id }, listOf(ep.id), "list")
-        val changed = store.updateEndpoint(ep.id, EndpointUpdate(maxAttempts = 3u, clear = listOf("rateLimit", "name")))
-        checkEq(changed.maxAttempts, 3u, "updated attempts")
+        val changed = store.updateEndpoint(ep.id, EndpointUpdate(maxAttempts = 3L, clear = listOf("rateLimit", "name")))
+        checkEq(changed.maxAttempts, 3L, "updated attempts")
         checkEq(changed.rateLimit, null, "cleared rate limit")
         checkEq(changed.name, null, "cleared name")
         checkEq(changed.headers, mapOf("X-Team" to "a"), "headers kept")
@@ -345,13 +346,13 @@ fun signedDeliveriesArriveAndVerify() {
             checkEq(store.deliveries(endpointId = ep.id).size, 3, "outbox rows, one per matching event")
             val counts = store.deliveryCounts(endpointId = ep.id)
             checkEq(counts.keys, DeliveryState.values().map { it.name.lowercase() }.toSet(), "every state counted")
-            checkEq(counts.filterValues { it != 0uL }, mapOf("pending" to 3uL), "counts before sending")
-            store.startDelivery(DeliveryOptions(workers = 4u)).use { delivery ->
+            checkEq(counts.filterValues { it != 0L }, mapOf("pending" to 3L), "counts before sending")
+            store.startDelivery(DeliveryOptions(workers = 4L)).use { delivery ->
                 check(receiver.arrived.await(30, TimeUnit.SECONDS)) { "only ${receiver.requests.size} of 3 requests arrived" }
                 check(delivery.waitIdle(10.0)) { "delivery did not become idle" }
                 val sent = store.deliveries(endpointId = ep.id)
                 check(sent.all { it.state == DeliveryState.SUCCEEDED }) { "states: ${sent.map { it.state }}" }
-                checkEq(store.attempts(sent[0].id).single().statusCode, 200.toUShort(), "attempt status")
+                checkEq(store.attempts(sent[0].id).single().statusCode, 200, "attempt status")
                 delivery.shutdown(5.0)
                 check(!delivery.isRunning()) { "still running after shutdown" }
                 checkEq(delivery.waitIdle(0.1), false, "waitIdle after shutdown")
@@ -372,17 +373,18 @@ fun signedDeliveriesArriveAndVerify() {
                 check(body.contains("\"source\":\"kotlin-test\"")) { "body names the source: $body" }
                 check(event.eventType.startsWith("order.")) { "only order events were sent" }
                 // And the binding's own verify agrees.
-                val verified = verify(req.body, req.headers, listOf(ep.secret))
+                val verified = verify(req.body, req.all, listOf(ep.secret))
                 checkEq(verified.id, id, "verified id")
-                checkEq(verified.timestamp.toString(), ts, "verified timestamp")
+                checkEq(verified.timestamp.epochSecond.toString(), ts, "verified timestamp")
+                checkEq(verified.payload, body, "verified payload")
             }
             val tampered = receiver.requests.first()
             val e = assertThrows<TidingsException.Signature> {
-                verify(tampered.body + ' '.code.toByte(), tampered.headers, listOf(ep.secret))
+                verify(tampered.body + ' '.code.toByte(), tampered.all, listOf(ep.secret))
             }
             checkEq(e.failure, SignatureFailure.NO_MATCH, "tampered body")
             val stats = store.stats()
-            checkEq(stats.byState["succeeded"], 3uL, "stats")
+            checkEq(stats.byState["succeeded"], 3L, "stats")
         }
     }
 }
@@ -392,19 +394,23 @@ fun synchronousCallAndSendTest() {
         openStore().use { store ->
             val ep = store.createEndpoint(receiver.url)
             val response = store.call(ep.id, "access.request", """{"user": "alice"}""", timeout = 5.0)
-            checkEq(response.status, 200.toUShort(), "call status")
+            checkEq(response.status, 200, "call status")
             checkEq(String(response.body, Charsets.UTF_8), """{"allow": true}""", "call body")
             val attempt = store.sendTest(ep.id)
-            checkEq(attempt.statusCode, 200.toUShort(), "send test status")
+            checkEq(attempt.statusCode, 200, "send test status")
             checkEq(receiver.requests.size, 2, "requests")
-            checkEq(store.lastPosition(), 0uL, "nothing stored")
+            checkEq(store.lastPosition(), 0L, "nothing stored")
         }
-        // The default egress policy refuses loopback.
-        openStore(allowPrivate = false).use { store ->
-            val ep = store.createEndpoint(receiver.url)
-            val e = assertThrows<TidingsException.Delivery> { store.call(ep.id, "access.request", "{}") }
+        // The default egress policy refuses loopback: at creation, and at every send (an
+        // endpoint made under a policy that allowed it, here another store on the same file).
+        val path = freshPath()
+        val made = openStore(path).use { it.createEndpoint(receiver.url) }
+        openStore(path, allowPrivate = false).use { store ->
+            val refused = assertThrows<TidingsException.InvalidInput> { store.createEndpoint(receiver.url) }
+            checkEq(refused.field, "url", "refused at creation")
+            val e = assertThrows<TidingsException.Delivery> { store.call(made.id, "access.request", "{}") }
             checkEq(e.kind, "egress_refused", "refused kind")
-            checkEq(store.sendTest(ep.id).errorKind, "egress_refused", "send test refused")
+            checkEq(store.sendTest(made.id).errorKind, "egress_refused", "send test refused")
         }
         checkEq(receiver.requests.size, 2, "no request got past the egress policy")
     }
@@ -416,13 +422,13 @@ fun objectsAreAutoCloseable() {
     store.use { it.append("s", "a.b", "{}") }
     assertThrows<IllegalStateException> { store.lastPosition() } // released by use {}
     openStore(path).use { reopened ->
-        checkEq(reopened.streamVersion("s"), 1uL, "data survives reopening")
+        checkEq(reopened.streamVersion("s"), 1L, "data survives reopening")
         val tx = reopened.begin()
         tx.use { it.append("s", "a.b", "{}") } // not committed: close() rolls back and frees the writer
         assertThrows<IllegalStateException> { tx.isOpen() }
         reopened.append("s", "a.b", "{}") // the writer is free again on this thread
-        checkEq(reopened.streamVersion("s"), 2uL, "rolled-back append left no version")
-        val delivery: DeliveryEngine = reopened.startDelivery(DeliveryOptions(workers = 1u))
+        checkEq(reopened.streamVersion("s"), 2L, "rolled-back append left no version")
+        val delivery: DeliveryEngine = reopened.startDelivery(DeliveryOptions(workers = 1L))
         delivery.use { check(it.isRunning()) { "running" } } // close() stops the engine
         assertThrows<IllegalStateException> { delivery.isRunning() }
     }
@@ -435,7 +441,7 @@ fun drainWaitsForRetriesWhereWaitIdleDoesNot() {
         openStore().use { store ->
             val ep = store.createEndpoint(receiver.url, EndpointOptions(jitter = 0.0))
             store.append("order-1", "order.created", "{}")
-            store.startDelivery(DeliveryOptions(workers = 2u)).use { delivery ->
+            store.startDelivery(DeliveryOptions(workers = 2L)).use { delivery ->
                 check(delivery.waitIdle(30.0)) { "waitIdle timed out" }
                 checkEq(receiver.requests.size, 1, "requests when waitIdle returns (the retry waits a second)")
                 checkEq(store.deliveries(endpointId = ep.id).single().state, DeliveryState.RETRYING, "state after waitIdle")
@@ -489,14 +495,14 @@ fun circuitOpensAfterFailuresInARow() {
             val ep = store.createEndpoint(receiver.url, EndpointOptions(initialDelay = 0.05, multiplier = 1.0, jitter = 0.0))
             for (fresh in listOf(ep, store.getEndpoint(ep.id))) {
                 checkEq(fresh.circuit, CircuitState.CLOSED, "a new endpoint's circuit")
-                checkEq(fresh.concurrency, 1u, "a new endpoint's concurrency")
+                checkEq(fresh.concurrency, 1L, "a new endpoint's concurrency")
                 checkEq(fresh.circuitUntil, null, "circuitUntil while closed")
             }
             val fresh = store.stats().endpoints.single { it.endpointId == ep.id }
-            checkEq(fresh.circuit to fresh.concurrency, CircuitState.CLOSED to 1u, "stats of a new endpoint")
+            checkEq(fresh.circuit to fresh.concurrency, CircuitState.CLOSED to 1L, "stats of a new endpoint")
 
             store.append("order-1", "order.created", "{}")
-            store.startDelivery(DeliveryOptions(workers = 2u, circuitAfter = 2u, circuitCooldown = 60.0)).use { delivery ->
+            store.startDelivery(DeliveryOptions(workers = 2L, circuitAfter = 2L, circuitCooldown = 60.0)).use { delivery ->
                 check(waitUntil(30.0) { store.getEndpoint(ep.id).circuit == CircuitState.OPEN }) {
                     "the circuit did not open: ${store.getEndpoint(ep.id).circuit}, ${receiver.requests.size} requests"
                 }
@@ -506,13 +512,13 @@ fun circuitOpensAfterFailuresInARow() {
                 check(until.isAfter(now.plusSeconds(50)) && !until.isAfter(now.plusSeconds(61))) {
                     "the probe is due about 60 s after opening: $until, now $now"
                 }
-                checkEq(opened.consecutiveFailures, 2u, "failures that opened it")
+                checkEq(opened.consecutiveFailures, 2L, "failures that opened it")
                 checkEq(opened.unhealthy, false, "not unhealthy yet (unhealthyAfter = 5)")
-                checkEq(opened.concurrency, 1u, "concurrency after failures")
+                checkEq(opened.concurrency, 1L, "concurrency after failures")
                 val stats = store.stats().endpoints.single { it.endpointId == ep.id }
                 checkEq(stats.circuit, CircuitState.OPEN, "circuit in stats")
-                checkEq(stats.concurrency, 1u, "concurrency in stats")
-                checkEq(stats.consecutiveFailures, 2u, "failures in stats")
+                checkEq(stats.concurrency, 1L, "concurrency in stats")
+                checkEq(stats.consecutiveFailures, 2L, "failures in stats")
                 // Open: nothing more is sent although the retry is due after 50 ms.
                 checkEq(delivery.drain(1.0), false, "drain with an open circuit")
                 checkEq(receiver.requests.size, 2, "requests sent (none while open)")
@@ -528,7 +534,7 @@ fun circuitClosesAfterASuccessfulProbe() {
         openStore().use { store ->
             val ep = store.createEndpoint(receiver.url, EndpointOptions(initialDelay = 0.05, multiplier = 1.0, jitter = 0.0))
             store.append("order-1", "order.created", "{}")
-            store.startDelivery(DeliveryOptions(workers = 2u, circuitAfter = 2u, circuitCooldown = 0.2)).use { delivery ->
+            store.startDelivery(DeliveryOptions(workers = 2L, circuitAfter = 2L, circuitCooldown = 0.2)).use { delivery ->
                 check(delivery.drain(30.0)) { "drain timed out: ${circuitEvents(store, ep.id)}" }
                 checkEq(receiver.requests.size, 3, "two failures and the probe")
                 checkEq(
@@ -539,15 +545,15 @@ fun circuitClosesAfterASuccessfulProbe() {
                 val closed = store.getEndpoint(ep.id)
                 checkEq(closed.circuit, CircuitState.CLOSED, "closed by the probe")
                 checkEq(closed.circuitUntil, null, "circuitUntil once closed")
-                checkEq(closed.concurrency, 1u, "a closed circuit starts again at one request")
-                checkEq(closed.consecutiveFailures, 0u, "failures reset")
+                checkEq(closed.concurrency, 1L, "a closed circuit starts again at one request")
+                checkEq(closed.consecutiveFailures, 0L, "failures reset")
 
                 // Each success allows one more request in flight, up to maxInFlight (4).
                 store.appendEvents("order-2", List(3) { NewEvent("order.created", "{}") })
                 check(delivery.drain(30.0)) { "second drain timed out" }
                 checkEq(receiver.requests.size, 6, "requests")
-                checkEq(store.getEndpoint(ep.id).concurrency, 4u, "concurrency after three more successes")
-                checkEq(store.stats().endpoints.single { it.endpointId == ep.id }.concurrency, 4u, "concurrency in stats")
+                checkEq(store.getEndpoint(ep.id).concurrency, 4L, "concurrency after three more successes")
+                checkEq(store.stats().endpoints.single { it.endpointId == ep.id }.concurrency, 4L, "concurrency in stats")
             }
         }
     }
@@ -556,13 +562,13 @@ fun circuitClosesAfterASuccessfulProbe() {
 fun deliveryOptionsAreChecked() {
     val defaults = DeliveryOptions()
     checkEq(defaults.maxWorkers, null, "default maxWorkers (256, or workers if more)")
-    checkEq(defaults.circuitAfter, 5u, "default circuitAfter")
+    checkEq(defaults.circuitAfter, 5L, "default circuitAfter")
     checkEq(defaults.circuitCooldown, 30.0, "default circuitCooldown")
     openStore().use { store ->
         val refused = listOf(
-            DeliveryOptions(workers = 8u, maxWorkers = 4u) to "max_workers",
-            DeliveryOptions(maxWorkers = 5000u) to "max_workers",
-            DeliveryOptions(circuitAfter = 0u) to "circuit_after",
+            DeliveryOptions(workers = 8L, maxWorkers = 4L) to "max_workers",
+            DeliveryOptions(maxWorkers = 5000L) to "max_workers",
+            DeliveryOptions(circuitAfter = 0L) to "circuit_after",
             DeliveryOptions(circuitCooldown = -1.0) to "circuit_cooldown",
             DeliveryOptions(circuitCooldown = 0.001) to "circuit_cooldown",
         )
@@ -570,7 +576,7 @@ fun deliveryOptionsAreChecked() {
             val e = assertThrows<TidingsException.InvalidInput> { store.startDelivery(options).close() }
             checkEq(e.field, field, "field refused in $options")
         }
-        store.startDelivery(DeliveryOptions(workers = 2u, maxWorkers = 2u, circuitAfter = 1u, circuitCooldown = 0.01)).use {
+        store.startDelivery(DeliveryOptions(workers = 2L, maxWorkers = 2L, circuitAfter = 1L, circuitCooldown = 0.01)).use {
             check(it.isRunning()) { "maxWorkers = workers is allowed" }
         }
     }
@@ -594,6 +600,14 @@ fun main() {
         "circuit opens after failures in a row" to ::circuitOpensAfterFailuresInARow,
         "circuit closes after a successful probe" to ::circuitClosesAfterASuccessfulProbe,
         "delivery options are checked" to ::deliveryOptionsAreChecked,
+        // JvmApiTest.kt (issue 22)
+        "records never print secrets" to ::recordsNeverPrintSecrets,
+        "integers are signed and checked" to ::integersAreSignedAndChecked,
+        "exceptions say what happened" to ::exceptionsSayWhatHappened,
+        "begin() is pinned to its thread" to ::beginIsPinnedToItsThread,
+        "a transaction left open by a thread that ends is rolled back" to ::aTransactionLeftOpenByAThreadThatEndsIsRolledBack,
+        "verify takes multi-valued headers and returns the payload" to ::verifyTakesMultiValuedHeadersAndReturnsThePayload,
+        "JSON crosses as text" to ::jsonCrossesAsText,
     )
     var passed = 0
     var failed = 0
