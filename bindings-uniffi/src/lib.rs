@@ -8,6 +8,7 @@
 //! | --- | --- |
 //! | `store` | the `Store` object: every store-level operation |
 //! | `transaction` | the `Transaction` object: `execute`, `query`, `append`, `commit`, `rollback` |
+//! | `subscription` | subscriptions (projections): `subscribe` with a foreign `SubscriptionHandler`, their status, reset, parked events |
 //! | `delivery` | the `DeliveryEngine` handle and the delivery-side records |
 //! | `endpoint` | `EndpointOptions`, `EndpointUpdate`, `Endpoint`, `CircuitState`, `Auth` |
 //! | `types` | events, expected versions, SQLite values, store options, rates, snapshots |
@@ -39,6 +40,7 @@ mod endpoint;
 mod error;
 mod redact;
 mod store;
+mod subscription;
 mod thread_exit;
 mod transaction;
 mod types;
@@ -52,6 +54,9 @@ pub use delivery::{
 pub use endpoint::{Auth, CircuitState, Endpoint, EndpointOptions, EndpointUpdate, UpsertedEndpoint};
 pub use error::{Result, SignatureFailure, TidingsError};
 pub use store::Store;
+pub use subscription::{
+    OnFailure, ParkedEvent, Subscription, SubscriptionHandler, SubscriptionOptions, SubscriptionStatus,
+};
 pub use transaction::Transaction;
 pub use types::{
     Durability, Event, ExpectedVersion, NewEvent, RateMode, RateStats, RetentionRule, Snapshot, SqlValue, StoreOptions,

@@ -45,6 +45,12 @@ impl Transaction {
         Ok(tx)
     }
 
+    /// Takes the core transaction back from an object lent to foreign code (a subscription
+    /// handler's): `None` if the handler ended it. The object is closed from then on.
+    pub(crate) fn take_back(&self) -> Option<tidings::Transaction> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner()).take()
+    }
+
     /// Runs `f` on the open transaction; `Closed` once it was committed or rolled back.
     fn with<T>(&self, f: impl FnOnce(&mut tidings::Transaction) -> tidings::Result<T>) -> Result<T> {
         let mut guard = self.inner.lock().unwrap_or_else(|p| p.into_inner());
