@@ -195,7 +195,7 @@ impl From<tidings::Error> for TidingsError {
         let reason = err.to_string();
         match err {
             E::Concurrency { stream, expected, actual } => match ExpectedVersion::from_core(expected) {
-                Some(expected) => TidingsError::Concurrency { stream, expected, actual: crate::convert::long(actual) },
+                Some(expected) => TidingsError::Concurrency { stream, expected, actual: crate::numbers::long(actual) },
                 // "Any version" never conflicts; should core ever say so, its words still reach
                 // the caller.
                 None => TidingsError::Storage { reason },
@@ -205,7 +205,7 @@ impl From<tidings::Error> for TidingsError {
             E::InvalidInput { field, reason } => TidingsError::InvalidInput { field, reason },
             E::Signature(failure) => TidingsError::Signature { failure: failure.into(), reason: failure.to_string() },
             E::RateLimited { tenant, limit } => {
-                TidingsError::RateLimited { tenant, limit: crate::convert::long(limit) }
+                TidingsError::RateLimited { tenant, limit: crate::numbers::long(limit) }
             }
             E::Closed => TidingsError::Closed { reason },
             E::Busy => TidingsError::Busy { reason },

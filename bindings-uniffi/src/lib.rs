@@ -18,6 +18,7 @@
 //! | `thread_exit` | rolling back the transactions a thread leaves open when it exits |
 //! | `coroutines` | what the Kotlin/Swift companion files build on: `beginDetached`, `commitCount`, `waitForCommit`, `readAllCancellable`, `Cancellation` |
 //! | `convert` | JSON text, seconds, timestamps, signed integers and SQLite values at the border |
+//! | `numbers` | core's unsigned numbers as signed 64-bit integers (a leaf) |
 //! | `declared_defaults` | (tests) the defaults Kotlin and Swift see are core's |
 //!
 //! Conventions: JSON crosses as `String` (invalid JSON is `InvalidInput`); durations are `f64`
@@ -38,6 +39,7 @@ mod declared_defaults;
 mod delivery;
 mod endpoint;
 mod error;
+mod numbers;
 mod redact;
 mod store;
 mod subscription;

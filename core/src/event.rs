@@ -60,7 +60,7 @@ impl NewEvent {
             self.metadata = Value::Object(Map::new());
         }
         if let Value::Object(metadata) = &mut self.metadata {
-            metadata.insert(crate::upcast::SCHEMA_VERSION_KEY.to_owned(), Value::from(version));
+            metadata.insert(SCHEMA_VERSION_KEY.to_owned(), Value::from(version));
         }
         self
     }
@@ -83,6 +83,10 @@ impl NewEvent {
         self
     }
 }
+
+/// The metadata key of an event's schema version (see [`NewEvent::with_schema_version`] and
+/// [`crate::upcast`]).
+pub const SCHEMA_VERSION_KEY: &str = "schema_version";
 
 /// An event as stored in the log.
 ///

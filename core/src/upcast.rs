@@ -18,8 +18,7 @@ use serde_json::Value;
 use crate::error::{Error, Result};
 use crate::event::RecordedEvent;
 
-/// The metadata key of an event's schema version.
-pub const SCHEMA_VERSION_KEY: &str = "schema_version";
+pub use crate::event::SCHEMA_VERSION_KEY;
 
 /// An upcaster: data of one schema version in, data of the next out.
 pub type Upcaster =
