@@ -268,27 +268,6 @@ fun awaitDrainedIsCancelledWithin100Milliseconds() {
 
 // ---------------------------------------------------------------------------------------------
 
-/** Runs each test on its own thread with a time limit; prints "N passed, M failed"; returns M. */
-fun runSuite(tests: List<Pair<String, () -> Unit>>): Int {
-    var passed = 0
-    var failed = 0
-    for ((name, test) in tests) {
-        var error: Throwable? = null
-        val started = System.nanoTime()
-        val runner = Thread({ try { test() } catch (e: Throwable) { error = e } }, "test: $name")
-        runner.isDaemon = true
-        runner.start()
-        runner.join(120_000)
-        val ms = (System.nanoTime() - started) / 1_000_000
-        when {
-            runner.isAlive -> { failed++; println("FAIL $name: timed out after $ms ms") }
-            error != null -> { failed++; println("FAIL $name ($ms ms): $error"); error!!.printStackTrace(System.out) }
-            else -> { passed++; println("ok   $name ($ms ms)") }
-        }
-    }
-    println("$passed passed, $failed failed")
-    return failed
-}
 
 object CoroutinesTest {
     /** The entry point .ci/test-kotlin runs (`java … CoroutinesTest`). */

@@ -38,6 +38,28 @@ import kotlin.system.exitProcess
 val tempRoot: File = Files.createTempDirectory("tidings-kotlin").toFile()
 var dbCounter = 0
 
+/** Runs each test on its own thread with a time limit; prints "N passed, M failed"; returns M. */
+fun runSuite(tests: List<Pair<String, () -> Unit>>): Int {
+    var passed = 0
+    var failed = 0
+    for ((name, test) in tests) {
+        var error: Throwable? = null
+        val started = System.nanoTime()
+        val runner = Thread({ try { test() } catch (e: Throwable) { error = e } }, "test: $name")
+        runner.isDaemon = true
+        runner.start()
+        runner.join(120_000)
+        val ms = (System.nanoTime() - started) / 1_000_000
+        when {
+            runner.isAlive -> { failed++; println("FAIL $name: timed out after $ms ms") }
+            error != null -> { failed++; println("FAIL $name ($ms ms): $error"); error!!.printStackTrace(System.out) }
+            else -> { passed++; println("ok   $name ($ms ms)") }
+        }
+    }
+    println("$passed passed, $failed failed")
+    return failed
+}
+
 /** A fresh database path in the suite's temp folder. */
 fun freshPath(): String = File(tempRoot, "test-${++dbCounter}.db").path
 
@@ -609,24 +631,8 @@ fun main() {
         "verify takes multi-valued headers and returns the payload" to ::verifyTakesMultiValuedHeadersAndReturnsThePayload,
         "JSON crosses as text" to ::jsonCrossesAsText,
     )
-    var passed = 0
-    var failed = 0
-    for ((name, test) in tests) {
-        var error: Throwable? = null
-        val started = System.nanoTime()
-        val runner = Thread({ try { test() } catch (e: Throwable) { error = e } }, "test: $name")
-        runner.isDaemon = true
-        runner.start()
-        runner.join(120_000)
-        val ms = (System.nanoTime() - started) / 1_000_000
-        when {
-            runner.isAlive -> { failed++; println("FAIL $name: timed out after $ms ms") }
-            error != null -> { failed++; println("FAIL $name ($ms ms): $error"); error!!.printStackTrace(System.out) }
-            else -> { passed++; println("ok   $name ($ms ms)") }
-        }
-    }
+    val failed = runSuite(tests)
     tempRoot.deleteRecursively()
-    println("$passed passed, $failed failed")
     System.out.flush()
     exitProcess(if (failed == 0) 0 else 1)
 }
