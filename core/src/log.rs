@@ -127,11 +127,13 @@ pub(crate) const EVENT_COLUMNS: &str =
     "e.position, e.id, s.name, e.version, e.type, e.data, e.metadata, e.tenant, e.recorded_at";
 
 pub(crate) fn event_from_row(row: &Row<'_>) -> rusqlite::Result<RecordedEvent> {
-    let data: String = row.get(5)?;
-    let metadata: String = row.get(6)?;
-    let parse = |index: usize, text: &str| {
-        serde_json::from_str::<Value>(text)
-            .map_err(|e| rusqlite::Error::FromSqlConversionFailure(index, rusqlite::types::Type::Text, Box::new(e)))
+    // Parsed from the row's own text, without copying it into a `String` first.
+    let parse = |index: usize| -> rusqlite::Result<Value> {
+        let failed = |e: Box<dyn std::error::Error + Send + Sync>| {
+            rusqlite::Error::FromSqlConversionFailure(index, rusqlite::types::Type::Text, e)
+        };
+        let text = row.get_ref(index)?.as_str().map_err(|e| failed(Box::new(e)))?;
+        serde_json::from_str::<Value>(text).map_err(|e| failed(Box::new(e)))
     };
     Ok(RecordedEvent {
         position: row.get(0)?,
@@ -139,8 +141,8 @@ pub(crate) fn event_from_row(row: &Row<'_>) -> rusqlite::Result<RecordedEvent> {
         stream: row.get(2)?,
         version: row.get(3)?,
         event_type: row.get(4)?,
-        data: parse(5, &data)?,
-        metadata: parse(6, &metadata)?,
+        data: parse(5)?,
+        metadata: parse(6)?,
         tenant: row.get(7)?,
         recorded_at: clock::from_micros(row.get(8)?),
         replayed: false,
@@ -446,23 +448,31 @@ pub(crate) fn read_all_once(conn: &Connection, q: &LogQuery<'_>) -> Result<Vec<R
              ORDER BY e.position LIMIT ?4"
         )
     };
+    if want == 0 {
+        return Ok(out);
+    }
     let mut stmt = conn.prepare_cached(&sql)?;
-    while out.len() < want {
-        let batch: Vec<RecordedEvent> = stmt
-            .query_map(params![next, q.tenant, q.stream, BATCH], event_from_row)?
-            .collect::<rusqlite::Result<_>>()?;
-        let Some(last) = batch.last() else { break };
-        next = if q.backwards { last.position as i64 - 1 } else { last.position as i64 + 1 };
-        let full = batch.len() as i64 == BATCH;
-        for e in batch {
-            if q.types.is_none_or(|t| t.matches(&e.event_type)) {
-                out.push(e);
-                if out.len() == want {
-                    break;
+    loop {
+        // A batch's rows are decoded only when their type matches, and only until `want`.
+        let mut rows = stmt.query(params![next, q.tenant, q.stream, BATCH])?;
+        let (mut seen, mut last) = (0i64, None);
+        while let Some(row) = rows.next()? {
+            seen += 1;
+            last = Some(row.get::<_, i64>(0)?);
+            let matches = match q.types {
+                None => true,
+                Some(types) => types.matches(row.get_ref(4)?.as_str().unwrap_or_default()),
+            };
+            if matches {
+                out.push(event_from_row(row)?);
+                if out.len() >= want {
+                    return Ok(out);
                 }
             }
         }
-        if !full || next < 1 {
+        let Some(last) = last else { break };
+        next = if q.backwards { last - 1 } else { last + 1 };
+        if seen < BATCH || next < 1 {
             break;
         }
     }
