@@ -1,5 +1,5 @@
-"""Draws the comparison: DIR/compare.json (the Rust rows) and, if present, DIR/python.json (the
-Python rows) into DIR/compare.png.
+"""Draws the comparison: DIR/compare.json (the Rust rows) and, if present, DIR/python.json and
+DIR/python_projection.json (the Python rows) into DIR/compare.png.
 
     python benches/compare/chart.py [DIR]    (default target/compare)
 
@@ -29,9 +29,10 @@ MET, MISSED, UNKNOWN = "#3a8f3a", "#c0392b", "#8c8c8c"
 
 def load(directory: pathlib.Path) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = json.loads((directory / "compare.json").read_text())
-    python = directory / "python.json"
-    if python.exists():
-        rows += json.loads(python.read_text())
+    for extra in ("python.json", "python_projection.json"):
+        path = directory / extra
+        if path.exists():
+            rows += json.loads(path.read_text())
     return rows
 
 

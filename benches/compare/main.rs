@@ -13,6 +13,7 @@
 
 mod append;
 mod deliver;
+mod projection;
 mod responder;
 mod scale;
 
@@ -531,6 +532,132 @@ fn takeover_row(cfg: &Config, rows: &mut Vec<Row>) {
     });
 }
 
+fn projection_row(cfg: &Config, rows: &mut Vec<Row>) {
+    let key = "projection_100k";
+    if !cfg.wants(key) {
+        return;
+    }
+    let events: u64 = if cfg.quick { 2_000 } else { 100_000 };
+    let templates = cfg.scratch();
+    let template = projection::template(templates.path(), events);
+    let (mut t, mut raw) = (Vec::new(), Vec::new());
+    for round in 0..cfg.rounds {
+        let order: [u8; 2] = if round % 2 == 0 { [0, 1] } else { [1, 0] };
+        for who in order {
+            let dir = cfg.scratch();
+            match who {
+                0 => t.push(projection::tidings_run(&template, dir.path(), events)),
+                _ if cfg.only_tidings => {}
+                _ => raw.push(projection::raw_run(&template, dir.path(), events)),
+            }
+        }
+    }
+    let mut row = ratio_row(
+        key,
+        &format!("projection of {events} events into a read model, checkpoint per batch"),
+        "events/s",
+        series("tidings subscribe", t),
+        vec![series("raw rusqlite loop, the same reads and writes", raw)],
+        0.8,
+    );
+    row.notes.push(format!(
+        "{events} order.created events (appended first, outside the clock; 1,000 streams) copied from one template \
+         file for each run; per event one upsert into order_totals (keyed by stream, total summed from the JSON \
+         data), per batch of {} the checkpoint in the same transaction; normal durability (WAL, synchronous \
+         NORMAL) for both",
+        projection::batch_size()
+    ));
+    row.notes.push(
+        "tidings: from the subscribe call until wait_for_position passed the last event (the runner thread reads \
+         each batch on a read connection, then re-checks its position in the write transaction; every event is \
+         decoded whole: ids, data and metadata JSON, timestamps). raw: one BEGIN IMMEDIATE per batch reading the \
+         checkpoint and the batch (the same columns, only data parsed), the upserts, the checkpoint, COMMIT"
+            .into(),
+    );
+    rows.push(row);
+}
+
+fn projection_latency_rows(cfg: &Config, rows: &mut Vec<Row>) {
+    let interval = std::time::Duration::from_millis(5);
+    let count: u64 = if cfg.quick { 40 } else { 2_000 };
+    let pct = |runs: &[Vec<f64>], q: f64| runs.iter().map(|s| percentile(s, q)).collect::<Vec<f64>>();
+    if cfg.wants("projection_latency") {
+        let runs: Vec<Vec<f64>> =
+            (0..cfg.rounds).map(|_| projection::latency_same_process(cfg.scratch().path(), count, interval)).collect();
+        let (p50, p99) = (pct(&runs, 0.50), pct(&runs, 0.99));
+        let (m50, m99) = (median(&p50), median(&p99));
+        rows.push(Row {
+            key: "projection_latency".into(),
+            title: "append -> projection, same process".into(),
+            unit: "ms".into(),
+            tidings: series("tidings p50", p50),
+            baselines: vec![series("tidings p99", p99)],
+            ratio: None,
+            target: "report (woken by the commit)".into(),
+            met: None,
+            notes: vec![
+                format!("p50 {m50:.2} ms, p99 {m99:.2} ms"),
+                format!(
+                    "{count} events, one per transaction every {} ms, projected by the handler of projection_100k \
+                     (batches of up to {}); from the return of append to the subscription's commit past it \
+                     (a thread waiting with wait_for_position); medians over {} rounds",
+                    interval.as_millis(),
+                    projection::batch_size(),
+                    cfg.rounds
+                ),
+            ],
+        });
+    }
+    if cfg.wants("projection_latency_process") {
+        let default_poll = tidings::StoreOptions::default().poll_interval;
+        let polls = [default_poll, std::time::Duration::from_millis(10)];
+        let mut by_poll: Vec<Vec<Vec<f64>>> = vec![Vec::new(); polls.len()];
+        for round in 0..cfg.rounds {
+            let mut order: Vec<usize> = (0..polls.len()).collect();
+            if round % 2 == 1 {
+                order.reverse();
+            }
+            for i in order {
+                let dir = cfg.scratch();
+                by_poll[i].push(projection::latency_other_process(dir.path(), count, interval, polls[i]));
+            }
+        }
+        let ms = |d: std::time::Duration| d.as_secs_f64() * 1e3;
+        let (d50, d99) = (pct(&by_poll[0], 0.50), pct(&by_poll[0], 0.99));
+        let (f50, f99) = (pct(&by_poll[1], 0.50), pct(&by_poll[1], 0.99));
+        let worst = |runs: &[Vec<f64>]| runs.iter().filter_map(|s| s.last().copied()).fold(0.0, f64::max);
+        let (dmax, fmax) = (worst(&by_poll[0]), worst(&by_poll[1]));
+        let poll = ms(default_poll);
+        rows.push(Row {
+            key: "projection_latency_process".into(),
+            title: format!("append, other process -> projection (poll {poll:.0} ms)"),
+            unit: "ms".into(),
+            tidings: series(&format!("tidings p50, poll_interval {poll:.0} ms"), d50.clone()),
+            baselines: vec![
+                series(&format!("tidings p99, poll_interval {poll:.0} ms"), d99.clone()),
+                series("tidings p50, poll_interval 10 ms", f50.clone()),
+                series("tidings p99, poll_interval 10 ms", f99.clone()),
+            ],
+            ratio: None,
+            target: "report (bound: poll_interval)".into(),
+            met: None,
+            notes: vec![
+                format!("p50 {:.1} ms, p99 {:.1} ms", median(&d50), median(&d99)),
+                format!("at poll_interval 10 ms: p50 {:.1} ms, p99 {:.1} ms", median(&f50), median(&f99)),
+                format!(
+                    "a child process appends {count} events, one per transaction every {} ms; this process's \
+                     subscription finds other processes' commits at its next poll (every poll_interval of its \
+                     store); from the child's return of append to the commit past the event, wall clock on both \
+                     sides; worst single event {dmax:.1} ms (poll {poll:.0} ms), {fmax:.1} ms (poll 10 ms); medians \
+                     over {} rounds",
+                    interval.as_millis(),
+                    cfg.rounds
+                ),
+            ],
+        });
+    }
+}
+
 fn ratio_row(key: &str, title: &str, unit: &str, tidings: Series, baselines: Vec<Series>, target: f64) -> Row {
     let ratio = baselines.first().map(|b| tidings.median / b.median);
     Row {
@@ -587,6 +714,7 @@ fn main() {
     match args.get(1).map(String::as_str) {
         Some("--fleet-child") => return scale::fleet_child(&args[2..]),
         Some("--deliver-child") => return scale::deliver_child(&args[2..]),
+        Some("--projection-append-child") => return projection::append_child(&args[2..]),
         _ => {}
     }
     if args.get(1).map(String::as_str) == Some("--memory-child") {
@@ -624,6 +752,8 @@ fn main() {
     idle_row(&cfg, &mut rows);
     backlog_row(&cfg, &mut rows);
     takeover_row(&cfg, &mut rows);
+    projection_row(&cfg, &mut rows);
+    projection_latency_rows(&cfg, &mut rows);
     print_rows(&rows);
     std::fs::create_dir_all(&cfg.out).expect("output directory");
     let json = serde_json::to_string_pretty(&rows).expect("json");
