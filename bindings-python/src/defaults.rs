@@ -13,8 +13,8 @@ use pyo3::prelude::*;
 use pyo3::types::PyDict;
 use tidings::defaults::{CALL_TIMEOUT, CATCH_UP, STOP_GRACE, VERIFY_TOLERANCE, WAIT_IDLE_TIMEOUT};
 use tidings::{
-    DeliveryFilter, DeliveryOptions, Durability, EndpointSpec, RateMode, ReadAllOptions, ReadStreamOptions,
-    StoreOptions,
+    DeliveryFilter, DeliveryOptions, Durability, EndpointSpec, OnFailure, RateMode, ReadAllOptions, ReadStreamOptions,
+    StoreOptions, SubscriptionOptions,
 };
 
 /// A dict of `key => value` pairs (any values pyo3 converts).
@@ -33,6 +33,9 @@ pub(crate) fn core_defaults(py: Python<'_>) -> PyResult<Bound<'_, PyDict>> {
     let store = StoreOptions::default();
     let endpoint = EndpointSpec::new("");
     let delivery = DeliveryOptions::default();
+    let subscription = SubscriptionOptions::default();
+    // An event or snapshot written without a schema version reads as this one.
+    let first_schema = tidings::upcast::schema_version_of(&serde_json::Value::Null);
     Ok(dict!(py, {
         "Store" => dict!(py, {
             "source" => store.source,
@@ -87,6 +90,18 @@ pub(crate) fn core_defaults(py: Python<'_>) -> PyResult<Bound<'_, PyDict>> {
         }),
         "Store.iter_all" => dict!(py, { "batch" => ReadAllOptions::DEFAULT_PAGE }),
         "Store.enable_endpoint" => dict!(py, { "catch_up" => CATCH_UP }),
+        "Store.subscribe" => dict!(py, {
+            "batch_size" => subscription.batch_size,
+            "max_attempts" => subscription.max_attempts,
+            "initial_delay" => subscription.initial_delay.as_secs_f64(),
+            "max_delay" => subscription.max_delay.as_secs_f64(),
+            "on_failure" => crate::subscription::on_failure_name(OnFailure::default()),
+        }),
+        "Store.save_snapshot" => dict!(py, { "schema_version" => first_schema }),
+        // Core's `truncate_stream` keeps the snapshot check; `truncate_stream_past_snapshot`
+        // is the other call.
+        "Store.truncate_stream" => dict!(py, { "past_snapshot" => false }),
+        "Subscription.wait_for_position" => dict!(py, { "timeout" => WAIT_IDLE_TIMEOUT.as_secs_f64() }),
         "Store.deliveries" => dict!(py, { "limit" => DeliveryFilter::default().limit }),
         "Store.call" => dict!(py, { "timeout" => CALL_TIMEOUT.as_secs_f64() }),
         "DeliveryEngine.wait_idle" => dict!(py, { "timeout" => WAIT_IDLE_TIMEOUT.as_secs_f64() }),

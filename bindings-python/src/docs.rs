@@ -44,12 +44,16 @@ its string, ``datetime`` / ``date`` / ``time`` ISO 8601 text, and other types go
 stream must not exist), n (exactly n) or ``tidings.STREAM_EXISTS``; a mismatch raises
 ``ConcurrencyError``. A caller-chosen ``event_id`` (a UUID) makes the append idempotent: the
 same id with the same content returns the event stored first, with ``replayed`` True;
-other content raises ``IdempotencyConflictError``. ``type`` must not start with ``tidings.``."
+other content raises ``IdempotencyConflictError``. ``type`` must not start with ``tidings.``.
+``schema_version`` (keyword, at least 1) writes the shape of ``data`` into the metadata
+(``schema_version``) for upcasters (``Store.register_upcaster``); without it the event reads
+as version 1."
     };
     (append_many) => {
         "Append several events to ``stream`` at once, all or none: one version check,
 consecutive versions and positions. Each event is a mapping with ``type`` and ``data``, and
-optionally ``metadata``, ``tenant`` and ``id`` (as for ``append``). Returns the events."
+optionally ``metadata``, ``tenant``, ``id`` and ``schema_version`` (as for ``append``).
+Returns the events."
     };
     (read_stream) => {
         "Read a stream in version order (newest first with ``backwards``), from
@@ -67,7 +71,8 @@ transaction, atomically with the rest of it."
     };
     (save_snapshot) => {
         "Save ``state`` (a JSON value, encoded as event data is) as the stream's snapshot at
-``version``."
+``version``; ``schema_version`` (default 1) names the state's shape, so a reader expecting
+another shape (``load_aggregate``) ignores it and folds the events instead."
     };
     (load_snapshot) => {
         "The stream's saved snapshot (``Snapshot``), or None."
@@ -78,7 +83,9 @@ many were deleted."
     };
     (truncate_stream) => {
         "Delete a stream's events below ``before_version`` (the stream keeps its version);
-returns how many were deleted."
+returns how many were deleted. A cut past the stream's latest snapshot (``before_version``
+above its version + 1) is refused with ``InvalidInputError``, since the events after the
+snapshot are the only record of what it does not hold, unless ``past_snapshot=True``."
     };
     (create_endpoint) => {
         "Create a webhook endpoint and return it (``Endpoint``). A URL whose host is a literal

@@ -65,7 +65,7 @@ impl PyDeliveryEngine {
 }
 
 /// Whether this is the interpreter's main thread (the only one Python's signal handlers run on).
-fn on_main_thread(py: Python<'_>) -> PyResult<bool> {
+pub(crate) fn on_main_thread(py: Python<'_>) -> PyResult<bool> {
     let threading = py.import("threading")?;
     Ok(threading.call_method0("current_thread")?.is(&threading.call_method0("main_thread")?))
 }

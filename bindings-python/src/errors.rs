@@ -325,3 +325,13 @@ pub(crate) fn closed(py: Python<'_>, what: &str) -> PyErr {
         Err(e) => e,
     }
 }
+
+/// An exception as one line of text, `TypeName: message` (what a subscription records for a
+/// failed handler, and an upcaster's failure says).
+pub(crate) fn describe(py: Python<'_>, err: &PyErr) -> String {
+    let name = err.get_type(py).name().map(|n| n.to_string()).unwrap_or_else(|_| "Exception".into());
+    match err.value(py).str() {
+        Ok(text) if !text.to_string().is_empty() => format!("{name}: {text}"),
+        _ => name,
+    }
+}

@@ -1,5 +1,6 @@
 //! Events coming in from Python: the arguments of `append` and `append_many` as core's
-//! [`NewEvent`]s, and the read options of `read_stream`; shared by `Store` and `Transaction`.
+//! [`NewEvent`]s (with their schema version, for upcasting), and the read options of
+//! `read_stream`; shared by `Store` and `Transaction`.
 
 use pyo3::prelude::*;
 use tidings::{NewEvent, ReadStreamOptions};
@@ -60,9 +61,36 @@ pub(crate) fn new_events(events: &Bound<'_, PyAny>, hook: Option<&Bound<'_, PyAn
             return Err(crate::errors::invalid(py, "events", format!("event {i} has no \"data\"")));
         };
         let metadata = field("metadata")?;
-        out.push(new_event(event_type, &data, metadata.as_ref(), text("tenant")?, text("id")?, hook)?);
+        let event = new_event(event_type, &data, metadata.as_ref(), text("tenant")?, text("id")?, hook)?;
+        let version = match field("schema_version")?.filter(|v| !v.is_none()) {
+            Some(v) => Some(crate::convert::count(&v, "events", u32::MAX)?),
+            None => None,
+        };
+        out.push(with_schema_version(py, event, version)?);
     }
     Ok(out)
+}
+
+/// The schema version of an event or a snapshot written without one (core's: 1).
+pub(crate) const FIRST_SCHEMA_VERSION: u32 = 1;
+
+/// Refuses schema version 0 (versions start at 1) as invalid input on `field`.
+pub(crate) fn check_schema_version(py: Python<'_>, field: &str, version: u32) -> PyResult<()> {
+    match version {
+        0 => Err(crate::errors::invalid(py, field, "schema versions start at 1")),
+        _ => Ok(()),
+    }
+}
+
+/// `event` with its schema version in its metadata (`schema_version`), when one is given.
+pub(crate) fn with_schema_version(py: Python<'_>, event: NewEvent, version: Option<u32>) -> PyResult<NewEvent> {
+    match version {
+        Some(v) => {
+            check_schema_version(py, "schema_version", v)?;
+            Ok(event.with_schema_version(v))
+        }
+        None => Ok(event),
+    }
 }
 
 /// The one event an `append` returns.

@@ -9,8 +9,13 @@
 //!
 //! | file | owns |
 //! | --- | --- |
-//! | `store.rs` | `Store`: opening, options and every store-level operation |
+//! | `store.rs` | `Store`: every store-level operation |
+//! | `store_open.rs` | `Store(...)`: opening, and the constructor's options as core's `StoreOptions` |
 //! | `transaction.rs` | `Transaction`: the `with` block and its operations |
+//! | `lent.rs` | what a `Transaction` holds: its own core transaction, or a subscription's, lent for one handler call |
+//! | `subscription.rs` | `Store.subscribe` with a Python handler, `Subscription`, status and reset calls |
+//! | `subscription_records.rs` | `SubscriptionStatus`, `ParkedEvent` |
+//! | `history.rs` | `save_snapshot` / `load_snapshot`, `register_upcaster` (Python upcasters), `load_aggregate`, `AggregateHistory`, `Transaction.load_snapshot` |
 //! | `endpoint.rs` | `Endpoint`, `Bearer`, `ApiKey`, create/update argument conversion |
 //! | `delivery_options.rs` | `start_delivery`'s options as core's `DeliveryOptions` |
 //! | `engine.rs` | `DeliveryEngine` (what `start_delivery` returns), `RetentionRule` |
@@ -32,6 +37,8 @@ mod endpoint;
 mod engine;
 mod errors;
 mod events;
+mod history;
+mod lent;
 mod logging;
 mod pages;
 mod rates;
@@ -39,6 +46,9 @@ mod records;
 mod sentinel;
 mod sql;
 mod store;
+mod store_open;
+mod subscription;
+mod subscription_records;
 mod transaction;
 
 use pyo3::prelude::*;
@@ -108,6 +118,7 @@ fn verify<'py>(
 fn _tidings(m: &Bound<'_, PyModule>) -> PyResult<()> {
     let py = m.py();
     logging::install(py)?;
+    subscription::install(py)?;
     errors::register(m)?;
     m.add_class::<store::PyStore>()?;
     m.add_class::<transaction::PyTransaction>()?;
@@ -122,6 +133,10 @@ fn _tidings(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<records::PyAttempt>()?;
     m.add_class::<records::PyResponse>()?;
     m.add_class::<records::PySnapshot>()?;
+    m.add_class::<subscription::PySubscription>()?;
+    m.add_class::<subscription_records::PySubscriptionStatus>()?;
+    m.add_class::<subscription_records::PyParkedEvent>()?;
+    m.add_class::<history::PyAggregateHistory>()?;
     m.add_class::<sql::PyRow>()?;
     m.add_class::<pages::EventIterator>()?;
     m.add_class::<sentinel::StreamExists>()?;
@@ -134,5 +149,6 @@ fn _tidings(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(verify, m)?)?;
     // Private: set as an attribute, so it stays out of `__all__`.
     m.setattr("_core_defaults", wrap_pyfunction!(defaults::core_defaults, m)?)?;
+    m.setattr("_snapshot_due", wrap_pyfunction!(history::snapshot_due, m)?)?;
     Ok(())
 }

@@ -294,6 +294,10 @@ pub(crate) struct PySnapshot {
     /// When it was saved (UTC).
     #[pyo3(get)]
     saved_at: Py<PyAny>,
+    /// The shape of the state (``save_snapshot``'s ``schema_version``; 1 unless saved with
+    /// another): a reader expecting another shape ignores the snapshot.
+    #[pyo3(get)]
+    schema_version: u32,
 }
 
 impl PySnapshot {
@@ -302,6 +306,7 @@ impl PySnapshot {
             version: s.version,
             state: from_json(py, &s.state)?.unbind(),
             saved_at: datetime(py, s.saved_at)?.unbind(),
+            schema_version: s.schema_version,
         })
     }
 }
@@ -309,7 +314,7 @@ impl PySnapshot {
 #[pymethods]
 impl PySnapshot {
     fn __repr__(&self) -> String {
-        format!("Snapshot(version={})", self.version)
+        format!("Snapshot(version={}, schema_version={})", self.version, self.schema_version)
     }
 }
 

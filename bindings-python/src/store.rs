@@ -1,29 +1,25 @@
-//! `Store`: opening a database with its options, and the store-level form of every operation
-//! (each in its own transaction or on a read connection), plus `TenantRate`.
+//! `Store`: the store-level form of every operation (each in its own transaction or on a read
+//! connection). Opening, with its options, is `store_open.rs`; subscriptions are
+//! `subscription.rs`; snapshots, upcasting and aggregates `history.rs`.
 //!
 //! A `Store` holds core's `Store` (a clone of an `Arc`), so one object can be used from many
 //! Python threads at once: every call converts its arguments, then runs in core with the GIL
 //! released.
 
-use std::path::PathBuf;
-
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList, PyTuple};
-use tidings::egress::EgressPolicy;
-use tidings::{DeliveryFilter, DeliveryState, Durability, ReadAllOptions, Store, StoreOptions};
+use tidings::{DeliveryFilter, DeliveryState, ReadAllOptions, Store};
 
 use crate::convert::{
-    arg, aware_datetime, opt_seconds, repr, seconds, sql_params, str_or_strs, strs, to_json_with, with_params,
+    arg, aware_datetime, opt_seconds, repr, seconds, sql_params, str_or_strs, to_json_with, with_params,
 };
 use crate::delivery_options::delivery_options;
 use crate::docs::op_doc;
 use crate::endpoint::{PyEndpoint, endpoint_spec, update_from_py};
 use crate::engine::{PyDeliveryEngine, rules_from_py};
-use crate::errors::invalid;
 use crate::events::{first_event, new_event, new_events, stream_options};
 use crate::pages::EventIterator;
-use crate::rates::PyTenantRate;
-use crate::records::{PyAttempt, PyDeliveryRecord, PyEvent, PyResponse, PySnapshot, rate_stats_to_py, stats_to_py};
+use crate::records::{PyAttempt, PyDeliveryRecord, PyEvent, PyResponse, rate_stats_to_py, stats_to_py};
 use crate::run;
 use crate::sql;
 use crate::transaction::PyTransaction;
@@ -46,99 +42,26 @@ use crate::transaction::PyTransaction;
 /// context manager: leaving the ``with`` block closes the store.
 #[pyclass(frozen, module = "tidings", name = "Store")]
 pub(crate) struct PyStore {
-    inner: Store,
-    path: String,
+    pub(crate) inner: Store,
+    pub(crate) path: String,
     /// `json_default=`: called for values of event data, metadata, snapshot state and `call`
     /// data that are not JSON types (see `encode.rs`).
-    json_default: Option<Py<PyAny>>,
+    pub(crate) json_default: Option<Py<PyAny>>,
 }
 
 impl PyStore {
     /// The `json_default` hook, bound.
-    fn hook<'py>(&self, py: Python<'py>) -> Option<&Bound<'py, PyAny>> {
+    pub(crate) fn hook<'py>(&self, py: Python<'py>) -> Option<&Bound<'py, PyAny>> {
         self.json_default.as_ref().map(|hook| hook.bind(py))
     }
 
-    fn json_default(&self, py: Python<'_>) -> Option<Py<PyAny>> {
+    pub(crate) fn json_default(&self, py: Python<'_>) -> Option<Py<PyAny>> {
         self.json_default.as_ref().map(|hook| hook.clone_ref(py))
     }
 }
 
 #[pymethods]
 impl PyStore {
-    // `durability` arrives as a String (so a str with a lone surrogate is invalid input). Its
-    // default and `allow_private`'s are core's, expressions pyo3 cannot show, so
-    // `text_signature` shows them (as the stub does; tests/test_defaults.py checks both
-    // against core).
-    #[new]
-    #[pyo3(signature = (
-        path, *, source = None, durability = Durability::default().as_str().to_owned(),
-        allow_private = EgressPolicy::default().allows_private(),
-        allowed_networks = None, busy_timeout = None, max_event_size = None, rotation_grace = None,
-        poll_interval = None, tenant_rates = None, json_default = None
-    ))]
-    #[pyo3(text_signature = "(path, *, source=None, durability=\"normal\", allow_private=False, \
-        allowed_networks=None, busy_timeout=None, max_event_size=None, rotation_grace=None, \
-        poll_interval=None, tenant_rates=None, json_default=None)")]
-    #[allow(clippy::too_many_arguments)]
-    fn new(
-        py: Python<'_>,
-        #[pyo3(from_py_with = arg::path)] path: PathBuf,
-        #[pyo3(from_py_with = arg::source)] source: Option<String>,
-        #[pyo3(from_py_with = arg::durability)] durability: String,
-        allow_private: bool,
-        allowed_networks: Option<Bound<'_, PyAny>>,
-        busy_timeout: Option<f64>,
-        #[pyo3(from_py_with = arg::max_event_size)] max_event_size: Option<usize>,
-        rotation_grace: Option<f64>,
-        poll_interval: Option<f64>,
-        tenant_rates: Option<Bound<'_, PyAny>>,
-        json_default: Option<Bound<'_, PyAny>>,
-    ) -> PyResult<Self> {
-        let json_default = json_default.filter(|hook| !hook.is_none());
-        if let Some(hook) = json_default.as_ref().filter(|hook| !hook.is_callable()) {
-            return Err(invalid(py, "json_default", format!("must be callable, not {}", hook.get_type().name()?)));
-        }
-        let mut options = StoreOptions::default();
-        if let Some(source) = source {
-            options.source = source;
-        }
-        options.durability = Durability::parse(&durability).map_err(|e| crate::errors::to_py(py, e))?;
-        let networks = match &allowed_networks {
-            Some(n) if !n.is_none() => strs(n, "allowed_networks")?,
-            _ => Vec::new(),
-        };
-        options.egress = EgressPolicy::new(allow_private, networks).map_err(|e| crate::errors::to_py(py, e))?;
-        if let Some(t) = busy_timeout {
-            options.busy_timeout = seconds(py, "busy_timeout", t)?;
-        }
-        if let Some(size) = max_event_size {
-            options.max_event_size = size;
-        }
-        if let Some(g) = rotation_grace {
-            options.rotation_grace = seconds(py, "rotation_grace", g)?;
-        }
-        if let Some(p) = poll_interval {
-            options.poll_interval = seconds(py, "poll_interval", p)?;
-        }
-        if let Some(rates) = tenant_rates.filter(|r| !r.is_none()) {
-            for item in rates.try_iter().map_err(|_| invalid(py, "tenant_rates", "must be a list of TenantRate"))? {
-                let item = item?;
-                let rate = item
-                    .cast::<PyTenantRate>()
-                    .map_err(|_| invalid(py, "tenant_rates", "must be a list of tidings.TenantRate"))?;
-                options.tenant_rates.push(rate.get().inner.clone());
-            }
-        }
-        let display = path.to_string_lossy().into_owned();
-        let inner = if display == ":memory:" {
-            run(py, move || Store::open_in_memory_with(options))?
-        } else {
-            run(py, move || Store::open(&path, options))?
-        };
-        Ok(PyStore { inner, path: display, json_default: json_default.map(Bound::unbind) })
-    }
-
     /// The path the store was opened with (or ":memory:").
     #[getter]
     fn path(&self) -> &str {
@@ -204,7 +127,10 @@ impl PyStore {
     }
 
     #[doc = op_doc!(append)]
-    #[pyo3(signature = (stream, r#type, data, expected_version = None, metadata = None, tenant = None, event_id = None))]
+    #[pyo3(signature = (
+        stream, r#type, data, expected_version = None, metadata = None, tenant = None, event_id = None, *,
+        schema_version = None
+    ))]
     #[allow(clippy::too_many_arguments)]
     fn append(
         &self,
@@ -216,9 +142,11 @@ impl PyStore {
         metadata: Option<&Bound<'_, PyAny>>,
         #[pyo3(from_py_with = arg::tenant)] tenant: Option<String>,
         #[pyo3(from_py_with = arg::event_id)] event_id: Option<String>,
+        #[pyo3(from_py_with = arg::schema_version)] schema_version: Option<u32>,
     ) -> PyResult<PyEvent> {
         let expected = crate::convert::expected_version(expected_version)?;
         let event = new_event(r#type, data, metadata, tenant, event_id, self.hook(py))?;
+        let event = crate::events::with_schema_version(py, event, schema_version)?;
         let events = run(py, || self.inner.append(&stream, vec![event], expected))?;
         first_event(py, events)
     }
@@ -384,13 +312,18 @@ impl PyStore {
     }
 
     #[doc = op_doc!(truncate_stream)]
+    #[pyo3(signature = (stream, before_version, *, past_snapshot = false))]
     fn truncate_stream(
         &self,
         py: Python<'_>,
         #[pyo3(from_py_with = arg::stream)] stream: String,
         #[pyo3(from_py_with = arg::before_version)] before_version: u64,
+        past_snapshot: bool,
     ) -> PyResult<u64> {
-        run(py, || self.inner.truncate_stream(&stream, before_version))
+        run(py, || match past_snapshot {
+            true => self.inner.truncate_stream_past_snapshot(&stream, before_version),
+            false => self.inner.truncate_stream(&stream, before_version),
+        })
     }
 
     #[doc = op_doc!(prune_events)]
@@ -412,28 +345,6 @@ impl PyStore {
         #[pyo3(from_py_with = arg::position)] position: u64,
     ) -> PyResult<()> {
         run(py, || self.inner.set_checkpoint(&name, position))
-    }
-
-    #[doc = op_doc!(save_snapshot)]
-    fn save_snapshot(
-        &self,
-        py: Python<'_>,
-        #[pyo3(from_py_with = arg::stream)] stream: String,
-        #[pyo3(from_py_with = arg::version)] version: u64,
-        state: &Bound<'_, PyAny>,
-    ) -> PyResult<()> {
-        let state = to_json_with(state, "state", self.hook(py))?;
-        run(py, || self.inner.save_snapshot(&stream, version, &state))
-    }
-
-    #[doc = op_doc!(load_snapshot)]
-    fn load_snapshot(
-        &self,
-        py: Python<'_>,
-        #[pyo3(from_py_with = arg::stream)] stream: String,
-    ) -> PyResult<Option<PySnapshot>> {
-        let snapshot = run(py, || self.inner.load_snapshot(&stream))?;
-        snapshot.map(|s| PySnapshot::new(py, s)).transpose()
     }
 
     #[doc = op_doc!(create_endpoint)]

@@ -3,7 +3,8 @@
 //! endpoint changes commit together.
 //!
 //! Core's transaction sits in a `Mutex<Option<_>>` (it is `Send`, so any thread may finish
-//! it); every operation locks it with the GIL released. Commit or rollback takes it out; a
+//! it); every operation locks it with the GIL released. A subscription handler's `tx` holds
+//! the subscription's transaction, lent for the call (`lent.rs`): it may not be finished. Commit or rollback takes it out; a
 //! transaction dropped unfinished (garbage collected) rolls back, also with the GIL released,
 //! and then emits a `ResourceWarning` (an unfinished transaction is a bug in the caller).
 
@@ -19,6 +20,7 @@ use crate::docs::op_doc;
 use crate::endpoint::{PyEndpoint, endpoint_spec, update_from_py};
 use crate::errors;
 use crate::events::{first_event, new_event, stream_options};
+use crate::lent::Held;
 use crate::records::{PyDeliveryRecord, PyEvent};
 use crate::run;
 use crate::sql;
@@ -44,8 +46,8 @@ use crate::sql;
 /// transaction back itself), roll back too.
 #[pyclass(frozen, module = "tidings", name = "Transaction")]
 pub(crate) struct PyTransaction {
-    inner: Mutex<Option<Transaction>>,
-    ended: AtomicBool,
+    pub(crate) inner: Mutex<Option<Held>>,
+    pub(crate) ended: AtomicBool,
     /// The store's `json_default` hook.
     json_default: Option<Py<PyAny>>,
     /// The rowid the last `execute` that inserted a row inserted (`lastrowid`).
@@ -55,7 +57,18 @@ pub(crate) struct PyTransaction {
 impl PyTransaction {
     pub(crate) fn new(tx: Transaction) -> Self {
         PyTransaction {
-            inner: Mutex::new(Some(tx)),
+            inner: Mutex::new(Some(Held::Owned(tx))),
+            ended: AtomicBool::new(false),
+            json_default: None,
+            lastrowid: Mutex::new(None),
+        }
+    }
+
+    /// An empty transaction object, for a subscription to lend its transaction to
+    /// (`lent::lend`); closed outside the handler call.
+    pub(crate) fn for_lending() -> Self {
+        PyTransaction {
+            inner: Mutex::new(None),
             ended: AtomicBool::new(false),
             json_default: None,
             lastrowid: Mutex::new(None),
@@ -73,7 +86,7 @@ impl PyTransaction {
     }
 
     /// Runs `f` on the open transaction, GIL released.
-    fn with<T: Send>(
+    pub(crate) fn with<T: Send>(
         &self,
         py: Python<'_>,
         f: impl FnOnce(&mut Transaction) -> tidings::Result<T> + Send,
@@ -82,7 +95,7 @@ impl PyTransaction {
             return Err(errors::closed(py, "transaction"));
         }
         run(py, || match self.inner.lock().unwrap_or_else(PoisonError::into_inner).as_mut() {
-            Some(tx) => f(tx),
+            Some(held) => f(held.get()),
             None => Err(Error::Closed),
         })
     }
@@ -93,9 +106,15 @@ impl PyTransaction {
         }
         run(py, || {
             let mut slot = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
+            if let Some(Held::Lent(_)) = slot.as_ref() {
+                return Err(Error::invalid(
+                    "transaction",
+                    "a subscription's transaction commits when its handler returns (raise to roll it back)",
+                ));
+            }
             // A transaction pinned to another thread stays open (core's commit would consume
             // it): WrongThread, and the caller can still finish it on its own thread.
-            if let Some(tx) = slot.as_ref() {
+            if let Some(Held::Owned(tx)) = slot.as_ref() {
                 tx.check_thread()?;
             }
             if self.ended.swap(true, Ordering::AcqRel) {
@@ -104,9 +123,9 @@ impl PyTransaction {
             let taken = slot.take();
             drop(slot);
             match taken {
-                Some(tx) if commit => tx.commit(),
-                Some(tx) => tx.rollback(),
-                None => Ok(()),
+                Some(Held::Owned(tx)) if commit => tx.commit(),
+                Some(Held::Owned(tx)) => tx.rollback(),
+                _ => Ok(()),
             }
         })
     }
@@ -225,7 +244,10 @@ impl PyTransaction {
     }
 
     #[doc = op_doc!(append)]
-    #[pyo3(signature = (stream, r#type, data, expected_version = None, metadata = None, tenant = None, event_id = None))]
+    #[pyo3(signature = (
+        stream, r#type, data, expected_version = None, metadata = None, tenant = None, event_id = None, *,
+        schema_version = None
+    ))]
     #[allow(clippy::too_many_arguments)]
     fn append(
         &self,
@@ -237,9 +259,11 @@ impl PyTransaction {
         metadata: Option<&Bound<'_, PyAny>>,
         #[pyo3(from_py_with = arg::tenant)] tenant: Option<String>,
         #[pyo3(from_py_with = arg::event_id)] event_id: Option<String>,
+        #[pyo3(from_py_with = arg::schema_version)] schema_version: Option<u32>,
     ) -> PyResult<PyEvent> {
         let expected = crate::convert::expected_version(expected_version)?;
         let event = new_event(r#type, data, metadata, tenant, event_id, self.hook(py))?;
+        let event = crate::events::with_schema_version(py, event, schema_version)?;
         let events = self.with(py, |tx| tx.append(&stream, vec![event], expected))?;
         first_event(py, events)
     }
@@ -299,15 +323,19 @@ impl PyTransaction {
     }
 
     #[doc = op_doc!(save_snapshot)]
+    #[pyo3(signature = (stream, version, state, schema_version = crate::events::FIRST_SCHEMA_VERSION))]
+    #[pyo3(text_signature = "(self, stream, version, state, schema_version=1)")]
     fn save_snapshot(
         &self,
         py: Python<'_>,
         #[pyo3(from_py_with = arg::stream)] stream: String,
         #[pyo3(from_py_with = arg::version)] version: u64,
         state: &Bound<'_, PyAny>,
+        #[pyo3(from_py_with = arg::schema_version)] schema_version: u32,
     ) -> PyResult<()> {
         let state = to_json_with(state, "state", self.hook(py))?;
-        self.with(py, |tx| tx.save_snapshot(&stream, version, &state))
+        crate::events::check_schema_version(py, "schema_version", schema_version)?;
+        self.with(py, |tx| tx.save_snapshot_versioned(&stream, version, &state, schema_version))
     }
 
     #[doc = op_doc!(delete_stream)]
@@ -316,13 +344,18 @@ impl PyTransaction {
     }
 
     #[doc = op_doc!(truncate_stream)]
+    #[pyo3(signature = (stream, before_version, *, past_snapshot = false))]
     fn truncate_stream(
         &self,
         py: Python<'_>,
         #[pyo3(from_py_with = arg::stream)] stream: String,
         #[pyo3(from_py_with = arg::before_version)] before_version: u64,
+        past_snapshot: bool,
     ) -> PyResult<u64> {
-        self.with(py, |tx| tx.truncate_stream(&stream, before_version))
+        self.with(py, |tx| match past_snapshot {
+            true => tx.truncate_stream_past_snapshot(&stream, before_version),
+            false => tx.truncate_stream(&stream, before_version),
+        })
     }
 
     #[doc = op_doc!(create_endpoint)]
@@ -445,7 +478,7 @@ const DROPPED_OPEN: &std::ffi::CStr = c"a tidings.Transaction was garbage collec
 
 impl Drop for PyTransaction {
     fn drop(&mut self) {
-        let Some(tx) = self.inner.get_mut().unwrap_or_else(PoisonError::into_inner).take() else { return };
+        let Some(Held::Owned(tx)) = self.inner.get_mut().unwrap_or_else(PoisonError::into_inner).take() else { return };
         let mut slot = Some(tx);
         Python::try_attach(|py| {
             // Rolled back first, so the writer is free whatever the warning's filters do.

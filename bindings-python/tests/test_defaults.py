@@ -38,7 +38,8 @@ def core_value(qualname: str, argument: str) -> Any:
 
 def runtime_callables() -> Iterator[tuple[str, Callable[..., Any]]]:
     yield "verify", tidings.verify
-    for cls in (tidings.Store, tidings.Transaction, tidings.DeliveryEngine, tidings.TenantRate, tidings.RetentionRule):
+    classes = (tidings.Store, tidings.Transaction, tidings.DeliveryEngine, tidings.Subscription, tidings.TenantRate)
+    for cls in (*classes, tidings.RetentionRule):
         yield cls.__name__, cls
         for name, member in vars(cls).items():
             if not name.startswith("_") and callable(member):
@@ -61,7 +62,8 @@ def test_runtime_literal_defaults_are_cores() -> None:
                 assert parameter.default == core_value(qualname, parameter.name), f"{qualname}({parameter.name})"
                 checked.append(f"{qualname}({parameter.name})")
     # The stub's docstrings and the README name these; they must stay literal at runtime too.
-    for expected in ("Store(durability)", "TenantRate(mode)", "DeliveryEngine.stop(timeout)", "verify(tolerance)"):
+    expected_checks = ("Store(durability)", "TenantRate(mode)", "DeliveryEngine.stop(timeout)", "verify(tolerance)")
+    for expected in (*expected_checks, "Store.subscribe(on_failure)", "Subscription.wait_for_position(timeout)"):
         assert expected in checked
 
 
@@ -126,6 +128,7 @@ README_CALLS = {
     "call": "Store.call",
     "read_stream": "Store.read_stream",
     "read_all": "Store.read_all",
+    "subscribe": "Store.subscribe",
     "wait_idle": "DeliveryEngine.wait_idle",
     "stop": "DeliveryEngine.stop",
     "verify": "verify",

@@ -48,6 +48,7 @@ WAITS = {
     "read_all": "store.read_all(from_position=store.last_position() + 1, wait=30.0)",
     "wait_idle": "engine.wait_idle(30.0)",
     "drain": "engine.drain(30.0)",
+    "wait_for_position": "store.subscribe('s', lambda tx, events: None).wait_for_position(10**6, 30.0)",
 }
 
 CHILD = """

@@ -21,10 +21,16 @@ def test_installed_distribution() -> None:
     assert isinstance(tidings.SCHEMA_VERSION, int) and tidings.SCHEMA_VERSION >= 1
 
 
+# Written in Python on top of the native module (tidings/_aggregate.py).
+PURE_PYTHON = {"Aggregate", "Repository", "applies"}
+
+
 def test_public_names() -> None:
-    assert set(tidings.__all__) == set(native.__all__)
-    for name in tidings.__all__:
+    assert set(tidings.__all__) == set(native.__all__) | PURE_PYTHON
+    for name in set(tidings.__all__) - PURE_PYTHON:
         assert getattr(tidings, name) is getattr(native, name)
+    for name in PURE_PYTHON:
+        assert getattr(tidings, name).__module__ == "tidings._aggregate"
     assert tidings.Store.__module__ == "tidings"
     assert tidings.DeliveryRecord.__name__ == "DeliveryRecord"
     assert tidings.DeliveryEngine.__name__ == "DeliveryEngine"

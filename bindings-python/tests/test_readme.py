@@ -18,8 +18,8 @@ def python_blocks() -> list[str]:
     return re.findall(r"^```python\n(.*?)^```", README.read_text(encoding="utf-8"), flags=re.S | re.M)
 
 
-def test_readme_has_a_quickstart_and_an_asyncio_example() -> None:
-    assert len(python_blocks()) == 2
+def test_readme_has_a_quickstart_an_asyncio_and_a_projections_example() -> None:
+    assert len(python_blocks()) == 3
 
 
 def test_quickstart_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
@@ -42,6 +42,16 @@ def test_asyncio_example_runs(
     exec(compile(code, str(README), "exec"), {"__name__": "asyncio_example"})
     assert capsys.readouterr().out == "followed 100 orders\n"
     assert os.path.exists(tmp_path / "shop.db")
+
+
+def test_projections_example_runs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    code = python_blocks()[2]
+    assert "tidings.Aggregate" in code and "subscribe" in code
+    exec(compile(code, str(README), "exec"), {"__name__": "projections_example"})
+    assert capsys.readouterr().out == "projected: [('account-ada', 42)]\nloaded: 42\n"
 
 
 ROOT_README = Path(__file__).resolve().parents[2] / "README.md"

@@ -14,8 +14,13 @@ Webhooks way, with retries.
         with store.start_delivery() as delivery:
             delivery.wait_idle(10.0)
 
-For asyncio (transactions that may await inside, ``read_all`` as an async iterator), see
-``tidings.aio``.
+Projections: ``store.subscribe(name, handler)`` applies every event to ``handler(tx, events)``
+exactly once, its writes and position in one transaction. Aggregates: subclass
+``tidings.Aggregate`` (commands ``record`` events, ``@tidings.applies`` methods fold them) and
+load and save them with a ``tidings.Repository``.
+
+For asyncio (transactions that may await inside, ``read_all`` as an async iterator,
+subscriptions whose waits are awaitable), see ``tidings.aio``.
 
 Everything here comes from the native module ``tidings._tidings``; see its stubs for the
 documentation of each class. Core's ``tracing`` output goes to the ``logging`` logger
@@ -28,9 +33,11 @@ application's SQL through ``Store.execute`` / ``Store.query`` or a transaction i
 
 from typing import TYPE_CHECKING
 
+from ._aggregate import Aggregate, Repository, applies
 from ._tidings import (
     SCHEMA_VERSION,
     STREAM_EXISTS,
+    AggregateHistory,
     ApiKey,
     Attempt,
     Bearer,
@@ -52,6 +59,7 @@ from ._tidings import (
     IntegrityError,
     InvalidInputError,
     NotFoundError,
+    ParkedEvent,
     RateLimitedError,
     ReadOnlyError,
     Response,
@@ -62,6 +70,8 @@ from ._tidings import (
     StorageError,
     Store,
     StreamExists,
+    Subscription,
+    SubscriptionStatus,
     TenantRate,
     Transaction,
     TransactionFailedError,
@@ -74,6 +84,8 @@ from ._tidings import (
 __all__ = [
     "SCHEMA_VERSION",
     "STREAM_EXISTS",
+    "Aggregate",
+    "AggregateHistory",
     "ApiKey",
     "Attempt",
     "Bearer",
@@ -95,8 +107,10 @@ __all__ = [
     "IntegrityError",
     "InvalidInputError",
     "NotFoundError",
+    "ParkedEvent",
     "RateLimitedError",
     "ReadOnlyError",
+    "Repository",
     "Response",
     "RetentionRule",
     "Row",
@@ -105,12 +119,15 @@ __all__ = [
     "StorageError",
     "Store",
     "StreamExists",
+    "Subscription",
+    "SubscriptionStatus",
     "TenantRate",
     "Transaction",
     "TransactionFailedError",
     "TransactionOpenError",
     "WrongThreadError",
     "__version__",
+    "applies",
     "verify",
 ]
 

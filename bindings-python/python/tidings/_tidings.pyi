@@ -73,6 +73,10 @@ __all__ = [
     "Attempt",
     "Response",
     "Snapshot",
+    "Subscription",
+    "SubscriptionStatus",
+    "ParkedEvent",
+    "AggregateHistory",
     "Row",
     "EventIterator",
     "StreamExists",
@@ -369,6 +373,10 @@ class Snapshot:
     @property
     def state(self) -> _JSON:
         """The saved state, a JSON value."""
+    @property
+    def schema_version(self) -> int:
+        """The shape of the state (``save_snapshot``'s ``schema_version``; 1 unless saved with
+        another): a reader expecting another shape ignores the snapshot."""
     @property
     def saved_at(self) -> datetime:
         """When it was saved (UTC)."""
@@ -679,6 +687,8 @@ class Transaction:
         metadata: Optional[Mapping[str, _JSON]] = None,
         tenant: Optional[str] = None,
         event_id: Optional[str] = None,
+        *,
+        schema_version: Optional[int] = None,
     ) -> Event:
         """Append one event to ``stream``; see :meth:`Store.append`."""
     def append_many(
@@ -696,15 +706,24 @@ class Transaction:
         """Consumer ``name``'s recorded position, or None."""
     def set_checkpoint(self, name: str, position: int) -> None:
         """Record consumer ``name``'s position, atomically with the rest of the transaction."""
-    def save_snapshot(self, stream: str, version: int, state: _JSON) -> None:
+    def save_snapshot(self, stream: str, version: int, state: _JSON, schema_version: int = 1) -> None:
         """Save ``state`` (a JSON value, encoded as event data is) as the stream's snapshot at
-        ``version``."""
+        ``version``; ``schema_version`` names the state's shape, so a reader expecting another
+        shape (:meth:`load_aggregate`) ignores it and folds the events instead."""
     def delete_stream(self, stream: str) -> int:
         """Hard-delete a stream's events (their unfinished deliveries are cancelled); returns how
         many were deleted."""
-    def truncate_stream(self, stream: str, before_version: int) -> int:
+    def truncate_stream(self, stream: str, before_version: int, *, past_snapshot: bool = False) -> int:
         """Delete a stream's events below ``before_version`` (the stream keeps its version);
-        returns how many were deleted."""
+        returns how many were deleted. A cut past the latest snapshot is refused
+        (:class:`InvalidInputError`) unless ``past_snapshot=True``."""
+    def load_snapshot(self, stream: str) -> Optional[Snapshot]:
+        """The stream's saved snapshot (``Snapshot``) as this transaction sees it, or None."""
+    def load_aggregate(self, stream: str, state_version: int) -> AggregateHistory:
+        """:meth:`Store.load_aggregate` as this transaction sees the stream."""
+    def reset_subscription(self, name: str, position: int) -> None:
+        """:meth:`Store.reset_subscription` inside this transaction, so a read model can be
+        cleared and its subscription reset together."""
     def create_endpoint(
         self,
         url: str,
@@ -762,6 +781,98 @@ class Transaction:
     def replay(self, endpoint_id: str, from_position: int, to_position: Optional[int] = None) -> int:
         """Re-deliver every matching event of the position range to the endpoint. Returns the
         delivery rows created or reset."""
+
+@final
+class Subscription:
+    """A running subscription, from :meth:`Store.subscribe`.
+
+    ``with store.subscribe(...) as sub:`` stops it at the end of the block; so do ``stop()``
+    and dropping the object. Several processes may run the same name: one is ``active``, the
+    others stand by and take over when it stops or dies.
+    """
+
+    @property
+    def name(self) -> str:
+        """The subscription's name."""
+    @property
+    def active(self) -> bool:
+        """Whether this runner holds the subscription's lease and applies events."""
+    @property
+    def ended(self) -> bool:
+        """Whether the runner ended (stopped, store closed, or stopped after failures)."""
+    @property
+    def error(self) -> Optional[str]:
+        """Why the runner ended, if not by ``stop()``."""
+    def wait_for_position(self, position: int, timeout: float = 10.0) -> bool:
+        """Block (GIL released) until this runner has passed ``position``: True; False after
+        ``timeout`` seconds or once the runner ended. Ctrl-C ends the wait."""
+    def stop(self) -> None:
+        """Stop the runner: it finishes (or rolls back) the batch in hand. Idempotent."""
+    def __enter__(self) -> Self: ...
+    def __exit__(self, *_exc: object) -> bool: ...
+
+@final
+class SubscriptionStatus:
+    """Where a subscription is, as stored (:meth:`Store.subscription_status`)."""
+
+    @property
+    def name(self) -> str:
+        """The subscription's name."""
+    @property
+    def position(self) -> int:
+        """Every event at or before this position was applied, skipped or parked."""
+    @property
+    def head(self) -> int:
+        """The log's last position."""
+    @property
+    def lag_events(self) -> int:
+        """Events after ``position`` (matching or not)."""
+    @property
+    def lag(self) -> float:
+        """Seconds since the first event after ``position`` was recorded; 0.0 when caught up."""
+    @property
+    def stopped(self) -> bool:
+        """Whether it stopped after failing every attempt at a batch."""
+    @property
+    def failures(self) -> int:
+        """Failed attempts at the batch after ``position`` so far."""
+    @property
+    def last_error(self) -> Optional[str]:
+        """The handler's last error (``TypeName: message``), or None."""
+    @property
+    def last_error_at(self) -> Optional[datetime]:
+        """When the last error happened, or None."""
+    @property
+    def parked(self) -> int:
+        """How many events it parked."""
+
+@final
+class ParkedEvent:
+    """An event a subscription set aside after it failed every attempt (``on_failure="park"``)."""
+
+    @property
+    def position(self) -> int:
+        """Its position in the log."""
+    @property
+    def event_id(self) -> str:
+        """Its id."""
+    @property
+    def error(self) -> str:
+        """The handler's last error for it."""
+
+@final
+class AggregateHistory:
+    """A stream's latest usable snapshot and the events after it (:meth:`Store.load_aggregate`)."""
+
+    @property
+    def snapshot(self) -> Optional[Snapshot]:
+        """The latest snapshot, when its ``schema_version`` is the one asked for."""
+    @property
+    def events(self) -> list[Event]:
+        """The events after the snapshot (all of them without one), upcast, in version order."""
+    @property
+    def version(self) -> int:
+        """The stream's version (0: no stream yet)."""
 
 @final
 class Store:
@@ -829,6 +940,8 @@ class Store:
         metadata: Optional[Mapping[str, _JSON]] = None,
         tenant: Optional[str] = None,
         event_id: Optional[str] = None,
+        *,
+        schema_version: Optional[int] = None,
     ) -> Event:
         """Append one event to ``stream`` in its own transaction, queueing one delivery per
         matching enabled endpoint.
@@ -906,8 +1019,11 @@ class Store:
         """The last global position handed out (0 for an empty log)."""
     def delete_stream(self, stream: str) -> int:
         """Hard-delete a stream's events (their unfinished deliveries are cancelled)."""
-    def truncate_stream(self, stream: str, before_version: int) -> int:
-        """Delete a stream's events below ``before_version``; the stream keeps its version."""
+    def truncate_stream(self, stream: str, before_version: int, *, past_snapshot: bool = False) -> int:
+        """Delete a stream's events below ``before_version``; the stream keeps its version. A
+        cut past the latest snapshot (``before_version`` above its version + 1) is refused
+        (:class:`InvalidInputError`): the events after it are the only record of what it does
+        not hold; ``past_snapshot=True`` cuts anyway."""
     def prune_events(self, rules: Sequence[RetentionRule]) -> int:
         """Delete the events the retention rules (``RetentionRule``) let go (never those with
         unfinished deliveries). Returns how many."""
@@ -916,11 +1032,63 @@ class Store:
     def set_checkpoint(self, name: str, position: int) -> None:
         """Record consumer ``name``'s position (a negative one is an ``InvalidInputError``); in a
         transaction, atomically with the rest of it."""
-    def save_snapshot(self, stream: str, version: int, state: _JSON) -> None:
+    def save_snapshot(self, stream: str, version: int, state: _JSON, schema_version: int = 1) -> None:
         """Save ``state`` (a JSON value, encoded as event data is) as the stream's snapshot at
-        ``version``."""
+        ``version``; ``schema_version`` names the state's shape, so a reader expecting another
+        shape (:meth:`load_aggregate`) ignores it and folds the events instead."""
     def load_snapshot(self, stream: str) -> Optional[Snapshot]:
         """The stream's saved snapshot (``Snapshot``), or None."""
+    def register_upcaster(self, event_type: str, from_version: int, upcaster: Callable[[Any], Any]) -> None:
+        """Register ``upcaster`` for events of ``event_type`` stored at schema version
+        ``from_version`` (``metadata["schema_version"]``, 1 when absent; ``append``'s
+        ``schema_version`` writes it): it takes the old ``data`` and returns the data of version
+        ``from_version + 1``. Every read applies the chain (``read_stream``, ``read_all``,
+        ``iter_all``, ``event``, subscriptions, aggregates) and puts the version reached in the
+        event's metadata; stored events never change. An upcaster that raises makes the read
+        raise :class:`StorageError` naming the event; a second one for the same type and
+        version is an :class:`InvalidInputError`. It runs on the reading thread (a
+        subscription's runner, say), holding the GIL."""
+    def load_aggregate(self, stream: str, state_version: int) -> AggregateHistory:
+        """The snapshot of ``stream`` if its state has shape ``state_version`` (else None: the
+        state is folded from every event) and the events after it, read together and upcast.
+        What :class:`tidings.Repository` loads."""
+    def subscribe(
+        self,
+        name: str,
+        handler: Callable[[Transaction, list[Event]], object],
+        *,
+        types: Union[str, Sequence[str], None] = None,
+        tenant: Optional[str] = None,
+        stream_prefix: Optional[str] = None,
+        batch_size: int = 256,
+        max_attempts: int = 5,
+        initial_delay: float = 0.1,
+        max_delay: float = 30.0,
+        on_failure: Literal["stop", "park"] = "stop",
+    ) -> Subscription:
+        """Start subscription ``name``: a runner thread calls ``handler(tx, events)`` with each
+        batch of matching events after the subscription's stored position; the handler's
+        writes through ``tx`` and the new position commit together, so a read model in this
+        file is updated exactly once per event, through crashes and restarts. Returns at once.
+
+        The handler runs on the runner thread, holding the GIL; it may not commit or roll
+        back ``tx``. An exception in it rolls the batch back and counts as a failed attempt
+        (its text is recorded), retried after ``initial_delay`` seconds, doubling up to
+        ``max_delay``. After ``max_attempts``: ``on_failure="stop"`` stops the subscription
+        (:meth:`subscription_status` shows the error, :meth:`reset_subscription` clears it),
+        ``"park"`` sets the failing event aside (:meth:`parked_events`) and goes on. Filters:
+        ``types`` (patterns such as ``"order.*"``), ``tenant``, ``stream_prefix``; at most
+        ``batch_size`` events per transaction. One runner per name is active across
+        processes; the others stand by. Effects outside the file are at-least-once."""
+    def subscription_status(self, name: str) -> SubscriptionStatus:
+        """Where subscription ``name`` is; :class:`NotFoundError` if it was never started or reset."""
+    def subscriptions(self) -> list[SubscriptionStatus]:
+        """Every subscription's status, by name."""
+    def reset_subscription(self, name: str, position: int) -> None:
+        """Move subscription ``name`` to ``position`` (0: the start of the log, to rebuild its
+        read model) and clear a stop. A running runner notices before its next batch."""
+    def parked_events(self, name: str) -> list[ParkedEvent]:
+        """The events subscription ``name`` parked, by position."""
     def create_endpoint(
         self,
         url: str,
@@ -1070,6 +1238,10 @@ class Store:
 def _core_defaults() -> dict[str, dict[str, Any]]:
     """Core's defaults by callable (``"Store"``, ``"Store.create_endpoint"``, ...) and argument,
     for the binding's own test that every default it shows is core's. Not part of the API."""
+
+def _snapshot_due(every: int, before: int, after: int) -> bool:
+    """Private, for ``tidings.Repository``: whether a save moving an aggregate from version
+    ``before`` to ``after`` also snapshots, under core's policy of one every ``every`` events."""
 
 def verify(
     body: Union[bytes, bytearray, str],

@@ -34,6 +34,11 @@ How it works, and what that means for a caller:
 - ``read_all`` waits for new events on one thread per store and loop, shared by every waiting
   iterator; commits of other processes are seen within the store's ``poll_interval``.
 - Cancelling a task cancels its wait; a transaction whose block is cancelled rolls back.
+- ``await store.subscribe(name, handler, **options)`` starts a subscription (the options are
+  :meth:`tidings.Store.subscribe`'s) and returns an :class:`AsyncSubscription`, whose
+  ``wait_for_position`` and ``stop`` are coroutines. The handler is a plain function run on the
+  subscription's runner thread, not on the loop: it gets ``(tx, events)``, writes through
+  ``tx`` and must not await; its writes and the new position commit together.
 """
 
 from __future__ import annotations
@@ -50,6 +55,7 @@ from dataclasses import dataclass, field
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Callable, Literal, Optional, TypeVar, Union
 
+from ._aio_subscription import AsyncSubscription
 from ._commit_watcher import CommitWatcher
 from ._sql import ExecuteResult
 from ._tidings import (
@@ -60,6 +66,7 @@ from ._tidings import (
     Row,
     Snapshot,
     Store,
+    SubscriptionStatus,
     TenantRate,
     Transaction,
     TransactionOpenError,
@@ -68,7 +75,7 @@ from ._tidings import (
 if TYPE_CHECKING:  # the stub's aliases, so these signatures stay Store's
     from ._tidings import _JSON, _ExpectedVersion, _ParamSets, _SqlParams
 
-__all__ = ["AsyncDeliveryEngine", "AsyncStore", "open"]
+__all__ = ["AsyncDeliveryEngine", "AsyncStore", "AsyncSubscription", "open"]
 
 _T = TypeVar("_T")
 
@@ -357,6 +364,22 @@ class AsyncStore:
     async def upsert_endpoint(self, url: str, *, name: str, **options: Any) -> tuple[Endpoint, bool]:
         """:meth:`tidings.Store.upsert_endpoint` as a coroutine: ``(endpoint, created)``."""
         return await self._write(self._store.upsert_endpoint, url, name=name, **options)
+
+    async def subscribe(
+        self, name: str, handler: Callable[[Transaction, list[Event]], object], **options: Any
+    ) -> AsyncSubscription:
+        """:meth:`tidings.Store.subscribe` as a coroutine, returning an :class:`AsyncSubscription`.
+        ``handler(tx, events)`` is a plain function run on the runner thread (see the module
+        docs)."""
+        return AsyncSubscription(await self._write(self._store.subscribe, name, handler, **options))
+
+    async def subscription_status(self, name: str) -> SubscriptionStatus:
+        """:meth:`tidings.Store.subscription_status` as a coroutine."""
+        return await self._run(self._store.subscription_status, name)
+
+    async def reset_subscription(self, name: str, position: int) -> None:
+        """:meth:`tidings.Store.reset_subscription` as a coroutine."""
+        await self._write(self._store.reset_subscription, name, position)
 
     async def start_delivery(self, workers: Optional[int] = None, **options: Any) -> AsyncDeliveryEngine:
         """:meth:`tidings.Store.start_delivery` (the same options) as a coroutine; returns the
