@@ -13,8 +13,9 @@ const CONTROL: [&str; 6] = ["BEGIN", "COMMIT", "END", "ROLLBACK", "SAVEPOINT", "
 
 /// [`Error::InvalidInput`] if `sql` starts with a transaction-control statement.
 pub(crate) fn refuse_transaction_control(sql: &str) -> Result<()> {
-    let word: String = skip_comments(sql).chars().take_while(|c| c.is_ascii_alphabetic()).collect();
-    if CONTROL.iter().any(|c| c.eq_ignore_ascii_case(&word)) {
+    let rest = skip_comments(sql);
+    let word = &rest[..rest.find(|c: char| !c.is_ascii_alphabetic()).unwrap_or(rest.len())];
+    if CONTROL.iter().any(|c| c.eq_ignore_ascii_case(word)) {
         return Err(Error::invalid(
             "sql",
             format!("{} is not allowed here: tidings begins and ends the transaction", word.to_ascii_uppercase()),
