@@ -191,36 +191,14 @@ pub(crate) fn execute_many(tx: &tidings::Transaction, sql: &str, sets: &ParamSet
     }
 }
 
-/// Whether `sql` starts with `INSERT` or `REPLACE` (leading blanks and comments aside).
-fn is_insert(sql: &str) -> bool {
-    let mut rest = sql.trim_start();
-    loop {
-        if let Some(after) = rest.strip_prefix("--") {
-            rest = after.split_once('\n').map_or("", |(_, r)| r).trim_start();
-        } else if let Some(after) = rest.strip_prefix("/*") {
-            rest = after.split_once("*/").map_or("", |(_, r)| r).trim_start();
-        } else {
-            break;
-        }
-    }
-    let word: String = rest.chars().take_while(char::is_ascii_alphabetic).collect();
-    word.eq_ignore_ascii_case("insert") || word.eq_ignore_ascii_case("replace")
-}
-
-/// Runs one statement and returns the rows changed and the rowid it inserted: SQLite's
-/// `last_insert_rowid()` when the statement moved it, or when an `INSERT` / `REPLACE` changed
-/// rows (a `REPLACE` may reuse the rowid); None otherwise (tidings' own inserts on the same
-/// connection never show).
+/// Runs one statement; the rows changed and the rowid it inserted (core's
+/// `Transaction::execute_with_rowid`).
 pub(crate) fn execute(
     tx: &tidings::Transaction,
     sql: &str,
     params: impl rusqlite::Params,
 ) -> tidings::Result<(usize, Option<i64>)> {
-    let before = tx.last_insert_rowid()?;
-    let changed = tx.execute(sql, params)?;
-    let after = tx.last_insert_rowid()?;
-    let inserted = after != before || (changed > 0 && is_insert(sql));
-    Ok((changed, inserted.then_some(after)))
+    tx.execute_with_rowid(sql, params)
 }
 
 static EXECUTE_RESULT: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
@@ -230,5 +208,9 @@ static EXECUTE_RESULT: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
 pub(crate) fn execute_result(py: Python<'_>, (changed, rowid): (usize, Option<i64>)) -> PyResult<Bound<'_, PyAny>> {
     let class = EXECUTE_RESULT
         .get_or_try_init(py, || Ok::<_, PyErr>(py.import("tidings._sql")?.getattr("ExecuteResult")?.unbind()))?;
-    class.bind(py).call1((changed, rowid))
+    let result = class.bind(py).call1((changed,))?;
+    if let Some(rowid) = rowid {
+        result.setattr("lastrowid", rowid)?;
+    }
+    Ok(result)
 }

@@ -11,10 +11,19 @@ use crate::error::{Error, Result};
 /// The words a transaction-control statement starts with.
 const CONTROL: [&str; 6] = ["BEGIN", "COMMIT", "END", "ROLLBACK", "SAVEPOINT", "RELEASE"];
 
+/// The first word of `sql` after comments and whitespace (`""` if none).
+pub(crate) fn first_word(sql: &str) -> &str {
+    let rest = skip_comments(sql);
+    &rest[..rest.find(|c: char| !c.is_ascii_alphabetic()).unwrap_or(rest.len())]
+}
+
 /// [`Error::InvalidInput`] if `sql` starts with a transaction-control statement.
 pub(crate) fn refuse_transaction_control(sql: &str) -> Result<()> {
-    let rest = skip_comments(sql);
-    let word = &rest[..rest.find(|c: char| !c.is_ascii_alphabetic()).unwrap_or(rest.len())];
+    refuse_control_word(first_word(sql))
+}
+
+/// [`refuse_transaction_control`] for a statement whose [`first_word`] is `word`.
+pub(crate) fn refuse_control_word(word: &str) -> Result<()> {
     if CONTROL.iter().any(|c| c.eq_ignore_ascii_case(word)) {
         return Err(Error::invalid(
             "sql",

@@ -245,6 +245,21 @@ impl Transaction {
         Ok(self.conn()?.prepare_cached(sql)?.execute(params)?)
     }
 
+    /// [`Transaction::execute`] that also says which rowid the statement inserted: SQLite's
+    /// `last_insert_rowid()` when the statement moved it, or when an `INSERT` / `REPLACE`
+    /// changed rows (a `REPLACE` may reuse the rowid); `None` otherwise, so tidings' own
+    /// inserts on the connection never show (what Python's `lastrowid` reports).
+    pub fn execute_with_rowid(&self, sql: &str, params: impl Params) -> Result<(usize, Option<i64>)> {
+        let word = crate::sql_guard::first_word(sql);
+        crate::sql_guard::refuse_control_word(word)?;
+        let conn = self.conn()?;
+        let before = conn.last_insert_rowid();
+        let changed = conn.prepare_cached(sql)?.execute(params)?;
+        let after = conn.last_insert_rowid();
+        let inserts = word.eq_ignore_ascii_case("insert") || word.eq_ignore_ascii_case("replace");
+        Ok((changed, (after != before || (changed > 0 && inserts)).then_some(after)))
+    }
+
     /// Runs one statement once per parameter set (one prepared statement); returns the rows
     /// changed in all. On an error the statements already run stay in the transaction.
     pub fn execute_many<P: Params>(&self, sql: &str, param_sets: impl IntoIterator<Item = P>) -> Result<usize> {

@@ -109,6 +109,15 @@ fn many_parameter_sets_rowids_and_column_names() -> Result<()> {
         assert_eq!(last, 3);
         tx.execute("INSERT INTO orders (ref, total) VALUES ('C-9', 9)", [])?;
         assert_eq!(tx.last_insert_rowid()?, last + 1);
+        let inserted = tx.execute_with_rowid("/* c */ INSERT INTO orders (ref, total) VALUES ('C-10', 10)", [])?;
+        assert_eq!(inserted, (1, Some(last + 2)));
+        assert_eq!(tx.execute_with_rowid("UPDATE orders SET total = total", [])?, (5, None));
+        tx.append("s", &[ev("t", json!({}))], ExpectedVersion::Any)?;
+        assert_eq!(
+            tx.execute_with_rowid("DELETE FROM orders WHERE ref = 'C-10'", [])?,
+            (1, None),
+            "tidings' own inserts never show"
+        );
         let result = tx.query_with_columns("SELECT ref AS reference, total FROM orders WHERE id = ?1", [1])?;
         assert_eq!(result.columns, ["reference", "total"]);
         assert_eq!(result.rows, vec![vec![SqlValue::Text("C-1".into()), SqlValue::Real(1.0)]]);
