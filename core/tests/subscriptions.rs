@@ -228,6 +228,12 @@ fn one_runner_per_name_is_active_and_the_other_takes_over() -> Result<()> {
         }
     };
     let first = store.subscribe("single", SubscriptionOptions::default(), runner("first"))?;
+    // The first runner takes the lease before the second one starts.
+    let deadline = std::time::Instant::now() + WAIT;
+    while !first.is_active() && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert!(first.is_active(), "the first runner took the lease");
     // Another handle on the same file, as another process would open it.
     let other_store = open(&path)?;
     let second = other_store.subscribe("single", SubscriptionOptions::default(), runner("second"))?;
