@@ -210,7 +210,7 @@ pub(crate) fn execute_result(py: Python<'_>, (changed, rowid): (usize, Option<i6
         .get_or_try_init(py, || Ok::<_, PyErr>(py.import("tidings._sql")?.getattr("ExecuteResult")?.unbind()))?;
     let result = class.bind(py).call1((changed,))?;
     if let Some(rowid) = rowid {
-        result.setattr("lastrowid", rowid)?;
+        result.setattr("_lastrowid", rowid)?;
     }
     Ok(result)
 }

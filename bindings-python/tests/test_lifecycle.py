@@ -52,7 +52,10 @@ WAITS = {
 }
 
 CHILD = """
-import socket, sys, tidings
+import signal, socket, sys, tidings
+# Ctrl-C as a terminal delivers it, whatever this process inherited (a shell runs background
+# jobs with SIGINT ignored, and Python then keeps it ignored).
+signal.signal(signal.SIGINT, signal.default_int_handler)
 store = tidings.Store(sys.argv[1], allow_private=True)
 # A receiver that accepts connections and never answers: the delivery stays in flight.
 silent = socket.create_server(("127.0.0.1", 0))
@@ -88,6 +91,9 @@ def test_ctrl_c_ends_a_blocking_wait(tmp_path: Path, db_path: Path, wait: str) -
         if child.poll() is None:
             child.kill()
             child.wait()
+        for pipe in (child.stdout, child.stderr):
+            if pipe is not None:
+                pipe.close()
     assert child.returncode != 0
     assert stderr.rstrip().endswith("KeyboardInterrupt"), stderr
     assert WAITS[wait] in stderr, "interrupted inside the wait"

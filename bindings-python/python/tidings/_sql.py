@@ -24,10 +24,15 @@ class ExecuteResult(int):
     when the statement inserted nothing.
     """
 
-    lastrowid: Optional[int] = None
     # Made by ``int``'s own constructor (no ``__new__`` here: one runs per ``execute``, and a
-    # Python-level one cost a third of a tight loop of them); ``lastrowid`` is set on the
-    # instance only when the statement inserted a row.
+    # Python-level one cost a third of a tight loop of them); the native module sets
+    # ``_lastrowid`` on the instance only when the statement inserted a row.
+
+    @property
+    def lastrowid(self) -> Optional[int]:
+        """The rowid of the row an ``INSERT`` or ``REPLACE`` statement inserted, or None."""
+        rowid: Optional[int] = self.__dict__.get("_lastrowid")
+        return rowid
 
     @property
     def rowcount(self) -> int:
