@@ -66,7 +66,7 @@ pub(crate) fn new_events(events: &Bound<'_, PyAny>, hook: Option<&Bound<'_, PyAn
             Some(v) => Some(crate::convert::count(&v, "events", u32::MAX)?),
             None => None,
         };
-        out.push(with_schema_version(py, event, version)?);
+        out.push(with_schema_version(event, version));
     }
     Ok(out)
 }
@@ -74,22 +74,12 @@ pub(crate) fn new_events(events: &Bound<'_, PyAny>, hook: Option<&Bound<'_, PyAn
 /// The schema version of an event or a snapshot written without one (core's: 1).
 pub(crate) const FIRST_SCHEMA_VERSION: u32 = 1;
 
-/// Refuses schema version 0 (versions start at 1) as invalid input on `field`.
-pub(crate) fn check_schema_version(py: Python<'_>, field: &str, version: u32) -> PyResult<()> {
-    match version {
-        0 => Err(crate::errors::invalid(py, field, "schema versions start at 1")),
-        _ => Ok(()),
-    }
-}
-
 /// `event` with its schema version in its metadata (`schema_version`), when one is given.
-pub(crate) fn with_schema_version(py: Python<'_>, event: NewEvent, version: Option<u32>) -> PyResult<NewEvent> {
+pub(crate) fn with_schema_version(event: NewEvent, version: Option<u32>) -> NewEvent {
+    // Core checks the version when the event is appended.
     match version {
-        Some(v) => {
-            check_schema_version(py, "schema_version", v)?;
-            Ok(event.with_schema_version(v))
-        }
-        None => Ok(event),
+        Some(v) => event.with_schema_version(v),
+        None => event,
     }
 }
 

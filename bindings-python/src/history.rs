@@ -86,7 +86,6 @@ impl PyStore {
         #[pyo3(from_py_with = arg::schema_version)] schema_version: u32,
     ) -> PyResult<()> {
         let state = to_json_with(state, "state", self.hook(py))?;
-        crate::events::check_schema_version(py, "schema_version", schema_version)?;
         run(py, || self.inner.save_snapshot_versioned(&stream, version, &state, schema_version))
     }
 

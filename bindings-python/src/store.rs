@@ -146,7 +146,7 @@ impl PyStore {
     ) -> PyResult<PyEvent> {
         let expected = crate::convert::expected_version(expected_version)?;
         let event = new_event(r#type, data, metadata, tenant, event_id, self.hook(py))?;
-        let event = crate::events::with_schema_version(py, event, schema_version)?;
+        let event = crate::events::with_schema_version(event, schema_version);
         let events = run(py, || self.inner.append(&stream, vec![event], expected))?;
         first_event(py, events)
     }

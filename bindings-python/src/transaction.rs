@@ -263,7 +263,7 @@ impl PyTransaction {
     ) -> PyResult<PyEvent> {
         let expected = crate::convert::expected_version(expected_version)?;
         let event = new_event(r#type, data, metadata, tenant, event_id, self.hook(py))?;
-        let event = crate::events::with_schema_version(py, event, schema_version)?;
+        let event = crate::events::with_schema_version(event, schema_version);
         let events = self.with(py, |tx| tx.append(&stream, vec![event], expected))?;
         first_event(py, events)
     }
@@ -334,7 +334,6 @@ impl PyTransaction {
         #[pyo3(from_py_with = arg::schema_version)] schema_version: u32,
     ) -> PyResult<()> {
         let state = to_json_with(state, "state", self.hook(py))?;
-        crate::events::check_schema_version(py, "schema_version", schema_version)?;
         self.with(py, |tx| tx.save_snapshot_versioned(&stream, version, &state, schema_version))
     }
 

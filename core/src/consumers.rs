@@ -65,6 +65,7 @@ pub(crate) fn save_snapshot(
     if version == 0 || version > current {
         return Err(Error::invalid("version", format!("must be between 1 and the stream's version {current}")));
     }
+    crate::event::validate_schema_version("schema_version", u64::from(schema_version))?;
     let text = crate::event::to_json_text("state", state)?;
     conn.prepare_cached(
         "INSERT INTO tidings_snapshots (stream_id, version, state, saved_at, schema_version) VALUES (?1, ?2, ?3, ?4, ?5)

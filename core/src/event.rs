@@ -88,6 +88,15 @@ impl NewEvent {
 /// [`crate::upcast`]).
 pub const SCHEMA_VERSION_KEY: &str = "schema_version";
 
+/// [`Error::InvalidInput`] on `field` unless `version` is a schema version (they start at 1):
+/// the one rule for events' `schema_version`, snapshots' and upcasters'.
+pub fn validate_schema_version(field: &str, version: u64) -> Result<()> {
+    if version == 0 || version > u64::from(u32::MAX) {
+        return Err(Error::invalid(field, "schema versions are whole numbers from 1"));
+    }
+    Ok(())
+}
+
 /// An event as stored in the log.
 ///
 /// Two records are equal when every stored field is: [`RecordedEvent::replayed`], which says
@@ -321,6 +330,11 @@ impl NewEvent {
         }
         if !self.metadata.is_object() {
             return Err(Error::invalid("metadata", "must be a JSON object"));
+        }
+        // A number under the key is a schema version (read by upcasters); another JSON type is
+        // the application's own and reads as version 1.
+        if let Some(version) = self.metadata.get(SCHEMA_VERSION_KEY).filter(|v| v.is_number()) {
+            validate_schema_version("schema_version", version.as_u64().unwrap_or(0))?;
         }
         if let Some(tenant) = &self.tenant {
             validate_tenant(tenant)?;

@@ -83,7 +83,7 @@ pub use delivery::{
 };
 pub use endpoint::{Auth, CircuitState, Endpoint, EndpointHealth, EndpointSpec, EndpointUpdate, redacted_url};
 pub use error::{Error, Result, SignatureFailure, non_negative};
-pub use event::{ExpectedVersion, MAX_JSON_DEPTH, NewEvent, RecordedEvent};
+pub use event::{ExpectedVersion, MAX_JSON_DEPTH, NewEvent, RecordedEvent, validate_schema_version};
 pub use log::{ReadAllOptions, ReadStreamOptions};
 pub use options::{Durability, StoreOptions};
 pub use outbox::{DeliveryFilter, DeliveryRecord, DeliveryState};

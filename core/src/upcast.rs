@@ -44,9 +44,7 @@ impl Upcasters {
     /// Registers `upcaster` for events of `event_type` at schema version `from_version`.
     pub(crate) fn register(&self, event_type: &str, from_version: u32, upcaster: Upcaster) -> Result<()> {
         crate::pattern::validate_event_type(event_type)?;
-        if from_version == 0 {
-            return Err(Error::invalid("from_version", "schema versions start at 1"));
-        }
+        crate::event::validate_schema_version("from_version", u64::from(from_version))?;
         let mut by_type = self.by_type.write().unwrap_or_else(|p| p.into_inner());
         let versions = by_type.entry(event_type.to_owned()).or_default();
         if versions.contains_key(&from_version) {

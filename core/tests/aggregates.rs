@@ -170,6 +170,15 @@ fn upcasters_apply_on_every_read_path() -> Result<()> {
     // Stored events are never rewritten.
     let raw: String = raw_conn_data(&store, &old[0].id)?;
     assert!(raw.contains("cents"));
+    // Schema versions start at 1, wherever they are given; a non-number is the app's own.
+    let zero = deposit(1).with_schema_version(0);
+    assert!(
+        matches!(store.append("account-9", &[zero], ExpectedVersion::Any), Err(Error::InvalidInput { ref field, .. }) if field == "schema_version")
+    );
+    assert!(matches!(store.save_snapshot_versioned("account-9", 1, &json!({}), 0), Err(Error::InvalidInput { .. })));
+    assert!(matches!(store.register_upcaster("account.deposited", 0, Ok), Err(Error::InvalidInput { .. })));
+    let own = deposit(1).with_metadata(json!({"schema_version": "v2"}));
+    store.append("account-9", &[own], ExpectedVersion::Any)?;
     // One upcaster per (type, version).
     assert!(matches!(store.register_upcaster("account.deposited", 1, Ok), Err(Error::InvalidInput { .. })));
     Ok(())
