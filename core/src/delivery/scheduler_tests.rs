@@ -24,7 +24,7 @@ fn target(seq: i64) -> Arc<SendSettings> {
     Arc::new(SendSettings::new(seq, &endpoint, Vec::new()).expect("target"))
 }
 
-fn jobs(seq: i64, n: usize) -> Vec<Job> {
+pub(super) fn jobs(seq: i64, n: usize) -> Vec<Job> {
     let target = target(seq);
     (0..n)
         .map(|i| Job {

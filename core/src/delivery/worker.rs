@@ -39,7 +39,15 @@ pub(crate) fn attempt(destination: &dyn Destination, job: Job, rendering: &Rende
     .entered();
     let started_at = clock::now_micros();
     let clock_start = Instant::now();
-    let result = destination.send(&job, rendering, started_at.div_euclid(1_000_000));
+    // A destination that panics (a bug, in tidings or a library it calls) fails this attempt,
+    // to be retried; it must not take the sending thread, and the claim with it, down.
+    let sent = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        destination.send(&job, rendering, started_at.div_euclid(1_000_000))
+    }));
+    let result = sent.unwrap_or_else(|_| {
+        tracing::error!(delivery = job.delivery_id, endpoint = %job.target.id, "the destination panicked; the attempt is retried");
+        Err(super::http::SendError::io("the destination panicked (a bug); the attempt is retried"))
+    });
     let duration = clock_start.elapsed();
     match &result {
         Ok(r) => tracing::debug!(status = r.status, duration_ms = duration.as_millis() as u64, "attempt answered"),
@@ -97,4 +105,28 @@ pub(crate) fn spawn(
             next = scheduler.done_and_take(ticket);
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::delivery::http::{HttpResponse, SendError, SendErrorKind};
+
+    struct Panics;
+
+    impl Destination for Panics {
+        fn send(&self, _: &Job, _: &Rendering, _: i64) -> Result<HttpResponse, SendError> {
+            panic!("a bug in a destination")
+        }
+    }
+
+    #[test]
+    fn a_panicking_destination_fails_the_attempt_and_spares_the_thread() {
+        let job = crate::delivery::scheduler_tests::jobs(1, 1).remove(0);
+        let rendering = Rendering { source: "test".into(), max_body: 1024 };
+        let finished = attempt(&Panics, job, &rendering);
+        let error = finished.result.expect_err("the attempt failed");
+        assert_eq!(error.kind, SendErrorKind::Io, "retried, not final");
+        assert!(error.message.contains("panicked"), "{}", error.message);
+    }
 }

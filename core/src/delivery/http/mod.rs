@@ -201,6 +201,11 @@ impl SendError {
     pub(crate) fn invalid(message: impl Into<String>) -> Self {
         SendError::new(SendErrorKind::InvalidRequest, message)
     }
+
+    /// A failure after connecting (or of this process's own means), retried.
+    pub(crate) fn io(message: impl Into<String>) -> Self {
+        SendError::new(SendErrorKind::Io, message)
+    }
 }
 
 impl fmt::Display for SendError {
