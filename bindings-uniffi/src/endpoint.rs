@@ -333,6 +333,8 @@ impl EndpointUpdate {
                 .map(|s| convert::statuses("final_statuses", s))
                 .transpose()?,
             enabled: self.enabled,
+            // JetStream endpoints come to these bindings with the JetStream issue's binding step.
+            subject: None,
         })
     }
 }

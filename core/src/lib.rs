@@ -52,6 +52,7 @@ mod endpoint;
 mod error;
 mod event;
 mod expected_version;
+pub mod jetstream;
 mod log;
 mod migrations;
 mod options;

@@ -10,6 +10,7 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     include_str!("sql/0004_endpoint_state.sql"),
     include_str!("sql/0005_unique_endpoint_names.sql"),
     include_str!("sql/0006_subscriptions.sql"),
+    include_str!("sql/0007_jetstream_subjects.sql"),
 ];
 
 /// The schema version this library writes.

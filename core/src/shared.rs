@@ -32,6 +32,9 @@ pub(crate) struct Shared {
     matcher: Mutex<Matcher>,
     pub(crate) commits: CommitSignal,
     http: Mutex<Option<(usize, Arc<HttpSender>)>>,
+    /// NATS connections and their runtime (JetStream endpoints and inboxes), made on first use.
+    #[cfg(feature = "jetstream")]
+    broker: Mutex<Option<Arc<crate::jetstream::broker::Broker>>>,
     /// The WAL file, for durable commits (file stores only).
     wal: Option<WalFile>,
     /// What [`Shared::close`] stops first (delivery engines started on this store).
@@ -69,6 +72,8 @@ impl Shared {
             matcher: Mutex::new(Matcher::new()),
             commits: CommitSignal::default(),
             http: Mutex::new(None),
+            #[cfg(feature = "jetstream")]
+            broker: Mutex::new(None),
             wal,
             stoppers: Mutex::new(Vec::new()),
             pid: std::process::id(),
@@ -141,6 +146,21 @@ impl Shared {
                 sender
             }
         }
+    }
+
+    /// The store's NATS connections (shared by JetStream endpoints and inboxes), made on first
+    /// use; [`Error::EngineStart`] when its runtime's threads cannot start.
+    #[cfg(feature = "jetstream")]
+    pub(crate) fn broker(&self) -> Result<Arc<crate::jetstream::broker::Broker>> {
+        let mut slot = self.broker.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(broker) = slot.as_ref() {
+            return Ok(Arc::clone(broker));
+        }
+        let broker = crate::jetstream::broker::Broker::new(self.options.egress.clone())
+            .map_err(|e| Error::EngineStart { reason: format!("the NATS runtime could not start: {e}") })?;
+        let broker = Arc::new(broker);
+        *slot = Some(Arc::clone(&broker));
+        Ok(broker)
     }
 
     pub(crate) fn claim_writer_for_current_thread(&self) {

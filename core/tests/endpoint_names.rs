@@ -72,13 +72,14 @@ fn names_used_twice_before_version_5_are_kept_apart_by_the_migration() -> Result
     let b = store.create_endpoint(&named("twin", "https://b.example.com/"))?;
     let c = store.create_endpoint(&named("twin2", "https://c.example.com/"))?;
     store.close();
-    // Back to version 4 (what versions 5 and 6 added is removed), with the same name three times.
+    // Back to version 4 (what versions 5 to 7 added is removed), with the same name three times.
     let conn = raw(&path)?;
     conn.execute_batch(
         "DROP INDEX tidings_endpoints_by_name;
          DROP TABLE tidings_subscriptions;
          DROP TABLE tidings_parked_events;
          ALTER TABLE tidings_snapshots DROP COLUMN schema_version;
+         ALTER TABLE tidings_endpoints DROP COLUMN subject;
          UPDATE tidings_endpoints SET name = 'dup';
          UPDATE tidings_meta SET value = 4 WHERE key = 'schema_version';",
     )?;

@@ -6,7 +6,7 @@
 
 pub mod procs;
 
-pub use tidings_test_server::{counting, faults, receiver, tls};
+pub use tidings_test_server::{counting, faults, nats, receiver, tls};
 
 use std::path::Path;
 use std::time::Duration;

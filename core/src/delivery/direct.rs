@@ -78,12 +78,27 @@ impl Store {
             json!({"endpoint_id": endpoint_id, "message": "a test event from tidings"}),
             None,
         );
-        let sender = self.shared().http_sender(1);
-        let body = request::render_body(&target, &event, &Rendering::of(self.options()))?;
+        let rendering = Rendering::of(self.options());
+        let body = request::render_body(&target, &event, &rendering)?;
         let started = OffsetDateTime::now_utc();
         let clock_start = Instant::now();
-        let outgoing = request::build(&target, &event.id, body, started.unix_timestamp());
-        let result = sender.send(&outgoing, RECORDED_BODY_BYTES);
+        let result = if target.subject.is_some() {
+            // A JetStream endpoint: published through the engine's destination.
+            let job = request::Job {
+                delivery_id: 0,
+                attempt: 1,
+                target: std::sync::Arc::new(target),
+                event: crate::event::StoredEvent::of(&event),
+                ping: false,
+                lease_until: i64::MAX,
+            };
+            let destinations =
+                super::Destinations { http: self.shared().http_sender(1), shared: self.shared().clone() };
+            super::Destination::send(&destinations, &job, &rendering, started.unix_timestamp())
+        } else {
+            let outgoing = request::build(&target, &event.id, body, started.unix_timestamp());
+            self.shared().http_sender(1).send(&outgoing, RECORDED_BODY_BYTES)
+        };
         let duration = clock_start.elapsed();
         tracing::info!(endpoint = %endpoint_id, ok = result.as_ref().is_ok_and(|r| (200..300).contains(&r.status)), "test event sent");
         Ok(match result {
@@ -123,6 +138,12 @@ impl Store {
             return Err(Error::invalid("timeout", "must be between 1 ms and 5 minutes"));
         }
         let mut target = self.target_for(endpoint_id)?;
+        if target.subject.is_some() {
+            return Err(Error::invalid(
+                "endpoint",
+                "call is for webhooks: a JetStream publish has no answer to return",
+            ));
+        }
         target.timeout = timeout;
         let event = Store::synthetic_event(event_type, data, None);
         let body = request::render_body(&target, &event, &Rendering::of(self.options()))?;

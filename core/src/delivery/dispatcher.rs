@@ -61,7 +61,8 @@ pub(crate) fn spawn(
     let (batch_tx, batch_rx) = crossbeam_channel::bounded::<()>(1);
     let policy = Arc::new(batching::Policy::new(options.workers, options.claim_capacity()));
     let reporting = Arc::new(Reporting { reports: reports_tx, batch_ready: batch_tx, policy: Arc::clone(&policy) });
-    let sender: Arc<dyn super::Destination> = shared.http_sender(options.workers);
+    let sender: Arc<dyn super::Destination> =
+        Arc::new(super::Destinations { http: shared.http_sender(options.workers), shared: Arc::clone(&shared) });
     let rendering = Arc::new(super::request::Rendering::of(&shared.options));
     let spawner = {
         let (scheduler, engine) = (Arc::clone(&scheduler), Arc::clone(&engine));

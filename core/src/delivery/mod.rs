@@ -43,7 +43,7 @@ pub(crate) mod http;
 mod liveness;
 mod outcome;
 mod prune;
-mod request;
+pub(crate) mod request;
 mod rows;
 mod scheduler;
 #[cfg(test)]
@@ -253,6 +253,53 @@ impl Destination for http::HttpSender {
         })?;
         let outgoing = request::build(&job.target, &job.event.id, body, unix_now);
         http::HttpSender::send(self, &outgoing, worker::RESPONSE_BODY_LIMIT)
+    }
+}
+
+/// The destinations of one store, chosen per endpoint: webhooks over HTTP, and JetStream
+/// subjects for `nats://` / `tls://` endpoints (feature `jetstream`; its connections are made
+/// on the first JetStream delivery).
+pub(crate) struct Destinations {
+    pub(crate) http: Arc<http::HttpSender>,
+    pub(crate) shared: Arc<crate::shared::Shared>,
+}
+
+impl Destination for Destinations {
+    fn send(
+        &self,
+        job: &request::Job,
+        rendering: &request::Rendering,
+        unix_now: i64,
+    ) -> std::result::Result<http::HttpResponse, http::SendError> {
+        match &job.target.subject {
+            None => Destination::send(self.http.as_ref(), job, rendering, unix_now),
+            Some(subject) => self.publish(job, subject, rendering, unix_now),
+        }
+    }
+}
+
+impl Destinations {
+    #[cfg(feature = "jetstream")]
+    fn publish(
+        &self,
+        job: &request::Job,
+        subject: &crate::jetstream::SubjectTemplate,
+        rendering: &request::Rendering,
+        unix_now: i64,
+    ) -> std::result::Result<http::HttpResponse, http::SendError> {
+        let broker = self.shared.broker().map_err(|e| http::SendError::io(e.to_string()))?;
+        crate::jetstream::publisher::JetStreamSender::new(broker).send(job, subject, rendering, unix_now)
+    }
+
+    #[cfg(not(feature = "jetstream"))]
+    fn publish(
+        &self,
+        _: &request::Job,
+        _: &crate::jetstream::SubjectTemplate,
+        _: &request::Rendering,
+        _: i64,
+    ) -> std::result::Result<http::HttpResponse, http::SendError> {
+        Err(http::SendError::invalid("this build of tidings has no JetStream support (feature `jetstream`)"))
     }
 }
 

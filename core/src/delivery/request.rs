@@ -41,6 +41,9 @@ pub(crate) struct SendSettings {
     pub keepalive_us: Option<i64>,
     /// The settings row's `updated_at` these came from (the claim's cache key).
     pub updated_at: i64,
+    /// A JetStream endpoint's subject template (`nats://` and `tls://` URLs); `None` for a
+    /// webhook.
+    pub subject: Option<crate::jetstream::SubjectTemplate>,
 }
 
 impl SendSettings {
@@ -65,6 +68,7 @@ impl SendSettings {
             ordered: spec.ordered,
             keepalive_us: spec.keepalive.map(crate::clock::duration_micros),
             updated_at: crate::clock::micros_of(endpoint.updated_at),
+            subject: crate::jetstream::subject_of(endpoint)?,
         })
     }
 }
@@ -139,23 +143,14 @@ pub(crate) fn render_stored_body(
     crate::template::stored_default_body(event, &rendering.source)
 }
 
-/// The request for one attempt, signed at `unix_now`.
+/// The request for one attempt, signed at `unix_now`: [`signed_headers`], then the auth header.
 pub(crate) fn build(target: &SendSettings, message_id: &str, body: Vec<u8>, unix_now: i64) -> OutgoingRequest {
-    let secrets: Vec<&Secret> = target.secrets.iter().collect();
-    let mut headers = Vec::with_capacity(6 + target.headers.len());
-    headers.push(("content-type".to_string(), "application/json".to_string()));
-    headers.push(("webhook-id".to_string(), message_id.to_string()));
-    headers.push(("webhook-timestamp".to_string(), unix_now.to_string()));
-    headers.push(("webhook-signature".to_string(), signing::signature_header(&secrets, message_id, unix_now, &body)));
-    if let (Some(name), Some(current)) = (&target.signature_header, target.secrets.first()) {
-        headers.push((name.clone(), signing::sha256_hex(current, &body)));
-    }
+    let mut headers = signed_headers(target, message_id, &body, unix_now);
     match &target.auth {
         Some(Auth::Bearer(token)) => headers.push(("authorization".to_string(), format!("Bearer {token}"))),
         Some(Auth::ApiKey { header, value }) => headers.push((header.clone(), value.clone())),
-        None => {}
+        _ => {}
     }
-    headers.extend(target.headers.iter().cloned());
     OutgoingRequest {
         url: target.url.clone(),
         headers,
@@ -164,4 +159,26 @@ pub(crate) fn build(target: &SendSettings, message_id: &str, body: Vec<u8>, unix
         verify_tls: target.verify_tls,
         ca_cert: target.ca_cert.clone(),
     }
+}
+
+/// The headers of one attempt besides auth: content type, Standard Webhooks id, timestamp and
+/// signatures (one per active secret), the optional `sha256=<hex>` header and the endpoint's
+/// own headers (last).
+pub(crate) fn signed_headers(
+    target: &SendSettings,
+    message_id: &str,
+    body: &[u8],
+    unix_now: i64,
+) -> Vec<(String, String)> {
+    let secrets: Vec<&Secret> = target.secrets.iter().collect();
+    let mut headers = Vec::with_capacity(6 + target.headers.len());
+    headers.push(("content-type".to_string(), "application/json".to_string()));
+    headers.push(("webhook-id".to_string(), message_id.to_string()));
+    headers.push(("webhook-timestamp".to_string(), unix_now.to_string()));
+    headers.push(("webhook-signature".to_string(), signing::signature_header(&secrets, message_id, unix_now, body)));
+    if let (Some(name), Some(current)) = (&target.signature_header, target.secrets.first()) {
+        headers.push((name.clone(), signing::sha256_hex(current, body)));
+    }
+    headers.extend(target.headers.iter().cloned());
+    headers
 }

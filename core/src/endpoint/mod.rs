@@ -36,6 +36,9 @@ pub enum Auth {
         /// Header value.
         value: String,
     },
+    /// A NATS `.creds` file's text (user JWT and NKey seed), for a JetStream endpoint
+    /// (`nats://` / `tls://`) or inbox. A bearer token is a NATS server's token.
+    NatsCredentials(String),
 }
 
 impl fmt::Debug for Auth {
@@ -43,6 +46,7 @@ impl fmt::Debug for Auth {
         match self {
             Auth::Bearer(_) => f.write_str("Bearer(<redacted>)"),
             Auth::ApiKey { header, .. } => write!(f, "ApiKey {{ header: {header:?}, value: <redacted> }}"),
+            Auth::NatsCredentials(_) => f.write_str("NatsCredentials(<redacted>)"),
         }
     }
 }
@@ -60,7 +64,8 @@ impl fmt::Debug for Auth {
 /// ```
 #[derive(Clone, PartialEq)]
 pub struct EndpointSpec {
-    /// `http` or `https` URL (no user info: use `auth`).
+    /// `http` or `https` URL of a webhook, or `nats://` / `tls://` URL of a NATS server for a
+    /// JetStream endpoint (docs/scale-out.md); no user info: use `auth`.
     pub url: String,
     /// A human name.
     pub name: Option<String>,
@@ -103,6 +108,9 @@ pub struct EndpointSpec {
     pub final_statuses: Vec<u16>,
     /// Whether it receives deliveries (default true).
     pub enabled: bool,
+    /// A JetStream endpoint's subject template (`None`: [`crate::jetstream::DEFAULT_SUBJECT`],
+    /// `tidings.{type}`); see [`crate::jetstream::SubjectTemplate`]. Webhooks have none.
+    pub subject: Option<String>,
 }
 
 impl EndpointSpec {
@@ -129,6 +137,7 @@ impl EndpointSpec {
             keepalive: None,
             final_statuses: Vec::new(),
             enabled: true,
+            subject: None,
         }
     }
 }
@@ -156,6 +165,7 @@ impl fmt::Debug for EndpointSpec {
             .field("keepalive", &self.keepalive)
             .field("final_statuses", &self.final_statuses)
             .field("enabled", &self.enabled)
+            .field("subject", &self.subject)
             .finish()
     }
 }
@@ -239,6 +249,8 @@ pub struct EndpointUpdate {
     pub final_statuses: Option<Vec<u16>>,
     /// Enable (with catch-up) or disable.
     pub enabled: Option<bool>,
+    /// New subject template of a JetStream endpoint (or cleared: the default).
+    pub subject: Option<Option<String>>,
 }
 
 impl fmt::Debug for EndpointUpdate {
@@ -249,6 +261,7 @@ impl fmt::Debug for EndpointUpdate {
             .field("auth", &self.auth)
             .field("headers", &self.headers.as_ref().map(redacted_headers))
             .field("enabled", &self.enabled)
+            .field("subject", &self.subject)
             .finish_non_exhaustive()
     }
 }
@@ -280,6 +293,7 @@ impl EndpointUpdate {
             keepalive: Some(spec.keepalive),
             final_statuses: Some(spec.final_statuses.clone()),
             enabled: Some(spec.enabled),
+            subject: Some(spec.subject.clone()),
         }
     }
 
@@ -313,6 +327,7 @@ impl EndpointUpdate {
         set(&mut spec.keepalive, &self.keepalive);
         set(&mut spec.final_statuses, &self.final_statuses);
         set(&mut spec.enabled, &self.enabled);
+        set(&mut spec.subject, &self.subject);
     }
 }
 

@@ -19,7 +19,7 @@ use crate::signing::Secret;
 const COLUMNS: &str = "seq, id, name, url, events, tenant, enabled, disabled_reason, secret, auth, headers,
     timeout_us, max_attempts, initial_delay_us, max_delay_us, multiplier, jitter, rate_limit, burst,
     max_in_flight, ordered, verify_tls, ca_cert, signature_header, templates, keepalive_us, final_statuses,
-    created_at, updated_at";
+    created_at, updated_at, subject";
 
 fn json_err(e: serde_json::Error) -> rusqlite::Error {
     rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e))
@@ -38,6 +38,7 @@ fn auth_to_json(auth: &Option<Auth>) -> Option<String> {
         match a {
             Auth::Bearer(token) => serde_json::json!({"type": "bearer", "token": token}),
             Auth::ApiKey { header, value } => serde_json::json!({"type": "api_key", "header": header, "value": value}),
+            Auth::NatsCredentials(creds) => serde_json::json!({"type": "nats_credentials", "creds": creds}),
         }
         .to_string()
     })
@@ -50,6 +51,7 @@ fn auth_from_json(text: Option<String>) -> rusqlite::Result<Option<Auth>> {
     Ok(match v.get("type").and_then(|t| t.as_str()) {
         Some("bearer") => Some(Auth::Bearer(s("token"))),
         Some("api_key") => Some(Auth::ApiKey { header: s("header"), value: s("value") }),
+        Some("nats_credentials") => Some(Auth::NatsCredentials(s("creds"))),
         _ => None,
     })
 }
@@ -89,6 +91,7 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<(i64, Endpoint)> {
         keepalive: r.get::<_, Option<i64>>(25)?.map(duration),
         final_statuses: serde_json::from_str(&text(26)?).map_err(json_err)?,
         enabled: r.get(6)?,
+        subject: r.get(29)?,
     };
     let endpoint = Endpoint {
         id: r.get(1)?,
@@ -269,9 +272,9 @@ pub(crate) fn create(conn: &Connection, spec: &EndpointSpec) -> Result<Endpoint>
         "INSERT INTO tidings_endpoints (id, url, name, events, tenant, enabled, disabled_at_position, secret, auth, headers,
             timeout_us, max_attempts, initial_delay_us, max_delay_us, multiplier, jitter, rate_limit, burst,
             max_in_flight, ordered, verify_tls, ca_cert, signature_header, templates, keepalive_us, final_statuses,
-            created_at, updated_at)
+            created_at, updated_at, subject)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22,
-            ?23, ?24, ?25, ?26, ?27, ?27)",
+            ?23, ?24, ?25, ?26, ?27, ?27, ?28)",
     )?
     .execute(params![
         id,
@@ -301,6 +304,7 @@ pub(crate) fn create(conn: &Connection, spec: &EndpointSpec) -> Result<Endpoint>
         spec.keepalive.map(micros),
         serde_json::to_string(&spec.final_statuses)?,
         now,
+        spec.subject,
     ])?;
     let seq = conn.last_insert_rowid();
     state::create(conn, seq, spec.keepalive.map(|every| now.saturating_add(micros(every))))?;
@@ -325,7 +329,7 @@ pub(crate) fn update(conn: &Connection, id: &str, change: &EndpointUpdate) -> Re
             timeout_us = ?8, max_attempts = ?9, initial_delay_us = ?10, max_delay_us = ?11, multiplier = ?12,
             jitter = ?13, rate_limit = ?14, burst = ?15, max_in_flight = ?16, ordered = ?17, verify_tls = ?18,
             ca_cert = ?19, signature_header = ?20, templates = ?21, keepalive_us = ?22, final_statuses = ?23,
-            updated_at = ?24
+            updated_at = ?24, subject = ?25
          WHERE seq = ?1",
     )?
     .execute(params![
@@ -353,6 +357,7 @@ pub(crate) fn update(conn: &Connection, id: &str, change: &EndpointUpdate) -> Re
         spec.keepalive.map(micros),
         serde_json::to_string(&spec.final_statuses)?,
         clock::now_micros(),
+        spec.subject,
     ])?;
     state::settings_changed(conn, seq, clock::now_micros())?;
     if spec.ordered != current.spec.ordered {

@@ -35,7 +35,18 @@ pub(crate) struct Checked {
 
 /// Checks every field of `spec`.
 pub(crate) fn check(spec: &EndpointSpec) -> Result<Checked> {
-    let url = check_url(&spec.url)?;
+    let url = if crate::jetstream::is_nats_url(&spec.url) {
+        crate::jetstream::check_spec(spec)?;
+        spec.url.clone()
+    } else {
+        if spec.subject.is_some() {
+            return Err(Error::invalid("subject", "applies to JetStream endpoints (nats:// or tls:// URLs) only"));
+        }
+        if matches!(spec.auth, Some(Auth::NatsCredentials(_))) {
+            return Err(Error::invalid("auth", "NATS credentials apply to JetStream endpoints only"));
+        }
+        check_url(&spec.url)?
+    };
     if let Some(name) = &spec.name
         && (name.is_empty() || name.chars().count() > 200 || name.chars().any(char::is_control))
     {
@@ -143,6 +154,15 @@ pub(crate) fn check_egress(raw: &str, policy: &crate::egress::EgressPolicy) -> R
     let ip = match url.host() {
         Some(url::Host::Ipv4(v4)) => IpAddr::V4(v4),
         Some(url::Host::Ipv6(v6)) => IpAddr::V6(v6),
+        // A URL of a scheme the URL standard does not know (`nats://`) keeps its host as text.
+        Some(url::Host::Domain(name))
+            if name.trim_start_matches('[').trim_end_matches(']').parse::<IpAddr>().is_ok() =>
+        {
+            name.trim_start_matches('[')
+                .trim_end_matches(']')
+                .parse::<IpAddr>()
+                .unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST))
+        }
         Some(url::Host::Domain(name)) => {
             let name = name.trim_end_matches('.').to_ascii_lowercase();
             if name != "localhost" && !name.ends_with(".localhost") {
@@ -182,6 +202,15 @@ fn check_auth(auth: &Auth) -> Result<()> {
                 ));
             }
         }
+        Auth::NatsCredentials(creds) => {
+            let looks_right = creds.contains("BEGIN NATS USER JWT") && creds.contains("BEGIN USER NKEY SEED");
+            if creds.len() > 16 * 1024 || !looks_right {
+                return Err(Error::invalid(
+                    "auth",
+                    "NATS credentials must be a .creds file's text (a user JWT and an NKey seed), at most 16 KiB",
+                ));
+            }
+        }
     }
     Ok(())
 }
@@ -200,7 +229,10 @@ fn check_no_duplicate_headers(spec: &EndpointSpec) -> Result<()> {
     let auth = spec.auth.as_ref().map(|auth| match auth {
         Auth::Bearer(_) => "authorization",
         Auth::ApiKey { header, .. } => header.as_str(),
+        // Sent when connecting, never as a header.
+        Auth::NatsCredentials(_) => "",
     });
+    let auth = auth.filter(|h| !h.is_empty());
     let named = spec.headers.keys().map(|h| ("headers", h.as_str()));
     let named =
         named.chain(auth.map(|h| ("auth", h))).chain(spec.signature_header.as_deref().map(|h| ("signature_header", h)));

@@ -19,7 +19,7 @@
 
 pub(crate) mod lease;
 mod repo;
-mod runner;
+pub(crate) mod runner;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex};

@@ -40,7 +40,11 @@ pub(crate) enum Handler {
 impl Handler {
     /// Runs the handler on a batch; a panic is a failure. Returns the transaction to commit, or
     /// why there is none to commit.
-    fn call(&mut self, mut tx: Transaction, events: &[RecordedEvent]) -> std::result::Result<Transaction, String> {
+    pub(crate) fn call(
+        &mut self,
+        mut tx: Transaction,
+        events: &[RecordedEvent],
+    ) -> std::result::Result<Transaction, String> {
         let called = match self {
             Handler::Borrowing(handler) => {
                 catch_unwind(AssertUnwindSafe(|| handler(&mut tx, events))).map(|outcome| (Some(tx), outcome))

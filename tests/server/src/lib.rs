@@ -12,6 +12,8 @@
 //! - [`faults::FaultServer`]: the faults below HTTP (a reset mid-body, a trickled head, a
 //!   socket never read).
 //! - [`tls::TlsReceiver`]: the recording receiver behind TLS (`rustls`).
+//! - [`nats::NatsServer`]: not HTTP: a real `nats-server` with JetStream on a free loopback
+//!   port, for the JetStream destination and inbox tests, with a small JetStream client.
 //!
 //! It does not depend on `tidings`, so that core's unit tests use it too; `tidings-tests`
 //! re-exports its modules under the same names.
@@ -19,6 +21,7 @@
 mod conn;
 pub mod counting;
 pub mod faults;
+pub mod nats;
 pub mod receiver;
 mod respond;
 mod server;

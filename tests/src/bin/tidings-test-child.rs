@@ -43,6 +43,15 @@
 //!   subscription has passed position `<until>` (0: never) prints `caught-up` and exits.
 //!   Meant to be killed.
 //!
+//! Commands of the JetStream suite (`tests/tests/jetstream_crash.rs`):
+//!
+//! - `inbox <db> <url> <stream> <consumer> <batch> <pause-ms>`: runs an inbox (`relay_in`,
+//!   loopback allowed, `ack_wait` 2 s) consuming JetStream stream `<stream>` with durable
+//!   consumer `<consumer>` in batches of `<batch>`; its handler writes one row per new event
+//!   into the app table `inbox_rows (event_id, stream, pid)` (no unique key: a second
+//!   application would show) and pauses `<pause-ms>` inside the transaction; prints `ready`,
+//!   then `status <appended> <duplicates>` whenever those change. Meant to be killed.
+//!
 //! Exits with status 1 and a message on stderr on any error.
 
 use std::io::{BufRead, Write};
@@ -92,6 +101,9 @@ fn run(args: &[String]) -> Result<(), Failure> {
         [command, dir, count] if command == "open-loop" => open_loop(dir, count.parse()?),
         [command, db] if command == "hold-lock" => hold_lock(db),
         [command, db, url] if command == "send-test" => send_test(db, url),
+        [command, db, url, stream, consumer, batch, pause_ms] if command == "inbox" => {
+            inbox(db, url, stream, consumer, batch.parse()?, std::time::Duration::from_millis(pause_ms.parse()?))
+        }
         [command, db, name, until, batch, pause_ms] if command == "project" => {
             project(db, name, until.parse()?, batch.parse()?, std::time::Duration::from_millis(pause_ms.parse()?))
         }
@@ -100,7 +112,8 @@ fn run(args: &[String]) -> Result<(), Failure> {
                   work <db> <tag> <workers> <lease-grace-ms> <pause-us> | \
                   serve <db> <workers> <lease-grace-ms> <shutdown-grace-ms> | \
                   prune <db> <max-records> <keep-events> | open-loop <dir> <count> | hold-lock <db> | \
-                  send-test <db> <url> | project <db> <name> <until> <batch> <pause-ms>"
+                  send-test <db> <url> | project <db> <name> <until> <batch> <pause-ms> | \
+                  inbox <db> <url> <stream> <consumer> <batch> <pause-ms>"
             .into()),
     }
 }
@@ -304,5 +317,44 @@ fn project(db: &str, name: &str, until: u64, batch: usize, pause: std::time::Dur
         if let Some(error) = subscription.error() {
             return Err(error.into());
         }
+    }
+}
+
+fn inbox(
+    db: &str,
+    url: &str,
+    stream: &str,
+    consumer: &str,
+    batch: usize,
+    pause: std::time::Duration,
+) -> Result<(), Failure> {
+    let store = Store::open(db, tidings_tests::loopback_options())?;
+    store.execute_script(
+        "CREATE TABLE IF NOT EXISTS inbox_rows (event_id TEXT NOT NULL, stream TEXT NOT NULL, pid INTEGER NOT NULL);",
+    )?;
+    let pid = i64::from(std::process::id());
+    let options = tidings::jetstream::InboxOptions {
+        batch,
+        ack_wait: std::time::Duration::from_secs(2),
+        ..tidings::jetstream::InboxOptions::new(url, stream, consumer)
+    };
+    let inbox = store.relay_in(options, move |tx, events| {
+        for e in events {
+            tx.execute("INSERT INTO inbox_rows (event_id, stream, pid) VALUES (?1, ?2, ?3)", (&e.id, &e.stream, pid))?;
+        }
+        std::thread::sleep(pause);
+        Ok(())
+    })?;
+    ready("ready")?;
+    let mut last = None;
+    loop {
+        let status = inbox.status();
+        let now = (status.appended, status.duplicates);
+        if last != Some(now) {
+            println!("status {} {}", now.0, now.1);
+            std::io::stdout().flush()?;
+            last = Some(now);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
     }
 }
