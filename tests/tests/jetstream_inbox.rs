@@ -129,5 +129,8 @@ fn inbox_options_are_checked() -> Result<()> {
             other => panic!("accepted: {other:?}"),
         }
     }
+    b.close();
+    let closed = b.relay_in(InboxOptions::new("nats://127.0.0.1:4222", "S", "c"), |_, _| Ok(()));
+    assert!(matches!(closed, Err(Error::Closed)), "{closed:?}");
     Ok(())
 }

@@ -32,6 +32,9 @@ pub(crate) const MAX_CLIENTS: usize = 64;
 /// The longest connect, whatever the endpoint's timeout.
 const MAX_CONNECT: Duration = Duration::from_secs(5);
 
+/// A context's own timeout: the longest endpoint timeout (each call is bounded by its own).
+const CONTEXT_TIMEOUT: Duration = Duration::from_secs(300);
+
 /// The NATS port when a URL names none.
 const DEFAULT_PORT: u16 = 4222;
 
@@ -39,7 +42,7 @@ const DEFAULT_PORT: u16 = 4222;
 pub(crate) struct Broker {
     runtime: Option<tokio::runtime::Runtime>,
     policy: EgressPolicy,
-    clients: Mutex<LruCache<[u8; 32], async_nats::Client>>,
+    clients: Mutex<LruCache<[u8; 32], async_nats::jetstream::Context>>,
 }
 
 impl Drop for Broker {
@@ -79,17 +82,18 @@ impl Broker {
         }
     }
 
-    /// The client for `url` with `auth`, connecting (within `timeout`, at most 5 s) if none is
-    /// kept. Must not be called from inside the runtime.
-    pub(crate) fn client(
+    /// The JetStream context of the client for `url` with `auth`, connecting (within
+    /// `timeout`, at most 5 s) if none is kept. Its own timeout is the longest an endpoint may
+    /// have: callers bound each call by theirs. Must not be called from inside the runtime.
+    pub(crate) fn jetstream(
         &self,
         url: &str,
         auth: Option<&Auth>,
         timeout: Duration,
-    ) -> Result<async_nats::Client, SendError> {
+    ) -> Result<async_nats::jetstream::Context, SendError> {
         let key = client_key(url, auth);
-        if let Some(client) = self.clients.lock().unwrap_or_else(|p| p.into_inner()).get(&key) {
-            return Ok(client.clone());
+        if let Some(context) = self.clients.lock().unwrap_or_else(|p| p.into_inner()).get(&key) {
+            return Ok(context.clone());
         }
         let target = self.resolve(url)?;
         let mut options = async_nats::ConnectOptions::new()
@@ -107,9 +111,13 @@ impl Broker {
             Some(_) => return Err(SendError::invalid("this auth kind does not apply to a NATS server")),
             None => options,
         };
-        let client = self.block_on(options.connect(target.address.as_str())).map_err(connect_error)?;
-        self.clients.lock().unwrap_or_else(|p| p.into_inner()).put(key, client.clone());
-        Ok(client)
+        let context = self.block_on(async {
+            let client = options.connect(target.address.as_str()).await.map_err(connect_error)?;
+            // A context starts a task of its own: made inside the runtime.
+            Ok::<_, SendError>(async_nats::jetstream::ContextBuilder::new().timeout(CONTEXT_TIMEOUT).build(client))
+        })?;
+        self.clients.lock().unwrap_or_else(|p| p.into_inner()).put(key, context.clone());
+        Ok(context)
     }
 
     /// Resolves `url`'s host and checks every address against the egress policy.

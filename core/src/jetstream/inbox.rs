@@ -222,7 +222,8 @@ impl Store {
     ///
     /// # Errors
     ///
-    /// [`Error::InvalidInput`] for bad options; [`Error::ReadOnly`], [`Error::Closed`].
+    /// [`Error::InvalidInput`] for bad options; [`Error::ReadOnly`]; [`Error::Closed`] after
+    /// [`Store::close`] (which also stops the store's running inboxes first).
     pub fn relay_in<H>(&self, options: InboxOptions, handler: H) -> Result<Inbox>
     where
         H: FnMut(&mut Transaction, &[RecordedEvent]) -> std::result::Result<(), HandlerError> + Send + 'static,
@@ -246,7 +247,8 @@ impl Store {
         if self.shared().read_only {
             return Err(Error::ReadOnly);
         }
-        self.shared().check_process()?;
+        // A read refuses a closed store (`Closed`) and a forked child (`Forked`).
+        self.last_position()?;
         let broker = self.shared().broker()?;
         let counters = Arc::new(Counters::default());
         let runner = Runner { store: self.clone(), options, handler, broker, counters: Arc::clone(&counters) };
@@ -322,7 +324,8 @@ impl Runner {
 
     fn connect(&self) -> std::result::Result<PullConsumer, String> {
         let o = &self.options;
-        let client = self.broker.client(&o.url, o.auth.as_ref(), Duration::from_secs(5)).map_err(|e| e.to_string())?;
+        let context =
+            self.broker.jetstream(&o.url, o.auth.as_ref(), Duration::from_secs(5)).map_err(|e| e.to_string())?;
         let config = pull::Config {
             durable_name: Some(o.consumer.clone()),
             filter_subject: o.filter_subject.clone().unwrap_or_default(),
@@ -331,7 +334,6 @@ impl Runner {
             ..Default::default()
         };
         self.broker.block_on(async {
-            let context = async_nats::jetstream::new(client);
             let stream =
                 context.get_stream(&o.stream).await.map_err(|e| format!("JetStream stream {:?}: {e}", o.stream))?;
             stream

@@ -75,13 +75,11 @@ impl JetStreamSender {
             insert(&mut headers, TENANT_HEADER, tenant.clone());
         }
         let message = PublishMessage::build().payload(body.into()).headers(headers).message_id(&event.id);
-        let client = self.broker.client(&target.url, target.auth.as_ref(), target.timeout)?;
+        let context = self.broker.jetstream(&target.url, target.auth.as_ref(), target.timeout)?;
         let timeout = target.timeout;
         let outcome = self.broker.block_on(async move {
-            // A context starts a task of its own: made inside the runtime.
-            let context = async_nats::jetstream::ContextBuilder::new().timeout(timeout).build(client);
-            let ack = context.send_publish(subject, message).await?;
-            tokio::time::timeout(timeout, ack).await.map_err(|_| PublishError::new(PublishErrorKind::TimedOut))?
+            let published = async { context.send_publish(subject, message).await?.await };
+            tokio::time::timeout(timeout, published).await.map_err(|_| PublishError::new(PublishErrorKind::TimedOut))?
         });
         match outcome {
             Ok(ack) => Ok(acknowledged(&ack)),
