@@ -21,10 +21,12 @@ that carries one has a --...-from twin that reads the value from SOURCE instead:
   file:PATH  a file or a pipe (file:/run/secrets/hook, file:/dev/fd/3); one trailing newline is
              dropped
   stdin      standard input (one option per command); one trailing newline is dropped
-Errors name the option and the source, never the value.";
+NATS credentials (a .creds file: several lines, with a private key seed) come only through
+--nats-creds-from. Errors name the option and the source, never the value.";
 
 /// Inspect and steer a tidings outbox: endpoints, events, deliveries, retries; run the
-/// delivery engine; verify webhook signatures; run the demo.
+/// delivery engine; consume a NATS JetStream stream into the log; verify webhook signatures;
+/// run the demo.
 #[derive(Debug, Parser)]
 #[command(name = "tidings", version, after_help = EXIT_CODES, max_term_width = 100)]
 pub struct Cli {
@@ -57,7 +59,7 @@ pub enum Command {
     /// command refuses a missing database, a file that is not a tidings store, or another schema
     /// version, and leaves it as it is.
     Init,
-    /// List, create, change and delete webhook endpoints.
+    /// List, create, change and delete endpoints (webhooks, and NATS JetStream destinations).
     #[command(subcommand)]
     Endpoints(EndpointsCommand),
     /// Read the event log.
@@ -121,6 +123,29 @@ pub enum Command {
     /// waiting for later retries and open circuits; for scripts and CI that need everything
     /// delivered. It exits 0 when drained, and 1 with an error if --timeout passed first.
     Deliver(DeliverArgs),
+    /// Consume a NATS JetStream stream into the event log until Ctrl-C or SIGTERM (the inbox)
+    ///
+    /// A durable pull consumer (--consumer, created when missing; the server keeps its
+    /// position) reads --stream; each batch of messages is appended to the log in one
+    /// transaction and acknowledged after the commit. A message's `Nats-Msg-Id` is its event's
+    /// id, so a message read twice is appended once (counted as a duplicate); stream, type and
+    /// tenant come from the `Tidings-Stream`, `Tidings-Type` and `Tidings-Tenant` headers (else
+    /// the subject), the body is the event's data (or a tidings envelope `{"data": ...,
+    /// "metadata": ...}`). A message that can never be an event (not JSON, a reserved type) is
+    /// terminated and counted as rejected. Projections and subscriptions of the store see the
+    /// new events like any others. It connects, and reconnects, on its own.
+    ///
+    /// Prints a status line when the counts change (appended, duplicates, rejected, and the
+    /// last error while one stands; with --json one object per line on stdout), and a summary
+    /// when it stops. On Ctrl-C or SIGTERM it finishes the batch in hand and exits 0; a second
+    /// signal exits at once (unacknowledged messages are redelivered, and found already
+    /// appended). A loopback or private NATS server needs --allow-private or --allow-network.
+    ///
+    /// --exit-when-idle SECONDS stops on its own once no message arrived for that long (the
+    /// wait starts when the inbox starts, so connecting counts; at least one status check is
+    /// made first): for scripts and tests. It exits 0, or 1 if the inbox's last try failed.
+    #[command(after_help = SECRETS_HELP)]
+    RelayIn(Box<RelayInArgs>),
     /// Verify a received webhook's signature (the request as JSON on stdin)
     ///
     /// `tidings verify --secret whsec_... < request.json`, where request.json is:
@@ -196,6 +221,44 @@ pub struct DeliverArgs {
     /// long as it takes).
     #[arg(long, value_name = "DURATION", value_parser = parse_duration, requires = "until_drained")]
     pub timeout: Option<Duration>,
+    #[command(flatten)]
+    pub egress: EgressArgs,
+}
+
+/// `tidings relay-in`.
+#[derive(Debug, Args)]
+pub struct RelayInArgs {
+    /// The NATS server: `nats://host:port` or `tls://host:port`.
+    #[arg(long, value_name = "URL")]
+    pub url: String,
+    /// The JetStream stream to consume (it must exist).
+    #[arg(long, value_name = "NAME")]
+    pub stream: String,
+    /// The durable consumer's name (created when missing; the server keeps its position).
+    #[arg(long, value_name = "NAME")]
+    pub consumer: String,
+    /// Only messages whose subject matches (default: the whole stream).
+    #[arg(long, value_name = "SUBJECT")]
+    pub filter_subject: Option<String>,
+    /// Most messages per transaction (1 to 10000).
+    #[arg(long, value_name = "N", default_value_t = 100)]
+    pub batch: usize,
+    /// How long the server waits for an acknowledgement before it redelivers (1s to 24h).
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_duration)]
+    pub ack_wait: Duration,
+    /// Put this before each event's stream name (default: the publisher's stream names).
+    #[arg(long, value_name = "PREFIX")]
+    pub stream_prefix: Option<String>,
+    /// Read the NATS server's token from SOURCE.
+    #[arg(long, value_name = sources::VALUE_NAME, value_parser = Source::parse, conflicts_with = "nats_creds_from")]
+    pub bearer_from: Option<Source>,
+    /// Read NATS credentials (a `.creds` file's text: user JWT and NKey seed) from SOURCE.
+    #[arg(long, value_name = sources::VALUE_NAME, value_parser = Source::parse)]
+    pub nats_creds_from: Option<Source>,
+    /// Stop once no message arrived for this long (seconds, or a duration such as 1500ms);
+    /// exits 0, or 1 if the inbox's last try failed.
+    #[arg(long, value_name = "SECONDS", value_parser = parse_idle)]
+    pub exit_when_idle: Option<Duration>,
     #[command(flatten)]
     pub egress: EgressArgs,
 }
@@ -323,6 +386,14 @@ pub struct EndpointSettings {
     /// Read the API key header, `HEADER:VALUE`, from SOURCE.
     #[arg(long, value_name = sources::VALUE_NAME, value_parser = Source::parse)]
     pub api_key_from: Option<Source>,
+    /// Read NATS credentials (a `.creds` file's text: user JWT and NKey seed) from SOURCE, for a
+    /// nats:// or tls:// endpoint (--bearer is its NATS token otherwise).
+    #[arg(long, value_name = sources::VALUE_NAME, value_parser = Source::parse, conflicts_with_all = ["bearer", "bearer_from", "api_key", "api_key_from"])]
+    pub nats_creds_from: Option<Source>,
+    /// The subject template of a nats:// or tls:// endpoint (default `tidings.{type}`;
+    /// placeholders {type}, {stream}, {tenant}, {partition:N}).
+    #[arg(long, value_name = "TEMPLATE")]
+    pub subject: Option<String>,
     /// An extra request header `NAME:VALUE` (repeatable; on update, replaces all of them).
     #[arg(long = "header", value_name = "NAME:VALUE")]
     pub headers: Vec<String>,
@@ -376,7 +447,8 @@ pub struct EndpointSettings {
 /// `tidings endpoints add`.
 #[derive(Debug, Args)]
 pub struct AddArgs {
-    /// The receiver's URL (http or https).
+    /// The receiver's URL: http or https for a webhook; nats://host:port or tls://host:port for
+    /// a NATS JetStream destination (events are published on --subject).
     #[arg(required_unless_present = "url_from", conflicts_with = "url_from")]
     pub url: Option<String>,
     /// Read the URL from SOURCE instead (for a URL that carries a token).
@@ -399,6 +471,8 @@ pub struct AddArgs {
     /// Create it disabled.
     #[arg(long)]
     pub disabled: bool,
+    #[command(flatten)]
+    pub egress: EgressArgs,
     /// Print the signing secret and the full URL.
     #[arg(long = "show-secrets", alias = "show-secret")]
     pub show_secrets: bool,
@@ -429,9 +503,12 @@ pub struct UpdateArgs {
     /// Receive every tenant's events again.
     #[arg(long, conflicts_with = "tenant")]
     pub clear_tenant: bool,
-    /// Remove the bearer token or API key.
-    #[arg(long, conflicts_with_all = ["bearer", "bearer_from", "api_key", "api_key_from"])]
+    /// Remove the bearer token, API key or NATS credentials.
+    #[arg(long, conflicts_with_all = ["bearer", "bearer_from", "api_key", "api_key_from", "nats_creds_from"])]
     pub clear_auth: bool,
+    /// Publish on the default subject (`tidings.{type}`) again.
+    #[arg(long, conflicts_with = "subject")]
+    pub clear_subject: bool,
     /// Remove every extra header.
     #[arg(long, conflicts_with_all = ["headers", "headers_from"])]
     pub clear_headers: bool,
@@ -450,6 +527,8 @@ pub struct UpdateArgs {
     /// Stop keepalive pings.
     #[arg(long, conflicts_with = "keepalive")]
     pub clear_keepalive: bool,
+    #[command(flatten)]
+    pub egress: EgressArgs,
     /// Show the signing secret and the full URL in the result.
     #[arg(long = "show-secrets", alias = "show-secret")]
     pub show_secrets: bool,
@@ -486,6 +565,38 @@ pub enum EventsCommand {
         /// The event id.
         id: String,
     },
+    /// Append one event to a stream (no code needed: for shell scripts and operators)
+    ///
+    /// The event is committed with its outbox rows in one transaction, so every matching
+    /// endpoint gets it. Bad JSON, a bad type or stream exits 5; a stream whose version is not
+    /// --expected-version exits 10; either way nothing is written. Prints the recorded event.
+    Append(AppendArgs),
+}
+
+/// `tidings events append`.
+#[derive(Debug, Args)]
+pub struct AppendArgs {
+    /// The stream (for example `order-42`).
+    pub stream: String,
+    /// The event type (for example `order.placed`); `tidings.` is reserved.
+    #[arg(value_name = "TYPE")]
+    pub event_type: String,
+    /// The event's data: JSON text.
+    #[arg(long, value_name = "JSON")]
+    pub data: String,
+    /// The event's metadata: a JSON object (default `{}`).
+    #[arg(long, value_name = "JSON")]
+    pub metadata: Option<String>,
+    /// The tenant the stream belongs to.
+    #[arg(long)]
+    pub tenant: Option<String>,
+    /// Append only if the stream's version is this (0: the stream must not exist yet).
+    #[arg(long, value_name = "N")]
+    pub expected_version: Option<u64>,
+    /// The event id (a UUID; default: a new one). Appending the same id with the same content
+    /// again is a no-op that prints the original.
+    #[arg(long, value_name = "UUID")]
+    pub id: Option<String>,
 }
 
 /// `tidings events tail`.
@@ -567,6 +678,18 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     humantime::parse_duration(s.trim()).map_err(|e| format!("{e} (expected a duration such as 30s, 15m, 1h or 2d)"))
 }
 
+/// Parses `--exit-when-idle`: whole seconds (`5`) or a duration (`1500ms`, `2m`), above zero.
+fn parse_idle(s: &str) -> Result<Duration, String> {
+    let d = match s.trim().parse::<u64>() {
+        Ok(secs) => Duration::from_secs(secs),
+        Err(_) => parse_duration(s)?,
+    };
+    if d.is_zero() {
+        return Err("must be more than zero".into());
+    }
+    Ok(d)
+}
+
 fn parse_cooldown(s: &str) -> Result<Duration, String> {
     let d = parse_duration(s)?;
     if d < Duration::from_millis(10) || d > Duration::from_secs(24 * 3600) {
@@ -609,6 +732,9 @@ mod tests {
         assert!(matches!(parse_since("30m"), Ok(Since::Ago(d)) if d == Duration::from_secs(1800)));
         assert!(matches!(parse_since("2026-01-02T03:04:05Z"), Ok(Since::At(_))));
         assert!(parse_since("yesterday-ish").is_err());
+        assert_eq!(parse_idle("2"), Ok(Duration::from_secs(2)));
+        assert_eq!(parse_idle("1500ms"), Ok(Duration::from_millis(1500)));
+        assert!(parse_idle("0").is_err() && parse_idle("soon").is_err());
         let now = OffsetDateTime::UNIX_EPOCH + time::Duration::hours(5);
         assert_eq!(
             Since::Ago(Duration::from_secs(3600)).resolve(now),
@@ -628,6 +754,11 @@ mod tests {
         let verify = Cli::try_parse_from(["tidings", "verify", "--secret", "whsec_x"]).expect("verify").command;
         let Command::Verify(verify) = verify else { panic!("not verify") };
         assert_eq!(verify.tolerance, tidings::defaults::VERIFY_TOLERANCE);
+        let relay =
+            Cli::try_parse_from(["tidings", "relay-in", "--url", "nats://h:4222", "--stream", "S", "--consumer", "c"]);
+        let Command::RelayIn(relay) = relay.expect("relay-in").command else { panic!("not relay-in") };
+        let core = tidings::jetstream::InboxOptions::new("nats://h:4222", "S", "c");
+        assert_eq!((relay.batch, relay.ack_wait), (core.batch, core.ack_wait));
     }
 
     #[test]

@@ -29,6 +29,9 @@ pub enum Kind {
     Delivery,
     /// SQLite or the file system failed.
     Storage,
+    /// The stream's version was not the expected one, or an event id was reused with other
+    /// content (`events append`): nothing was written; reload and decide again.
+    Conflict,
 }
 
 impl Kind {
@@ -44,6 +47,7 @@ impl Kind {
             Kind::Signature => 7,
             Kind::Delivery => 8,
             Kind::Storage => 9,
+            Kind::Conflict => 10,
         }
     }
 }
@@ -62,7 +66,9 @@ Exit codes:
   6  database busy (locked past the busy timeout)
   7  signature rejected (tidings verify)
   8  delivery error (connection refused, timeout, egress policy refused the address)
-  9  storage or I/O error";
+  9  storage or I/O error
+ 10  conflict: the stream's version was not --expected-version, or an event id was reused
+     with other content (events append); nothing was written";
 
 /// A failure to report: one line, one exit code.
 #[derive(Debug)]
@@ -116,9 +122,8 @@ impl From<tidings::Error> for CliError {
         use tidings::Error as E;
         let kind = match &err {
             E::NotFound { .. } => Kind::NotFound,
-            E::InvalidInput { .. } | E::Concurrency { .. } | E::IdempotencyConflict { .. } | E::RateLimited { .. } => {
-                Kind::Invalid
-            }
+            E::InvalidInput { .. } | E::RateLimited { .. } => Kind::Invalid,
+            E::Concurrency { .. } | E::IdempotencyConflict { .. } => Kind::Conflict,
             E::Signature(_) => Kind::Signature,
             E::Busy => Kind::Busy,
             E::Delivery { .. } => Kind::Delivery,

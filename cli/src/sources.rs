@@ -2,7 +2,9 @@
 //!
 //! Arguments are readable by every local user (`/proc/PID/cmdline`, `ps`), so every option that
 //! carries a secret (`--secret`, `--bearer`, `--api-key`, `--header`, and an endpoint's URL,
-//! whose query often holds a token) has a `--…-from SOURCE` twin, where SOURCE is one of:
+//! whose query often holds a token) has a `--…-from SOURCE` twin, and NATS credentials (a
+//! multi-line `.creds` file with a private key seed) come only as `--nats-creds-from SOURCE`,
+//! where SOURCE is one of:
 //!
 //! - `env:NAME`: the environment variable `NAME`, as it is;
 //! - `file:PATH`: the file's content (a regular file, or a pipe such as `file:/dev/fd/3` or a

@@ -109,7 +109,7 @@ fn delivery_options(args: &DeliverArgs) -> Result<DeliveryOptions> {
 pub fn run(ctx: &Ctx, args: &DeliverArgs) -> Result<()> {
     let options = delivery_options(args)?;
     let store = db::open_store(ctx.db()?, sending_options(&args.egress)?)?;
-    let signals = install_signal_handler()?;
+    let signals = install_signal_handler("leases of requests in flight will expire")?;
     let start_counts = counts(&store)?;
     let delivery = store.start_delivery(options)?;
     let started = Instant::now();
@@ -153,13 +153,14 @@ pub fn run(ctx: &Ctx, args: &DeliverArgs) -> Result<()> {
 }
 
 /// Ctrl-C and SIGTERM: the first asks for a graceful stop (a message on the returned channel),
-/// a second exits at once.
-fn install_signal_handler() -> Result<mpsc::Receiver<()>> {
+/// a second exits at once with 130 (`second` says what becomes of the work in hand). Once per
+/// process (`deliver` and `relay-in` share it).
+pub(super) fn install_signal_handler(second: &'static str) -> Result<mpsc::Receiver<()>> {
     let (signal_tx, signal_rx) = mpsc::channel::<()>();
     let signals = AtomicUsize::new(0);
     ctrlc::set_handler(move || {
         if signals.fetch_add(1, Ordering::SeqCst) > 0 {
-            eprintln!("\nsecond signal: exiting now (leases of requests in flight will expire)");
+            eprintln!("\nsecond signal: exiting now ({second})");
             std::process::exit(130);
         }
         let _ = signal_tx.send(());

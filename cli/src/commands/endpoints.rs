@@ -4,6 +4,9 @@
 //! not at all, unless `--show-secrets` is given (see [`crate::output::url`]). Secrets and the
 //! URL may come from `env:`, `file:` or `stdin` through the `--…-from` options
 //! ([`crate::sources`]); values read that way, like the others, never appear in messages.
+//! A `nats://` or `tls://` URL makes a NATS JetStream destination: `--subject` sets its subject
+//! template, and its auth is a token (`--bearer[-from]`) or NATS credentials
+//! (`--nats-creds-from`, a `.creds` file's text, shown only as `NATS credentials (hidden)`).
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -11,8 +14,8 @@ use std::path::Path;
 use serde_json::json;
 use tidings::{Auth, Endpoint, EndpointSpec, EndpointUpdate, StoreOptions};
 
-use super::Ctx;
-use crate::args::{AddArgs, EndpointSettings, EndpointsCommand, UpdateArgs};
+use super::{Ctx, sending_options};
+use crate::args::{AddArgs, EgressArgs, EndpointSettings, EndpointsCommand, UpdateArgs};
 use crate::db;
 use crate::error::{CliError, Result};
 use crate::output;
@@ -72,6 +75,22 @@ fn open(ctx: &Ctx) -> Result<tidings::Store> {
     db::open_store(ctx.db()?, StoreOptions::default())
 }
 
+/// The store for `add` and `update`, whose URL is checked against the egress policy asked for
+/// (`--allow-private`, `--allow-network`: a loopback or private receiver or NATS server).
+fn open_with_egress(ctx: &Ctx, egress: &EgressArgs) -> Result<tidings::Store> {
+    db::open_store(ctx.db()?, sending_options(egress)?)
+}
+
+/// Core's refusal of a URL by the egress policy, with the options that allow it.
+fn egress_hint(err: tidings::Error) -> CliError {
+    let refused = matches!(&err, tidings::Error::InvalidInput { field, reason } if field == "url" && reason.contains("egress policy"));
+    let mut err = CliError::from(err);
+    if refused {
+        err.message.push_str(" (on the command line: --allow-private, or --allow-network CIDR)");
+    }
+    err
+}
+
 fn print_one(ctx: &Ctx, endpoint: &Endpoint, show_secrets: bool, note: Option<&str>) {
     if ctx.json {
         output::print_json(&output::endpoint_json(endpoint, show_secrets));
@@ -117,9 +136,11 @@ struct Secrets {
 }
 
 /// Reads the auth and headers of `settings` (`--bearer[-from]`, `--api-key[-from]`,
-/// `--header[-from]`), stdin for one of them at most.
+/// `--nats-creds-from`, `--header[-from]`), stdin for one of them at most.
 fn settings_secrets(settings: &EndpointSettings, reader: &mut Reader) -> Result<Secrets> {
-    let auth = if let Some(token) = &settings.bearer {
+    let auth = if let Some(creds) = reader.read_opt("--nats-creds-from", settings.nats_creds_from.as_ref())? {
+        Some(Auth::NatsCredentials(creds))
+    } else if let Some(token) = &settings.bearer {
         Some(Auth::Bearer(token.clone()))
     } else if let Some(token) = reader.read_opt("--bearer-from", settings.bearer_from.as_ref())? {
         Some(Auth::Bearer(token))
@@ -190,9 +211,9 @@ fn add_secrets(args: &AddArgs) -> Result<Secrets> {
 }
 
 fn add(ctx: &Ctx, args: &AddArgs) -> Result<()> {
-    let store = open(ctx)?;
+    let store = open_with_egress(ctx, &args.egress)?;
     let spec = add_spec(args, add_secrets(args)?)?;
-    let endpoint = store.create_endpoint(&spec)?;
+    let endpoint = store.create_endpoint(&spec).map_err(egress_hint)?;
     print_one(ctx, &endpoint, args.show_secrets, Some("created"));
     Ok(())
 }
@@ -207,6 +228,7 @@ fn add_spec(args: &AddArgs, secrets: Secrets) -> Result<EndpointSpec> {
         spec.events = s.events.clone();
     }
     spec.tenant = s.tenant.clone();
+    spec.subject = s.subject.clone();
     spec.secret = secrets.secret;
     spec.auth = secrets.auth;
     spec.headers = secrets.headers;
@@ -254,7 +276,7 @@ fn update(ctx: &Ctx, args: &UpdateArgs) -> Result<()> {
             "nothing to change: give at least one setting (see `tidings endpoints update --help`)",
         ));
     }
-    let endpoint = open(ctx)?.update_endpoint(&args.id, &change)?;
+    let endpoint = open_with_egress(ctx, &args.egress)?.update_endpoint(&args.id, &change).map_err(egress_hint)?;
     print_one(ctx, &endpoint, args.show_secrets, Some("updated"));
     Ok(())
 }
@@ -278,6 +300,7 @@ fn update_change(args: &UpdateArgs, secrets: Secrets) -> Result<EndpointUpdate> 
         events: (!s.events.is_empty()).then(|| s.events.clone()),
         tenant: set_or_clear(s.tenant.clone(), args.clear_tenant),
         auth: set_or_clear(secrets.auth, args.clear_auth),
+        subject: set_or_clear(s.subject.clone(), args.clear_subject),
         headers: (given || args.clear_headers).then_some(secrets.headers),
         timeout: s.timeout,
         max_attempts: s.max_attempts,

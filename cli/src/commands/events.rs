@@ -1,4 +1,7 @@
-//! `tidings events tail [--follow]` and `tidings events show ID`.
+//! `tidings events tail [--follow]`, `tidings events show ID` and `tidings events append`.
+//!
+//! `append` writes one event through a writable store (the same append an application makes:
+//! its outbox rows in the same transaction); its JSON is parsed here and every rule is core's.
 //!
 //! Both read through a read-only store ([`db::open_read_only`]): `tail` reads the past events
 //! with `read_all` (backwards for the last `-n` events, forwards from `--from`), and `--follow`
@@ -13,7 +16,7 @@ use tidings::pattern::PatternSet;
 use tidings::{DeliveryFilter, ReadAllOptions, RecordedEvent, Store};
 
 use super::Ctx;
-use crate::args::{EventsCommand, TailArgs};
+use crate::args::{AppendArgs, EventsCommand, TailArgs};
 use crate::db;
 use crate::error::{CliError, Result};
 use crate::output;
@@ -28,7 +31,38 @@ pub fn run(ctx: &Ctx, cmd: EventsCommand) -> Result<()> {
     match cmd {
         EventsCommand::Tail(args) => tail(ctx, &args),
         EventsCommand::Show { id } => show(ctx, &id),
+        EventsCommand::Append(args) => append(ctx, &args),
     }
+}
+
+/// Parses `text` as the JSON of `option` (the text is the user's own data: quoting it back is
+/// fine, but it may be long, so only the parser's position is shown).
+fn json_arg(option: &str, text: &str) -> Result<serde_json::Value> {
+    serde_json::from_str(text).map_err(|e| CliError::invalid(format!("{option} is not valid JSON: {e}")))
+}
+
+fn append(ctx: &Ctx, args: &AppendArgs) -> Result<()> {
+    let mut event = tidings::NewEvent::new(args.event_type.clone(), json_arg("--data", &args.data)?);
+    if let Some(metadata) = &args.metadata {
+        event = event.with_metadata(json_arg("--metadata", metadata)?);
+    }
+    if let Some(tenant) = &args.tenant {
+        event = event.with_tenant(tenant.clone());
+    }
+    if let Some(id) = &args.id {
+        event = event.with_id(id.clone());
+    }
+    let expected = args.expected_version.map_or(tidings::ExpectedVersion::Any, tidings::ExpectedVersion::Exact);
+    let store = db::open_store(ctx.db()?, tidings::StoreOptions::default())?;
+    let recorded = store.append(&args.stream, vec![event], expected)?;
+    let event = recorded.first().ok_or_else(|| CliError::failed("the append recorded no event"))?;
+    if ctx.json {
+        output::print_json(&output::event_json(event));
+    } else {
+        let again = if event.replayed { " (already recorded: nothing new was written)" } else { "" };
+        outln!("{}{again}", output::event_line(event));
+    }
+    Ok(())
 }
 
 /// Prints one event (a closed stdout ends the command quietly, see `output::write_out`).

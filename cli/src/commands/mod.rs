@@ -5,6 +5,7 @@ mod deliveries;
 mod demo;
 mod endpoints;
 mod events;
+mod relay_in;
 mod stats;
 mod subscriptions;
 mod verify;
@@ -54,6 +55,7 @@ pub fn run(cli: Cli) -> Result<()> {
             deliver::send_test(&ctx, &endpoint, &egress, show_secrets)
         }
         Command::Deliver(args) => deliver::run(&ctx, &args),
+        Command::RelayIn(args) => relay_in::run(&ctx, &args),
         Command::Verify(args) => verify::run(&ctx, &args),
     }
 }

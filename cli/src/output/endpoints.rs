@@ -12,6 +12,7 @@ fn auth_text(auth: Option<&Auth>) -> String {
         None => "none".to_string(),
         Some(Auth::Bearer(_)) => "bearer token (hidden)".to_string(),
         Some(Auth::ApiKey { header, .. }) => format!("API key in {header} (hidden)"),
+        Some(Auth::NatsCredentials(_)) => "NATS credentials (hidden)".to_string(),
         Some(_) => "configured (hidden)".to_string(),
     }
 }
@@ -21,8 +22,21 @@ fn auth_json(auth: Option<&Auth>) -> Value {
         None => Value::Null,
         Some(Auth::Bearer(_)) => json!({"type": "bearer"}),
         Some(Auth::ApiKey { header, .. }) => json!({"type": "api_key", "header": header}),
+        Some(Auth::NatsCredentials(_)) => json!({"type": "nats_credentials"}),
         Some(_) => json!({"type": "other"}),
     }
+}
+
+/// Whether `url` names a NATS JetStream destination (`nats://` or `tls://`, any case).
+fn is_jetstream(url: &str) -> bool {
+    let scheme = url.split_once("://").map_or("", |(scheme, _)| scheme);
+    scheme.eq_ignore_ascii_case("nats") || scheme.eq_ignore_ascii_case("tls")
+}
+
+/// The subject template a JetStream endpoint publishes on (its own or the default); `None`
+/// for a webhook.
+fn subject_of(e: &Endpoint) -> Option<&str> {
+    is_jetstream(&e.spec.url).then(|| e.spec.subject.as_deref().unwrap_or(tidings::jetstream::DEFAULT_SUBJECT))
 }
 
 /// An endpoint URL as it may be shown: in full with `show_secrets`, else with its user info,
@@ -32,13 +46,14 @@ pub fn url(raw: &str, show_secrets: bool) -> String {
 }
 
 /// An endpoint as JSON; `secret` and the full URL only when `show_secrets`; auth and header
-/// values never.
+/// values never. `subject` is a JetStream endpoint's subject template (null for a webhook).
 pub fn endpoint_json(e: &Endpoint, show_secrets: bool) -> Value {
     let s = &e.spec;
     let mut v = json!({
         "id": e.id,
         "name": s.name,
         "url": url(&s.url, show_secrets),
+        "subject": subject_of(e),
         "events": s.events,
         "tenant": s.tenant,
         "enabled": s.enabled,
@@ -115,29 +130,39 @@ pub(super) fn url_text(raw: &str, show_secrets: bool) -> String {
     if shown == raw { shown } else { format!("{shown} (--show-secrets prints it in full)") }
 }
 
-/// Prints one endpoint for people.
-pub fn print_endpoint(e: &Endpoint, show_secrets: bool) {
+/// The first fields of [`print_endpoint`]: what the endpoint is, where it sends, and how it
+/// authenticates (secrets hidden unless `show_secrets`).
+fn identity_fields(e: &Endpoint, show_secrets: bool) -> Vec<(&'static str, String)> {
     let s = &e.spec;
-    let mut fields: Vec<(&str, String)> = vec![
+    let mut fields = vec![
         ("id", e.id.clone()),
         ("name", s.name.clone().unwrap_or_else(|| "-".into())),
         ("url", url_text(&s.url, show_secrets)),
+    ];
+    if let Some(subject) = subject_of(e) {
+        let default = if s.subject.is_none() { " (the default)" } else { "" };
+        fields.push(("subject", format!("{subject}{default}")));
+    }
+    let enabled = match (&s.enabled, &e.disabled_reason) {
+        (true, _) => "yes".into(),
+        (false, Some(reason)) => format!("no ({reason})"),
+        (false, None) => "no".into(),
+    };
+    let secret = if show_secrets { e.secret.expose().to_string() } else { "hidden (--show-secrets prints it)".into() };
+    fields.extend([
         ("events", s.events.join(", ")),
         ("tenant", s.tenant.clone().unwrap_or_else(|| "(every tenant)".into())),
-        (
-            "enabled",
-            match (&s.enabled, &e.disabled_reason) {
-                (true, _) => "yes".into(),
-                (false, Some(reason)) => format!("no ({reason})"),
-                (false, None) => "no".into(),
-            },
-        ),
-        (
-            "secret",
-            if show_secrets { e.secret.expose().to_string() } else { "hidden (--show-secrets prints it)".into() },
-        ),
+        ("enabled", enabled),
+        ("secret", secret),
         ("auth", auth_text(s.auth.as_ref())),
-    ];
+    ]);
+    fields
+}
+
+/// Prints one endpoint for people.
+pub fn print_endpoint(e: &Endpoint, show_secrets: bool) {
+    let s = &e.spec;
+    let mut fields = identity_fields(e, show_secrets);
     if !s.headers.is_empty() {
         fields
             .push(("headers", format!("{} (values hidden)", s.headers.keys().cloned().collect::<Vec<_>>().join(", "))));
