@@ -417,11 +417,11 @@ pub(crate) mod arg {
     }
 
     extractors! {
-        batch, batch_size, before_id, before_version, burst, ca_cert, circuit_after, delivery_id, durability,
-        endpoint_id, event_id, event_type = "type", from_position, from_version, header, id, limit,
+        batch, batch_size, before_id, before_version, burst, ca_cert, circuit_after, consumer, creds, delivery_id,
+        durability, endpoint_id, event_id, event_type = "type", filter_subject, from_position, from_version, header, id, limit,
         max_attempts, max_count, max_event_size, max_in_flight, max_records, max_workers, mode,
         name, on_failure, owner, path, pattern, per_minute, position, reason, schema_version, script, secret,
-        signature_header, source, sql, state, state_version, stream, stream_prefix, tenant, to_position,
+        signature_header, source, sql, state, state_version, stream, stream_prefix, subject, tenant, to_position,
         token, unhealthy_after, upcast_type = "event_type", url, value, version, workers,
     }
 }

@@ -34,6 +34,7 @@ pub(crate) fn core_defaults(py: Python<'_>) -> PyResult<Bound<'_, PyDict>> {
     let endpoint = EndpointSpec::new("");
     let delivery = DeliveryOptions::default();
     let subscription = SubscriptionOptions::default();
+    let inbox = tidings::jetstream::InboxOptions::new("", "", "");
     // An event or snapshot written without a schema version reads as this one.
     let first_schema = tidings::upcast::schema_version_of(&serde_json::Value::Null);
     Ok(dict!(py, {
@@ -68,6 +69,7 @@ pub(crate) fn core_defaults(py: Python<'_>) -> PyResult<Bound<'_, PyDict>> {
             "keepalive" => endpoint.keepalive.map(|d| d.as_secs_f64()),
             "final_statuses" => endpoint.final_statuses,
             "enabled" => endpoint.enabled,
+            "subject" => endpoint.subject,
         }),
         "Store.start_delivery" => dict!(py, {
             "workers" => delivery.workers,
@@ -96,6 +98,10 @@ pub(crate) fn core_defaults(py: Python<'_>) -> PyResult<Bound<'_, PyDict>> {
             "initial_delay" => subscription.initial_delay.as_secs_f64(),
             "max_delay" => subscription.max_delay.as_secs_f64(),
             "on_failure" => crate::subscription::on_failure_name(OnFailure::default()),
+        }),
+        "Store.relay_in" => dict!(py, {
+            "batch" => inbox.batch,
+            "ack_wait" => inbox.ack_wait.as_secs_f64(),
         }),
         "Store.save_snapshot" => dict!(py, { "schema_version" => first_schema }),
         // Core's `truncate_stream` keeps the snapshot check; `truncate_stream_past_snapshot`

@@ -1,4 +1,5 @@
-//! Webhook endpoints: the `Endpoint` record, the `Bearer` / `ApiKey` auth values, and the
+//! Webhook and JetStream endpoints: the `Endpoint` record, the `Bearer` / `ApiKey` /
+//! `NatsCredentials` auth values (`Bearer` and `NatsCredentials` are also the inbox's), and the
 //! conversion of `create_endpoint` arguments and `update_endpoint` changes into core's
 //! [`EndpointSpec`] and [`EndpointUpdate`], one for `Store` and `Transaction` alike.
 //! Validation is core's; an argument left as None keeps core's default
@@ -62,7 +63,30 @@ impl PyApiKey {
     }
 }
 
-fn auth_from_py(obj: &Bound<'_, PyAny>) -> PyResult<Option<Auth>> {
+/// A NATS ``.creds`` file's text (user JWT and NKey seed), the credential of a JetStream
+/// endpoint (``nats://`` / ``tls://``) or of ``Store.relay_in``.
+#[pyclass(frozen, eq, module = "tidings", name = "NatsCredentials")]
+#[derive(PartialEq)]
+pub(crate) struct PyNatsCredentials {
+    /// The ``.creds`` file's text (``repr()`` shows it redacted).
+    #[pyo3(get)]
+    creds: String,
+}
+
+#[pymethods]
+impl PyNatsCredentials {
+    #[new]
+    fn new(#[pyo3(from_py_with = arg::creds)] creds: String) -> Self {
+        PyNatsCredentials { creds }
+    }
+
+    fn __repr__(&self) -> &'static str {
+        "NatsCredentials(<redacted>)"
+    }
+}
+
+/// `auth=` of an endpoint or an inbox as core's [`Auth`] (None: none).
+pub(crate) fn auth_from_py(obj: &Bound<'_, PyAny>) -> PyResult<Option<Auth>> {
     if obj.is_none() {
         return Ok(None);
     }
@@ -73,7 +97,14 @@ fn auth_from_py(obj: &Bound<'_, PyAny>) -> PyResult<Option<Auth>> {
         let k = k.get();
         return Ok(Some(Auth::ApiKey { header: k.header.clone(), value: k.value.clone() }));
     }
-    Err(invalid(obj.py(), "auth", "must be tidings.Bearer(token), tidings.ApiKey(header, value) or None"))
+    if let Ok(c) = obj.cast::<PyNatsCredentials>() {
+        return Ok(Some(Auth::NatsCredentials(c.get().creds.clone())));
+    }
+    Err(invalid(
+        obj.py(),
+        "auth",
+        "must be tidings.Bearer(token), tidings.ApiKey(header, value), tidings.NatsCredentials(creds) or None",
+    ))
 }
 
 /// `template`: one JSON template (str) for every event type, or a dict {type pattern: template}.
@@ -117,7 +148,7 @@ struct PyEndpointSpec {
     timeout = None, max_attempts = None, initial_delay = None, max_delay = None, multiplier = None,
     jitter = None, rate_limit = None, burst = None, max_in_flight = None, ordered = None,
     verify_tls = None, ca_cert = None, signature_header = None, template = None, keepalive = None,
-    final_statuses = None, enabled = None
+    final_statuses = None, enabled = None, subject = None
 ))]
 #[allow(clippy::too_many_arguments)]
 fn create_endpoint(
@@ -146,6 +177,7 @@ fn create_endpoint(
     keepalive: Option<f64>,
     final_statuses: Option<&Bound<'_, PyAny>>,
     enabled: Option<bool>,
+    #[pyo3(from_py_with = arg::subject)] subject: Option<String>,
 ) -> PyResult<PyEndpointSpec> {
     let mut spec = EndpointSpec::new(url);
     if let Some(events) = events {
@@ -201,6 +233,7 @@ fn create_endpoint(
     if let Some(e) = enabled {
         spec.enabled = e;
     }
+    spec.subject = subject;
     Ok(PyEndpointSpec { spec })
 }
 
@@ -236,6 +269,7 @@ const CHANGE_KEYS: &[&str] = &[
     "keepalive",
     "final_statuses",
     "enabled",
+    "subject",
 ];
 
 /// `value` of the change `key`, which must not be None.
@@ -295,6 +329,7 @@ pub(crate) fn update_from_py(py: Python<'_>, changes: Option<&Bound<'_, PyDict>>
             "keepalive" => update.keepalive = Some(opt_seconds(py, "keepalive", optional(v, "keepalive", "seconds")?)?),
             "final_statuses" => update.final_statuses = Some(statuses_from_py(v)?),
             "enabled" => update.enabled = Some(required(v, "enabled", "a bool")?),
+            "subject" => update.subject = Some(optional(v, "subject", "a str")?),
             other => {
                 return Err(pyo3::exceptions::PyTypeError::new_err(format!(
                     "update_endpoint() got an unexpected keyword argument {other:?} (accepted: {}; \
@@ -307,7 +342,7 @@ pub(crate) fn update_from_py(py: Python<'_>, changes: Option<&Bound<'_, PyDict>>
     Ok(update)
 }
 
-/// A webhook endpoint as stored.
+/// A webhook or JetStream endpoint as stored.
 #[pyclass(frozen, eq, module = "tidings", name = "Endpoint")]
 #[derive(PartialEq)]
 pub(crate) struct PyEndpoint {
@@ -364,7 +399,8 @@ impl PyEndpoint {
         self.inner.enabled()
     }
 
-    /// ``Bearer``, ``ApiKey`` or None: the credential sent with every request.
+    /// ``Bearer``, ``ApiKey``, ``NatsCredentials`` or None: the credential sent with every
+    /// request (a JetStream endpoint's: a NATS token or ``.creds``, sent when connecting).
     #[getter]
     fn auth(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
         Ok(match &self.inner.spec.auth {
@@ -372,8 +408,16 @@ impl PyEndpoint {
             Some(Auth::ApiKey { header, value }) => {
                 Py::new(py, PyApiKey { header: header.clone(), value: value.clone() })?.into_any()
             }
+            Some(Auth::NatsCredentials(creds)) => Py::new(py, PyNatsCredentials { creds: creds.clone() })?.into_any(),
             _ => py.None(),
         })
+    }
+
+    /// A JetStream endpoint's subject template as given (None: core's default,
+    /// ``tidings.{type}``; webhooks have none).
+    #[getter]
+    fn subject(&self) -> Option<&str> {
+        self.inner.spec.subject.as_deref()
     }
 
     /// Extra headers sent with every request.

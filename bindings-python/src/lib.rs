@@ -16,7 +16,8 @@
 //! | `subscription.rs` | `Store.subscribe` with a Python handler, `Subscription`, status and reset calls |
 //! | `subscription_records.rs` | `SubscriptionStatus`, `ParkedEvent` |
 //! | `history.rs` | `save_snapshot` / `load_snapshot`, `register_upcaster` (Python upcasters), `load_aggregate`, `AggregateHistory`, `Transaction.load_snapshot` |
-//! | `endpoint.rs` | `Endpoint`, `Bearer`, `ApiKey`, create/update argument conversion |
+//! | `endpoint.rs` | `Endpoint`, `Bearer`, `ApiKey`, `NatsCredentials`, create/update argument conversion |
+//! | `inbox.rs` | `Store.relay_in` (the JetStream inbox) with an optional Python handler, `Inbox`, `InboxStatus` |
 //! | `delivery_options.rs` | `start_delivery`'s options as core's `DeliveryOptions` |
 //! | `engine.rs` | `DeliveryEngine` (what `start_delivery` returns), `RetentionRule` |
 //! | `records.rs` | `Event`, `DeliveryRecord`, `Attempt`, `Response`, `Snapshot`, stats dicts |
@@ -38,6 +39,7 @@ mod engine;
 mod errors;
 mod events;
 mod history;
+mod inbox;
 mod lent;
 mod logging;
 mod pages;
@@ -125,6 +127,9 @@ fn _tidings(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<endpoint::PyEndpoint>()?;
     m.add_class::<endpoint::PyBearer>()?;
     m.add_class::<endpoint::PyApiKey>()?;
+    m.add_class::<endpoint::PyNatsCredentials>()?;
+    m.add_class::<inbox::PyInbox>()?;
+    m.add_class::<inbox::PyInboxStatus>()?;
     m.add_class::<engine::PyDeliveryEngine>()?;
     m.add_class::<engine::PyRetentionRule>()?;
     m.add_class::<rates::PyTenantRate>()?;

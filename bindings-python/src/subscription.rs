@@ -49,9 +49,11 @@ fn on_failure(py: Python<'_>, name: &str) -> PyResult<OnFailure> {
     }
 }
 
-/// Core's handler around a Python callable: `callable(tx, events)` with the GIL.
-fn core_handler(
-    name: String,
+/// Core's handler around a Python callable: `callable(tx, events)` with the GIL. `label` names
+/// the runner in the log record of a failure (`subscription orders`). The inbox's handler
+/// (`inbox.rs`) is this one too.
+pub(crate) fn core_handler(
+    label: String,
     callable: Py<PyAny>,
     json_default: Option<Py<PyAny>>,
 ) -> impl FnMut(Transaction, &[RecordedEvent]) -> (Option<Transaction>, Result<(), HandlerError>) + Send + 'static {
@@ -71,7 +73,7 @@ fn core_handler(
                 crate::lent::lend(py, slot, owned, || callable.call1(py, (lent.clone_ref(py), events)));
             lent.get().ended.store(true, std::sync::atomic::Ordering::Release);
             let called = called.map(drop).map_err(|e| {
-                log_failure(py, &name, &e);
+                log_failure(py, &label, &e);
                 describe(py, &e)
             });
             (back, called)
@@ -85,12 +87,12 @@ fn core_handler(
 
 /// Logs a handler's exception with its traceback (logger `tidings`, WARNING): core records
 /// only its one-line text.
-fn log_failure(py: Python<'_>, name: &str, err: &PyErr) {
+fn log_failure(py: Python<'_>, label: &str, err: &PyErr) {
     let logged = (|| -> PyResult<()> {
         let logger = py.import("logging")?.call_method1("getLogger", ("tidings",))?;
         let kwargs = pyo3::types::PyDict::new(py);
         kwargs.set_item("exc_info", err.value(py))?;
-        logger.call_method("warning", ("subscription %s: the handler raised", name), Some(&kwargs))?;
+        logger.call_method("warning", ("%s: the handler raised", label), Some(&kwargs))?;
         Ok(())
     })();
     if let Err(failed) = logged {
@@ -98,12 +100,13 @@ fn log_failure(py: Python<'_>, name: &str, err: &PyErr) {
     }
 }
 
-/// The `atexit` hook: stops every live subscription, GIL released.
+/// The `atexit` hook: stops every live subscription and inbox, GIL released.
 #[pyfunction]
 fn stop_subscriptions(py: Python<'_>) {
     let live: Vec<Arc<Subscription>> =
         LIVE.lock().unwrap_or_else(PoisonError::into_inner).drain(..).filter_map(|w| w.upgrade()).collect();
     py.detach(|| live.iter().for_each(|s| s.stop()));
+    crate::inbox::stop_all(py);
 }
 
 /// Registers the exit hook (at import).
@@ -297,7 +300,7 @@ impl PyStore {
         }
         let options =
             options(py, types, tenant, stream_prefix, batch_size, max_attempts, initial_delay, max_delay, &on_failure)?;
-        let handler = core_handler(name.clone(), handler.clone().unbind(), self.json_default(py));
+        let handler = core_handler(format!("subscription {name}"), handler.clone().unbind(), self.json_default(py));
         let subscription = Arc::new(run(py, || self.inner.subscribe_owned(&name, options, handler))?);
         let mut live = LIVE.lock().unwrap_or_else(PoisonError::into_inner);
         live.retain(|w| w.strong_count() > 0);

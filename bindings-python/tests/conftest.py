@@ -1,11 +1,14 @@
-"""Fixtures: a store on a temporary file, a webhook receiver on 127.0.0.1, and a dump of the
-database taken by another process (the app must not open the file with ``sqlite3`` in this
-process; see README)."""
+"""Fixtures: a store on a temporary file, a webhook receiver on 127.0.0.1, a nats-server with
+JetStream on 127.0.0.1, and a dump of the database taken by another process (the app must not
+open the file with ``sqlite3`` in this process; see README)."""
 
 from __future__ import annotations
 
+import asyncio
 import http.server
 import json
+import os
+import socket
 import subprocess
 import sys
 import threading
@@ -13,7 +16,10 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Awaitable, Callable, Optional, TypeVar
+
+import nats
+import nats.js
 
 import pytest
 
@@ -160,3 +166,71 @@ def wait_until(predicate: Callable[[], bool], timeout: float = 30.0) -> bool:
             return True
         time.sleep(0.01)
     return predicate()
+
+
+# The nats-server binary `.ci/install-nats` installs (TIDINGS_NATS_SERVER overrides it).
+NATS_SERVER = Path(__file__).resolve().parents[2] / ".tools" / "nats" / "bin" / "nats-server"
+
+T = TypeVar("T")
+
+
+@dataclass
+class NatsServer:
+    """A nats-server with JetStream on ``127.0.0.1:port``, storing in a temporary directory."""
+
+    port: int
+
+    @property
+    def url(self) -> str:
+        return f"nats://127.0.0.1:{self.port}"
+
+    def jetstream(self, action: Callable[[nats.js.JetStreamContext], Awaitable[T]]) -> T:
+        """Runs ``action`` with a JetStream context of a fresh connection (nats-py), and
+        returns what it returns."""
+
+        async def main() -> T:
+            client = await nats.connect(self.url)
+            try:
+                return await action(client.jetstream())
+            finally:
+                await client.close()
+
+        return asyncio.run(main())
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+@pytest.fixture
+def nats_server(tmp_path: Path) -> Iterator[NatsServer]:
+    """Starts ``nats-server -c CONF`` (JetStream on, a free loopback port) and kills it at the end."""
+    binary = Path(os.environ.get("TIDINGS_NATS_SERVER") or NATS_SERVER)
+    if not binary.is_file():
+        pytest.fail(f"no nats-server at {binary}: run .ci/install-nats (or set TIDINGS_NATS_SERVER)")
+    port = _free_port()
+    store_dir = tmp_path / "nats-store"
+    conf = tmp_path / "nats.conf"
+    conf.write_text(f'listen: "127.0.0.1:{port}"\njetstream {{ store_dir: {json.dumps(str(store_dir))} }}\n')
+    log = (tmp_path / "nats.log").open("wb")
+    process = subprocess.Popen([str(binary), "-c", str(conf)], stdout=log, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 20.0
+        while True:
+            if process.poll() is not None:
+                pytest.fail(f"nats-server exited ({process.returncode}): {(tmp_path / 'nats.log').read_text()}")
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    pytest.fail(f"nats-server did not listen on 127.0.0.1:{port} within 20 s")
+                time.sleep(0.05)
+        yield NatsServer(port)
+    finally:
+        process.kill()
+        process.wait(10)
+        log.close()

@@ -63,7 +63,8 @@ def test_runtime_literal_defaults_are_cores() -> None:
                 checked.append(f"{qualname}({parameter.name})")
     # The stub's docstrings and the README name these; they must stay literal at runtime too.
     expected_checks = ("Store(durability)", "TenantRate(mode)", "DeliveryEngine.stop(timeout)", "verify(tolerance)")
-    for expected in (*expected_checks, "Store.subscribe(on_failure)", "Subscription.wait_for_position(timeout)"):
+    also = ("Store.subscribe(on_failure)", "Subscription.wait_for_position(timeout)", "Store.relay_in(ack_wait)")
+    for expected in (*expected_checks, *also):
         assert expected in checked
 
 
@@ -129,6 +130,7 @@ README_CALLS = {
     "read_stream": "Store.read_stream",
     "read_all": "Store.read_all",
     "subscribe": "Store.subscribe",
+    "relay_in": "Store.relay_in",
     "wait_idle": "DeliveryEngine.wait_idle",
     "stop": "DeliveryEngine.stop",
     "verify": "verify",
@@ -147,6 +149,7 @@ def test_readme_calls_give_cores_defaults() -> None:
                 assert value == core_value(README_CALLS[name], argument), f"README.md: {name}({argument}=)"
                 checked.add(f"{name}({argument})")
     assert {"Store(durability)", "start_delivery(workers)", "wait_idle(timeout)", "verify(tolerance)"} <= checked
+    assert {"relay_in(batch)", "relay_in(ack_wait)"} <= checked
 
 
 def test_readme_delivery_table_gives_cores_defaults() -> None:

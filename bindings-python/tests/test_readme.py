@@ -1,5 +1,6 @@
 """The READMEs' Python blocks run as written (the quickstarts bring their own receiver on
-127.0.0.1), and the root README's Node snippet verifies the Standard Webhooks test vector."""
+127.0.0.1; the JetStream example gets a nats-server with its stream through ``NATS_URL``), and
+the root README's Node snippet verifies the Standard Webhooks test vector."""
 
 from __future__ import annotations
 
@@ -9,7 +10,10 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import nats.js
 import pytest
+from conftest import NatsServer
+from nats.js.api import StreamInfo
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 
@@ -18,8 +22,8 @@ def python_blocks() -> list[str]:
     return re.findall(r"^```python\n(.*?)^```", README.read_text(encoding="utf-8"), flags=re.S | re.M)
 
 
-def test_readme_has_a_quickstart_an_asyncio_and_a_projections_example() -> None:
-    assert len(python_blocks()) == 3
+def test_readme_has_a_quickstart_an_asyncio_a_projections_and_a_jetstream_example() -> None:
+    assert len(python_blocks()) == 4
 
 
 def test_quickstart_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
@@ -52,6 +56,23 @@ def test_projections_example_runs(
     assert "tidings.Aggregate" in code and "subscribe" in code
     exec(compile(code, str(README), "exec"), {"__name__": "projections_example"})
     assert capsys.readouterr().out == "projected: [('account-ada', 42)]\nloaded: 42\n"
+
+
+def test_jetstream_example_runs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], nats_server: NatsServer
+) -> None:
+    async def add_stream(js: nats.js.JetStreamContext) -> StreamInfo:
+        return await js.add_stream(name="ORDERS", subjects=["orders.>"])
+
+    nats_server.jetstream(add_stream)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("NATS_URL", nats_server.url)
+    code = python_blocks()[3]
+    assert "relay_in" in code and "subject=" in code
+    exec(compile(code, str(README), "exec"), {"__name__": "jetstream_example"})
+    assert capsys.readouterr().out == (
+        "relayed: [('order-42', 'order.created')]\nshipments: [('order-42', 9.99)]\n"
+    )
 
 
 ROOT_README = Path(__file__).resolve().parents[2] / "README.md"

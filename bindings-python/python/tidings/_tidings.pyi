@@ -65,6 +65,7 @@ __all__ = [
     "Endpoint",
     "Bearer",
     "ApiKey",
+    "NatsCredentials",
     "DeliveryEngine",
     "RetentionRule",
     "TenantRate",
@@ -76,6 +77,8 @@ __all__ = [
     "Subscription",
     "SubscriptionStatus",
     "ParkedEvent",
+    "Inbox",
+    "InboxStatus",
     "AggregateHistory",
     "Row",
     "EventIterator",
@@ -248,6 +251,16 @@ class ApiKey:
     @property
     def value(self) -> str:
         """The key (``repr()`` shows it redacted)."""
+
+@final
+class NatsCredentials:
+    """A NATS ``.creds`` file's text (user JWT and NKey seed), the credential of a JetStream
+    endpoint (``nats://`` / ``tls://``) or of :meth:`Store.relay_in`."""
+
+    def __new__(cls, creds: str) -> Self: ...
+    @property
+    def creds(self) -> str:
+        """The ``.creds`` file's text (``repr()`` shows it redacted)."""
 
 @final
 class TenantRate:
@@ -499,8 +512,13 @@ class Endpoint:
     def enabled(self) -> bool:
         """Whether deliveries are sent to it (False once disabled, by hand or by the engine)."""
     @property
-    def auth(self) -> Union[Bearer, ApiKey, None]:
-        """``Bearer``, ``ApiKey`` or None: the credential sent with every request."""
+    def auth(self) -> Union[Bearer, ApiKey, NatsCredentials, None]:
+        """``Bearer``, ``ApiKey``, ``NatsCredentials`` or None: the credential sent with every
+        request (a JetStream endpoint's: a NATS token or ``.creds``, sent when connecting)."""
+    @property
+    def subject(self) -> Optional[str]:
+        """A JetStream endpoint's subject template as given (None: core's default,
+        ``tidings.{type}``; webhooks have none)."""
     @property
     def headers(self) -> dict[str, str]:
         """Extra headers sent with every request."""
@@ -733,7 +751,7 @@ class Transaction:
         tenant: Optional[str] = None,
         secret: Optional[str] = None,
         headers: Optional[Mapping[str, str]] = None,
-        auth: Union[Bearer, ApiKey, None] = None,
+        auth: Union[Bearer, ApiKey, NatsCredentials, None] = None,
         timeout: Optional[float] = None,
         max_attempts: Optional[int] = None,
         initial_delay: Optional[float] = None,
@@ -751,6 +769,7 @@ class Transaction:
         keepalive: Optional[float] = None,
         final_statuses: Optional[Sequence[int]] = None,
         enabled: Optional[bool] = None,
+        subject: Optional[str] = None,
     ) -> Endpoint:
         """Create an endpoint in this transaction; see :meth:`Store.create_endpoint`."""
     def upsert_endpoint(self, url: str, *, name: str, **options: Any) -> tuple[Endpoint, bool]:
@@ -859,6 +878,45 @@ class ParkedEvent:
     @property
     def error(self) -> str:
         """The handler's last error for it."""
+
+@final
+class InboxStatus:
+    """What an inbox has done since it started (:meth:`Inbox.status`). Compare with ``==``."""
+
+    @property
+    def appended(self) -> int:
+        """Messages whose events this inbox appended (new events)."""
+    @property
+    def duplicates(self) -> int:
+        """Messages whose events were already in the log (redeliveries, or published twice),
+        acknowledged again and not handed to the handler."""
+    @property
+    def rejected(self) -> int:
+        """Messages that can never become events (not JSON, a reserved ``tidings.`` type, an
+        id reused with other content), terminated."""
+    @property
+    def last_error(self) -> Optional[str]:
+        """The last failure (connecting, a batch, the handler), if the last try failed; else None."""
+    @property
+    def running(self) -> bool:
+        """Whether its thread still runs."""
+
+@final
+class Inbox:
+    """A running inbox, from :meth:`Store.relay_in`: a thread consumes a JetStream stream into
+    the store's log, exactly once.
+
+    ``with store.relay_in(...) as inbox:`` stops it at the end of the block; so do ``stop()``,
+    dropping the object and closing the store.
+    """
+
+    def status(self) -> InboxStatus:
+        """What it has done so far."""
+    def stop(self) -> None:
+        """Stop it: the batch in hand commits (or not) and is acknowledged; returns (GIL
+        released) when its thread has ended. Idempotent."""
+    def __enter__(self) -> Self: ...
+    def __exit__(self, *_exc: object) -> bool: ...
 
 @final
 class AggregateHistory:
@@ -1080,6 +1138,37 @@ class Store:
         ``types`` (patterns such as ``"order.*"``), ``tenant``, ``stream_prefix``; at most
         ``batch_size`` events per transaction. One runner per name is active across
         processes; the others stand by. Effects outside the file are at-least-once."""
+    def relay_in(
+        self,
+        url: str,
+        stream: str,
+        consumer: str,
+        handler: Optional[Callable[[Transaction, list[Event]], object]] = None,
+        *,
+        auth: Union[Bearer, NatsCredentials, None] = None,
+        filter_subject: Optional[str] = None,
+        batch: int = 100,
+        ack_wait: float = 30.0,
+        stream_prefix: Optional[str] = None,
+    ) -> Inbox:
+        """Consume JetStream stream ``stream`` on the NATS server ``url`` (``nats://host:port``
+        or ``tls://host:port``) into this store's log, with the durable consumer ``consumer``
+        (created when missing; the server keeps its position): the inbox. Returns an
+        :class:`Inbox` at once; it connects, and retries connecting, on its own thread.
+
+        Each batch of at most ``batch`` messages is one transaction: every message is appended
+        as one event (its ``Nats-Msg-Id`` is the event id, so a redelivered or twice-published
+        message is appended once, counted in ``duplicates``), ``handler(tx, events)`` (when
+        given) gets the events that were new and writes through ``tx`` (it may not commit),
+        and the transaction commits; only then are the messages acknowledged. So each
+        message's event, and the handler's rows for it, commit exactly once. An exception in
+        the handler rolls the batch back (``status().last_error``); it is fetched again after
+        a backoff. The handler runs on the inbox's thread, holding the GIL.
+
+        ``auth``: ``Bearer(token)`` (the NATS token) or ``NatsCredentials(creds)``.
+        ``filter_subject``: only messages on matching subjects. ``ack_wait``: seconds the
+        server waits for an ack before it redelivers. ``stream_prefix``: put before each
+        event's stream name. The server's host must be allowed by the store's egress policy."""
     def subscription_status(self, name: str) -> SubscriptionStatus:
         """Where subscription ``name`` is; :class:`NotFoundError` if it was never started or reset."""
     def subscriptions(self) -> list[SubscriptionStatus]:
@@ -1098,7 +1187,7 @@ class Store:
         tenant: Optional[str] = None,
         secret: Optional[str] = None,
         headers: Optional[Mapping[str, str]] = None,
-        auth: Union[Bearer, ApiKey, None] = None,
+        auth: Union[Bearer, ApiKey, NatsCredentials, None] = None,
         timeout: Optional[float] = None,
         max_attempts: Optional[int] = None,
         initial_delay: Optional[float] = None,
@@ -1116,6 +1205,7 @@ class Store:
         keepalive: Optional[float] = None,
         final_statuses: Optional[Sequence[int]] = None,
         enabled: Optional[bool] = None,
+        subject: Optional[str] = None,
     ) -> Endpoint:
         """Create a webhook endpoint. An argument left as None keeps core's default:
         ``events=["*"]``, ``timeout=15.0`` seconds, ``max_attempts=12``, ``initial_delay=5.0``
@@ -1126,7 +1216,14 @@ class Store:
         ``{type_pattern: template}``. ``signature_header`` (e.g. ``"X-Webhook-Signature"``)
         adds ``sha256=<hex>`` of the body keyed with the whole secret string. A URL whose host
         is a literal address the store's egress policy refuses (loopback, private, metadata)
-        raises :class:`InvalidInputError` on ``url`` at once."""
+        raises :class:`InvalidInputError` on ``url`` at once.
+
+        A ``nats://host:port`` or ``tls://host:port`` URL makes a JetStream endpoint: each
+        event is published to that NATS server (``Nats-Msg-Id`` the event id) on the subject
+        ``subject`` gives, a template with ``{type}``, ``{stream}``, ``{tenant}`` and
+        ``{partition:N}`` placeholders (default ``tidings.{type}``); ``auth`` is then
+        ``Bearer(token)`` (the NATS token) or ``NatsCredentials(creds)``, and a JetStream
+        stream must take the subject. ``subject`` on a webhook is an :class:`InvalidInputError`."""
     def upsert_endpoint(self, url: str, *, name: str, **options: Any) -> tuple[Endpoint, bool]:
         """Declare an endpoint by its unique ``name``, idempotently (for configuration applied
         at every start): create it, or bring the live endpoint of that name to these settings
