@@ -13,6 +13,7 @@
 
 mod append;
 mod deliver;
+mod jetstream;
 mod projection;
 mod responder;
 mod scale;
@@ -754,6 +755,7 @@ fn main() {
     takeover_row(&cfg, &mut rows);
     projection_row(&cfg, &mut rows);
     projection_latency_rows(&cfg, &mut rows);
+    jetstream::rows(&cfg, &mut rows);
     print_rows(&rows);
     std::fs::create_dir_all(&cfg.out).expect("output directory");
     let json = serde_json::to_string_pretty(&rows).expect("json");
