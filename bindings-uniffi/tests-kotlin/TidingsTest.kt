@@ -442,17 +442,48 @@ fun objectsAreAutoCloseable() {
     val path = freshPath()
     val store = openStore(path)
     store.use { it.append("s", "a.b", "{}") }
-    assertThrows<IllegalStateException> { store.lastPosition() } // released by use {}
+    assertThrows<TidingsException.Closed> { store.lastPosition() } // released by use {}
     openStore(path).use { reopened ->
         checkEq(reopened.streamVersion("s"), 1L, "data survives reopening")
         val tx = reopened.begin()
         tx.use { it.append("s", "a.b", "{}") } // not committed: close() rolls back and frees the writer
-        assertThrows<IllegalStateException> { tx.isOpen() }
+        assertThrows<TidingsException.Closed> { tx.isOpen() }
         reopened.append("s", "a.b", "{}") // the writer is free again on this thread
         checkEq(reopened.streamVersion("s"), 2L, "rolled-back append left no version")
         val delivery: DeliveryEngine = reopened.startDelivery(DeliveryOptions(workers = 1L))
         delivery.use { check(it.isRunning()) { "running" } } // close() stops the engine
-        assertThrows<IllegalStateException> { delivery.isRunning() }
+        assertThrows<TidingsException.Closed> { delivery.isRunning() }
+    }
+}
+
+fun aClosedObjectThrowsClosed() {
+    // uniffi's close() frees the object and refuses later calls in Kotlin; the bundled
+    // uniffi-bindgen makes that refusal the library's own `Closed`, naming the class.
+    val memory = Store.openInMemory()
+    memory.append("s", "a.b", "{}")
+    memory.close()
+    val e = assertThrows<TidingsException.Closed> { memory.append("s", "a.b", "{}") }
+    checkEq(e.reason, "Store was closed", "reason")
+    assertThrows<TidingsException.Closed> { memory.readAll() }
+    assertThrows<TidingsException.Closed> { memory.lastPosition() }
+    memory.close() // closing twice changes nothing
+    assertThrows<TidingsException.Closed> { memory.begin() }
+
+    openStore().use { store ->
+        val tx = store.begin()
+        tx.append("s", "a.b", "{}")
+        tx.close() // rolls back
+        val t = assertThrows<TidingsException.Closed> { tx.append("s", "a.b", "{}") }
+        checkEq(t.reason, "Transaction was closed", "transaction reason")
+        assertThrows<TidingsException.Closed> { tx.commit() }
+        checkEq(store.lastPosition(), 0L, "the closed transaction wrote nothing")
+
+        val delivery = store.startDelivery(DeliveryOptions(workers = 1L))
+        delivery.close()
+        val d = assertThrows<TidingsException.Closed> { delivery.waitIdle(1.0) }
+        checkEq(d.reason, "DeliveryEngine was closed", "engine reason")
+        assertThrows<TidingsException.Closed> { delivery.isRunning() }
+        store.append("s", "a.b", "{}") // the store itself is still open
     }
 }
 
@@ -618,6 +649,7 @@ fun main() {
         "signed deliveries arrive and verify" to ::signedDeliveriesArriveAndVerify,
         "synchronous call and send test obey egress" to ::synchronousCallAndSendTest,
         "objects are AutoCloseable" to ::objectsAreAutoCloseable,
+        "a closed Store, Transaction or DeliveryEngine throws Closed" to ::aClosedObjectThrowsClosed,
         "drain waits for retries where waitIdle does not" to ::drainWaitsForRetriesWhereWaitIdleDoesNot,
         "circuit opens after failures in a row" to ::circuitOpensAfterFailuresInARow,
         "circuit closes after a successful probe" to ::circuitClosesAfterASuccessfulProbe,
