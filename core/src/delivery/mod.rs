@@ -223,9 +223,9 @@ impl DeliveryOptions {
 }
 
 /// Where claimed deliveries go: the seam between the engine (claims, leases, retries,
-/// ordering, throttling, records) and a transport. HTTP webhooks are the one destination today;
-/// another (a message broker subject, an in-process handler) implements this trait and reuses
-/// everything else.
+/// ordering, throttling, records) and a transport: HTTP webhooks, and JetStream subjects
+/// ([`Destinations`] picks one per endpoint). Another transport implements this trait and
+/// reuses everything else.
 pub(crate) trait Destination: Send + Sync {
     /// Sends one attempt of `job`, its body rendered as `rendering` says and stamped
     /// `unix_now`, and returns the receiver's answer.
