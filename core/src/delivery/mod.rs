@@ -235,7 +235,26 @@ pub(crate) trait Destination: Send + Sync {
         rendering: &request::Rendering,
         unix_now: i64,
     ) -> std::result::Result<http::HttpResponse, http::SendError>;
+
+    /// Whether `job`'s attempt is started with [`Destination::start`] and finished on another
+    /// thread (a broker's publish, whose ack a runtime awaits), so the sending thread does not
+    /// wait for it. Default: no, [`Destination::send`] on the sending thread.
+    fn asynchronous(&self, _job: &request::Job) -> bool {
+        false
+    }
+
+    /// Starts `job`'s attempt and returns without waiting for its answer; `finish` is called
+    /// exactly once with the outcome (also when the attempt is abandoned). Default: sends
+    /// synchronously and finishes at once.
+    fn start(&self, job: request::Job, rendering: &request::Rendering, unix_now: i64, finish: Completion) {
+        let result = self.send(&job, rendering, unix_now);
+        finish(job, result);
+    }
 }
+
+/// Ends an attempt that a destination finished on its own (see [`Destination::start`]).
+pub(crate) type Completion =
+    Box<dyn FnOnce(request::Job, std::result::Result<http::HttpResponse, http::SendError>) + Send>;
 
 impl Destination for http::HttpSender {
     fn send(
@@ -275,6 +294,26 @@ impl Destination for Destinations {
             None => Destination::send(self.http.as_ref(), job, rendering, unix_now),
             Some(subject) => self.publish(job, subject, rendering, unix_now),
         }
+    }
+
+    fn asynchronous(&self, job: &request::Job) -> bool {
+        cfg!(feature = "jetstream") && job.target.subject.is_some()
+    }
+
+    fn start(&self, job: request::Job, rendering: &request::Rendering, unix_now: i64, finish: Completion) {
+        #[cfg(feature = "jetstream")]
+        if let Some(subject) = job.target.subject.clone() {
+            match self.shared.broker() {
+                Ok(broker) => {
+                    crate::jetstream::publisher::JetStreamSender::new(broker)
+                        .start(job, &subject, rendering, unix_now, finish);
+                }
+                Err(e) => finish(job, Err(http::SendError::io(e.to_string()))),
+            }
+            return;
+        }
+        let result = self.send(&job, rendering, unix_now);
+        finish(job, result);
     }
 }
 

@@ -38,11 +38,11 @@ pub(super) fn jobs(seq: i64, n: usize) -> Vec<Job> {
         .collect()
 }
 
-fn limit(in_flight: u32, guarded: bool) -> LaneLimit {
+pub(super) fn limit(in_flight: u32, guarded: bool) -> LaneLimit {
     LaneLimit { in_flight, keep: in_flight * 2, guarded }
 }
 
-fn scheduler(workers: usize, max_workers: usize) -> Arc<Scheduler> {
+pub(super) fn scheduler(workers: usize, max_workers: usize) -> Arc<Scheduler> {
     Scheduler::new(PoolSize { workers, max_workers })
 }
 

@@ -58,6 +58,54 @@ pub(crate) fn attempt(destination: &dyn Destination, job: Job, rendering: &Rende
     Finished { job, started_at, duration, result }
 }
 
+/// Starts `job`'s attempt on a destination that finishes it elsewhere
+/// ([`Destination::start`]): the outcome is measured, reported to the dispatcher and its
+/// ticket ended where it finishes. A panic while starting loses the attempt, not the ticket:
+/// the endpoint's slot is freed, and the claim's lease returns the delivery.
+fn start(
+    destination: &dyn Destination,
+    job: Job,
+    ticket: super::scheduler::Ticket,
+    rendering: &Rendering,
+    reporting: &Arc<Reporting>,
+    scheduler: &Arc<Scheduler>,
+) {
+    let started_at = clock::now_micros();
+    let clock_start = Instant::now();
+    let reporting = Arc::clone(reporting);
+    let slot = Slot { ticket: Some(ticket), scheduler: Arc::clone(scheduler) };
+    let finish: super::Completion = Box::new(move |job, result| {
+        if let Err(e) = &result {
+            tracing::debug!(delivery = job.delivery_id, error_kind = e.kind.as_str(), "attempt failed");
+        }
+        let finished = Finished { job, started_at, duration: clock_start.elapsed(), result };
+        reporting.send(Report::Done(finished), slot.scheduler.ready_jobs());
+        drop(slot);
+    });
+    let delivery = job.delivery_id;
+    let started = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        destination.start(job, rendering, started_at.div_euclid(1_000_000), finish)
+    }));
+    if started.is_err() {
+        tracing::error!(delivery, "the destination panicked while starting an attempt; its lease will return it");
+    }
+}
+
+/// An attempt's hold on its endpoint's slot, given back when dropped (after the attempt's
+/// report, or if the attempt is lost).
+struct Slot {
+    ticket: Option<super::scheduler::Ticket>,
+    scheduler: Arc<Scheduler>,
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        if let Some(ticket) = self.ticket.take() {
+            self.scheduler.done(ticket);
+        }
+    }
+}
+
 /// Where a worker's reports go, and when it wakes the dispatcher for them.
 pub(crate) struct Reporting {
     pub reports: Sender<Report>,
@@ -95,6 +143,11 @@ pub(crate) fn spawn(
             // After the lease ends another engine may claim the delivery: never start then.
             let report = if engine.stopping() || (!job.ping && clock::now_micros() >= job.lease_until) {
                 Report::NotSent(job)
+            } else if destination.asynchronous(&job) {
+                // The attempt finishes elsewhere, which ends its ticket; this thread goes on.
+                start(destination.as_ref(), job, ticket, &rendering, &reporting, &scheduler);
+                next = scheduler.take();
+                continue;
             } else {
                 Report::Done(attempt(destination.as_ref(), job, &rendering))
             };
@@ -118,6 +171,61 @@ mod tests {
         fn send(&self, _: &Job, _: &Rendering, _: i64) -> Result<HttpResponse, SendError> {
             panic!("a bug in a destination")
         }
+    }
+
+    /// An asynchronous destination: finishes on another thread, or panics while starting.
+    struct Elsewhere {
+        panics: bool,
+    }
+
+    impl Destination for Elsewhere {
+        fn send(&self, _: &Job, _: &Rendering, _: i64) -> Result<HttpResponse, SendError> {
+            unreachable!("asynchronous attempts are started, not sent")
+        }
+
+        fn asynchronous(&self, _: &Job) -> bool {
+            true
+        }
+
+        fn start(&self, job: Job, _: &Rendering, _: i64, finish: crate::delivery::Completion) {
+            assert!(!self.panics, "a bug while starting");
+            std::thread::spawn(move || finish(job, Err(SendError::io("refused"))));
+        }
+    }
+
+    /// A scheduler holding two jobs of one endpoint that may have one in flight, the first
+    /// taken; and where reports go.
+    fn one_taken()
+    -> (Arc<Scheduler>, Job, super::super::scheduler::Ticket, Arc<Reporting>, crossbeam_channel::Receiver<Report>) {
+        use crate::delivery::scheduler_tests::{jobs, limit, scheduler};
+        let scheduler = scheduler(1, 1);
+        scheduler.push(jobs(7, 2), &[(7, limit(1, false))]);
+        let (job, ticket) = scheduler.take().expect("a job");
+        assert_eq!(scheduler.ready_jobs(), 0, "the endpoint's one slot is taken");
+        let (reports, received) = crossbeam_channel::unbounded();
+        let (batch_ready, _) = crossbeam_channel::bounded(1);
+        let policy = Arc::new(crate::delivery::batching::Policy::new(1, 8));
+        (scheduler, job, ticket, Arc::new(Reporting { reports, batch_ready, policy }), received)
+    }
+
+    #[test]
+    fn an_attempt_finished_elsewhere_is_reported_and_frees_its_slot() {
+        let (scheduler, job, ticket, reporting, received) = one_taken();
+        let rendering = Rendering { source: "test".into(), max_body: 1024 };
+        start(&Elsewhere { panics: false }, job, ticket, &rendering, &reporting, &scheduler);
+        let report = received.recv_timeout(std::time::Duration::from_secs(10)).expect("a report");
+        let Report::Done(finished) = report else { panic!("not sent?") };
+        assert_eq!(finished.result.expect_err("refused").message, "refused");
+        assert_eq!(scheduler.ready_jobs(), 1, "the slot is free for the second job");
+    }
+
+    #[test]
+    fn a_destination_panicking_while_starting_loses_the_attempt_not_the_slot() {
+        let (scheduler, job, ticket, reporting, received) = one_taken();
+        let rendering = Rendering { source: "test".into(), max_body: 1024 };
+        start(&Elsewhere { panics: true }, job, ticket, &rendering, &reporting, &scheduler);
+        assert!(received.try_recv().is_err(), "nothing to report: the lease returns the delivery");
+        assert_eq!(scheduler.ready_jobs(), 1, "the endpoint's slot was given back");
     }
 
     #[test]

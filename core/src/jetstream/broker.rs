@@ -82,6 +82,16 @@ impl Broker {
         }
     }
 
+    /// Runs `future` on this broker's runtime in the background.
+    pub(crate) fn spawn<F>(&self, future: F)
+    where
+        F: std::future::Future<Output = ()> + Send + 'static,
+    {
+        if let Some(runtime) = &self.runtime {
+            runtime.spawn(future);
+        }
+    }
+
     /// The JetStream context of the client for `url` with `auth`, connecting (within
     /// `timeout`, at most 5 s) if none is kept. Its own timeout is the longest an endpoint may
     /// have: callers bound each call by theirs. Must not be called from inside the runtime.

@@ -19,9 +19,11 @@ use std::sync::Arc;
 use async_nats::HeaderMap;
 use async_nats::jetstream::context::{PublishError, PublishErrorKind};
 use async_nats::jetstream::message::PublishMessage;
+use async_nats::jetstream::publish::PublishAck;
 
 use super::broker::Broker;
 use super::subject::{SubjectTemplate, SubjectValues};
+use crate::delivery::Completion;
 use crate::delivery::http::{HttpResponse, SendError, SendErrorKind};
 use crate::delivery::request::{self, Job, Rendering};
 
@@ -43,7 +45,7 @@ impl JetStreamSender {
         JetStreamSender { broker }
     }
 
-    /// Publishes one attempt of `job` on the subject `subject` renders.
+    /// Publishes one attempt of `job` on the subject `subject` renders, waiting for its ack.
     pub(crate) fn send(
         &self,
         job: &Job,
@@ -51,6 +53,45 @@ impl JetStreamSender {
         rendering: &Rendering,
         unix_now: i64,
     ) -> Result<HttpResponse, SendError> {
+        let publish = self.prepare(job, subject, rendering, unix_now)?;
+        let outcome = self.broker.block_on(publish.run());
+        answer(&self.broker, job, outcome)
+    }
+
+    /// Starts one attempt of `job` and returns at once: the publish and its ack are awaited
+    /// on the broker's runtime, which then calls `finish` (see
+    /// [`crate::delivery::Destination::start`]); a sending thread is not held by the wait.
+    pub(crate) fn start(
+        &self,
+        job: Job,
+        subject: &SubjectTemplate,
+        rendering: &Rendering,
+        unix_now: i64,
+        finish: Completion,
+    ) {
+        let publish = match self.prepare(&job, subject, rendering, unix_now) {
+            Ok(publish) => publish,
+            Err(e) => return finish(job, Err(e)),
+        };
+        let broker = Arc::clone(&self.broker);
+        let mut pending = Pending { attempt: Some((job, finish)) };
+        self.broker.spawn(async move {
+            let outcome = publish.run().await;
+            if let Some((job, finish)) = pending.attempt.take() {
+                let result = answer(&broker, &job, outcome);
+                finish(job, result);
+            }
+        });
+    }
+
+    /// The message of one attempt, its subject and the connection to publish it on.
+    fn prepare(
+        &self,
+        job: &Job,
+        subject: &SubjectTemplate,
+        rendering: &Rendering,
+        unix_now: i64,
+    ) -> Result<Publish, SendError> {
         let target = &job.target;
         let body = request::render_stored_body(target, &job.event, rendering).map_err(|e| {
             tracing::warn!(delivery = job.delivery_id, endpoint = %target.id, error = %e, "the body cannot be rendered; failing the delivery");
@@ -76,41 +117,67 @@ impl JetStreamSender {
         }
         let message = PublishMessage::build().payload(body.into()).headers(headers).message_id(&event.id);
         let context = self.broker.jetstream(&target.url, target.auth.as_ref(), target.timeout)?;
-        let timeout = target.timeout;
-        let outcome = self.broker.block_on(async move {
-            let published = async { context.send_publish(subject, message).await?.await };
-            tokio::time::timeout(timeout, published).await.map_err(|_| PublishError::new(PublishErrorKind::TimedOut))?
-        });
-        match outcome {
-            Ok(ack) => Ok(acknowledged(&ack)),
-            Err(e) => self.failed(job, &e),
+        Ok(Publish { context, subject, message, timeout: target.timeout })
+    }
+}
+
+/// One publish, ready to go.
+struct Publish {
+    context: async_nats::jetstream::Context,
+    subject: String,
+    message: PublishMessage,
+    timeout: std::time::Duration,
+}
+
+impl Publish {
+    /// Publishes and waits for the ack, within the endpoint's timeout.
+    async fn run(self) -> Result<PublishAck, PublishError> {
+        let Publish { context, subject, message, timeout } = self;
+        let published = async { context.send_publish(subject, message).await?.await };
+        tokio::time::timeout(timeout, published).await.map_err(|_| PublishError::new(PublishErrorKind::TimedOut))?
+    }
+}
+
+/// An attempt started and not finished yet: if its task is dropped unfinished (the runtime
+/// shut down, a panic), the attempt ends as a retryable failure, so its ticket and claim are
+/// never lost.
+struct Pending {
+    attempt: Option<(Job, Completion)>,
+}
+
+impl Drop for Pending {
+    fn drop(&mut self) {
+        if let Some((job, finish)) = self.attempt.take() {
+            finish(job, Err(SendError::io("the publish was abandoned (the NATS runtime stopped)")));
         }
     }
+}
 
-    /// An attempt that got no ack, in the engine's terms.
-    fn failed(&self, job: &Job, e: &PublishError) -> Result<HttpResponse, SendError> {
-        let error = |kind, message: &str| Err(SendError { kind, message: message.to_string() });
-        match e.kind() {
-            PublishErrorKind::StreamNotFound => Ok(HttpResponse {
-                status: 503,
-                retry_after: None,
-                body: b"no JetStream stream captures the subject (no responders)".to_vec(),
-                content_type: Some("text/plain".to_string()),
-            }),
-            PublishErrorKind::TimedOut => {
-                error(SendErrorKind::Timeout, "no JetStream acknowledgement within the timeout")
-            }
-            // async-nats' words name the two sizes only.
-            PublishErrorKind::MaxPayloadExceeded => {
-                Err(SendError::invalid(format!("the message is over the NATS server's max_payload: {e}")))
-            }
-            PublishErrorKind::BrokenPipe => {
-                self.broker.forget(&job.target.url, job.target.auth.as_ref());
-                error(SendErrorKind::Io, "the connection to the NATS server broke")
-            }
-            PublishErrorKind::MaxAckPending => error(SendErrorKind::Io, "too many JetStream acknowledgements pending"),
-            _ => Err(SendError { kind: SendErrorKind::Io, message: format!("the JetStream publish failed: {e}") }),
+/// An attempt's outcome in the engine's terms.
+fn answer(broker: &Broker, job: &Job, outcome: Result<PublishAck, PublishError>) -> Result<HttpResponse, SendError> {
+    let e = match outcome {
+        Ok(ack) => return Ok(acknowledged(&ack)),
+        Err(e) => e,
+    };
+    let error = |kind, message: &str| Err(SendError { kind, message: message.to_string() });
+    match e.kind() {
+        PublishErrorKind::StreamNotFound => Ok(HttpResponse {
+            status: 503,
+            retry_after: None,
+            body: b"no JetStream stream captures the subject (no responders)".to_vec(),
+            content_type: Some("text/plain".to_string()),
+        }),
+        PublishErrorKind::TimedOut => error(SendErrorKind::Timeout, "no JetStream acknowledgement within the timeout"),
+        // async-nats' words name the two sizes only.
+        PublishErrorKind::MaxPayloadExceeded => {
+            Err(SendError::invalid(format!("the message is over the NATS server's max_payload: {e}")))
         }
+        PublishErrorKind::BrokenPipe => {
+            broker.forget(&job.target.url, job.target.auth.as_ref());
+            error(SendErrorKind::Io, "the connection to the NATS server broke")
+        }
+        PublishErrorKind::MaxAckPending => error(SendErrorKind::Io, "too many JetStream acknowledgements pending"),
+        _ => Err(SendError { kind: SendErrorKind::Io, message: format!("the JetStream publish failed: {e}") }),
     }
 }
 
@@ -123,7 +190,7 @@ fn insert(headers: &mut HeaderMap, name: &str, value: String) {
 
 /// An ack as the attempt's response: `200`, its body the ack's stream, sequence and duplicate
 /// flag.
-fn acknowledged(ack: &async_nats::jetstream::publish::PublishAck) -> HttpResponse {
+fn acknowledged(ack: &PublishAck) -> HttpResponse {
     let body = serde_json::json!({"stream": ack.stream, "seq": ack.sequence, "duplicate": ack.duplicate});
     HttpResponse {
         status: 200,
