@@ -25,8 +25,8 @@ use crate::append::{event_data, event_metadata};
 const SENDERS: usize = 16;
 
 thread_local! {
-    /// Each tidings relay run's mean attempt duration, µs (a publish and its ack, as the
-    /// engine's sending thread saw it).
+    /// Each tidings relay run's mean attempt duration, µs (a publish and its ack, from its
+    /// start on a sending thread to the ack).
     static ATTEMPT_US: std::cell::RefCell<Vec<f64>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
@@ -254,8 +254,9 @@ fn relay_row(cfg: &Config, rows: &mut Vec<Row>, count: usize) {
     let attempt_us = ATTEMPT_US.with(|cell| median(&cell.borrow()));
     let raw_us = SENDERS as f64 * 1e6 / row.baselines[0].median;
     row.notes.push(format!(
-        "one publish and its ack: {attempt_us:.0} us inside tidings (a sending thread blocked on it) against \
-         {raw_us:.0} us per publish in the raw loop (16 outstanding on the runtime's own threads)"
+        "one publish and its ack: {attempt_us:.0} us inside tidings (from its start on a sending thread to the \
+         ack reported) against {raw_us:.0} us per publish in the raw loop (16 outstanding on the runtime's \
+         own threads)"
     ));
     rows.push(row);
 }
