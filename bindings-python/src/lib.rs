@@ -116,11 +116,26 @@ fn verify<'py>(
 }
 
 /// The native half of the `tidings` package.
+/// The `atexit` hook: stops every live subscription and inbox (their threads would otherwise
+/// run into the interpreter's shutdown), GIL released.
+#[pyfunction]
+fn stop_background_threads(py: Python<'_>) {
+    subscription::stop_all(py);
+    inbox::stop_all(py);
+}
+
+/// Registers the exit hook (at import).
+fn install_exit_hook(py: Python<'_>) -> PyResult<()> {
+    let hook = wrap_pyfunction!(stop_background_threads, py)?;
+    py.import("atexit")?.call_method1("register", (hook,))?;
+    Ok(())
+}
+
 #[pymodule]
 fn _tidings(m: &Bound<'_, PyModule>) -> PyResult<()> {
     let py = m.py();
     logging::install(py)?;
-    subscription::install(py)?;
+    install_exit_hook(py)?;
     errors::register(m)?;
     m.add_class::<store::PyStore>()?;
     m.add_class::<transaction::PyTransaction>()?;

@@ -100,20 +100,11 @@ fn log_failure(py: Python<'_>, label: &str, err: &PyErr) {
     }
 }
 
-/// The `atexit` hook: stops every live subscription and inbox, GIL released.
-#[pyfunction]
-fn stop_subscriptions(py: Python<'_>) {
+/// Stops every live subscription, GIL released (the `atexit` hook of `lib.rs` calls it).
+pub(crate) fn stop_all(py: Python<'_>) {
     let live: Vec<Arc<Subscription>> =
         LIVE.lock().unwrap_or_else(PoisonError::into_inner).drain(..).filter_map(|w| w.upgrade()).collect();
     py.detach(|| live.iter().for_each(|s| s.stop()));
-    crate::inbox::stop_all(py);
-}
-
-/// Registers the exit hook (at import).
-pub(crate) fn install(py: Python<'_>) -> PyResult<()> {
-    let hook = wrap_pyfunction!(stop_subscriptions, py)?;
-    py.import("atexit")?.call_method1("register", (hook,))?;
-    Ok(())
 }
 
 /// A running subscription, from ``Store.subscribe``: a runner thread applies every matching

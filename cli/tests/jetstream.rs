@@ -4,13 +4,11 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Output, Stdio};
-use std::sync::mpsc;
+use std::process::Output;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use support::{Env, assert_error_line, binary, code, parse_lines, stderr, stdout};
+use support::{Env, Running, assert_error_line, code, parse_lines, stderr, stdout};
 use tidings::{ExpectedVersion, NewEvent, ReadAllOptions, RecordedEvent};
 use tidings_tests::nats::NatsServer;
 
@@ -232,48 +230,10 @@ fn relay_in_refuses_bad_options_and_reports_a_failing_inbox() {
     assert!(last_line(&out)["last_error"].as_str().is_some_and(|e| e.contains("egress")), "{}", stdout(&out));
 }
 
-/// `relay-in` as a child process whose stdout lines arrive on a channel; killed when dropped.
-struct Relay {
-    child: Child,
-    lines: mpsc::Receiver<String>,
-}
-
-impl Relay {
-    fn start(env: &Env, args: &[&str]) -> Relay {
-        let mut child = Command::new(binary())
-            .args(args)
-            .arg("--db")
-            .arg(&env.db)
-            .env_remove("TIDINGS_DB")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn tidings");
-        let stdout = child.stdout.take().expect("stdout");
-        let (tx, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        Relay { child, lines }
-    }
-
-    /// The next JSON line (bounded wait).
-    fn next(&self) -> Value {
-        let line = self.lines.recv_timeout(PATIENCE).expect("a line before the deadline");
-        serde_json::from_str(&line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"))
-    }
-}
-
-impl Drop for Relay {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// The next JSON line of a running child (bounded wait).
+fn next_json(child: &Running) -> Value {
+    let line = child.next_line();
+    serde_json::from_str(&line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"))
 }
 
 #[test]
@@ -283,19 +243,17 @@ fn relay_in_runs_until_sigterm_and_appends_what_arrives_meanwhile() {
     let env = Env::new();
     let url = nats.url();
     let args = ["relay-in", "--url", &url, "--stream", "ORDERS", "--consumer", "cli", "--allow-private", "--json"];
-    let mut child = Relay::start(&env, &args);
-    assert_eq!(child.next()["appended"], 0, "the first status");
+    let mut child = Running::start(&env, &args);
+    assert_eq!(next_json(&child)["appended"], 0, "the first status");
     publish_orders(&nats);
     let deadline = Instant::now() + PATIENCE;
-    while child.next()["appended"] != 3 {
+    while next_json(&child)["appended"] != 3 {
         assert!(Instant::now() < deadline, "the messages never arrived");
     }
-    let status = Command::new("kill").args(["-TERM", &child.child.id().to_string()]).status().expect("kill");
-    assert!(status.success());
-    let last = child.next();
+    child.signal("TERM");
+    let last = next_json(&child);
     assert_eq!((&last["kind"], &last["reason"], &last["appended"]), (&json!("stopped"), &json!("signal"), &json!(3)));
-    let exit = child.child.wait().expect("wait");
-    assert_eq!(exit.code(), Some(0));
+    assert_eq!(child.wait().code(), Some(0));
     assert_eq!(events(&env).len(), 3);
 }
 

@@ -3,86 +3,12 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use support::{Env, binary};
+use support::{Env, PATIENCE, Running};
 use tidings::{EndpointSpec, ExpectedVersion, NewEvent, Secret};
 use tidings_tests::receiver::Receiver;
-
-/// Upper bound for anything a test waits for (a guard against hanging, not a timing claim).
-const PATIENCE: Duration = Duration::from_secs(60);
-
-/// A child whose stdout lines arrive on a channel; killed when dropped.
-struct Running {
-    child: Child,
-    lines: mpsc::Receiver<String>,
-}
-
-impl Running {
-    fn start(env: &Env, args: &[&str]) -> Running {
-        let mut child = Command::new(binary())
-            .args(args)
-            .arg("--db")
-            .arg(&env.db)
-            .env_remove("TIDINGS_DB")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn tidings");
-        let stdout = child.stdout.take().expect("stdout");
-        let (tx, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        Running { child, lines }
-    }
-
-    fn next_line(&self) -> String {
-        self.lines.recv_timeout(PATIENCE).expect("a line from the child before the deadline")
-    }
-
-    /// Waits for the exit status (bounded).
-    fn wait(&mut self) -> std::process::ExitStatus {
-        let deadline = Instant::now() + PATIENCE;
-        loop {
-            if let Some(status) = self.child.try_wait().expect("try_wait") {
-                return status;
-            }
-            assert!(Instant::now() < deadline, "the child did not exit");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    fn signal(&self, name: &str) {
-        let status =
-            Command::new("kill").args([&format!("-{name}"), &self.child.id().to_string()]).status().expect("kill");
-        assert!(status.success());
-    }
-
-    fn rest_of_stdout(&self) -> Vec<String> {
-        let mut rest = Vec::new();
-        while let Ok(line) = self.lines.recv_timeout(Duration::from_secs(5)) {
-            rest.push(line);
-        }
-        rest
-    }
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 fn deliver_stops_cleanly_on(signal: &str) {
     let env = Env::new();

@@ -3,8 +3,11 @@
 
 #![allow(dead_code)]
 
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::Output;
+use std::process::{Child, Output, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
 
 use assert_cmd::Command;
 use serde_json::Value;
@@ -131,4 +134,82 @@ pub fn bytes(path: &Path) -> Vec<u8> {
 /// A plain SQLite connection to a file (for corrupting or inspecting it).
 pub fn sqlite(path: &Path) -> tidings::rusqlite::Connection {
     tidings::rusqlite::Connection::open(path).expect("open with rusqlite")
+}
+
+/// Upper bound for anything a child-process test waits for (a guard against hanging, not a
+/// timing claim).
+pub const PATIENCE: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// A child whose stdout lines arrive on a channel; killed when dropped.
+pub struct Running {
+    pub child: Child,
+    lines: mpsc::Receiver<String>,
+}
+
+impl Running {
+    /// Starts `tidings ARGS --db DB` (stdout piped; stderr piped when `quiet` is false).
+    pub fn start(env: &Env, args: &[&str]) -> Running {
+        let mut child = std::process::Command::new(binary())
+            .args(args)
+            .arg("--db")
+            .arg(&env.db)
+            .env_remove("TIDINGS_DB")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn tidings");
+        let stdout = child.stdout.take().expect("stdout");
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Running { child, lines }
+    }
+
+    /// The next stdout line (bounded wait).
+    pub fn next_line(&self) -> String {
+        self.lines.recv_timeout(PATIENCE).expect("a line from the child before the deadline")
+    }
+
+    /// Waits for the exit status (bounded).
+    pub fn wait(&mut self) -> std::process::ExitStatus {
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "the child did not exit");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Sends signal `name` (`TERM`, `INT`).
+    pub fn signal(&self, name: &str) {
+        let status = std::process::Command::new("kill")
+            .args([&format!("-{name}"), &self.child.id().to_string()])
+            .status()
+            .expect("kill");
+        assert!(status.success());
+    }
+
+    /// The stdout lines still to come, until the child closes it (bounded).
+    pub fn rest_of_stdout(&self) -> Vec<String> {
+        let mut rest = Vec::new();
+        while let Ok(line) = self.lines.recv_timeout(Duration::from_secs(5)) {
+            rest.push(line);
+        }
+        rest
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }

@@ -34,6 +34,7 @@ mod claim;
 mod complete;
 #[cfg(test)]
 mod complete_tests;
+pub(crate) mod destination;
 mod direct;
 mod dispatcher;
 #[cfg(test)]
@@ -60,6 +61,8 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::Sender;
+
+pub(crate) use destination::{Completion, Destination};
 
 use crate::error::{Error, Result};
 use crate::retention::RetentionRule;
@@ -222,64 +225,12 @@ impl DeliveryOptions {
     }
 }
 
-/// Where claimed deliveries go: the seam between the engine (claims, leases, retries,
-/// ordering, throttling, records) and a transport: HTTP webhooks, and JetStream subjects
-/// ([`Destinations`] picks one per endpoint). Another transport implements this trait and
-/// reuses everything else.
-pub(crate) trait Destination: Send + Sync {
-    /// Sends one attempt of `job`, its body rendered as `rendering` says and stamped
-    /// `unix_now`, and returns the receiver's answer.
-    fn send(
-        &self,
-        job: &request::Job,
-        rendering: &request::Rendering,
-        unix_now: i64,
-    ) -> std::result::Result<http::HttpResponse, http::SendError>;
-
-    /// Whether `job`'s attempt is started with [`Destination::start`] and finished on another
-    /// thread (a broker's publish, whose ack a runtime awaits), so the sending thread does not
-    /// wait for it. Default: no, [`Destination::send`] on the sending thread.
-    fn asynchronous(&self, _job: &request::Job) -> bool {
-        false
-    }
-
-    /// Starts `job`'s attempt and returns without waiting for its answer; `finish` is called
-    /// exactly once with the outcome (also when the attempt is abandoned). Default: sends
-    /// synchronously and finishes at once.
-    fn start(&self, job: request::Job, rendering: &request::Rendering, unix_now: i64, finish: Completion) {
-        let result = self.send(&job, rendering, unix_now);
-        finish(job, result);
-    }
-}
-
-/// Ends an attempt that a destination finished on its own (see [`Destination::start`]).
-pub(crate) type Completion =
-    Box<dyn FnOnce(request::Job, std::result::Result<http::HttpResponse, http::SendError>) + Send>;
-
-impl Destination for http::HttpSender {
-    fn send(
-        &self,
-        job: &request::Job,
-        rendering: &request::Rendering,
-        unix_now: i64,
-    ) -> std::result::Result<http::HttpResponse, http::SendError> {
-        // A body that cannot be rendered (damaged stored JSON, a template rendering past its
-        // limit) is an invalid request: final, the delivery fails at this attempt.
-        let body = request::render_stored_body(&job.target, &job.event, rendering).map_err(|e| {
-            let (delivery, endpoint) = (job.delivery_id, &job.target.id);
-            tracing::warn!(delivery, %endpoint, error = %e, "the body cannot be rendered; failing the delivery");
-            http::SendError::invalid(e.to_string())
-        })?;
-        let outgoing = request::build(&job.target, &job.event.id, body, unix_now);
-        http::HttpSender::send(self, &outgoing, worker::RESPONSE_BODY_LIMIT)
-    }
-}
-
 /// The destinations of one store, chosen per endpoint: webhooks over HTTP, and JetStream
 /// subjects for `nats://` / `tls://` endpoints (feature `jetstream`; its connections are made
 /// on the first JetStream delivery).
 pub(crate) struct Destinations {
     pub(crate) http: Arc<http::HttpSender>,
+    #[cfg_attr(not(feature = "jetstream"), allow(dead_code))]
     pub(crate) shared: Arc<crate::shared::Shared>,
 }
 
@@ -318,7 +269,8 @@ impl Destination for Destinations {
 }
 
 impl Destinations {
-    #[cfg(feature = "jetstream")]
+    /// One JetStream attempt, waiting for its ack (the engine starts them instead, see
+    /// [`Destination::start`]; `send_test` sends).
     fn publish(
         &self,
         job: &request::Job,
@@ -326,19 +278,16 @@ impl Destinations {
         rendering: &request::Rendering,
         unix_now: i64,
     ) -> std::result::Result<http::HttpResponse, http::SendError> {
-        let broker = self.shared.broker().map_err(|e| http::SendError::io(e.to_string()))?;
-        crate::jetstream::publisher::JetStreamSender::new(broker).send(job, subject, rendering, unix_now)
-    }
-
-    #[cfg(not(feature = "jetstream"))]
-    fn publish(
-        &self,
-        _: &request::Job,
-        _: &crate::jetstream::SubjectTemplate,
-        _: &request::Rendering,
-        _: i64,
-    ) -> std::result::Result<http::HttpResponse, http::SendError> {
-        Err(http::SendError::invalid("this build of tidings has no JetStream support (feature `jetstream`)"))
+        #[cfg(feature = "jetstream")]
+        {
+            let broker = self.shared.broker().map_err(|e| http::SendError::io(e.to_string()))?;
+            crate::jetstream::publisher::JetStreamSender::new(broker).send(job, subject, rendering, unix_now)
+        }
+        #[cfg(not(feature = "jetstream"))]
+        {
+            let _ = (job, subject, rendering, unix_now);
+            Err(http::SendError::invalid("this build of tidings has no JetStream support (feature `jetstream`)"))
+        }
     }
 }
 

@@ -8,16 +8,13 @@ use std::time::Instant;
 
 use crossbeam_channel::Sender;
 
-use super::Destination;
 use super::Engine;
 use super::batching::Policy;
 use super::complete::Finished;
+use super::destination::{Completion, Destination};
 use super::request::{Job, Rendering};
 use super::scheduler::Scheduler;
 use crate::clock;
-
-/// Response bytes read per attempt (the record keeps the first KiB).
-pub(crate) const RESPONSE_BODY_LIMIT: usize = 4096;
 
 /// What a worker hands back.
 pub(crate) enum Report {
@@ -74,7 +71,7 @@ fn start(
     let clock_start = Instant::now();
     let reporting = Arc::clone(reporting);
     let slot = Slot { ticket: Some(ticket), scheduler: Arc::clone(scheduler) };
-    let finish: super::Completion = Box::new(move |job, result| {
+    let finish: Completion = Box::new(move |job, result| {
         if let Err(e) = &result {
             tracing::debug!(delivery = job.delivery_id, error_kind = e.kind.as_str(), "attempt failed");
         }
@@ -187,7 +184,7 @@ mod tests {
             true
         }
 
-        fn start(&self, job: Job, _: &Rendering, _: i64, finish: crate::delivery::Completion) {
+        fn start(&self, job: Job, _: &Rendering, _: i64, finish: Completion) {
             assert!(!self.panics, "a bug while starting");
             std::thread::spawn(move || finish(job, Err(SendError::io("refused"))));
         }

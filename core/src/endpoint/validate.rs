@@ -35,18 +35,7 @@ pub(crate) struct Checked {
 
 /// Checks every field of `spec`.
 pub(crate) fn check(spec: &EndpointSpec) -> Result<Checked> {
-    let url = if crate::jetstream::is_nats_url(&spec.url) {
-        crate::jetstream::check_spec(spec)?;
-        spec.url.clone()
-    } else {
-        if spec.subject.is_some() {
-            return Err(Error::invalid("subject", "applies to JetStream endpoints (nats:// or tls:// URLs) only"));
-        }
-        if matches!(spec.auth, Some(Auth::NatsCredentials(_))) {
-            return Err(Error::invalid("auth", "NATS credentials apply to JetStream endpoints only"));
-        }
-        check_url(&spec.url)?
-    };
+    let url = check_destination(spec)?;
     if let Some(name) = &spec.name
         && (name.is_empty() || name.chars().count() > 200 || name.chars().any(char::is_control))
     {
@@ -116,6 +105,22 @@ pub(crate) fn check(spec: &EndpointSpec) -> Result<Checked> {
         }
     }
     Ok(Checked { secret, url })
+}
+
+/// Checks where the endpoint sends: a JetStream endpoint's URL and settings
+/// ([`crate::jetstream::check_spec`]), or a webhook's URL, which takes no JetStream setting.
+fn check_destination(spec: &EndpointSpec) -> Result<String> {
+    if crate::jetstream::is_nats_url(&spec.url) {
+        crate::jetstream::check_spec(spec)?;
+        return Ok(spec.url.clone());
+    }
+    if spec.subject.is_some() {
+        return Err(Error::invalid("subject", "applies to JetStream endpoints (nats:// or tls:// URLs) only"));
+    }
+    if matches!(spec.auth, Some(Auth::NatsCredentials(_))) {
+        return Err(Error::invalid("auth", "NATS credentials apply to JetStream endpoints only"));
+    }
+    check_url(&spec.url)
 }
 
 /// Checks a URL: an absolute `http`/`https` URL with a host, no credentials, that the HTTP

@@ -23,7 +23,7 @@ use async_nats::jetstream::publish::PublishAck;
 
 use super::broker::Broker;
 use super::subject::{SubjectTemplate, SubjectValues};
-use crate::delivery::Completion;
+use crate::delivery::destination::Completion;
 use crate::delivery::http::{HttpResponse, SendError, SendErrorKind};
 use crate::delivery::request::{self, Job, Rendering};
 
@@ -60,7 +60,7 @@ impl JetStreamSender {
 
     /// Starts one attempt of `job` and returns at once: the publish and its ack are awaited
     /// on the broker's runtime, which then calls `finish` (see
-    /// [`crate::delivery::Destination::start`]); a sending thread is not held by the wait.
+    /// `Destination::start` in the delivery engine); a sending thread is not held by the wait.
     pub(crate) fn start(
         &self,
         job: Job,

@@ -43,6 +43,7 @@ pub struct SubjectTemplate {
 }
 
 /// What a subject is rendered from.
+#[cfg_attr(not(feature = "jetstream"), allow(dead_code))]
 pub(crate) struct SubjectValues<'a> {
     pub event_type: &'a str,
     pub stream: &'a str,
@@ -94,6 +95,7 @@ impl SubjectTemplate {
     }
 
     /// The subject of one event.
+    #[cfg_attr(not(feature = "jetstream"), allow(dead_code))]
     pub(crate) fn render(&self, values: &SubjectValues<'_>) -> String {
         let mut out = String::new();
         for part in &self.parts {
