@@ -21,6 +21,9 @@ use crate::delivery::{
 };
 use crate::endpoint::{EndpointOptions, UNIFFI_META_TIDINGS_UNIFFI_RECORD_ENDPOINTOPTIONS};
 use crate::error::Result;
+use crate::inbox::{
+    InboxOptions, UNIFFI_META_TIDINGS_UNIFFI_METHOD_STORE_RELAY_IN, UNIFFI_META_TIDINGS_UNIFFI_RECORD_INBOXOPTIONS,
+};
 use crate::store::{
     UNIFFI_META_TIDINGS_UNIFFI_CONSTRUCTOR_STORE_NEW, UNIFFI_META_TIDINGS_UNIFFI_CONSTRUCTOR_STORE_OPEN_IN_MEMORY,
     UNIFFI_META_TIDINGS_UNIFFI_METHOD_STORE_CALL, UNIFFI_META_TIDINGS_UNIFFI_METHOD_STORE_CREATE_ENDPOINT,
@@ -96,9 +99,20 @@ fn read<T: Lift<UniFfiTag>>(buf: &[u8]) -> T {
 /// The record whose metadata is `meta`, with every field left out, as Kotlin's and Swift's
 /// `T()` build it. A field without a default fails.
 pub(crate) fn record<T: Lift<UniFfiTag>>(meta: &[u8]) -> T {
+    record_with(meta, &[])
+}
+
+/// The record whose metadata is `meta` as `T(given...)` builds it: the fields without a
+/// default (strings) given, every other field left out. A field without either fails.
+fn record_with<T: Lift<UniFfiTag>>(meta: &[u8], given: &[(&str, &str)]) -> T {
     let Metadata::Record(record) = metadata(meta) else { panic!("not a record") };
     let mut buf = Vec::new();
     for field in &record.fields {
+        if let Some((_, value)) = given.iter().find(|(name, _)| *name == field.name) {
+            assert!(field.default.is_none(), "{}.{} has a default: leave it out", record.name, field.name);
+            write(&field.ty, &DefaultValueMetadata::Literal(LiteralMetadata::String((*value).into())), &mut buf);
+            continue;
+        }
         let default = field.default.as_ref().unwrap_or_else(|| panic!("{}.{} has no default", record.name, field.name));
         write(&field.ty, default, &mut buf);
     }
@@ -146,6 +160,13 @@ fn option_records_left_out_are_cores() -> Result<()> {
     assert_eq!(endpoint.to_core(url.into())?, tidings::EndpointSpec::new(url));
     let delivery: DeliveryOptions = record(&UNIFFI_META_TIDINGS_UNIFFI_RECORD_DELIVERYOPTIONS);
     assert_eq!(delivery.to_core()?, tidings::DeliveryOptions::default());
+    let given = [("url", "nats://127.0.0.1:4222"), ("stream", "EVENTS"), ("consumer", "app")];
+    let inbox: InboxOptions = record_with(&UNIFFI_META_TIDINGS_UNIFFI_RECORD_INBOXOPTIONS, &given);
+    let (declared, core) =
+        (inbox.to_core()?, tidings::jetstream::InboxOptions::new(given[0].1, given[1].1, given[2].1));
+    // Core's options have no `PartialEq`: compare their (redacting) debug forms, every field.
+    assert_eq!(format!("{declared:?}"), format!("{core:?}"));
+    assert_eq!((declared.batch, declared.ack_wait), (core.batch, core.ack_wait));
     Ok(())
 }
 
@@ -161,6 +182,9 @@ fn options_arguments_left_out_are_the_records_defaults() {
         assert!(matches!(ty, Type::Record { .. }), "{ty:?}");
         assert_eq!(default, DefaultValueMetadata::Default, "{}", arguments(meta).0);
     }
+    // No handler: the inbox only appends (core's `relay_in` with a handler that does nothing).
+    let (_, handler) = argument_default(&UNIFFI_META_TIDINGS_UNIFFI_METHOD_STORE_RELAY_IN, "handler");
+    assert_eq!(handler, DefaultValueMetadata::Literal(LiteralMetadata::None));
 }
 
 #[test]

@@ -11,8 +11,10 @@ use std::time::SystemTime;
 use crate::convert;
 use crate::error::{Result, TidingsError};
 
-/// How requests to an endpoint authenticate themselves, besides the signature. Its string form
-/// hides the token or key (`Bearer(token=<redacted>)`); read the fields to use them.
+/// How requests to an endpoint authenticate themselves, besides the signature; for a JetStream
+/// endpoint (`nats://`, `tls://`) or an inbox, how it logs in to the NATS server (`Bearer` is the
+/// NATS token, `NatsCredentials` a `.creds` file). Its string form hides the token, key or
+/// credentials (`Bearer(token=<redacted>)`); read the fields to use them.
 #[derive(Clone, PartialEq, Eq, uniffi::Enum)]
 #[uniffi::export(Display)]
 pub enum Auth {
@@ -28,6 +30,12 @@ pub enum Auth {
         /// Header value.
         value: String,
     },
+    /// A NATS `.creds` file's text (user JWT and NKey seed), for a JetStream endpoint or an
+    /// inbox.
+    NatsCredentials {
+        /// The file's text.
+        creds: String,
+    },
 }
 
 impl std::fmt::Debug for Auth {
@@ -35,6 +43,7 @@ impl std::fmt::Debug for Auth {
         match self {
             Auth::Bearer { .. } => f.write_str("Bearer(<redacted>)"),
             Auth::ApiKey { header, .. } => write!(f, "ApiKey({header}: <redacted>)"),
+            Auth::NatsCredentials { .. } => f.write_str("NatsCredentials(<redacted>)"),
         }
     }
 }
@@ -44,15 +53,17 @@ impl From<Auth> for tidings::Auth {
         match auth {
             Auth::Bearer { token } => tidings::Auth::Bearer(token),
             Auth::ApiKey { header, value } => tidings::Auth::ApiKey { header, value },
+            Auth::NatsCredentials { creds } => tidings::Auth::NatsCredentials(creds),
         }
     }
 }
 
 impl Auth {
-    fn from_core(auth: tidings::Auth) -> Option<Auth> {
+    pub(crate) fn from_core(auth: tidings::Auth) -> Option<Auth> {
         match auth {
             tidings::Auth::Bearer(token) => Some(Auth::Bearer { token }),
             tidings::Auth::ApiKey { header, value } => Some(Auth::ApiKey { header, value }),
+            tidings::Auth::NatsCredentials(creds) => Some(Auth::NatsCredentials { creds }),
             _ => None,
         }
     }
@@ -134,6 +145,10 @@ pub struct EndpointOptions {
     /// Whether it receives deliveries.
     #[uniffi(default = true)]
     pub enabled: bool,
+    /// A JetStream endpoint's (`nats://`, `tls://`) subject template: `{type}`, `{stream}`,
+    /// `{tenant}`, `{partition:N}` (`null`: `tidings.{type}`). Webhooks have none.
+    #[uniffi(default = None)]
+    pub subject: Option<String>,
 }
 
 impl std::fmt::Debug for EndpointOptions {
@@ -180,13 +195,14 @@ impl EndpointOptions {
         spec.keepalive = convert::opt_seconds("keepalive", self.keepalive)?;
         spec.final_statuses = convert::statuses("final_statuses", &self.final_statuses)?;
         spec.enabled = self.enabled;
+        spec.subject = self.subject.clone();
         Ok(spec)
     }
 }
 
 /// A partial change to an endpoint: a `null` field is left as it is. To clear an optional
 /// field, name it in `clear` (`name`, `tenant`, `auth`, `rateLimit`, `burst`, `caCert`,
-/// `signatureHeader`, `keepalive`; snake_case works too). `headers` and `templates` replace
+/// `signatureHeader`, `keepalive`, `subject`; snake_case works too). `headers` and `templates` replace
 /// all of them (an empty map clears). Its string form hides auth and header values.
 #[derive(Clone, PartialEq, Default, uniffi::Record)]
 #[uniffi::export(Display)]
@@ -260,6 +276,9 @@ pub struct EndpointUpdate {
     /// Enable (with catch-up) or disable.
     #[uniffi(default = None)]
     pub enabled: Option<bool>,
+    /// New subject template of a JetStream endpoint (clear it for the default).
+    #[uniffi(default = None)]
+    pub subject: Option<String>,
     /// Optional fields to clear (see the type's docs).
     #[uniffi(default)]
     pub clear: Vec<String>,
@@ -278,7 +297,8 @@ impl std::fmt::Debug for EndpointUpdate {
 }
 
 /// The optional fields `clear` may name, in their normalised spelling.
-const CLEARABLE: [&str; 8] = ["name", "tenant", "auth", "ratelimit", "burst", "cacert", "signatureheader", "keepalive"];
+const CLEARABLE: [&str; 9] =
+    ["name", "tenant", "auth", "ratelimit", "burst", "cacert", "signatureheader", "keepalive", "subject"];
 
 /// `rateLimit`, `rate_limit` and `ratelimit` all name the same field.
 fn normalise(field: &str) -> String {
@@ -333,8 +353,7 @@ impl EndpointUpdate {
                 .map(|s| convert::statuses("final_statuses", s))
                 .transpose()?,
             enabled: self.enabled,
-            // JetStream endpoints come to these bindings with the JetStream issue's binding step.
-            subject: None,
+            subject: change(self.subject.clone(), cleared("subject")),
         })
     }
 }
@@ -397,6 +416,8 @@ pub struct Endpoint {
     pub final_statuses: Vec<i32>,
     /// Whether it receives deliveries.
     pub enabled: bool,
+    /// A JetStream endpoint's subject template as set (`null`: the default, `tidings.{type}`).
+    pub subject: Option<String>,
     /// Why it was disabled.
     pub disabled_reason: Option<String>,
     /// Failed attempts in a row.
@@ -461,6 +482,7 @@ impl TryFrom<tidings::Endpoint> for Endpoint {
             keepalive: spec.keepalive.map(convert::secs),
             final_statuses: spec.final_statuses.into_iter().map(i32::from).collect(),
             enabled: spec.enabled,
+            subject: spec.subject,
             disabled_reason: ep.disabled_reason,
             consecutive_failures: i64::from(ep.health.consecutive_failures),
             unhealthy: ep.health.unhealthy,
@@ -547,6 +569,10 @@ mod tests {
         assert_eq!(update.rate_limit, Some(None));
         assert_eq!(update.signature_header, Some(None));
         assert_eq!(update.name, None);
+        let subject = EndpointUpdate { clear: vec!["subject".into()], ..Default::default() }.to_core()?;
+        assert_eq!(subject.subject, Some(None));
+        let set = EndpointUpdate { subject: Some("orders.{type}".into()), ..Default::default() }.to_core()?;
+        assert_eq!(set.subject, Some(Some("orders.{type}".into())));
         let bad = EndpointUpdate { clear: vec!["url".into()], ..Default::default() }.to_core();
         assert!(matches!(bad, Err(TidingsError::InvalidInput { field, .. }) if field == "clear"));
         Ok(())

@@ -9,6 +9,7 @@
 //! | `store` | the `Store` object: every store-level operation |
 //! | `transaction` | the `Transaction` object: `execute`, `query`, `append`, `commit`, `rollback` |
 //! | `subscription` | subscriptions (projections): `subscribe` with a foreign `SubscriptionHandler`, their status, reset, parked events |
+//! | `inbox` | the JetStream inbox: `relayIn` (the same foreign handler), `Inbox`, `InboxOptions`, `InboxStatus` |
 //! | `delivery` | the `DeliveryEngine` handle and the delivery-side records |
 //! | `endpoint` | `EndpointOptions`, `EndpointUpdate`, `Endpoint`, `CircuitState`, `Auth` |
 //! | `types` | events, expected versions, SQLite values, store options, rates, snapshots |
@@ -39,6 +40,7 @@ mod declared_defaults;
 mod delivery;
 mod endpoint;
 mod error;
+mod inbox;
 mod numbers;
 mod redact;
 mod store;
@@ -55,6 +57,7 @@ pub use delivery::{
 };
 pub use endpoint::{Auth, CircuitState, Endpoint, EndpointOptions, EndpointUpdate, UpsertedEndpoint};
 pub use error::{Result, SignatureFailure, TidingsError};
+pub use inbox::{Inbox, InboxOptions, InboxStatus};
 pub use store::Store;
 pub use subscription::{
     OnFailure, ParkedEvent, Subscription, SubscriptionHandler, SubscriptionOptions, SubscriptionStatus,

@@ -1,10 +1,10 @@
 //! The string forms of the records that hold secrets: [`Endpoint`], [`EndpointOptions`],
-//! [`EndpointUpdate`] and [`Auth`]. They are exported as `Display`, so they are what Kotlin's
-//! `toString()` (and string templates) and Swift's `description` print, in place of uniffi's
-//! field-by-field data class form, which would print the signing secret.
+//! [`EndpointUpdate`], [`InboxOptions`] and [`Auth`]. They are exported as `Display`, so they are
+//! what Kotlin's `toString()` (and string templates) and Swift's `description` print, in place of
+//! uniffi's field-by-field data class form, which would print the signing secret.
 //!
-//! Shown as `<redacted>`: signing secrets, bearer tokens, API key values and every extra
-//! header's value; a URL goes through core's `redacted_url` (user info, query values and
+//! Shown as `<redacted>`: signing secrets, bearer tokens, API key values, NATS credentials and
+//! every extra header's value; a URL goes through core's `redacted_url` (user info, query values and
 //! fragment); templates and a CA certificate show only that they are there. Everything else is
 //! printed as Kotlin prints a data class: `Endpoint(id=..., url=..., ...)`.
 
@@ -13,6 +13,7 @@ use std::fmt::{self, Display, Formatter};
 use std::time::SystemTime;
 
 use crate::endpoint::{Auth, Endpoint, EndpointOptions, EndpointUpdate};
+use crate::inbox::InboxOptions;
 
 const REDACTED: &str = "<redacted>";
 
@@ -68,6 +69,7 @@ impl Display for Auth {
             Auth::ApiKey { header, .. } => {
                 shape(f, "ApiKey", &[("header", header.clone()), ("value", REDACTED.into())])
             }
+            Auth::NatsCredentials { .. } => shape(f, "NatsCredentials", &[("creds", REDACTED.into())]),
         }
     }
 }
@@ -104,6 +106,7 @@ impl Display for Endpoint {
                 ("keepalive", opt(&e.keepalive)),
                 ("finalStatuses", list(&e.final_statuses)),
                 ("enabled", e.enabled.to_string()),
+                ("subject", opt(&e.subject)),
                 ("disabledReason", opt(&e.disabled_reason)),
                 ("consecutiveFailures", e.consecutive_failures.to_string()),
                 ("unhealthy", e.unhealthy.to_string()),
@@ -143,6 +146,7 @@ impl Display for EndpointOptions {
                 ("templates", templates(&o.templates)),
                 ("finalStatuses", list(&o.final_statuses)),
                 ("enabled", o.enabled.to_string()),
+                ("subject", opt(&o.subject)),
             ],
         )
     }
@@ -167,7 +171,28 @@ impl Display for EndpointUpdate {
                 ("caCert", present(&u.ca_cert)),
                 ("templates", opt(&u.templates.as_ref().map(templates))),
                 ("enabled", opt(&u.enabled)),
+                ("subject", opt(&u.subject)),
                 ("clear", list(&u.clear)),
+            ],
+        )
+    }
+}
+
+impl Display for InboxOptions {
+    fn fmt(&self, f: &mut Formatter<'_>) -> fmt::Result {
+        let o = self;
+        shape(
+            f,
+            "InboxOptions",
+            &[
+                ("url", url(&o.url)),
+                ("stream", o.stream.clone()),
+                ("consumer", o.consumer.clone()),
+                ("auth", opt(&o.auth)),
+                ("filterSubject", opt(&o.filter_subject)),
+                ("batch", o.batch.to_string()),
+                ("ackWait", o.ack_wait.to_string()),
+                ("streamPrefix", opt(&o.stream_prefix)),
             ],
         )
     }
@@ -194,11 +219,37 @@ mod tests {
             headers: Some(options.headers.clone()),
             ..Default::default()
         };
-        for text in [options.to_string(), update.to_string(), auth.to_string()] {
+        let creds = Auth::NatsCredentials {
+            creds: "-----BEGIN NATS USER JWT-----\nSECRET\n-----BEGIN USER NKEY SEED-----\nSUSECRET".into(),
+        };
+        let inbox = InboxOptions {
+            url: "nats://user:SECRET@127.0.0.1:4222".into(),
+            stream: "EVENTS".into(),
+            consumer: "app".into(),
+            auth: Some(creds.clone()),
+            filter_subject: None,
+            batch: 100,
+            ack_wait: 30.0,
+            stream_prefix: None,
+        };
+        let nats_update =
+            EndpointUpdate { auth: Some(creds.clone()), subject: Some("a.{type}".into()), ..Default::default() };
+        for text in [
+            options.to_string(),
+            update.to_string(),
+            auth.to_string(),
+            creds.to_string(),
+            format!("{creds:?}"),
+            inbox.to_string(),
+            format!("{inbox:?}"),
+            nats_update.to_string(),
+        ] {
             assert!(!text.contains("SECRET"), "{text}");
             assert!(text.contains(REDACTED), "{text}");
         }
         assert_eq!(auth.to_string(), "ApiKey(header=X-Api-Key, value=<redacted>)");
+        assert_eq!(creds.to_string(), "NatsCredentials(creds=<redacted>)");
+        assert!(nats_update.to_string().contains("subject=a.{type}"), "{nats_update}");
         assert!(options.to_string().contains("headers={Authorization=<redacted>}"), "{options}");
     }
 }

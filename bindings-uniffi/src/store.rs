@@ -216,7 +216,8 @@ impl Store {
 
     // ----- endpoints -----
 
-    /// Creates a webhook endpoint for `url` (a secret is generated unless given).
+    /// Creates an endpoint for `url`: a webhook, or a JetStream destination for a `nats://` or
+    /// `tls://` URL (a secret is generated unless given).
     #[uniffi::method(default(options))]
     pub fn create_endpoint(&self, url: String, options: EndpointOptions) -> Result<Endpoint> {
         self.inner.create_endpoint(&options.to_core(url)?)?.try_into()

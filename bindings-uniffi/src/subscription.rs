@@ -11,12 +11,15 @@ use crate::store::Store;
 use crate::transaction::Transaction;
 use crate::types::Event;
 
-/// Applies a batch of events. Runs on the subscription's own thread.
+/// Applies a batch of events: a subscription's (`Store.subscribe`), on the subscription's own
+/// thread, or an inbox's (`Store.relayIn`: the events its batch of messages appended), on the
+/// inbox's thread.
 #[uniffi::export(with_foreign)]
 pub trait SubscriptionHandler: Send + Sync {
     /// Applies `events` with `tx` (write the read model through it; do not commit or roll it
-    /// back: tidings commits it with the subscription's new position). Throw to fail the batch:
-    /// nothing it wrote is kept, and it is tried again (see `SubscriptionOptions`).
+    /// back: tidings commits it with the subscription's new position, or the inbox's appended
+    /// events). Throw to fail the batch: nothing it wrote is kept, and it is tried again (see
+    /// `SubscriptionOptions`; an inbox fetches the batch again after a backoff).
     fn handle(&self, tx: Arc<Transaction>, events: Vec<Event>) -> Result<()>;
 }
 
@@ -183,7 +186,7 @@ impl Subscription {
 }
 
 /// Runs the foreign handler with the batch's transaction lent as an object, and takes it back.
-fn lend(
+pub(crate) fn lend(
     handler: &dyn SubscriptionHandler,
     tx: tidings::Transaction,
     events: &[tidings::RecordedEvent],

@@ -7,6 +7,7 @@ import dev.tidings.DeliveryOptions
 import dev.tidings.EndpointOptions
 import dev.tidings.EndpointUpdate
 import dev.tidings.ExpectedVersion
+import dev.tidings.InboxOptions
 import dev.tidings.SqlValue
 import dev.tidings.Store
 import dev.tidings.StoreOptions
@@ -40,7 +41,10 @@ fun recordsNeverPrintSecrets() {
     val apiKey = "key-77aa-SECRET"
     val basic = "Basic dXNlcjpTRUNSRVQ="
     val urlToken = "qtoken-SECRET"
-    val hidden = listOf(secret, rotatedTo, token, apiKey, basic, urlToken, secret.removePrefix("whsec_"))
+    val seed = "SUAM-nkey-seed-SECRET"
+    val creds = "-----BEGIN NATS USER JWT-----\neyJ-jwt-SECRET\n------END NATS USER JWT------\n" +
+        "-----BEGIN USER NKEY SEED-----\n$seed\n------END USER NKEY SEED------\n"
+    val hidden = listOf(secret, rotatedTo, token, apiKey, basic, urlToken, secret.removePrefix("whsec_"), creds, seed)
     Receiver().use { receiver ->
         openStore().use { store ->
             val options = EndpointOptions(
@@ -58,6 +62,10 @@ fun recordsNeverPrintSecrets() {
             show(store.updateEndpoint(ep.id, EndpointUpdate(auth = Auth.ApiKey("X-Api-Key", apiKey), headers = mapOf("A" to basic))))
             show(EndpointUpdate(url = "https://example.com/h?token=$urlToken", auth = Auth.Bearer(token)))
             show(Auth.Bearer(token), Auth.ApiKey("X-Api-Key", apiKey), store.disableEndpoint(ep.id), store.enableEndpoint(ep.id))
+            val bus = store.createEndpoint("nats://127.0.0.1:4222", EndpointOptions(auth = Auth.NatsCredentials(creds), subject = "app.{type}"))
+            checkEq(bus.auth, Auth.NatsCredentials(creds), "so are NATS credentials")
+            show(bus, Auth.NatsCredentials(creds), EndpointUpdate(auth = Auth.NatsCredentials(creds), subject = "b.{type}"))
+            show(InboxOptions("nats://u:$token@127.0.0.1:4222", "EVENTS", "app", auth = Auth.NatsCredentials(creds)))
             show(store.deliveries(), store.stats(), store.readAll(), store.sendTest(second.id), store.readStream("tidings.endpoint.${ep.id}"))
             val declared = EndpointOptions(name = "declared", secret = secret, auth = Auth.Bearer(token))
             val first = store.upsertEndpoint(receiver.url, declared)
