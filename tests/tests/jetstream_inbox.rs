@@ -134,3 +134,27 @@ fn inbox_options_are_checked() -> Result<()> {
     assert!(matches!(closed, Err(Error::Closed)), "{closed:?}");
     Ok(())
 }
+
+#[test]
+fn an_inbox_started_before_its_server_reports_the_failure_until_it_connects() -> Result<()> {
+    let mut nats = NatsServer::stopped();
+    let dir = tempdir()?;
+    let b = open_store(&dir.path().join("b.db"))?;
+    let inbox = b.relay_in(InboxOptions::new(nats.url(), "EVENTS", "b"), |_, _| Ok(()))?;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while inbox.status().last_error.is_none() {
+        assert!(Instant::now() < deadline, "no error while the server is down: {:?}", inbox.status());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    nats.start();
+    nats.create_stream("EVENTS", &["tidings.>"], None);
+    // Connected with nothing to consume: the failure is over, though no batch came.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while inbox.status().last_error.is_some() {
+        assert!(Instant::now() < deadline, "the error stayed after connecting: {:?}", inbox.status());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(inbox.status().appended, 0);
+    assert!(inbox.status().running);
+    Ok(())
+}

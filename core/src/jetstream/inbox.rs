@@ -124,7 +124,8 @@ pub struct InboxStatus {
     pub duplicates: u64,
     /// Messages that can never become events, terminated.
     pub rejected: u64,
-    /// The last failure (connecting, a batch, the handler), if the last try failed.
+    /// The last failure (connecting, a batch, the handler) while it stands: cleared by the next
+    /// successful connection or batch.
     pub last_error: Option<String>,
     /// Whether its thread still runs.
     pub running: bool,
@@ -310,6 +311,8 @@ impl Runner {
     /// Connects and consumes until stopped (`Ok`) or a failure (`Err`, to retry).
     fn consume(&mut self) -> std::result::Result<(), String> {
         let consumer = self.connect()?;
+        // Connected, the stream and consumer found: a failure that led here is over.
+        self.counters.set_error(None);
         while !self.stopping() {
             let messages = self.broker.block_on(next_batch(&consumer, self.options.batch))?;
             if messages.is_empty() {
