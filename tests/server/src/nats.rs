@@ -21,6 +21,10 @@ pub struct NatsServer {
     child: Option<Child>,
     /// The server's `max_payload` in bytes, when not its default (1 MiB).
     max_payload: Option<u32>,
+    /// The test client's runtime, and its connection while the server runs (made on first use,
+    /// dropped when the server stops): tests poll the server in loops.
+    runtime: tokio::runtime::Runtime,
+    client: std::sync::Mutex<Option<jetstream::Context>>,
 }
 
 /// One message as a JetStream stream holds it.
@@ -68,6 +72,12 @@ impl NatsServer {
             dir: tempfile::tempdir().expect("a temporary directory"),
             child: None,
             max_payload: None,
+            runtime: tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(1)
+                .enable_all()
+                .build()
+                .expect("a runtime for the test client"),
+            client: std::sync::Mutex::new(None),
         }
     }
 
@@ -116,6 +126,7 @@ impl NatsServer {
 
     /// Kills it (SIGKILL) and waits for it to exit.
     pub fn stop(&mut self) {
+        *self.client.lock().unwrap_or_else(|p| p.into_inner()) = None;
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();
             let _ = child.wait();
@@ -137,19 +148,25 @@ impl NatsServer {
         format!("nats://127.0.0.1:{}", self.port)
     }
 
-    fn block_on<F: std::future::Future>(future: F) -> F::Output {
-        tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a runtime").block_on(future)
+    fn block_on<F: std::future::Future>(&self, future: F) -> F::Output {
+        self.runtime.block_on(future)
     }
 
+    /// The test client's JetStream context, connecting on first use.
     async fn context(&self) -> jetstream::Context {
+        if let Some(context) = self.client.lock().unwrap_or_else(|p| p.into_inner()).clone() {
+            return context;
+        }
         let client = async_nats::connect(self.url()).await.expect("connecting to the test nats-server");
-        jetstream::new(client)
+        let context = jetstream::new(client);
+        *self.client.lock().unwrap_or_else(|p| p.into_inner()) = Some(context.clone());
+        context
     }
 
     /// Creates JetStream stream `name` capturing `subjects`, with `max_msg_size` (bytes) when
     /// given, and a duplicate window of two minutes.
     pub fn create_stream(&self, name: &str, subjects: &[&str], max_msg_size: Option<i32>) {
-        Self::block_on(async {
+        self.block_on(async {
             let config = stream::Config {
                 name: name.to_string(),
                 subjects: subjects.iter().map(|s| s.to_string()).collect(),
@@ -163,7 +180,7 @@ impl NatsServer {
 
     /// How many messages stream `name` holds.
     pub fn message_count(&self, name: &str) -> u64 {
-        Self::block_on(async {
+        self.block_on(async {
             let mut stream = self.context().await.get_stream(name).await.expect("the JetStream stream");
             stream.info().await.expect("its info").state.messages
         })
@@ -171,7 +188,7 @@ impl NatsServer {
 
     /// Every message of stream `name`, in sequence order.
     pub fn messages(&self, name: &str) -> Vec<StoredMessage> {
-        Self::block_on(async {
+        self.block_on(async {
             let stream = self.context().await.get_stream(name).await.expect("the JetStream stream");
             let last = stream.cached_info().state.last_sequence;
             let mut out = Vec::new();
@@ -196,7 +213,7 @@ impl NatsServer {
 
     /// Publishes `payload` on `subject` with headers, waiting for the stream's ack.
     pub fn publish(&self, subject: &str, headers: &[(&str, &str)], payload: &[u8]) {
-        Self::block_on(async {
+        self.block_on(async {
             let mut map = async_nats::HeaderMap::new();
             for (name, value) in headers {
                 map.insert(*name, *value);
