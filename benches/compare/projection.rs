@@ -112,14 +112,7 @@ pub fn tidings_run(template: &Path, dir: &Path, events: u64) -> f64 {
         ..SubscriptionOptions::default()
     };
     let start = Instant::now();
-    let subscription = store
-        .subscribe(NAME, options, |tx: &mut Transaction, batch| {
-            for event in batch {
-                tx.execute(UPSERT, params![event.stream, total_of(&event.data)])?;
-            }
-            Ok(())
-        })
-        .expect("subscribe");
+    let subscription = store.subscribe(NAME, options, project).expect("subscribe");
     assert!(subscription.wait_for_position(events, Duration::from_secs(600)), "the projection stalled");
     let rate = events as f64 / start.elapsed().as_secs_f64();
     subscription.stop();
@@ -177,18 +170,19 @@ fn unix_micros() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).expect("clock").as_micros() as i64
 }
 
+/// The projection's handler: one upsert per event, in the batch's transaction.
+fn project(tx: &mut Transaction, batch: &[tidings::RecordedEvent]) -> Result<(), tidings::HandlerError> {
+    for event in batch {
+        tx.execute(UPSERT, params![event.stream, total_of(&event.data)])?;
+    }
+    Ok(())
+}
+
 /// Starts the projection's subscription on `store` (batches of [`batch_size`], every event type)
 /// and waits until it is active.
 fn start_projection(store: &Store) -> tidings::Subscription {
     let options = SubscriptionOptions { batch_size: batch_size(), ..SubscriptionOptions::default() };
-    let subscription = store
-        .subscribe(NAME, options, |tx: &mut Transaction, batch| {
-            for event in batch {
-                tx.execute(UPSERT, params![event.stream, total_of(&event.data)])?;
-            }
-            Ok(())
-        })
-        .expect("subscribe");
+    let subscription = store.subscribe(NAME, options, project).expect("subscribe");
     let deadline = Instant::now() + Duration::from_secs(10);
     while !subscription.is_active() {
         assert!(Instant::now() < deadline, "the subscription never became active");
